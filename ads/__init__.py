@@ -1,0 +1,1 @@
+"""Advertisers, campaigns, ads and placements; delivery documents, SSE streams, ad tracking."""

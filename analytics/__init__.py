@@ -1,0 +1,1 @@
+"""ClickHouse schema and migrations, the analytics query layer, REST API, dashboards, ML."""

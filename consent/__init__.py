@@ -1,0 +1,1 @@
+"""Consent management: banner configuration, consent records, TCF v2.2 and Consent Mode."""

@@ -1,0 +1,1 @@
+"""Tracking endpoints, validation, enrichment, Kafka produce and the drain to ClickHouse."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NaboriaConfig(AppConfig):
+    name = "naboria"
+    verbose_name = "Naboria"

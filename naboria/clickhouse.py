@@ -1,0 +1,86 @@
+"""ClickHouse access for the whole product; the only module that imports ``clickhouse_connect``.
+
+One client API serves both profiles: ``CLICKHOUSE_URL=chdb:///path`` runs the ClickHouse engine
+in process through clickhouse-connect's chdb backend, ``http(s)://host:8123`` talks to a server.
+
+Entry points:
+    get_client()       the process-wide client bound to ``settings.CLICKHOUSE_DATABASE`` (built
+                       on first use, never at import time)
+    ensure_database()  creates the database if it is missing (used by the migration runner)
+    ping()             raises ``ClickHouseUnavailable`` if ClickHouse does not answer
+    reset()            forgets the cached client (tests that switch settings)
+
+An embedded chdb data folder can be opened by one process only, so in the embedded profile
+everything that touches ClickHouse runs inside the web process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from django.conf import settings
+
+_lock = threading.Lock()
+_client: Any = None
+
+
+class ClickHouseUnavailable(Exception):
+    """ClickHouse could not be reached or refused the connection."""
+
+
+def _describe(error: Exception) -> str:
+    # clickhouse-connect wraps socket errors in long retry messages; the errno text is the news.
+    text = str(error)
+    cause = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
+    return cause.group(1).strip() if cause else text.splitlines()[0][:200]
+
+
+def _build(*, database: str | None) -> Any:
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    options: dict[str, Any] = {"dsn": settings.CLICKHOUSE_URL}
+    if database:
+        options["database"] = database
+    if not settings.CLICKHOUSE_URL.startswith("chdb:"):
+        # A shared client serves many threads; HTTP sessions would serialise them.
+        options.update(
+            autogenerate_session_id=False,
+            connect_timeout=5,
+            send_receive_timeout=60,
+        )
+    try:
+        return clickhouse_connect.get_client(**options)
+    except (ClickHouseError, OSError) as error:
+        raise ClickHouseUnavailable(_describe(error)) from error
+
+
+def get_client() -> Any:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = _build(database=settings.CLICKHOUSE_DATABASE)
+    return _client
+
+
+def ensure_database() -> None:
+    server = _build(database=None)
+    server.command(f"CREATE DATABASE IF NOT EXISTS {settings.CLICKHOUSE_DATABASE}")
+
+
+def ping() -> None:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    try:
+        get_client().command("SELECT 1")
+    except (ClickHouseError, OSError) as error:
+        raise ClickHouseUnavailable(_describe(error)) from error
+
+
+def reset() -> None:
+    global _client
+    with _lock:
+        _client = None

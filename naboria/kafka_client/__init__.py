@@ -1,0 +1,128 @@
+"""Kafka access for the whole product; the only package that imports ``confluent_kafka``.
+
+Kafka is optional: with ``KAFKA_BOOTSTRAP_SERVERS`` unset, ingestion takes the direct path to
+ClickHouse and nothing here is ever built.
+
+Entry points:
+    is_enabled()                 whether a broker is configured
+    topic_name(kind)             "page" -> "<KAFKA_TOPIC_PREFIX>page"
+    get_producer()               the one producer of this process (idempotent, acks=all,
+                                 compressed, lingering), built on first use
+    build_consumer(group_id=...) a consumer in a group with manual offset commits
+    ensure_topics(names)         creates missing topics with the configured partitions
+    ping()                       raises ``KafkaUnavailable`` if no broker answers
+    reset()                      flushes and forgets the producer (tests, shutdown)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+
+_lock = threading.Lock()
+_producer: Any = None
+
+
+class KafkaUnavailable(Exception):
+    """No broker answered within the timeout."""
+
+
+def is_enabled() -> bool:
+    return bool(settings.KAFKA_BOOTSTRAP_SERVERS)
+
+
+def topic_name(kind: str) -> str:
+    return f"{settings.KAFKA_TOPIC_PREFIX}{kind}"
+
+
+def _common_config() -> dict[str, Any]:
+    if not is_enabled():
+        raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS is not set")
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}
+
+
+def get_producer() -> Any:
+    global _producer
+    if _producer is None:
+        with _lock:
+            if _producer is None:
+                from confluent_kafka import Producer
+
+                _producer = Producer(
+                    {
+                        **_common_config(),
+                        "enable.idempotence": True,
+                        "acks": "all",
+                        "compression.type": "lz4",
+                        "linger.ms": 5,
+                        "client.id": "naboria",
+                    }
+                )
+    return _producer
+
+
+def build_consumer(*, group_id: str, **overrides: Any) -> Any:
+    from confluent_kafka import Consumer
+
+    return Consumer(
+        {
+            **_common_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # A group join takes half the session timeout; the 45 s default looks like a hang.
+            "session.timeout.ms": 6000,
+            **overrides,
+        }
+    )
+
+
+def _admin() -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(_common_config())
+
+
+def ensure_topics(names: Iterable[str], *, timeout: float = 10.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names that were created."""
+    from confluent_kafka.admin import NewTopic
+
+    admin = _admin()
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [name for name in names if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=settings.KAFKA_TOPIC_PARTITIONS,
+                replication_factor=settings.KAFKA_TOPIC_REPLICATION,
+            )
+            for name in missing
+        ],
+        operation_timeout=timeout,
+    )
+    for future in futures.values():
+        future.result(timeout=timeout)
+    return missing
+
+
+def ping(*, timeout: float = 2.0) -> None:
+    from confluent_kafka import KafkaException
+
+    try:
+        _admin().list_topics(timeout=timeout)
+    except KafkaException as error:
+        raise KafkaUnavailable(str(error.args[0])) from error
+
+
+def reset() -> None:
+    global _producer
+    with _lock:
+        if _producer is not None:
+            _producer.flush(5)
+        _producer = None

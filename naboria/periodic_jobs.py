@@ -1,0 +1,15 @@
+"""Every periodic job of Naboria, in one place, each with the reason it exists.
+
+Celery beat (``celery -A naboria beat``) runs this schedule; naboria.celery installs it.
+"""
+
+from celery.schedules import crontab
+
+PERIODIC_JOBS = {
+    # Rotated site secrets verify tokens only during their grace period; afterwards the key
+    # material has no purpose and should not linger in the database.
+    "purge-expired-site-secrets": {
+        "task": "sites.tasks.purge_expired_site_secrets",
+        "schedule": crontab(minute=17),
+    },
+}

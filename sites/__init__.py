@@ -1,0 +1,1 @@
+"""Organizations, their members and roles, sites, site secrets and API tokens (tenancy)."""

@@ -1,0 +1,68 @@
+"""``python manage.py seed_demo``: the demo organization, site and users used by ``make run``.
+
+Idempotent: a second run finds what the first made and prints the same credentials, which are
+generated once and kept in ``<NABORIA_VAR_DIR>/demo-credentials.json`` (never committed).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from sites.models import Organization, Role, Site
+from sites.services import membership_set, organization_create, site_create
+
+DEMO_ORGANIZATION_SLUG = "demo"
+DEMO_SITE_NAME = "Demo shop"
+
+
+def _credentials(path: Path) -> dict[str, str]:
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    generated = {"admin": secrets.token_urlsafe(12), "marketer": secrets.token_urlsafe(12)}
+    path.write_text(json.dumps(generated, indent=2))
+    path.chmod(0o600)
+    return generated
+
+
+class Command(BaseCommand):
+    help = "Create the demo organization, site, superuser and marketer (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        passwords = _credentials(Path(settings.VAR_DIR) / "demo-credentials.json")
+        user_model = get_user_model()
+        with transaction.atomic():
+            organization = Organization.objects.filter(slug=DEMO_ORGANIZATION_SLUG).first()
+            if organization is None:
+                organization = organization_create(name="Naboria Demo", slug=DEMO_ORGANIZATION_SLUG)
+            site = Site.objects.filter(organization=organization, name=DEMO_SITE_NAME).first()
+            if site is None:
+                site = site_create(
+                    organization=organization,
+                    name=DEMO_SITE_NAME,
+                    allowed_domains=["127.0.0.1", "localhost"],
+                    timezone="Europe/Paris",
+                )
+            for username, superuser, role in [
+                ("admin", True, Role.OWNER),
+                ("marketer", False, Role.MARKETER),
+            ]:
+                user = user_model.objects.filter(username=username).first()
+                if user is None:
+                    user = user_model(username=username, is_superuser=superuser, is_staff=True)
+                if not user.check_password(passwords[username]):
+                    user.set_password(passwords[username])
+                user.save()
+                membership_set(organization=organization, user=user, role=role)
+
+        self.stdout.write(f"Demo site: {site.name} (public id {site.public_id})")
+        self.stdout.write(f"Admin login:    admin / {passwords['admin']}")
+        self.stdout.write(f"Marketer login: marketer / {passwords['marketer']}")

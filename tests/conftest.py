@@ -1,0 +1,78 @@
+"""Shared fixtures and the service markers.
+
+A test marked ``@pytest.mark.kafka`` (postgres, redis, clickhouse, mongodb, browser) runs only
+when that service is configured; otherwise it is skipped locally and *fails* in CI, where
+``make test`` always provides every service. The terminal summary counts what ran per service.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.factories import OrganizationFactory, SiteFactory, UserFactory
+
+SERVICE_MARKERS = ("postgres", "redis", "kafka", "clickhouse", "mongodb", "browser")
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _service_available(name: str) -> bool:
+    return {
+        "postgres": settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        "redis": bool(settings.REDIS_URL),
+        "kafka": bool(settings.KAFKA_BOOTSTRAP_SERVERS),
+        "clickhouse": bool(settings.CLICKHOUSE_URL),
+        "mongodb": bool(settings.MONGODB_URL),
+        "browser": CHROMIUM.exists(),
+    }[name]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in SERVICE_MARKERS:
+        if item.get_closest_marker(name) and not _service_available(name):
+            message = f"{name} is not configured (run the suite with `make test`)"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{message}; in CI every service is required", pytrace=False)
+            pytest.skip(message)
+
+
+_passed_by_service: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        for name in SERVICE_MARKERS:
+            if name in report.keywords:
+                _passed_by_service[name] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = ", ".join(f"{name} {_passed_by_service[name]}" for name in SERVICE_MARKERS)
+    terminalreporter.write_line(f"integration tests passed per service: {counts}")
+
+
+@pytest.fixture(scope="session")
+def clickhouse_schema(django_db_blocker: object) -> None:
+    """The ClickHouse test database with every migration applied (once per session)."""
+    from analytics import clickhouse_migrations
+
+    clickhouse_migrations.apply_pending()
+
+
+@pytest.fixture
+def organization(db: None) -> object:
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def site(organization: object) -> object:
+    return SiteFactory(organization=organization)
+
+
+@pytest.fixture
+def user(db: None) -> object:
+    return UserFactory()

@@ -1,0 +1,119 @@
+"""What `make run` promises, checked as a new user would: prepare the embedded installation,
+serve it with daphne, get a 200 from /health with every embedded backend ok, and log into the
+admin with the printed credentials in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_VARIABLES = ("DATABASE_URL", "CLICKHOUSE_URL", "CLICKHOUSE_DATABASE",
+                     "KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "REDIS_URL")
+BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
+    var_dir = tmp_path_factory.mktemp("embedded-var")
+    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
+    env.update(NABORIA_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="naboria.settings")
+    manage = [sys.executable, "manage.py"]
+    first = subprocess.run([*manage, "prepare", "--demo"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300, check=True)
+    started = time.monotonic()
+    second = subprocess.run([*manage, "prepare", "--demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300, check=True)
+    second_seconds = time.monotonic() - started
+    password = re.search(r"Admin login:\s+admin / (\S+)", first.stdout)
+    assert password, first.stdout
+
+    port = _free_port()
+    daphne = Path(sys.executable).with_name("daphne")
+    server = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port),
+                               "naboria.asgi:application"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/", timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None:
+                raise AssertionError(server.stdout.read().decode()) from None
+            time.sleep(0.2)
+    try:
+        yield {"base": base, "password": password.group(1), "first": first.stdout,
+               "second": second.stdout, "second_seconds": str(second_seconds)}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.clickhouse
+def test_second_prepare_reuses_everything(embedded):
+    assert "Applied ClickHouse migration 0001_raw_events" in embedded["first"]
+    assert "ClickHouse schema is up to date." in embedded["second"]
+    # The same credentials are printed again rather than new ones.
+    assert f"admin / {embedded['password']}" in embedded["second"]
+
+
+@pytest.mark.clickhouse
+def test_health_is_200_with_every_embedded_backend_ok(embedded):
+    with urllib.request.urlopen(f"{embedded['base']}/health", timeout=10) as response:
+        assert response.status == 200
+        body = json.load(response)
+    backends = {name: report["backend"] for name, report in body["dependencies"].items()}
+    assert all(report["status"] == "ok" for report in body["dependencies"].values()), body
+    assert backends["database"].startswith("sqlite")
+    assert backends["clickhouse"].startswith("chdb (embedded")
+    assert backends["kafka"].startswith("direct")
+    assert backends["mongodb"] == "in-process (mongomock)"
+    assert backends["channel_layer"] == "in-memory"
+
+
+@pytest.mark.browser
+@pytest.mark.clickhouse
+def test_admin_login_with_printed_credentials(embedded):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(user_agent=BROWSER_USER_AGENT)
+            page.goto(f"{embedded['base']}/admin/")
+            page.fill("#id_username", "admin")
+            page.fill("#id_password", embedded["password"])
+            page.click("input[type=submit]")
+            page.wait_for_selector("#site-name")
+            assert "Sites and organizations" in page.content()
+            page.click("a[href='/admin/sites/site/']")
+            page.wait_for_url("**/admin/sites/site/")
+            assert "Demo shop" in page.inner_text("#result_list")
+        finally:
+            browser.close()
