@@ -41,7 +41,7 @@ run: $(RUNTIME_STAMP)
 browser:
 	scripts/install_browser.sh
 
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) browser lint typecheck
 	$(BIN)/python scripts/test_services.py $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)

@@ -61,7 +61,8 @@ def _check_kafka() -> None:
 def _check_channel_layer() -> None:
     async def round_trip() -> None:
         layer = get_channel_layer()
-        assert layer is not None
+        if layer is None:
+            raise RuntimeError("CHANNEL_LAYERS has no default layer")
         channel = await layer.new_channel("health.")
         token = uuid.uuid4().hex
         await layer.send(channel, {"type": "health.ping", "token": token})
@@ -91,7 +92,8 @@ def _backends() -> list[tuple[str, str, str, Callable[[], None]]]:
         (
             "kafka",
             "KAFKA_BOOTSTRAP_SERVERS",
-            settings.KAFKA_BOOTSTRAP_SERVERS or "direct (no Kafka: events go straight to ClickHouse)",
+            settings.KAFKA_BOOTSTRAP_SERVERS
+            or "direct (no Kafka: events go straight to ClickHouse)",
             _check_kafka,
         ),
         (

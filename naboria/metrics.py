@@ -35,10 +35,12 @@ DEPENDENCY_LATENCY = Gauge(
     ["dependency"],
 )
 
+
 def _route(request: HttpRequest) -> str:
     # The URL pattern, not the path: paths carry ids and would explode the label set.
     match = getattr(request, "resolver_match", None)
     return match.route if match is not None and match.route else "unmatched"
+
 
 class RequestMetricsMiddleware:
     sync_capable = True

@@ -180,7 +180,9 @@ KAFKA_TOPIC_REPLICATION = _read_int("KAFKA_TOPIC_REPLICATION", 1, minimum=1)
 
 MONGODB_URL = _read("MONGODB_URL")
 if MONGODB_URL and urlsplit(MONGODB_URL).scheme not in {"mongodb", "mongodb+srv"}:
-    raise ConfigurationError("MONGODB_URL", f"expected mongodb://host:27017/db, got {MONGODB_URL!r}")
+    raise ConfigurationError(
+        "MONGODB_URL", f"expected mongodb://host:27017/db, got {MONGODB_URL!r}"
+    )
 MONGODB_DATABASE = urlsplit(MONGODB_URL).path.lstrip("/") if MONGODB_URL else ""
 MONGODB_DATABASE = MONGODB_DATABASE or _read("MONGODB_DATABASE", "naboria")
 
@@ -234,7 +236,9 @@ if LOG_FORMAT not in {"text", "json"}:
     raise ConfigurationError("LOG_FORMAT", f"expected text or json, got {LOG_FORMAT!r}")
 LOG_LEVEL = _read("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ConfigurationError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}")
+    raise ConfigurationError(
+        "LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
+    )
 
 LOGGING = {
     "version": 1,

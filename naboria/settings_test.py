@@ -11,7 +11,7 @@ import tempfile
 os.environ.setdefault("NABORIA_VAR_DIR", tempfile.mkdtemp(prefix="naboria-test-"))
 os.environ.setdefault("CLICKHOUSE_DATABASE", "naboria_test")
 
-from naboria.settings import *  # noqa: E402,F403
+from naboria.settings import *  # noqa: F403
 
 # Tests that need a backend say so with a marker; nothing is probed at import time.
 STARTUP_CHECKS = False

@@ -68,8 +68,18 @@ def redis_start() -> list[str] | None:
         return None
     subprocess.run(
         [
-            "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
-            "--port", "6379", "--save", "", "--appendonly", "no",
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
         ],
         check=True,
     )
@@ -131,10 +141,14 @@ def main(command: list[str]) -> int:
         processes.append(
             subprocess.Popen(
                 [
-                    str(tansu_binary()), "broker",
-                    "--listener-url", listener,
-                    "--advertised-listener-url", listener,
-                    "--storage-engine", "memory://tansu/",
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    "memory://tansu/",
                 ],
                 stdout=(workdir / "tansu.log").open("wb"),
                 stderr=subprocess.STDOUT,
@@ -148,9 +162,15 @@ def main(command: list[str]) -> int:
         processes.append(
             subprocess.Popen(
                 [
-                    sys.executable, "-m", "secantus",
-                    "--host", "127.0.0.1", "--port", str(mongo_port),
-                    "--storage-path", str(workdir / "mongo"),
+                    sys.executable,
+                    "-m",
+                    "secantus",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mongo_port),
+                    "--storage-path",
+                    str(workdir / "mongo"),
                 ],
                 stdout=(workdir / "secantus.log").open("wb"),
                 stderr=subprocess.STDOUT,

@@ -21,7 +21,7 @@ from sites.services import api_token_create, api_token_revoke, site_secret_rotat
 from sites.tenancy import OrganizationScopedAdmin
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
@@ -56,12 +56,12 @@ class MembershipAdmin(OrganizationScopedAdmin):
     raw_id_fields = ["user"]
 
 
-class SiteSecretInline(admin.TabularInline):  # type: ignore[type-arg]
+class SiteSecretInline(admin.TabularInline):
     """Shows when secrets were made and when they stop verifying; never the key itself."""
 
     model = SiteSecret
     fields = ["created_at", "expires_at"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "expires_at"]
     extra = 0
     can_delete = False
     verbose_name_plural = "HMAC secrets (rotate with the action on the site list)"
@@ -140,8 +140,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        if not request.user.is_superuser and obj.organization_id not in self._editor_ids(request):
-            raise admin.options.PermissionDenied
+        self.ensure_editable(request, obj)
         token, plaintext = api_token_create(
             organization=obj.organization,
             name=obj.name,

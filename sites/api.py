@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from rest_framework import generics, serializers
 
-from sites.models import Site
+from sites.models import Organization, Site
 from sites.selectors import sites_readable_by
 
 
 class SiteSerializer(serializers.ModelSerializer[Site]):
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization: serializers.SlugRelatedField[Organization] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Site

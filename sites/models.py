@@ -152,7 +152,9 @@ class SiteSecret(models.Model):
         ]
 
     def __str__(self) -> str:
-        state = "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
+        state = (
+            "current" if self.expires_at is None else f"expires {self.expires_at:%Y-%m-%d %H:%M}"
+        )
         return f"secret of {self.site.name} ({state})"
 
 

@@ -52,7 +52,10 @@ def site_secrets_valid(*, site: Site, now: datetime | None = None) -> list[str]:
     secrets = SiteSecret.objects.filter(site=site).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=moment)
     )
-    return [secret.secret for secret in secrets.order_by(F("expires_at").asc(nulls_first=True), "-created_at")]
+    return [
+        secret.secret
+        for secret in secrets.order_by(F("expires_at").asc(nulls_first=True), "-created_at")
+    ]
 
 
 def api_token_for_digest(*, digest: str) -> ApiToken | None:

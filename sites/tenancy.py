@@ -20,7 +20,7 @@ from sites.models import ROLES_EDITING_CONTENT, Organization, Site
 from sites.selectors import organization_ids_for_user
 
 
-class OrganizationScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OrganizationScopedAdmin(admin.ModelAdmin):
     organization_path = "organization"
     editing_roles: frozenset[str] = ROLES_EDITING_CONTENT
 
@@ -81,10 +81,13 @@ class OrganizationScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 kwargs["queryset"] = Site.objects.filter(organization_id__in=editable)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+    def ensure_editable(self, request: HttpRequest, obj: Model) -> None:
         # The form already limits choices; this refuses a forged POST all the same.
-        if not request.user.is_superuser and self._organization_id(obj) not in self._editor_ids(
-            request
-        ):
+        if request.user.is_superuser:
+            return
+        if self._organization_id(obj) not in self._editor_ids(request):
             raise PermissionDenied("You can only change objects of your own organizations.")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.ensure_editable(request, obj)
         super().save_model(request, obj, form, change)

@@ -59,7 +59,9 @@ def discover(package: str = __name__) -> list[Migration]:
 def applied() -> set[str]:
     client = clickhouse.get_client()
     client.command(TRACKING_TABLE_DDL)
-    return {row[0] for row in client.query("SELECT DISTINCT name FROM schema_migrations").result_rows}
+    return {
+        row[0] for row in client.query("SELECT DISTINCT name FROM schema_migrations").result_rows
+    }
 
 
 def apply_pending(package: str = __name__) -> list[str]:

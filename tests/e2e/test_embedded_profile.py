@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_VARIABLES = ("DATABASE_URL", "CLICKHOUSE_URL", "CLICKHOUSE_DATABASE",
-                     "KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "REDIS_URL")
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "CLICKHOUSE_URL",
+    "CLICKHOUSE_DATABASE",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URL",
+    "REDIS_URL",
+)
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
@@ -38,20 +44,38 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
     env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
     env.update(NABORIA_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="naboria.settings")
     manage = [sys.executable, "manage.py"]
-    first = subprocess.run([*manage, "prepare", "--demo"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300, check=True)
+    first = subprocess.run(
+        [*manage, "prepare", "--demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     started = time.monotonic()
-    second = subprocess.run([*manage, "prepare", "--demo"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300, check=True)
+    second = subprocess.run(
+        [*manage, "prepare", "--demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     second_seconds = time.monotonic() - started
     password = re.search(r"Admin login:\s+admin / (\S+)", first.stdout)
     assert password, first.stdout
 
     port = _free_port()
     daphne = Path(sys.executable).with_name("daphne")
-    server = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port),
-                               "naboria.asgi:application"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "naboria.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -60,11 +84,16 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
             break
         except OSError:
             if server.poll() is not None:
-                raise AssertionError(server.stdout.read().decode()) from None
+                raise AssertionError(server.communicate()[0].decode()) from None
             time.sleep(0.2)
     try:
-        yield {"base": base, "password": password.group(1), "first": first.stdout,
-               "second": second.stdout, "second_seconds": str(second_seconds)}
+        yield {
+            "base": base,
+            "password": password.group(1),
+            "first": first.stdout,
+            "second": second.stdout,
+            "second_seconds": str(second_seconds),
+        }
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -100,9 +129,15 @@ def test_admin_login_with_printed_credentials(embedded):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         try:
             page = browser.new_page(user_agent=BROWSER_USER_AGENT)

@@ -48,10 +48,15 @@ def test_runner_applies_new_migrations_in_number_order(tmp_path, monkeypatch, cl
     client.command("DROP TABLE IF EXISTS runner_probe")
     client.command("DELETE FROM schema_migrations WHERE name IN ('0001_first', '0002_second')")
     try:
-        assert clickhouse_migrations.apply_pending("extra_migrations") == ["0001_first", "0002_second"]
+        assert clickhouse_migrations.apply_pending("extra_migrations") == [
+            "0001_first",
+            "0002_second",
+        ]
         assert clickhouse_migrations.apply_pending("extra_migrations") == []
-        columns = client.query("SELECT name FROM system.columns WHERE table = 'runner_probe' "
-                               "AND database = currentDatabase() ORDER BY position").result_rows
+        columns = client.query(
+            "SELECT name FROM system.columns WHERE table = 'runner_probe' "
+            "AND database = currentDatabase() ORDER BY position"
+        ).result_rows
         assert columns == [("a",), ("b",)]
     finally:
         client.command("DROP TABLE IF EXISTS runner_probe")

@@ -39,7 +39,13 @@ def test_health_is_200_with_every_real_backend_ok(_):
     assert response.status_code == 200, body
     assert body["status"] == "ok"
     assert body["failing"] == []
-    assert set(body["dependencies"]) == {"database", "clickhouse", "kafka", "mongodb", "channel_layer"}
+    assert set(body["dependencies"]) == {
+        "database",
+        "clickhouse",
+        "kafka",
+        "mongodb",
+        "channel_layer",
+    }
     for name, report in body["dependencies"].items():
         assert report["status"] == "ok", name
         assert report["latency_ms"] >= 0

@@ -52,7 +52,9 @@ def test_kafka_topic_produce_and_consume_round_trip():
 
     delivered = []
     producer = kafka_client.get_producer()
-    producer.produce(topic, key=b"site-1", value=b"payload", on_delivery=lambda e, m: delivered.append(e))
+    producer.produce(
+        topic, key=b"site-1", value=b"payload", on_delivery=lambda e, m: delivered.append(e)
+    )
     producer.flush(10)
     assert delivered == [None]
 
@@ -64,7 +66,8 @@ def test_kafka_topic_produce_and_consume_round_trip():
             message = consumer.poll(0.5)
             if message is not None and message.error() is None:
                 break
-        assert message is not None and message.error() is None
+        assert message is not None
+        assert message.error() is None
         assert (message.key(), message.value()) == (b"site-1", b"payload")
         consumer.commit(message=message, asynchronous=False)
     finally:
@@ -79,8 +82,15 @@ def test_clickhouse_insert_and_query_round_trip(clickhouse_schema):
     client.insert(
         "page_events",
         [[event_id, "rt-site", now, now, "pageview", "/round-trip", 30]],
-        column_names=["event_id", "site_id", "timestamp", "received_at", "event_type", "pathname",
-                      "retention_days"],
+        column_names=[
+            "event_id",
+            "site_id",
+            "timestamp",
+            "received_at",
+            "event_type",
+            "pathname",
+            "retention_days",
+        ],
     )
     rows = client.query(
         "SELECT pathname FROM page_events WHERE event_id = {id:UUID}", parameters={"id": event_id}

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def tenants():
     own, other = OrganizationFactory(name="Own Org"), OrganizationFactory(name="Other Org")
-    return own, SiteFactory(organization=own, name="Own site"), other, SiteFactory(
-        organization=other, name="Other site"
+    return (
+        own,
+        SiteFactory(organization=own, name="Own site"),
+        other,
+        SiteFactory(organization=other, name="Other site"),
     )
 
 
@@ -31,7 +34,7 @@ def _client_for(organization, role) -> Client:
 
 
 def test_marketer_lists_only_their_organizations_sites(tenants):
-    own, _, other, _ = tenants
+    own, _, _, _ = tenants
     client = _client_for(own, Role.MARKETER)
     page = client.get("/admin/sites/site/").content.decode()
     assert "Own site" in page

@@ -12,13 +12,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_VARIABLES = ("DATABASE_URL", "CLICKHOUSE_URL", "KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL",
-                     "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "CLICKHOUSE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URL",
+    "REDIS_URL",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 def _run(args: list[str], tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
-    env.update(NABORIA_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="naboria.settings", **variables)
+    env.update(
+        NABORIA_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="naboria.settings", **variables
+    )
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
