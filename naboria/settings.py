@@ -158,7 +158,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- ClickHouse (embedded chdb by default) ------------------------------------------------------
 
-CLICKHOUSE_URL = _read("CLICKHOUSE_URL") or f"chdb:///{VAR_DIR / 'clickhouse'}"
+CLICKHOUSE_URL = _read("CLICKHOUSE_URL") or f"chdb://{VAR_DIR / 'clickhouse'}"
 if urlsplit(CLICKHOUSE_URL).scheme not in {"chdb", "http", "https"}:
     raise ConfigurationError(
         "CLICKHOUSE_URL",
