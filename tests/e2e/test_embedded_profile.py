@@ -5,9 +5,7 @@ admin with the printed credentials in a real browser."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,57 +15,34 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICE_VARIABLES = (
-    "DATABASE_URL",
-    "CLICKHOUSE_URL",
-    "CLICKHOUSE_DATABASE",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "MONGODB_URL",
-    "REDIS_URL",
-)
+from tests.processes import ROOT, embedded_environment, free_port
+
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
-    var_dir = tmp_path_factory.mktemp("embedded-var")
-    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
-    env.update(NABORIA_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="naboria.settings")
-    manage = [sys.executable, "manage.py"]
-    first = subprocess.run(
-        [*manage, "prepare", "--demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    started = time.monotonic()
-    second = subprocess.run(
-        [*manage, "prepare", "--demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    second_seconds = time.monotonic() - started
-    password = re.search(r"Admin login:\s+admin / (\S+)", first.stdout)
-    assert password, first.stdout
+    env = embedded_environment(tmp_path_factory.mktemp("embedded-var"))
+    outputs = []
+    for _ in range(2):
+        prepared = subprocess.run(
+            [sys.executable, "manage.py", "prepare", "--demo"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        outputs.append(prepared.stdout)
+    first, second = outputs
+    password = re.search(r"Admin login:\s+admin / (\S+)", first)
+    assert password, first
 
-    port = _free_port()
+    port = free_port()
     daphne = Path(sys.executable).with_name("daphne")
     server = subprocess.Popen(
         [str(daphne), "-b", "127.0.0.1", "-p", str(port), "naboria.asgi:application"],
@@ -90,9 +65,8 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
         yield {
             "base": base,
             "password": password.group(1),
-            "first": first.stdout,
-            "second": second.stdout,
-            "second_seconds": str(second_seconds),
+            "first": first,
+            "second": second,
         }
     finally:
         server.terminate()

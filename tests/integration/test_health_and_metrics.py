@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from django.test import Client, override_settings
 
 from naboria import clickhouse, kafka_client
-
-ALL_SERVICES = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
-    pytest.mark.kafka,
-    pytest.mark.clickhouse,
-    pytest.mark.mongodb,
-    pytest.mark.django_db,
-]
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import free_port
 
 
 @pytest.mark.parametrize("_", [None], ids=["all-services"])
@@ -55,7 +39,7 @@ def test_health_is_200_with_every_real_backend_ok(_):
 
 @pytest.fixture
 def unreachable_clickhouse():
-    with override_settings(CLICKHOUSE_URL=f"http://127.0.0.1:{_closed_port()}"):
+    with override_settings(CLICKHOUSE_URL=f"http://127.0.0.1:{free_port()}"):
         clickhouse.reset()
         yield
     clickhouse.reset()
@@ -73,7 +57,7 @@ def test_health_is_503_naming_an_unreachable_clickhouse(unreachable_clickhouse):
 
 @pytest.mark.django_db
 def test_health_reports_an_unreachable_kafka_broker():
-    with override_settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{_closed_port()}"):
+    with override_settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}"):
         response = Client().get("/health")
     assert response.status_code == 503
     assert "kafka" in response.json()["failing"]

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICE_VARIABLES = (
-    "DATABASE_URL",
-    "CLICKHOUSE_URL",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "MONGODB_URL",
-    "REDIS_URL",
-    "DJANGO_SETTINGS_MODULE",
-)
+from tests.processes import ROOT, embedded_environment, free_port
 
 
 def _run(args: list[str], tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
-    env.update(
-        NABORIA_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="naboria.settings", **variables
-    )
+    env = embedded_environment(tmp_path, **variables)
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _assert_one_clear_line(result: subprocess.CompletedProcess[str], variable: str) -> None:
@@ -65,7 +46,7 @@ def test_unreachable_clickhouse_stops_migrations_with_one_line(tmp_path):
     result = _run(
         [sys.executable, "manage.py", "migrate_clickhouse"],
         tmp_path,
-        CLICKHOUSE_URL=f"http://127.0.0.1:{_closed_port()}",
+        CLICKHOUSE_URL=f"http://127.0.0.1:{free_port()}",
     )
     _assert_one_clear_line(result, "CLICKHOUSE_URL")
 
@@ -73,9 +54,9 @@ def test_unreachable_clickhouse_stops_migrations_with_one_line(tmp_path):
 def test_unreachable_clickhouse_stops_the_web_role_at_start(tmp_path):
     daphne = Path(sys.executable).with_name("daphne")
     result = _run(
-        [str(daphne), "-p", str(_closed_port()), "naboria.asgi:application"],
+        [str(daphne), "-p", str(free_port()), "naboria.asgi:application"],
         tmp_path,
-        CLICKHOUSE_URL=f"http://127.0.0.1:{_closed_port()}",
+        CLICKHOUSE_URL=f"http://127.0.0.1:{free_port()}",
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
