@@ -5,8 +5,9 @@ naboria.periodic_jobs. In the embedded profile (no REDIS_URL) tasks run eagerly 
 """
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
@@ -21,6 +22,34 @@ def _install_periodic_jobs(sender: Celery, **kwargs: object) -> None:
     from naboria.periodic_jobs import PERIODIC_JOBS
 
     sender.conf.beat_schedule = PERIODIC_JOBS
+
+
+class DrainStep(bootsteps.StartStopStep):
+    """Hosts the drain's Kafka consumers (ingest.drain) inside the worker process, started
+    with it and stopped (batches finished and committed) on warm shutdown."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.runner: Any = None
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        if settings.KAFKA_BOOTSTRAP_SERVERS and settings.DRAIN_IN_WORKER:
+            from ingest.drain import DrainRunner
+
+            self.runner = DrainRunner()
+            self.runner.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+
+
+app.steps["worker"].add(DrainStep)
 
 
 @worker_init.connect

@@ -12,4 +12,9 @@ PERIODIC_JOBS = {
         "task": "sites.tasks.purge_expired_site_secrets",
         "schedule": crontab(minute=17),
     },
+    # Cookieless visitor ids are only unlinkable across days if yesterday's salt is gone.
+    "purge-old-daily-salts": {
+        "task": "ingest.tasks.purge_old_daily_salts",
+        "schedule": crontab(minute=5),
+    },
 }

@@ -223,6 +223,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# --- Ingestion (collect endpoints, Kafka produce, the drain) -----------------------------------
+
+# How many proxies in front of the web role append to X-Forwarded-For; 0 trusts REMOTE_ADDR only.
+INGEST_TRUSTED_PROXIES = _read_int("INGEST_TRUSTED_PROXIES", 0)
+# Events wait in memory at most this long / this many before one ClickHouse insert (drain and
+# the direct path alike).
+INGEST_BATCH_SIZE = _read_int("INGEST_BATCH_SIZE", 1000, minimum=1)
+INGEST_BATCH_SECONDS = float(_read_int("INGEST_BATCH_MILLISECONDS", 5000, minimum=10)) / 1000
+# Page events held in memory while Kafka is unreachable; beyond it /collect answers 503.
+INGEST_BUFFER_EVENTS = _read_int("INGEST_BUFFER_EVENTS", 100_000, minimum=100)
+# Seconds an ad event waits for its durable write before the request gets a 503.
+INGEST_AD_EVENT_TIMEOUT_SECONDS = 5.0
+# Run the drain's consumers inside every Celery worker (a bootstep); turn off to scale the
+# drain separately with `python manage.py drain`.
+DRAIN_IN_WORKER = _read_bool("DRAIN_IN_WORKER", True)
+DRAIN_GROUP_ID = _read("DRAIN_GROUP_ID", "naboria-drain")
+
 # --- Operations ----------------------------------------------------------------------------------
 
 # Each entry point (web, worker, drain) checks every configured backend before it serves.

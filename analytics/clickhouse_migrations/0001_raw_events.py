@@ -1,9 +1,10 @@
 """Raw page events and ad events, as produced by ingestion (one row per event).
 
 ORDER BY starts with site and day so every report reads one site's range; event_id closes the
-key so ReplacingMergeTree folds a row that was inserted twice (a drain that crashed between
-insert and offset commit) into one. Rows expire after their site's retention, carried on
-each row so one table serves sites with different retention.
+key so ReplacingMergeTree folds a row that a client sent twice into one at merge time.
+kafka_partition/kafka_offset record where the drain read a row, written in the same insert,
+which is how the drain resumes without inserting twice (see ingest.drain). Rows expire after
+their site's retention, carried on each row so one table serves sites with different ones.
 """
 
 OPERATIONS = [
@@ -41,8 +42,11 @@ OPERATIONS = [
         is_bot UInt8,
         visible_ms UInt32,
         scroll_depth UInt8,
+        target String,
         properties Map(String, String),
-        retention_days UInt16
+        retention_days UInt16,
+        kafka_partition Int32 DEFAULT -1,
+        kafka_offset Int64 DEFAULT -1
     )
     ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(timestamp)
@@ -67,9 +71,12 @@ OPERATIONS = [
         creative_type LowCardinality(String),
         pathname String,
         country LowCardinality(String),
+        region LowCardinality(String),
         device_type LowCardinality(String),
         is_bot UInt8,
-        retention_days UInt16
+        retention_days UInt16,
+        kafka_partition Int32 DEFAULT -1,
+        kafka_offset Int64 DEFAULT -1
     )
     ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(timestamp)

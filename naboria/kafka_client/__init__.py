@@ -9,6 +9,7 @@ Entry points:
     get_producer()               the one producer of this process (idempotent, acks=all,
                                  compressed, lingering), built on first use
     build_consumer(group_id=...) a consumer in a group with manual offset commits
+    commit_offsets(consumer, ...) synchronous commit of the next offsets to read
     ensure_topics(names)         creates missing topics with the configured partitions
     ping()                       raises ``KafkaUnavailable`` if no broker answers
     reset()                      flushes and forgets the producer (tests, shutdown)
@@ -59,6 +60,10 @@ def get_producer() -> Any:
                         "compression.type": "lz4",
                         "linger.ms": 5,
                         "client.id": "naboria",
+                        # The bounded buffer that holds page events while the broker is away;
+                        # the page path refuses batches (503) before librdkafka fills it.
+                        "queue.buffering.max.messages": settings.INGEST_BUFFER_EVENTS + 10_000,
+                        "message.timeout.ms": 300_000,
                     }
                 )
     return _producer
@@ -77,6 +82,18 @@ def build_consumer(*, group_id: str, **overrides: Any) -> Any:
             "session.timeout.ms": 6000,
             **overrides,
         }
+    )
+
+
+def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> None:
+    """Commit, synchronously, the next offset to read for each partition of ``topic``."""
+    from confluent_kafka import TopicPartition
+
+    consumer.commit(
+        offsets=[
+            TopicPartition(topic, partition, offset) for partition, offset in next_offsets.items()
+        ],
+        asynchronous=False,
     )
 
 

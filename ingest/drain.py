@@ -1,0 +1,233 @@
+"""The drain: long-lived Kafka consumers that load event rows into ClickHouse.
+
+Consumers are registered by name in ``CONSUMERS`` (page-events, ad-events). Each runs a loop:
+poll, validate, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), insert, and
+only then commit offsets. Hosted in every Celery worker by a bootstep (naboria.celery) or run
+alone with ``python manage.py drain``.
+
+Exactly-once into ClickHouse: each row is inserted together with its Kafka partition and
+offset. When a consumer is given a partition it reads the highest offset already stored
+(ingest.storage.max_kafka_offsets) and starts after it, so a drain killed between insert and
+commit does not insert the same events again, and neither do the materialized rollups, which
+an after-the-fact ReplacingMergeTree merge could not have undone.
+
+A message that is not a valid row (or that ClickHouse refuses on its own) is a poison message:
+it goes to the dead-letter topic with the error in its headers and the drain moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from django.conf import settings
+from prometheus_client import Counter, Histogram
+
+from ingest.batching import Batch
+from ingest.rows import AdRow, PageRow, encoder
+from ingest.sessions import Sessionizer
+from ingest.storage import insert_rows, max_kafka_offsets, open_sessions
+from ingest.topics import DEAD_LETTER, ensure_ingest_topics
+from naboria import clickhouse, kafka_client
+
+logger = logging.getLogger(__name__)
+
+ROWS_INSERTED = Counter("naboria_drain_rows_total", "Rows inserted by the drain.", ["consumer"])
+DEAD_LETTERS = Counter(
+    "naboria_drain_dead_letters_total",
+    "Poison messages sent to the dead-letter topic.",
+    ["consumer"],
+)
+INSERT_SECONDS = Histogram(
+    "naboria_drain_insert_seconds", "Duration of one batch insert.", ["consumer"]
+)
+RETRY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    topic_kind: str
+    table: str
+    row_type: type[PageRow] | type[AdRow]
+    sessionized: bool
+
+
+CONSUMERS = {
+    spec.name: spec
+    for spec in (
+        ConsumerSpec("page-events", "page", "page_events", PageRow, sessionized=True),
+        ConsumerSpec("ad-events", "ad", "ad_events", AdRow, sessionized=False),
+    )
+}
+
+
+class Drain:
+    """One consumer loop for one registered consumer."""
+
+    def __init__(self, spec: ConsumerSpec, *, stop: threading.Event) -> None:
+        self.spec = spec
+        self.stop = stop
+        self.topic = kafka_client.topic_name(spec.topic_kind)
+        self.decoder = msgspec.json.Decoder(spec.row_type)
+        self.sessions = Sessionizer()
+        self.consumer: Any = None
+
+    def run(self) -> None:
+        ensure_ingest_topics()
+        self.consumer = kafka_client.build_consumer(
+            group_id=f"{settings.DRAIN_GROUP_ID}.{self.spec.name}"
+        )
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign)
+        batch: Batch[Any] = Batch(
+            max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
+        )
+        logger.info("drain %s consuming %s", self.spec.name, self.topic)
+        try:
+            while not self.stop.is_set():
+                message = self.consumer.poll(min(max(batch.seconds_left(), 0.0), 0.5))
+                if message is not None:
+                    if message.error():
+                        logger.warning("drain %s: %s", self.spec.name, message.error())
+                    else:
+                        batch.add(message)
+                if batch.is_due():
+                    self._flush(batch.take())
+            # Asked to stop (SIGTERM): what was read is inserted and committed before leaving.
+            self._flush(batch.take())
+        finally:
+            self.consumer.close()
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        stored = max_kafka_offsets(self.spec.table)
+        committed = consumer.committed(partitions, timeout=10)
+        for partition, commit in zip(partitions, committed, strict=True):
+            resume_after_stored = stored.get(partition.partition, -1) + 1
+            if resume_after_stored > max(commit.offset, 0):
+                partition.offset = resume_after_stored
+                logger.info(
+                    "drain %s: partition %d resumes at %d (already in ClickHouse)",
+                    self.spec.name,
+                    partition.partition,
+                    resume_after_stored,
+                )
+        if self.spec.sessionized:
+            numbers = [partition.partition for partition in partitions]
+            self.sessions.remember(open_sessions(self.spec.table, numbers))
+        consumer.assign(partitions)
+
+    def _flush(self, messages: list[Any]) -> None:
+        if not messages:
+            return
+        rows: list[Any] = []
+        sources: list[Any] = []
+        for message in messages:
+            try:
+                row = self.decoder.decode(message.value())
+            except msgspec.DecodeError as error:
+                self._dead_letter(message, f"invalid row: {error}")
+                continue
+            row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
+            rows.append(row)
+            sources.append(message)
+        if self.spec.sessionized:
+            self.sessions.assign(rows)
+        self._insert([encoder.encode(row) for row in rows], sources)
+        self._commit(messages)
+
+    def _insert(self, encoded: list[bytes], sources: list[Any]) -> None:
+        while True:
+            try:
+                with INSERT_SECONDS.labels(self.spec.name).time():
+                    insert_rows(self.spec.table, encoded)
+                ROWS_INSERTED.labels(self.spec.name).inc(len(encoded))
+                return
+            except Exception as error:
+                if self._clickhouse_is_up():
+                    # ClickHouse answers but refuses the batch: find the rows it refuses.
+                    self._insert_one_by_one(encoded, sources, error)
+                    return
+                logger.warning("drain %s: ClickHouse unavailable, retrying", self.spec.name)
+                if self.stop.wait(RETRY_SECONDS):
+                    raise  # stopping: nothing was committed, the batch will be read again
+
+    def _insert_one_by_one(
+        self, encoded: list[bytes], sources: list[Any], first: Exception
+    ) -> None:
+        logger.error("drain %s: batch refused (%s); inserting row by row", self.spec.name, first)
+        for row, message in zip(encoded, sources, strict=True):
+            try:
+                insert_rows(self.spec.table, [row])
+                ROWS_INSERTED.labels(self.spec.name).inc()
+            except Exception as error:
+                self._dead_letter(message, f"refused by ClickHouse: {error}")
+
+    @staticmethod
+    def _clickhouse_is_up() -> bool:
+        try:
+            clickhouse.ping()
+        except clickhouse.ClickHouseUnavailable:
+            return False
+        return True
+
+    def _dead_letter(self, message: Any, error: str) -> None:
+        DEAD_LETTERS.labels(self.spec.name).inc()
+        producer = kafka_client.get_producer()
+        producer.produce(
+            kafka_client.topic_name(DEAD_LETTER),
+            value=message.value(),
+            key=message.key(),
+            headers={
+                "error": error[:1000].encode(),
+                "source-topic": message.topic().encode(),
+                "source-partition": str(message.partition()).encode(),
+                "source-offset": str(message.offset()).encode(),
+                "consumer": self.spec.name.encode(),
+            },
+        )
+        # Durable before the offset that skips it is committed.
+        producer.flush(10)
+
+    def _commit(self, messages: list[Any]) -> None:
+        next_offsets: dict[int, int] = {}
+        for message in messages:
+            partition = message.partition()
+            next_offsets[partition] = max(next_offsets.get(partition, 0), message.offset() + 1)
+        kafka_client.commit_offsets(self.consumer, self.topic, next_offsets)
+
+
+class DrainRunner:
+    """Runs the named consumers in threads; ``stop()`` finishes their batches and returns."""
+
+    def __init__(self, names: Iterable[str] | None = None) -> None:
+        self.specs = [CONSUMERS[name] for name in (names or CONSUMERS)]
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for spec in self.specs:
+            drain = Drain(spec, stop=self.stop_event)
+            thread = threading.Thread(
+                target=self._guarded, args=(drain,), name=f"drain-{spec.name}"
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def _guarded(self, drain: Drain) -> None:
+        while not self.stop_event.is_set():
+            try:
+                drain.run()
+            except Exception:
+                logger.exception("drain %s crashed; restarting", drain.spec.name)
+                self.stop_event.wait(RETRY_SECONDS)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(timeout=max(deadline - time.monotonic(), 0))

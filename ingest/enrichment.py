@@ -1,0 +1,114 @@
+"""Enrichment of incoming events, done at ingest (not in the drain) because the raw IP must not
+leave the request: the cookieless visitor hash and the geo lookup need it, and after them it is
+dropped. The rest (user agent, referrer, UTM) is computed here too so Kafka carries finished
+rows and the drain is a plain, fast loader. Everything that depends only on the user agent is
+computed once per distinct user agent (an LRU cache), so a batch of 20 events costs one lookup.
+
+Entry points: client_ip, describe_user_agent, looks_like_bot, classify_referrer, utm_parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import parse_qs, urlsplit
+
+from crawlerdetect import CrawlerDetect
+from ua_parser import parse as parse_user_agent
+
+from ingest.referrers import lookup_referrer
+
+_crawler_detect = CrawlerDetect()
+_AUTOMATION_MARKERS = ("headlesschrome", "phantomjs", "selenium", "puppeteer", "playwright")
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentInfo:
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device_type: str
+    is_bot: bool
+
+
+def client_ip(*, remote_addr: str, forwarded_for: str, trusted_proxies: int) -> str:
+    """The visitor's address: the hop our trusted proxies saw, or the socket peer."""
+    if trusted_proxies and forwarded_for:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return remote_addr
+
+
+def _device_type(user_agent: str, os_family: str, device_family: str) -> str:
+    lowered = user_agent.lower()
+    if device_family == "iPad" or "tablet" in lowered:
+        return "tablet"
+    if os_family == "Android":
+        return "mobile" if "mobile" in lowered else "tablet"
+    if os_family in {"iOS", "Windows Phone", "KaiOS"} or "mobi" in lowered:
+        return "mobile"
+    if not user_agent:
+        return "unknown"
+    return "desktop"
+
+
+@lru_cache(maxsize=16384)
+def describe_user_agent(user_agent: str) -> UserAgentInfo:
+    parsed = parse_user_agent(user_agent)
+    agent, system, device = parsed.user_agent, parsed.os, parsed.device
+    os_family = system.family if system else "Other"
+    device_family = device.family if device else ""
+    return UserAgentInfo(
+        browser=agent.family if agent else "Other",
+        browser_version=(agent.major or "") if agent else "",
+        os=os_family,
+        os_version=(system.major or "") if system else "",
+        device_type=_device_type(user_agent, os_family, device_family),
+        is_bot=looks_like_bot(user_agent) or device_family == "Spider",
+    )
+
+
+def looks_like_bot(user_agent: str) -> bool:
+    """The maintained CrawlerDetect list, plus what it does not cover: no user agent at all,
+    and browsers driven by automation frameworks."""
+    if not user_agent.strip():
+        return True
+    lowered = user_agent.lower()
+    if any(marker in lowered for marker in _AUTOMATION_MARKERS):
+        return True
+    return bool(_crawler_detect.isCrawler(user_agent))
+
+
+def utm_parameters(url: str) -> dict[str, str]:
+    query = parse_qs(urlsplit(url).query)
+    return {
+        key: query[key][0][:200]
+        for key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+        if query.get(key)
+    }
+
+
+PAID_MEDIUMS = {"cpc", "ppc", "paid", "paidsearch", "paid_social", "paidsocial", "display", "cpm"}
+
+
+def classify_referrer(*, referrer: str, page_url: str, utm: dict[str, str]) -> tuple[str, str]:
+    """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
+    the referring host; no referrer (or one from the same site) is direct."""
+    utm_medium = utm.get("utm_medium", "").lower()
+    if utm.get("utm_source"):
+        medium = "paid" if utm_medium in PAID_MEDIUMS else (utm_medium or "referral")
+        if medium in {"email", "e-mail", "newsletter"}:
+            medium = "email"
+        return utm["utm_source"].lower(), medium
+    if not referrer:
+        return "direct", "direct"
+    host = (urlsplit(referrer).hostname or "").lower().removeprefix("www.")
+    page_host = (urlsplit(page_url).hostname or "").lower().removeprefix("www.")
+    if not host or host == page_host:
+        return "direct", "direct"
+    known = lookup_referrer(host)
+    if known is not None:
+        return known
+    return host, "referral"

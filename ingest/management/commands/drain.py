@@ -1,0 +1,51 @@
+"""``python manage.py drain``: the drain as a process of its own, to scale it separately from
+the Celery workers (then set DRAIN_IN_WORKER=false on them). SIGTERM or Ctrl-C finishes and
+commits the current batches before exiting."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ingest.drain import CONSUMERS, DrainRunner
+from naboria.config import exit_on_configuration_error
+from naboria.health import assert_dependencies_reachable
+
+
+class Command(BaseCommand):
+    help = "Consume the event topics into ClickHouse until SIGTERM."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--consumer",
+            action="append",
+            choices=sorted(CONSUMERS),
+            help="Run only this consumer (repeatable); default: all.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.KAFKA_BOOTSTRAP_SERVERS:
+            raise CommandError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: without Kafka, events go straight to "
+                "ClickHouse from the web process and there is nothing to drain."
+            )
+        with exit_on_configuration_error():
+            if settings.STARTUP_CHECKS:
+                assert_dependencies_reachable()
+        runner = DrainRunner(options["consumer"])
+
+        def stop(signum: int, frame: Any) -> None:
+            self.stdout.write(f"drain: signal {signum}, finishing the current batches")
+            runner.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        runner.start()
+        self.stdout.write(f"drain: running {', '.join(spec.name for spec in runner.specs)}")
+        while not runner.stop_event.wait(0.5):
+            pass
+        runner.stop()
+        self.stdout.write("drain: stopped")

@@ -1,0 +1,216 @@
+"""Accepting events: identity, consent, clock-skew clamping and enrichment into table rows.
+
+Views decode and authenticate; these functions turn what was sent plus what the request tells
+(IP, user agent, time of arrival) into the rows of ingest.rows, and never keep the IP.
+
+Entry points: RequestFacts.from_headers, visitor_identity, page_rows_from_batch, ad_row_from_event.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import msgspec
+
+from ingest import geo
+from ingest.enrichment import (
+    UserAgentInfo,
+    classify_referrer,
+    client_ip,
+    describe_user_agent,
+    utm_parameters,
+)
+from ingest.identity import cookieless_visitor_id, token_is_valid
+from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from ingest.schemas import (
+    AdEventPayload,
+    Consent,
+    CustomEvent,
+    Engagement,
+    Envelope,
+    event_type,
+    page_event_decoder,
+)
+from ingest.selectors import SiteConfig
+
+# Events may be queued on a device (offline apps, retries); older than this they are dated
+# to their arrival instead of being believed.
+MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
+
+
+class InvalidToken(Exception):
+    """A browser id was sent with a token that does not verify."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the HTTP request itself says about the visitor; the IP is used, never stored."""
+
+    ip: str
+    user_agent: str
+    agent: UserAgentInfo
+    country: str
+    region: str
+    received_ms: int
+    do_not_track: bool
+
+    @classmethod
+    def from_headers(
+        cls, *, headers: dict[str, str], remote_addr: str, trusted_proxies: int
+    ) -> RequestFacts:
+        ip = client_ip(
+            remote_addr=remote_addr,
+            forwarded_for=headers.get("X-Forwarded-For", ""),
+            trusted_proxies=trusted_proxies,
+        )
+        user_agent = headers.get("User-Agent", "")[:512]
+        country, region = geo.locate(ip)
+        return cls(
+            ip=ip,
+            user_agent=user_agent,
+            agent=describe_user_agent(user_agent),
+            country=country,
+            region=region,
+            received_ms=int(time.time() * 1000),
+            do_not_track=headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    error: str
+
+
+def consent_state(consent: Consent) -> str:
+    granted = [name for name in ("analytics", "ads") if getattr(consent, name)]
+    return "+".join(granted) or "none"
+
+
+def visitor_identity(
+    *, site: SiteConfig, bid: str | None, token: str | None, consent: Consent, facts: RequestFacts
+) -> str:
+    """The browser id when analytics consent was given and its token verifies; otherwise a
+    cookieless hash that changes every day. A bid with a bad token is refused, not downgraded,
+    so a tracker with a stale token learns it must call /init again."""
+    if bid is not None and consent.analytics:
+        if token is None or not token_is_valid(
+            secrets_in_force=list(site.secrets), bid=bid, site_id=site.public_id, token=token
+        ):
+            raise InvalidToken
+        return bid
+    day = datetime.fromtimestamp(facts.received_ms / 1000, UTC).date()
+    return cookieless_visitor_id(
+        site_id=site.public_id, ip=facts.ip, user_agent=facts.user_agent, day=day
+    )
+
+
+def event_time_ms(*, sent_ms: int | None, sent_at: int | None, received_ms: int) -> int:
+    """Event time on the server's clock: shifted by the sender's clock offset (from the batch's
+    ``sent_at``), then clamped between MAX_EVENT_AGE_MS ago and now."""
+    if sent_ms is None:
+        return received_ms
+    shifted = sent_ms + (received_ms - sent_at if sent_at is not None else 0)
+    return min(max(shifted, received_ms - MAX_EVENT_AGE_MS), received_ms)
+
+
+def page_rows_from_batch(
+    *, envelope: Envelope, site: SiteConfig, visitor_id: str, facts: RequestFacts
+) -> tuple[list[bytes], list[Rejection]]:
+    """Encoded rows for the valid events, and the reason for each invalid one."""
+    rows: list[bytes] = []
+    rejections: list[Rejection] = []
+    received = clickhouse_time(facts.received_ms)
+    consent = consent_state(envelope.consent)
+    agent = facts.agent
+    for index, raw in enumerate(envelope.events):
+        try:
+            event = page_event_decoder.decode(raw)
+        except msgspec.DecodeError as error:
+            rejections.append(Rejection(index, str(error)))
+            continue
+        parts = urlsplit(event.url)
+        if not parts.scheme or not (parts.netloc or parts.path):
+            rejections.append(Rejection(index, "Expected an absolute URL - at `$.url`"))
+            continue
+        utm = utm_parameters(event.url)
+        source, medium = classify_referrer(referrer=event.referrer, page_url=event.url, utm=utm)
+        moment = event_time_ms(
+            sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
+        )
+        row = PageRow(
+            event_id=event.id or uuid.uuid4(),
+            site_id=site.public_id,
+            timestamp=clickhouse_time(moment),
+            received_at=received,
+            event_type=event_type(event),
+            visitor_id=visitor_id,
+            session_id="",
+            consent_state=consent,
+            pathname=(parts.path or "/")[:1024],
+            url=event.url,
+            retention_days=site.retention_days,
+            app_id=envelope.app or "",
+            hostname=(parts.hostname or "")[:253],
+            referrer=event.referrer,
+            referrer_source=source,
+            referrer_medium=medium,
+            utm_source=utm.get("utm_source", ""),
+            utm_medium=utm.get("utm_medium", ""),
+            utm_campaign=utm.get("utm_campaign", ""),
+            utm_term=utm.get("utm_term", ""),
+            utm_content=utm.get("utm_content", ""),
+            country=facts.country,
+            region=facts.region,
+            browser=agent.browser,
+            browser_version=agent.browser_version,
+            os=agent.os,
+            os_version=agent.os_version,
+            device_type=agent.device_type,
+            is_bot=int(agent.is_bot),
+        )
+        if isinstance(event, CustomEvent):
+            row.event_name = event.name
+            row.properties = {key: str(value) for key, value in event.props.items()}
+        elif isinstance(event, Engagement):
+            row.visible_ms, row.scroll_depth = event.visible_ms, event.scroll_depth
+        elif hasattr(event, "target"):
+            row.target = event.target
+        rows.append(encoder.encode(row))
+    return rows, rejections
+
+
+def ad_row_from_event(
+    *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
+) -> tuple[str, bytes]:
+    """The event id and the encoded row. The id is derived from (impression, type), so a
+    retried or replayed event is the same row and counts once."""
+    kind = event_type(event)
+    event_id = event.id or uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{event.impression}:{kind}")
+    moment = event_time_ms(sent_ms=event.ts, sent_at=None, received_ms=facts.received_ms)
+    row = AdRow(
+        event_id=event_id,
+        impression_id=event.impression,
+        site_id=site.public_id,
+        timestamp=clickhouse_time(moment),
+        received_at=clickhouse_time(facts.received_ms),
+        event_type=kind,
+        visitor_id=visitor_id,
+        consent_state=consent_state(event.consent),
+        campaign_id=event.campaign,
+        ad_id=event.ad,
+        retention_days=site.retention_days,
+        placement_id=event.placement,
+        creative_type=event.creative,
+        app_id=event.app or "",
+        pathname=(urlsplit(event.url).path or "/")[:1024] if event.url else "",
+        country=facts.country,
+        region=facts.region,
+        device_type=facts.agent.device_type,
+        is_bot=int(facts.agent.is_bot),
+    )
+    return str(event_id), encoder.encode(row)

@@ -1,0 +1,68 @@
+"""Session ids with a 30-minute inactivity gap, assigned where rows are written.
+
+The writer stage (a drain consumer, or the direct writer) is the one place that sees a site's
+events in order: Kafka is keyed by site, so one partition holds all of a site's events. It
+keeps the last activity of recent visitors in memory (bounded, least recently seen dropped)
+and, when it takes over a partition, learns the open sessions from ClickHouse (``remember``).
+
+A session id is a hash of (site, visitor, start time), so processing the same events twice
+yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from ingest.rows import PageRow, encoder
+
+SESSION_GAP_MS = 30 * 60 * 1000
+page_row_decoder = msgspec.json.Decoder(PageRow)
+
+
+def _epoch_ms(clickhouse_time: str) -> int:
+    return int(datetime.fromisoformat(clickhouse_time).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def session_id_for(site_id: str, visitor_id: str, start_ms: int) -> str:
+    material = f"{site_id}:{visitor_id}:{start_ms}".encode()
+    return hashlib.blake2b(material, digest_size=8).hexdigest()
+
+
+class Sessionizer:
+    def __init__(self, *, max_visitors: int = 500_000) -> None:
+        self.max_visitors = max_visitors
+        self._open: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+
+    def remember(self, sessions: Iterable[tuple[str, str, str, int]]) -> None:
+        """Seed open sessions: (site_id, visitor_id, session_id, last activity in ms)."""
+        for site_id, visitor_id, session_id, last_ms in sessions:
+            self._touch((site_id, visitor_id), session_id, last_ms)
+
+    def _touch(self, key: tuple[str, str], session_id: str, last_ms: int) -> None:
+        self._open[key] = (session_id, last_ms)
+        self._open.move_to_end(key)
+        if len(self._open) > self.max_visitors:
+            self._open.popitem(last=False)
+
+    def assign_encoded(self, encoded_rows: Sequence[bytes]) -> list[bytes]:
+        rows = [page_row_decoder.decode(raw) for raw in encoded_rows]
+        self.assign(rows)
+        return [encoder.encode(row) for row in rows]
+
+    def assign(self, rows: Sequence[PageRow]) -> None:
+        """Set the session id of each row, in order of arrival."""
+        for row in rows:
+            key = (row.site_id, row.visitor_id)
+            moment = _epoch_ms(row.timestamp)
+            current = self._open.get(key)
+            if current is not None and moment - current[1] <= SESSION_GAP_MS:
+                session_id, last_ms = current[0], max(current[1], moment)
+            else:
+                session_id, last_ms = session_id_for(row.site_id, row.visitor_id, moment), moment
+            self._touch(key, session_id, last_ms)
+            row.session_id = session_id

@@ -1,0 +1,247 @@
+"""Where accepted events go: Kafka when it is configured, else straight to ClickHouse.
+
+Both sinks offer the same two calls:
+
+- ``submit_page_rows(rows, key=site)``: fire-and-forget. Raises ``SinkFull`` when the bounded
+  in-memory buffer (librdkafka's queue while the broker is away, or the direct writer's
+  pending batch) cannot take the whole batch, so the endpoint answers 503 and nothing is
+  half-accepted.
+- ``write_ad_row(row, key=site)``: returns a future resolved once the row is durable (Kafka
+  delivery report with acks=all, or the ClickHouse insert in the direct path); it fails with
+  ``SinkUnavailable`` otherwise.
+
+Entry point: ``get_sink()`` (one per process, built on first use); ``reset_sink()`` for tests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from django.conf import settings
+from prometheus_client import Counter, Gauge
+
+from ingest.batching import Batch
+from ingest.sessions import Sessionizer
+from ingest.storage import insert_rows
+from ingest.topics import AD, PAGE, ensure_ingest_topics
+from naboria import kafka_client
+
+logger = logging.getLogger(__name__)
+
+PAGE_TABLE = "page_events"
+AD_TABLE = "ad_events"
+
+EVENTS_ACCEPTED = Counter(
+    "naboria_ingest_events_total",
+    "Events accepted by this process (handed to Kafka or the direct writer), by table.",
+    ["table"],
+)
+SINK_REJECTIONS = Counter(
+    "naboria_ingest_sink_full_total", "Batches refused with 503 because the buffer was full."
+)
+PRODUCE_FAILURES = Counter(
+    "naboria_kafka_produce_failures_total",
+    "Messages Kafka did not acknowledge (delivery report errors), by topic.",
+    ["topic"],
+)
+BUFFERED = Gauge("naboria_ingest_buffered_events", "Events waiting in this process's buffer.")
+
+
+class SinkFull(Exception):
+    """The in-memory buffer cannot take this batch; the client should retry later."""
+
+
+class SinkUnavailable(Exception):
+    """The event could not be made durable."""
+
+
+class EventSink(Protocol):
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None: ...
+
+    def write_ad_row(self, row: bytes, *, key: str) -> Future[None]: ...
+
+    def close(self) -> None: ...
+
+
+class KafkaSink:
+    """Produces to the page and ad topics with the process's one idempotent producer."""
+
+    def __init__(self) -> None:
+        ensure_ingest_topics()
+        self.producer = kafka_client.get_producer()
+        self.page_topic = kafka_client.topic_name(PAGE)
+        self.ad_topic = kafka_client.topic_name(AD)
+        self.capacity = settings.INGEST_BUFFER_EVENTS
+        self._stop = threading.Event()
+        # Delivery reports are served by poll(); a thread keeps them flowing between requests.
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self.producer.poll(0.1)
+            BUFFERED.set(len(self.producer))
+
+    def _on_page_delivery(self, error: Any, message: Any) -> None:
+        if error is not None:
+            PRODUCE_FAILURES.labels(self.page_topic).inc()
+            logger.error("page event not delivered to Kafka: %s", error)
+
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
+        if len(self.producer) + len(rows) > self.capacity:
+            SINK_REJECTIONS.inc()
+            raise SinkFull("event buffer full while Kafka is unreachable")
+        encoded_key = key.encode()
+        try:
+            for row in rows:
+                self.producer.produce(
+                    self.page_topic, value=row, key=encoded_key, on_delivery=self._on_page_delivery
+                )
+        except BufferError as error:
+            SINK_REJECTIONS.inc()
+            raise SinkFull(str(error)) from error
+        EVENTS_ACCEPTED.labels(PAGE_TABLE).inc(len(rows))
+
+    def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
+        durable: Future[None] = Future()
+
+        def on_delivery(error: Any, message: Any) -> None:
+            if error is None:
+                EVENTS_ACCEPTED.labels(AD_TABLE).inc()
+                durable.set_result(None)
+            else:
+                PRODUCE_FAILURES.labels(self.ad_topic).inc()
+                durable.set_exception(SinkUnavailable(str(error)))
+
+        try:
+            self.producer.produce(
+                self.ad_topic, value=row, key=key.encode(), on_delivery=on_delivery
+            )
+        except BufferError as error:
+            durable.set_exception(SinkUnavailable(str(error)))
+        return durable
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poller.join(timeout=2)
+        self.producer.flush(10)
+
+
+class DirectSink:
+    """The embedded profile's path: batches in this process, inserted by one writer thread.
+
+    Page rows wait for a due batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``);
+    ad rows are flushed at once together with whatever else is waiting (group commit), and their
+    futures resolve after the insert.
+    """
+
+    def __init__(self) -> None:
+        self.capacity = settings.INGEST_BUFFER_EVENTS
+        self._lock = threading.Condition()
+        self._pages: Batch[bytes] = Batch(
+            max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
+        )
+        self._ads: list[tuple[bytes, Future[None]]] = []
+        self._closed = False
+        self._stop_retrying = threading.Event()
+        self.sessions = Sessionizer()
+        self._writer = threading.Thread(
+            target=self._write_forever, name="direct-writer", daemon=True
+        )
+        self._writer.start()
+
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
+        with self._lock:
+            if len(self._pages) + len(rows) > self.capacity:
+                SINK_REJECTIONS.inc()
+                raise SinkFull("event buffer full while ClickHouse is not keeping up")
+            for row in rows:
+                self._pages.add(row)
+            EVENTS_ACCEPTED.labels(PAGE_TABLE).inc(len(rows))
+            BUFFERED.set(len(self._pages))
+            if self._pages.is_due():
+                self._lock.notify()
+
+    def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
+        durable: Future[None] = Future()
+        with self._lock:
+            if self._closed:
+                durable.set_exception(SinkUnavailable("the direct writer is shut down"))
+                return durable
+            self._ads.append((row, durable))
+            self._lock.notify()
+        return durable
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._closed or self._ads or self._pages.is_due()):
+                    self._lock.wait(timeout=max(self._pages.seconds_left(), 0.01))
+                pages = self._pages.take() if (self._pages.is_due() or self._closed) else []
+                ads, self._ads = self._ads, []
+                closing = self._closed
+                BUFFERED.set(len(self._pages))
+            if not self._write(pages, ads) and not closing:
+                with self._lock:  # keep them, in order, for the next attempt
+                    self._pages.items[:0] = pages
+                self._stop_retrying.wait(1.0)
+            if closing:
+                return
+
+    def _write(self, pages: list[bytes], ads: list[tuple[bytes, Future[None]]]) -> bool:
+        """Insert what is due; False when the page rows must be tried again."""
+        pages_written = True
+        if pages:
+            try:
+                insert_rows(PAGE_TABLE, self.sessions.assign_encoded(pages))
+            except Exception:
+                logger.exception("direct path: %d page events not inserted yet", len(pages))
+                pages_written = False
+        if ads:
+            try:
+                insert_rows(AD_TABLE, [row for row, _ in ads])
+            except Exception as error:
+                for _, durable in ads:
+                    durable.set_exception(SinkUnavailable(str(error).splitlines()[0]))
+            else:
+                EVENTS_ACCEPTED.labels(AD_TABLE).inc(len(ads))
+                for _, durable in ads:
+                    durable.set_result(None)
+        return pages_written
+
+    def close(self) -> None:
+        """Flush everything still waiting, then stop the writer."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._stop_retrying.set()
+        self._writer.join(timeout=30)
+
+
+_sink: EventSink | None = None
+_sink_lock = threading.Lock()
+
+
+def get_sink() -> EventSink:
+    global _sink
+    if _sink is None:
+        with _sink_lock:
+            if _sink is None:
+                _sink = KafkaSink() if kafka_client.is_enabled() else DirectSink()
+                # Events still buffered when the process exits are flushed, not dropped.
+                atexit.register(reset_sink)
+    return _sink
+
+
+def reset_sink() -> None:
+    """Flush and forget the sink (process shutdown, tests that switch profiles)."""
+    global _sink
+    with _sink_lock:
+        if _sink is not None:
+            _sink.close()
+        _sink = None
