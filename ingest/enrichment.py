@@ -90,17 +90,34 @@ def utm_parameters(url: str) -> dict[str, str]:
     }
 
 
-PAID_MEDIUMS = {"cpc", "ppc", "paid", "paidsearch", "paid_social", "paidsocial", "display", "cpm"}
+# utm_medium values as people write them -> the product's mediums; anything else is referral.
+UTM_MEDIUMS = {
+    **dict.fromkeys(
+        [
+            "cpc",
+            "ppc",
+            "paid",
+            "paidsearch",
+            "paid_social",
+            "paidsocial",
+            "display",
+            "cpm",
+            "banner",
+            "retargeting",
+        ],
+        "paid",
+    ),
+    **dict.fromkeys(["email", "e-mail", "e_mail", "newsletter", "mail"], "email"),
+    **dict.fromkeys(["social", "social-network", "social_network", "social-media", "sm"], "social"),
+    **dict.fromkeys(["organic", "search", "seo"], "search"),
+}
 
 
 def classify_referrer(*, referrer: str, page_url: str, utm: dict[str, str]) -> tuple[str, str]:
     """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
     the referring host; no referrer (or one from the same site) is direct."""
-    utm_medium = utm.get("utm_medium", "").lower()
     if utm.get("utm_source"):
-        medium = "paid" if utm_medium in PAID_MEDIUMS else (utm_medium or "referral")
-        if medium in {"email", "e-mail", "newsletter"}:
-            medium = "email"
+        medium = UTM_MEDIUMS.get(utm.get("utm_medium", "").lower(), "referral")
         return utm["utm_source"].lower(), medium
     if not referrer:
         return "direct", "direct"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -60,7 +61,7 @@ class RequestFacts:
 
     @classmethod
     def from_headers(
-        cls, *, headers: dict[str, str], remote_addr: str, trusted_proxies: int
+        cls, *, headers: Mapping[str, str], remote_addr: str, trusted_proxies: int
     ) -> RequestFacts:
         ip = client_ip(
             remote_addr=remote_addr,

@@ -109,7 +109,7 @@ def _read_body(request: HttpRequest) -> bytes:
 
 def _facts(request: HttpRequest) -> RequestFacts:
     return RequestFacts.from_headers(
-        headers=dict(request.headers),
+        headers=request.headers,
         remote_addr=request.META.get("REMOTE_ADDR", ""),
         trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
     )

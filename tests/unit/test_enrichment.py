@@ -1,0 +1,131 @@
+"""Enrichment on sample user agents, IPs, referrers and clocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.enrichment import classify_referrer, client_ip, describe_user_agent, utm_parameters
+from ingest.geo import locate
+from ingest.services import MAX_EVENT_AGE_MS, event_time_ms
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+WINDOWS_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+ANDROID_PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/126.0.0.0 Safari/537.36"
+)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "browser", "os", "device", "bot"),
+    [
+        (IPHONE, "Mobile Safari", "iOS", "mobile", False),
+        (WINDOWS_CHROME, "Chrome", "Windows", "desktop", False),
+        (ANDROID_TABLET, "Chrome", "Android", "tablet", False),
+        (ANDROID_PHONE, "Chrome Mobile", "Android", "mobile", False),
+        (GOOGLEBOT, "Googlebot", "Other", "desktop", True),
+        (HEADLESS, "HeadlessChrome", "Linux", "desktop", True),
+        ("curl/8.5.0", "curl", "Other", "desktop", True),
+        ("", "Other", "Other", "unknown", True),
+    ],
+)
+def test_user_agents(user_agent, browser, os, device, bot):
+    info = describe_user_agent(user_agent)
+    assert (info.browser, info.os, info.device_type, info.is_bot) == (browser, os, device, bot)
+
+
+def test_versions_are_major_only():
+    assert describe_user_agent(WINDOWS_CHROME).browser_version == "126"
+    assert describe_user_agent(IPHONE).os_version == "17"
+
+
+@pytest.mark.parametrize(
+    ("ip", "country"),
+    [
+        ("8.8.8.8", "US"),
+        ("81.2.69.142", "GB"),
+        ("195.154.0.1", "FR"),
+        ("2a00:1450:4001:81b::200e", "IE"),
+        ("127.0.0.1", ""),
+        ("10.0.0.1", ""),
+        ("not an ip", ""),
+    ],
+)
+def test_country_from_ip(ip, country):
+    assert locate(ip) == (country, "")
+
+
+def test_client_ip_trusts_only_the_configured_number_of_proxies():
+    forwarded = "198.51.100.7, 203.0.113.1"
+    assert (
+        client_ip(remote_addr="10.0.0.2", forwarded_for=forwarded, trusted_proxies=0) == "10.0.0.2"
+    )
+    assert (
+        client_ip(remote_addr="10.0.0.2", forwarded_for=forwarded, trusted_proxies=1)
+        == "203.0.113.1"
+    )
+    assert (
+        client_ip(remote_addr="10.0.0.2", forwarded_for=forwarded, trusted_proxies=2)
+        == "198.51.100.7"
+    )
+
+
+@pytest.mark.parametrize(
+    ("referrer", "page", "expected"),
+    [
+        ("https://www.google.com/search?q=x", "https://shop.example/", ("Google", "search")),
+        ("https://duckduckgo.com/", "https://shop.example/", ("DuckDuckGo", "search")),
+        ("https://t.co/abc", "https://shop.example/", ("Twitter", "social")),
+        ("https://l.instagram.com/?u=x", "https://shop.example/", ("Instagram", "social")),
+        ("https://mail.google.com/mail/u/0/", "https://shop.example/", ("Gmail", "email")),
+        (
+            "https://blog.example.org/post",
+            "https://shop.example/",
+            ("blog.example.org", "referral"),
+        ),
+        ("https://shop.example/cart", "https://shop.example/checkout", ("direct", "direct")),
+        ("", "https://shop.example/", ("direct", "direct")),
+        (
+            "https://www.google.com/",
+            "https://shop.example/?utm_source=Newsletter&utm_medium=email",
+            ("newsletter", "email"),
+        ),
+        ("", "https://shop.example/?utm_source=google&utm_medium=cpc", ("google", "paid")),
+        ("", "https://shop.example/?utm_source=fb&utm_medium=social", ("fb", "social")),
+        (
+            "",
+            "https://shop.example/?utm_source=partner&utm_medium=whatever",
+            ("partner", "referral"),
+        ),
+    ],
+)
+def test_referrer_classification(referrer, page, expected):
+    assert classify_referrer(referrer=referrer, page_url=page, utm=utm_parameters(page)) == expected
+
+
+def test_clock_skew_is_corrected_by_sent_at_and_clamped():
+    now = 1_800_000_000_000
+    # The device clock is one hour fast: its event from 10 s before sending lands 10 s ago.
+    fast = 3_600_000
+    assert (
+        event_time_ms(sent_ms=now + fast - 10_000, sent_at=now + fast, received_ms=now)
+        == now - 10_000
+    )
+    assert event_time_ms(sent_ms=now + 60_000, sent_at=None, received_ms=now) == now
+    assert event_time_ms(sent_ms=0, sent_at=None, received_ms=now) == now - MAX_EVENT_AGE_MS
+    assert event_time_ms(sent_ms=None, sent_at=None, received_ms=now) == now
