@@ -17,6 +17,7 @@ Entry points:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +26,7 @@ from django.conf import settings
 
 _lock = threading.Lock()
 _producer: Any = None
+_librdkafka_logger = logging.getLogger("naboria.kafka.librdkafka")
 
 
 class KafkaUnavailable(Exception):
@@ -42,7 +44,8 @@ def topic_name(kind: str) -> str:
 def _common_config() -> dict[str, Any]:
     if not is_enabled():
         raise KafkaUnavailable("KAFKA_BOOTSTRAP_SERVERS is not set")
-    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}
+    # librdkafka's own log lines go through Python logging (levels, JSON format).
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "logger": _librdkafka_logger}
 
 
 def get_producer() -> Any:
@@ -105,10 +108,14 @@ def _admin() -> Any:
 
 def ensure_topics(names: Iterable[str], *, timeout: float = 10.0) -> list[str]:
     """Create the topics that do not exist yet; return the names that were created."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
 
     admin = _admin()
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        raise KafkaUnavailable(str(error.args[0])) from error
     missing = [name for name in names if name not in existing]
     if not missing:
         return []

@@ -97,9 +97,10 @@ def test_batch_is_enriched_stored_and_keeps_no_ip(shop):
     assert response["Access-Control-Allow-Origin"] == "https://www.shop.example"
 
     stored = rows(
-        "SELECT event_type, event_name, pathname, referrer_source, referrer_medium, utm_source, country,"
-        " browser, os, device_type, is_bot, consent_state, visitor_id, session_id, visible_ms,"
-        " scroll_depth, properties, target FROM page_events WHERE site_id = {s:String} ORDER BY timestamp, event_type",
+        "SELECT event_type, event_name, pathname, referrer_source, referrer_medium, utm_source,"
+        " country, browser, os, device_type, is_bot, consent_state, visitor_id, session_id,"
+        " visible_ms, scroll_depth, properties, target FROM page_events WHERE site_id = {s:String}"
+        " ORDER BY timestamp, event_type",
         s=shop.public_id,
     )
     by_type = {row[0]: row for row in stored}
@@ -122,9 +123,12 @@ def test_batch_is_enriched_stored_and_keeps_no_ip(shop):
     assert by_type["download"][17] == "https://shop.example/a.pdf"
     visitors = {row[12] for row in stored}
     sessions = {row[13] for row in stored}
-    assert len(visitors) == 1 and len(sessions) == 1 and "" not in sessions
+    assert len(visitors) == 1
+    assert len(sessions) == 1
+    assert "" not in sessions
     (visitor,) = visitors
-    assert len(visitor) == 32 and VISITOR_IP not in visitor
+    assert len(visitor) == 32
+    assert VISITOR_IP not in visitor
 
     every_value = rows(
         "SELECT arrayStringConcat(arrayMap(x -> toString(x), [*]), '|') FROM page_events"

@@ -1,0 +1,181 @@
+"""The Kafka path against Tansu: produce at ingest, drain into ClickHouse, exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from django.test import Client, override_settings
+
+from ingest.drain import CONSUMERS, Drain
+from ingest.selectors import forget_site_configs
+from ingest.sinks import KafkaSink, get_sink, reset_sink
+from ingest.topics import DEAD_LETTER
+from naboria import clickhouse, kafka_client
+from tests.processes import free_port
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("clickhouse_schema"),
+]
+
+
+@pytest.fixture(autouse=True)
+def kafka_path():
+    forget_site_configs()
+    with override_settings(INGEST_BATCH_SECONDS=0.3):
+        reset_sink()
+        yield
+        reset_sink()
+
+
+def count(query: str, site: str) -> int:
+    return int(clickhouse.get_client().query(query, parameters={"s": site}).result_rows[0][0])
+
+
+def collect(site, n: int) -> None:
+    events = [{"type": "pageview", "url": f"https://example.com/p{i}"} for i in range(n)]
+    response = Client().post(
+        "/collect", {"site": site.public_id, "events": events}, content_type="application/json"
+    )
+    assert response.status_code == 202, response.content
+    kafka_client.get_producer().flush(10)
+
+
+def run_drain_until(drain: Drain, done, timeout: float = 30.0) -> None:
+    thread = threading.Thread(target=drain.run)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.2)
+    drain.stop.set()
+    thread.join(timeout=30)
+    assert done(), "the drain did not get there in time"
+
+
+PAGEVIEWS = "SELECT count() FROM page_events WHERE site_id = {s:String}"
+ROLLUP = "SELECT sum(pageviews) FROM pageviews_hourly WHERE site_id = {s:String}"
+
+
+def test_events_flow_through_kafka_into_clickhouse(site):
+    assert isinstance(get_sink(), KafkaSink)
+    collect(site, 25)
+    drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
+    run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 25)
+    assert count(ROLLUP, site.public_id) == 25
+    partitions = (
+        clickhouse.get_client()
+        .query(
+            "SELECT min(kafka_offset) >= 0, uniqExact(kafka_partition) FROM page_events "
+            "WHERE site_id = {s:String}",
+            parameters={"s": site.public_id},
+        )
+        .result_rows
+    )
+    assert partitions == [(1, 1)]  # keyed by site: one partition holds the site's events
+
+
+class CrashAfterInsert(Exception):
+    pass
+
+
+def test_drain_killed_between_insert_and_commit_does_not_count_twice(site, monkeypatch):
+    collect(site, 40)
+    crashing = Drain(CONSUMERS["page-events"], stop=threading.Event())
+
+    def crash(messages):
+        raise CrashAfterInsert
+
+    monkeypatch.setattr(crashing, "_commit", crash)
+    with pytest.raises(CrashAfterInsert):
+        crashing.run()
+    assert count(PAGEVIEWS, site.public_id) == 40  # inserted, never committed
+
+    restarted = Drain(CONSUMERS["page-events"], stop=threading.Event())
+    collect(site, 5)  # more arrive while it is down
+    run_drain_until(restarted, lambda: count(PAGEVIEWS, site.public_id) >= 45)
+    time.sleep(1.0)  # a re-read of the first 40 would show up by now
+    assert count(PAGEVIEWS, site.public_id) == 45
+    assert count(ROLLUP, site.public_id) == 45  # the rollups were not fed twice either
+
+
+def test_poison_messages_go_to_the_dead_letter_topic(site):
+    producer = kafka_client.get_producer()
+    page_topic = kafka_client.topic_name("page")
+    marker = uuid.uuid4().hex
+    producer.produce(
+        page_topic, key=site.public_id.encode(), value=f'{{"poison": "{marker}"}}'.encode()
+    )
+    producer.flush(10)
+    collect(site, 3)
+
+    dead = kafka_client.build_consumer(group_id=f"dlq-{marker}")
+    dead.subscribe([kafka_client.topic_name(DEAD_LETTER)])
+    drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
+    run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 3)
+    found = None
+    deadline = time.monotonic() + 20
+    while found is None and time.monotonic() < deadline:
+        message = dead.poll(0.5)
+        if message is not None and not message.error() and marker.encode() in message.value():
+            found = message
+    dead.close()
+    assert found is not None
+    headers = dict(found.headers())
+    assert headers["error"].startswith(b"invalid row")
+    assert headers["source-topic"] == page_topic.encode()
+
+
+def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
+    body = {"type": "click", "site": site.public_id, "impression": "imp-k", "campaign": 1, "ad": 2}
+    response = Client().post("/ad-event", body, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["stored"] is True
+
+
+def test_unreachable_broker_gives_503_with_retry_after(site):
+    with override_settings(
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", INGEST_AD_EVENT_TIMEOUT_SECONDS=1.0
+    ):
+        kafka_client.reset()
+        reset_sink()
+        try:
+            body = {
+                "type": "impression",
+                "site": site.public_id,
+                "impression": "i1",
+                "campaign": 1,
+                "ad": 1,
+            }
+            response = Client().post("/ad-event", body, content_type="application/json")
+            assert response.status_code == 503
+            assert response["Retry-After"] == "5"
+        finally:
+            reset_sink()
+            kafka_client.reset()
+
+
+def test_full_buffer_refuses_the_whole_batch_with_503(site):
+    with override_settings(
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", INGEST_BUFFER_EVENTS=100
+    ):
+        kafka_client.reset()
+        reset_sink()
+        try:
+            events = [{"type": "pageview", "url": "https://example.com/"}] * 60
+            body = {"site": site.public_id, "events": events}
+            first = Client().post("/collect", body, content_type="application/json")
+            second = Client().post("/collect", body, content_type="application/json")
+            assert first.status_code == 202
+            assert second.status_code == 503
+            assert "buffer full" in second.json()["error"]
+            producer = kafka_client.get_producer()
+            assert len(producer) == 60  # nothing of the refused batch was queued
+        finally:
+            kafka_client.get_producer().purge()
+            reset_sink()
+            kafka_client.reset()
