@@ -55,6 +55,10 @@ def token_is_valid(
 _salt_cache: dict[date, str] = {}
 
 
+def salt_is_cached(day: date) -> bool:
+    return day in _salt_cache
+
+
 def salt_for(day: date) -> str:
     cached = _salt_cache.get(day)
     if cached is not None:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import msgspec
@@ -49,7 +49,8 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestFacts:
-    """What the HTTP request itself says about the visitor; the IP is used, never stored."""
+    """What the HTTP request itself says about the visitor (header names in lower case); the
+    IP is used, never stored."""
 
     ip: str
     user_agent: str
@@ -65,10 +66,10 @@ class RequestFacts:
     ) -> RequestFacts:
         ip = client_ip(
             remote_addr=remote_addr,
-            forwarded_for=headers.get("X-Forwarded-For", ""),
+            forwarded_for=headers.get("x-forwarded-for", ""),
             trusted_proxies=trusted_proxies,
         )
-        user_agent = headers.get("User-Agent", "")[:512]
+        user_agent = headers.get("user-agent", "")[:512]
         country, region = geo.locate(ip)
         return cls(
             ip=ip,
@@ -77,8 +78,12 @@ class RequestFacts:
             country=country,
             region=region,
             received_ms=int(time.time() * 1000),
-            do_not_track=headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1",
+            do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
         )
+
+    @property
+    def day(self) -> date:
+        return datetime.fromtimestamp(self.received_ms / 1000, UTC).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +109,8 @@ def visitor_identity(
         ):
             raise InvalidToken
         return bid
-    day = datetime.fromtimestamp(facts.received_ms / 1000, UTC).date()
     return cookieless_visitor_id(
-        site_id=site.public_id, ip=facts.ip, user_agent=facts.user_agent, day=day
+        site_id=site.public_id, ip=facts.ip, user_agent=facts.user_agent, day=facts.day
     )
 
 

@@ -1,10 +1,13 @@
 """ASGI entry point of the web role: ``daphne naboria.asgi:application``.
 
-Serves Django views, the REST API and the admin over HTTP. Before it serves, it checks every
-configured backend (NABORIA_STARTUP_CHECKS) so a wrong URL fails at start with one line.
+Serves the tracking endpoints (ingest.asgi, outside Django's request cycle because they are the
+hot path) and, for every other path, Django: views, the REST API and the admin. Before it
+serves, it checks every configured backend (NABORIA_STARTUP_CHECKS) so a wrong URL fails at
+start with one line.
 """
 
 import os
+from typing import Any
 
 from naboria.config import exit_on_configuration_error
 
@@ -22,4 +25,14 @@ with exit_on_configuration_error():
 
         assert_dependencies_reachable()
 
-application = ProtocolTypeRouter({"http": django_application})
+    from ingest.asgi import TRACKING_PATHS, tracking_application
+
+
+async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] in TRACKING_PATHS:
+        await tracking_application(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)
+
+
+application = ProtocolTypeRouter({"http": http_application})

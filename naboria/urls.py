@@ -15,5 +15,4 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
-    path("", include("ingest.urls")),
 ]

@@ -8,11 +8,12 @@ import time
 import uuid
 
 import pytest
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from naboria import clickhouse
+from tests.tracking_client import TrackingClient
 from tests.unit.test_enrichment import IPHONE, WINDOWS_CHROME
 
 pytestmark = [
@@ -41,7 +42,7 @@ def shop(site):
 
 def post(path: str, body: object, *, user_agent: str = WINDOWS_CHROME, **headers: str):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return Client().post(
+    return TrackingClient().post(
         path,
         data=data,
         content_type=headers.pop("content_type", "application/json"),
@@ -139,7 +140,7 @@ def test_batch_is_enriched_stored_and_keeps_no_ip(shop):
 
 
 def test_consented_visitor_is_their_browser_id(shop):
-    init = Client().get(f"/init?site={shop.public_id}").json()
+    init = TrackingClient().get(f"/init?site={shop.public_id}").json()
     body = {
         "site": shop.public_id,
         "bid": init["bid"],
@@ -155,7 +156,7 @@ def test_consented_visitor_is_their_browser_id(shop):
 
 
 def test_bid_without_consent_is_not_used(shop):
-    init = Client().get(f"/init?site={shop.public_id}").json()
+    init = TrackingClient().get(f"/init?site={shop.public_id}").json()
     body = {
         "site": shop.public_id,
         "bid": init["bid"],
@@ -255,9 +256,9 @@ def test_origin_outside_allowed_domains_is_refused(shop):
 
 
 def test_method_content_type_and_preflight():
-    assert Client().get("/collect").status_code == 405
+    assert TrackingClient().get("/collect").status_code == 405
     assert post("/collect", b"<xml/>", content_type="application/xml").status_code == 415
-    preflight = Client().options("/collect", HTTP_ORIGIN="https://shop.example")
+    preflight = TrackingClient().options("/collect", HTTP_ORIGIN="https://shop.example")
     assert preflight.status_code == 204
     assert "POST" in preflight["Access-Control-Allow-Methods"]
 
@@ -282,7 +283,7 @@ def test_do_not_track_is_honoured_when_the_site_asks(shop):
 
 
 def test_pixel_records_a_pageview(shop):
-    response = Client().get(
+    response = TrackingClient().get(
         f"/p.gif?site={shop.public_id}&url=https://shop.example/nojs&ref=https://t.co/x",
         HTTP_USER_AGENT=WINDOWS_CHROME,
     )

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from ingest.drain import CONSUMERS, Drain
 from ingest.selectors import forget_site_configs
@@ -15,6 +15,7 @@ from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
 from naboria import clickhouse, kafka_client
 from tests.processes import free_port
+from tests.tracking_client import TrackingClient
 
 pytestmark = [
     pytest.mark.kafka,
@@ -39,7 +40,7 @@ def count(query: str, site: str) -> int:
 
 def collect(site, n: int) -> None:
     events = [{"type": "pageview", "url": f"https://example.com/p{i}"} for i in range(n)]
-    response = Client().post(
+    response = TrackingClient().post(
         "/collect", {"site": site.public_id, "events": events}, content_type="application/json"
     )
     assert response.status_code == 202, response.content
@@ -132,7 +133,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
 
 def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
     body = {"type": "click", "site": site.public_id, "impression": "imp-k", "campaign": 1, "ad": 2}
-    response = Client().post("/ad-event", body, content_type="application/json")
+    response = TrackingClient().post("/ad-event", body, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["stored"] is True
 
@@ -151,7 +152,7 @@ def test_unreachable_broker_gives_503_with_retry_after(site):
                 "campaign": 1,
                 "ad": 1,
             }
-            response = Client().post("/ad-event", body, content_type="application/json")
+            response = TrackingClient().post("/ad-event", body, content_type="application/json")
             assert response.status_code == 503
             assert response["Retry-After"] == "5"
         finally:
@@ -168,8 +169,8 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site):
         try:
             events = [{"type": "pageview", "url": "https://example.com/"}] * 60
             body = {"site": site.public_id, "events": events}
-            first = Client().post("/collect", body, content_type="application/json")
-            second = Client().post("/collect", body, content_type="application/json")
+            first = TrackingClient().post("/collect", body, content_type="application/json")
+            second = TrackingClient().post("/collect", body, content_type="application/json")
             assert first.status_code == 202
             assert second.status_code == 503
             assert "buffer full" in second.json()["error"]

@@ -1,0 +1,264 @@
+"""The tracking endpoints: /init, /collect, /ad-event and the /p.gif pixel.
+
+They are the hot path of the product, so they do not go through Django's request cycle (its
+middleware stack costs an order of magnitude in throughput, see bench/RESULTS.md): ingest.asgi
+turns the ASGI request into a ``TrackingRequest`` and routes it here; the logic itself calls
+the same services, schemas and selectors as the rest of Naboria. The database is only touched
+on a site-cache miss or on the first cookieless visitor of a day (the salt). Every failure is
+a 4xx or 503 with a JSON ``error`` message (docs/tracking-protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from ingest import identity
+from ingest.schemas import (
+    MAX_BODY_BYTES,
+    Consent,
+    Envelope,
+    Identifier,
+    ad_event_decoder,
+    envelope_decoder,
+)
+from ingest.selectors import SiteConfig, cached_site_config, load_site_config
+from ingest.services import (
+    InvalidToken,
+    RequestFacts,
+    ad_row_from_event,
+    page_rows_from_batch,
+    visitor_identity,
+)
+from ingest.sinks import SinkFull, SinkUnavailable, get_sink
+
+TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+RETRY_AFTER_SECONDS = "5"
+ACCEPTED_CONTENT_TYPES = {"application/json", "text/plain", ""}
+_identifier_decoder = msgspec.json.Decoder(Identifier)
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    remote_addr: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(slots=True)
+class TrackingResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Refusal(Exception):
+    """A request the protocol refuses: answered with ``status`` and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(status: int, payload: dict[str, Any]) -> TrackingResponse:
+    response = TrackingResponse(status, _json.encode(payload))
+    if status == 503:
+        response.headers["retry-after"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def error_response(status: int, message: str, **extra: Any) -> TrackingResponse:
+    return json_response(status, {"error": message, **extra})
+
+
+async def _site(public_id: str) -> SiteConfig:
+    found, config = cached_site_config(public_id)
+    if not found:
+        config = await sync_to_async(load_site_config)(public_id)
+    if config is None:
+        raise Refusal(404, f"unknown site {public_id!r}")
+    return config
+
+
+def _check_origin(request: TrackingRequest, site: SiteConfig) -> None:
+    # Apps and servers send no Origin; browsers always do on cross-site requests.
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return
+    host = urlsplit(origin).hostname or ""
+    if not site.allows_origin_host(host):
+        raise Refusal(403, f"origin {host!r} is not an allowed domain of this site")
+
+
+def _body(request: TrackingRequest) -> bytes:
+    if len(request.body) > MAX_BODY_BYTES:
+        raise Refusal(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    if not request.body:
+        raise Refusal(400, "empty body: send a JSON object")
+    if request.content_type not in ACCEPTED_CONTENT_TYPES:
+        raise Refusal(415, "send JSON as application/json or text/plain (sendBeacon)")
+    return request.body
+
+
+def _facts(request: TrackingRequest) -> RequestFacts:
+    return RequestFacts.from_headers(
+        headers=request.headers,
+        remote_addr=request.remote_addr,
+        trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
+    )
+
+
+async def _identify(
+    site: SiteConfig, bid: str | None, token: str | None, consent: Consent, facts: RequestFacts
+) -> str:
+    if not identity.salt_is_cached(facts.day):
+        # The first cookieless visitor of the day reads (or makes) the salt in the database.
+        await sync_to_async(identity.salt_for)(facts.day)
+    try:
+        return visitor_identity(site=site, bid=bid, token=token, consent=consent, facts=facts)
+    except InvalidToken:
+        raise Refusal(403, "invalid or expired token: call /init for a new one") from None
+
+
+def _identifier(value: str, name: str) -> str:
+    try:
+        return _identifier_decoder.decode(_json.encode(value))
+    except msgspec.ValidationError:
+        message = f"{name} must be 1-64 characters of letters, digits and . _ : -"
+        raise Refusal(400, message) from None
+
+
+async def init(request: TrackingRequest) -> TrackingResponse:
+    site = await _site(_identifier(request.query.get("site", ""), "site"))
+    _check_origin(request, site)
+    bid = _identifier(request.query.get("bid") or identity.issue_browser_id(), "bid")
+    token = identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id)
+    response = json_response(
+        200, {"bid": bid, "token": token, "window_seconds": identity.TOKEN_WINDOW_SECONDS}
+    )
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> TrackingResponse:
+    site = await _site(envelope.site)
+    _check_origin(request, site)
+    if not site.analytics_enabled:
+        raise Refusal(403, "analytics is disabled for this site")
+    facts = _facts(request)
+    if site.respect_do_not_track and facts.do_not_track:
+        return json_response(202, {"accepted": 0, "ignored": "do-not-track"})
+    visitor_id = await _identify(site, envelope.bid, envelope.token, envelope.consent, facts)
+    rows, rejections = page_rows_from_batch(
+        envelope=envelope, site=site, visitor_id=visitor_id, facts=facts
+    )
+    rejected = [{"index": item.index, "error": item.error} for item in rejections]
+    if not rows:
+        return error_response(400, "no valid event in the batch", rejected=rejected)
+    try:
+        get_sink().submit_page_rows(rows, key=site.public_id)
+    except SinkFull as full:
+        return error_response(503, f"temporarily unable to accept events ({full})")
+    return json_response(202, {"accepted": len(rows), "rejected": rejected})
+
+
+async def collect(request: TrackingRequest) -> TrackingResponse:
+    try:
+        envelope = envelope_decoder.decode(_body(request))
+    except msgspec.DecodeError as error:
+        raise Refusal(400, f"malformed batch: {error}") from None
+    return await _accept_page_batch(request, envelope)
+
+
+async def pixel(request: TrackingRequest) -> TrackingResponse:
+    """A pageview for pages without JavaScript: <img src="/p.gif?site=ID&url=URL&ref=REF">."""
+    page = request.query.get("url") or request.headers.get("referer", "")
+    event = {"type": "pageview", "url": page, "referrer": request.query.get("ref", "")}
+    try:
+        envelope = envelope_decoder.decode(
+            _json.encode({"site": request.query.get("site", ""), "events": [event]})
+        )
+    except msgspec.DecodeError as error:
+        raise Refusal(400, f"malformed pixel request: {error}") from None
+    response = await _accept_page_batch(request, envelope)
+    if response.status != 202:
+        return response
+    return TrackingResponse(
+        200, TRANSPARENT_GIF, content_type="image/gif", headers={"cache-control": "no-store"}
+    )
+
+
+async def ad_event(request: TrackingRequest) -> TrackingResponse:
+    try:
+        event = ad_event_decoder.decode(_body(request))
+    except msgspec.DecodeError as error:
+        raise Refusal(400, f"malformed ad event: {error}") from None
+    site = await _site(event.site)
+    _check_origin(request, site)
+    facts = _facts(request)
+    visitor_id = await _identify(site, event.bid, event.token, event.consent, facts)
+    event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    try:
+        await asyncio.wait_for(
+            asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
+            timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
+        )
+    except (SinkUnavailable, TimeoutError) as error:
+        return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
+    return json_response(200, {"stored": True, "event_id": event_id})
+
+
+Endpoint = Callable[[TrackingRequest], Coroutine[Any, Any, TrackingResponse]]
+
+# path -> (handler, methods it answers)
+ENDPOINTS: dict[str, tuple[Endpoint, frozenset[str]]] = {
+    "/init": (init, frozenset({"GET", "POST"})),
+    "/collect": (collect, frozenset({"POST"})),
+    "/ad-event": (ad_event, frozenset({"POST"})),
+    "/p.gif": (pixel, frozenset({"GET"})),
+}
+
+
+async def dispatch(request: TrackingRequest) -> TrackingResponse:
+    """Answer a tracking request: preflight, method check, the endpoint, CORS headers."""
+    handler, methods = ENDPOINTS[request.path]
+    if request.method == "OPTIONS":
+        response = TrackingResponse(204, content_type="")
+        response.headers.update(
+            {
+                "access-control-allow-methods": ", ".join(sorted(methods)),
+                "access-control-allow-headers": "Content-Type",
+                "access-control-max-age": "86400",
+            }
+        )
+    elif request.method not in methods:
+        response = error_response(405, f"use {' or '.join(sorted(methods))}")
+    else:
+        try:
+            response = await handler(request)
+        except Refusal as refusal:
+            response = error_response(refusal.status, refusal.message)
+    origin = request.headers.get("origin")
+    if origin:
+        # Allowed origins get their answer; refused ones can at least read why.
+        response.headers["access-control-allow-origin"] = origin
+        response.headers["vary"] = "Origin"
+    return response

@@ -1,0 +1,80 @@
+"""An in-process client for the tracking endpoints, which live outside Django's URLconf.
+
+Calls ingest.asgi.tracking_application with a real ASGI scope and answers with the parts of
+Django's test response the tests use (status_code, json(), content, headers by name), taking
+Django-style keyword headers (HTTP_USER_AGENT=..., REMOTE_ADDR=...).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from asgiref.sync import async_to_sync
+
+from ingest.asgi import tracking_application
+
+
+class TrackingResponse:
+    def __init__(self, status: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class TrackingClient:
+    def request(
+        self, method: str, path: str, *, body: bytes = b"", query: str = "", **meta: str
+    ) -> TrackingResponse:
+        if "?" in path:
+            path, query = path.split("?", 1)
+        headers = [
+            (name[5:].replace("_", "-").lower().encode(), value.encode())
+            for name, value in meta.items()
+            if name.startswith("HTTP_")
+        ]
+        if "CONTENT_TYPE" in meta:
+            headers.append((b"content-type", meta["CONTENT_TYPE"].encode()))
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": query.encode(),
+            "headers": headers,
+            "client": (meta.get("REMOTE_ADDR", "127.0.0.1"), 50000),
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async_to_sync(tracking_application)(scope, receive, send)
+        start, content = sent[0], b"".join(message.get("body", b"") for message in sent[1:])
+        response_headers = {name.decode(): value.decode() for name, value in start["headers"]}
+        return TrackingResponse(start["status"], response_headers, content)
+
+    def post(
+        self, path: str, data: Any = b"", content_type: str = "application/json", **meta: str
+    ) -> TrackingResponse:
+        body = (
+            data
+            if isinstance(data, bytes)
+            else (data if isinstance(data, str) else json.dumps(data)).encode()
+        )
+        return self.request("POST", path, body=body, CONTENT_TYPE=content_type, **meta)
+
+    def get(self, path: str, params: dict[str, str] | None = None, **meta: str) -> TrackingResponse:
+        return self.request("GET", path, query=urlencode(params or {}), **meta)
+
+    def options(self, path: str, **meta: str) -> TrackingResponse:
+        return self.request("OPTIONS", path, **meta)
