@@ -81,8 +81,11 @@ def looks_like_bot(user_agent: str) -> bool:
     return bool(_crawler_detect.isCrawler(user_agent))
 
 
-def utm_parameters(url: str) -> dict[str, str]:
-    query = parse_qs(urlsplit(url).query)
+def utm_parameters(query_string: str) -> dict[str, str]:
+    """The UTM tags of a page URL's query string."""
+    if "utm_" not in query_string:
+        return {}
+    query = parse_qs(query_string)
     return {
         key: query[key][0][:200]
         for key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -113,7 +116,7 @@ UTM_MEDIUMS = {
 }
 
 
-def classify_referrer(*, referrer: str, page_url: str, utm: dict[str, str]) -> tuple[str, str]:
+def classify_referrer(*, referrer: str, page_host: str, utm: dict[str, str]) -> tuple[str, str]:
     """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
     the referring host; no referrer (or one from the same site) is direct."""
     if utm.get("utm_source"):
@@ -121,9 +124,8 @@ def classify_referrer(*, referrer: str, page_url: str, utm: dict[str, str]) -> t
         return utm["utm_source"].lower(), medium
     if not referrer:
         return "direct", "direct"
-    host = (urlsplit(referrer).hostname or "").lower().removeprefix("www.")
-    page_host = (urlsplit(page_url).hostname or "").lower().removeprefix("www.")
-    if not host or host == page_host:
+    host = (urlsplit(referrer).hostname or "").removeprefix("www.")
+    if not host or host == page_host.removeprefix("www."):
         return "direct", "direct"
     known = lookup_referrer(host)
     if known is not None:

@@ -1,5 +1,6 @@
 """Country of an IP address, offline, from the iptocc package (regional internet registry
 allocation data shipped inside the wheel; IPv4 and IPv6; millions of lookups per second).
+Private, loopback and malformed addresses have no country.
 
 Registry data knows countries, not regions, and no package on the registries this product
 installs from ships current region data, so ``region`` is empty for now (see README).
@@ -9,16 +10,8 @@ Entry point: locate(ip) -> (ISO 3166-1 alpha-2 country or "", region or "").
 
 from __future__ import annotations
 
-import ipaddress
-
 from iptocc import country_code
 
 
 def locate(ip: str) -> tuple[str, str]:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "", ""
-    if not address.is_global:
-        return "", ""
-    return country_code(str(address)) or "", ""
+    return country_code(ip) or "", ""

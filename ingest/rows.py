@@ -7,8 +7,9 @@ same struct and hands the bytes to ClickHouse as JSONEachRow without rebuilding 
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 import msgspec
@@ -86,5 +87,12 @@ encoder = msgspec.json.Encoder()
 
 def clickhouse_time(epoch_ms: int) -> str:
     """DateTime64(3) text as ClickHouse parses it: "2026-11-22 14:41:31.123" (UTC)."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return f"{moment:%Y-%m-%d %H:%M:%S}.{epoch_ms % 1000:03d}"
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{_second_text(seconds)}.{millis:03d}"
+
+
+@lru_cache(maxsize=4096)
+def _second_text(epoch_seconds: int) -> str:
+    # Formatting a datetime is the slowest step of building a row; events of a batch (and of
+    # concurrent requests) share their second, so the text is made once per second.
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch_seconds))

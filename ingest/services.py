@@ -142,8 +142,9 @@ def page_rows_from_batch(
         if not parts.scheme or not (parts.netloc or parts.path):
             rejections.append(Rejection(index, "Expected an absolute URL - at `$.url`"))
             continue
-        utm = utm_parameters(event.url)
-        source, medium = classify_referrer(referrer=event.referrer, page_url=event.url, utm=utm)
+        hostname = (parts.hostname or "")[:253]
+        utm = utm_parameters(parts.query)
+        source, medium = classify_referrer(referrer=event.referrer, page_host=hostname, utm=utm)
         moment = event_time_ms(
             sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
         )
@@ -160,7 +161,7 @@ def page_rows_from_batch(
             url=event.url,
             retention_days=site.retention_days,
             app_id=envelope.app or "",
-            hostname=(parts.hostname or "")[:253],
+            hostname=hostname,
             referrer=event.referrer,
             referrer_source=source,
             referrer_medium=medium,

@@ -50,6 +50,8 @@ PRODUCE_FAILURES = Counter(
     ["topic"],
 )
 BUFFERED = Gauge("naboria_ingest_buffered_events", "Events waiting in this process's buffer.")
+PAGE_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(PAGE_TABLE)
+AD_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(AD_TABLE)
 
 
 class SinkFull(Exception):
@@ -105,14 +107,14 @@ class KafkaSink:
         except BufferError as error:
             SINK_REJECTIONS.inc()
             raise SinkFull(str(error)) from error
-        EVENTS_ACCEPTED.labels(PAGE_TABLE).inc(len(rows))
+        PAGE_EVENTS_ACCEPTED.inc(len(rows))
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
         durable: Future[None] = Future()
 
         def on_delivery(error: Any, message: Any) -> None:
             if error is None:
-                EVENTS_ACCEPTED.labels(AD_TABLE).inc()
+                AD_EVENTS_ACCEPTED.inc()
                 durable.set_result(None)
             else:
                 PRODUCE_FAILURES.labels(self.ad_topic).inc()
@@ -162,7 +164,7 @@ class DirectSink:
                 raise SinkFull("event buffer full while ClickHouse is not keeping up")
             for row in rows:
                 self._pages.add(row)
-            EVENTS_ACCEPTED.labels(PAGE_TABLE).inc(len(rows))
+            PAGE_EVENTS_ACCEPTED.inc(len(rows))
             BUFFERED.set(len(self._pages))
             if self._pages.is_due():
                 self._lock.notify()
@@ -209,7 +211,7 @@ class DirectSink:
                 for _, durable in ads:
                     durable.set_exception(SinkUnavailable(str(error).splitlines()[0]))
             else:
-                EVENTS_ACCEPTED.labels(AD_TABLE).inc(len(ads))
+                AD_EVENTS_ACCEPTED.inc(len(ads))
                 for _, durable in ads:
                     durable.set_result(None)
         return pages_written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from ingest.enrichment import classify_referrer, client_ip, describe_user_agent, utm_parameters
@@ -115,7 +117,9 @@ def test_client_ip_trusts_only_the_configured_number_of_proxies():
     ],
 )
 def test_referrer_classification(referrer, page, expected):
-    assert classify_referrer(referrer=referrer, page_url=page, utm=utm_parameters(page)) == expected
+    parts = urlsplit(page)
+    utm = utm_parameters(parts.query)
+    assert classify_referrer(referrer=referrer, page_host=parts.hostname, utm=utm) == expected
 
 
 def test_clock_skew_is_corrected_by_sent_at_and_clamped():
