@@ -104,10 +104,14 @@ class Drain:
             self.consumer.close()
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        stored = max_kafka_offsets(self.spec.table)
+        stored = max_kafka_offsets(self.spec.table, self.topic)
         committed = consumer.committed(partitions, timeout=10)
         for partition, commit in zip(partitions, committed, strict=True):
             resume_after_stored = stored.get(partition.partition, -1) + 1
+            end = kafka_client.high_watermark(consumer, self.topic, partition.partition)
+            if resume_after_stored > end:
+                # More stored than the topic holds: it was recreated; its offsets start anew.
+                continue
             if resume_after_stored > max(commit.offset, 0):
                 partition.offset = resume_after_stored
                 logger.info(
@@ -118,7 +122,7 @@ class Drain:
                 )
         if self.spec.sessionized:
             numbers = [partition.partition for partition in partitions]
-            self.sessions.remember(open_sessions(self.spec.table, numbers))
+            self.sessions.remember(open_sessions(self.spec.table, self.topic, numbers))
         consumer.assign(partitions)
 
     def _flush(self, messages: list[Any]) -> None:
@@ -132,6 +136,7 @@ class Drain:
             except msgspec.DecodeError as error:
                 self._dead_letter(message, f"invalid row: {error}")
                 continue
+            row.kafka_topic = self.topic
             row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
             rows.append(row)
             sources.append(message)

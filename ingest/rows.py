@@ -54,6 +54,7 @@ class PageRow(msgspec.Struct, omit_defaults=True):
     target: str = ""
     properties: dict[str, str] = {}
     # Set by the drain: where the row came from, stored with it (see ingest.storage).
+    kafka_topic: str = ""
     kafka_partition: int = -1
     kafka_offset: int = -1
 
@@ -78,6 +79,7 @@ class AdRow(msgspec.Struct, omit_defaults=True):
     region: str = ""
     device_type: str = ""
     is_bot: int = 0
+    kafka_topic: str = ""
     kafka_partition: int = -1
     kafka_offset: int = -1
 

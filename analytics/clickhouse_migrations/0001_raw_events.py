@@ -2,9 +2,10 @@
 
 ORDER BY starts with site and day so every report reads one site's range; event_id closes the
 key so ReplacingMergeTree folds a row that a client sent twice into one at merge time.
-kafka_partition/kafka_offset record where the drain read a row, written in the same insert,
-which is how the drain resumes without inserting twice (see ingest.drain). Rows expire after
-their site's retention, carried on each row so one table serves sites with different ones.
+kafka_topic, kafka_partition and kafka_offset record where the drain read a row, written in
+the same insert, which is how the drain resumes without inserting twice (see ingest.drain).
+Rows expire after their site's retention, carried on each row so one table serves sites with
+different ones.
 """
 
 OPERATIONS = [
@@ -45,6 +46,7 @@ OPERATIONS = [
         target String,
         properties Map(String, String),
         retention_days UInt16,
+        kafka_topic LowCardinality(String),
         kafka_partition Int32 DEFAULT -1,
         kafka_offset Int64 DEFAULT -1
     )
@@ -75,6 +77,7 @@ OPERATIONS = [
         device_type LowCardinality(String),
         is_bot UInt8,
         retention_days UInt16,
+        kafka_topic LowCardinality(String),
         kafka_partition Int32 DEFAULT -1,
         kafka_offset Int64 DEFAULT -1
     )

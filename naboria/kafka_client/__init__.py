@@ -10,6 +10,7 @@ Entry points:
                                  compressed, lingering), built on first use
     build_consumer(group_id=...) a consumer in a group with manual offset commits
     commit_offsets(consumer, ...) synchronous commit of the next offsets to read
+    high_watermark(consumer, ...) the offset the next produced message of a partition will get
     ensure_topics(names)         creates missing topics with the configured partitions
     ping()                       raises ``KafkaUnavailable`` if no broker answers
     reset()                      flushes and forgets the producer (tests, shutdown)
@@ -98,6 +99,13 @@ def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> N
         ],
         asynchronous=False,
     )
+
+
+def high_watermark(consumer: Any, topic: str, partition: int, *, timeout: float = 10.0) -> int:
+    from confluent_kafka import TopicPartition
+
+    _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+    return int(high)
 
 
 def _admin() -> Any:

@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts; figures in bench/RESULTS.md)."""

@@ -1,0 +1,428 @@
+"""Benchmarks of the event pipeline (issue 2/6). Prints every figure; see bench/RESULTS.md.
+
+    .venv/bin/python bench/ingest_pipeline.py [--seconds 10] [--servers daphne,uvicorn,uvicorn2]
+
+Needs wrk and hey (Debian: apt-get install wrk hey). Starts Tansu on a free port, prepares a
+throw-away installation, and measures:
+
+1. POST /collect with 1-event and 20-event batches under wrk (a separate process), per HTTP
+   server, next to a trivial ASGI app on the same server (bench/noop_asgi.py) as the baseline;
+2. latency at half the measured maximum rate (hey, rate-limited);
+3. drain throughput (rows/s from Kafka into ClickHouse) next to a direct insert of the same rows;
+4. time from a 202 to the event being queryable in ClickHouse, under background load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.test_services import free_port, tansu_binary, wait_for_port  # noqa: E402
+
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+SERVERS = {
+    "daphne": ["{bin}/daphne", "-b", "127.0.0.1", "-p", "{port}", "{app}"],
+    "uvicorn": [
+        "{bin}/uvicorn",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "{app}",
+    ],
+    "uvicorn2": [
+        "{bin}/uvicorn",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--workers",
+        "2",
+        "{app}",
+    ],
+}
+
+
+def batch(site: str, events: int) -> str:
+    return json.dumps(
+        {
+            "site": site,
+            "events": [
+                {
+                    "type": "pageview",
+                    "url": f"https://localhost/page/{i}?utm_source=bench",
+                    "referrer": "https://www.google.com/search?q=naboria",
+                }
+                for i in range(events)
+            ],
+        }
+    )
+
+
+class Server:
+    def __init__(self, kind: str, app: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        command = [
+            part.format(bin=Path(sys.executable).parent, port=self.port, app=app)
+            for part in SERVERS[kind]
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, kind, timeout=60)
+        self.url = f"http://127.0.0.1:{self.port}/collect"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def wrk(url: str, body: str, seconds: int, connections: int = 32) -> dict[str, float]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["User-Agent"] = "{USER_AGENT}"\nwrk.body = {json.dumps(body)}\n'
+    )
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    if "Non-2xx" in output:
+        raise RuntimeError(f"non-2xx answers during the benchmark:\n{output}")
+
+    def millis(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rate, "p50": millis("50%"), "p99": millis("99%")}
+
+
+def hey(url: str, body: str, seconds: int, rate: float, workers: int = 16) -> dict[str, float]:
+    body_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    body_file.write_text(body)
+    output = subprocess.run(
+        [
+            "hey",
+            "-z",
+            f"{seconds}s",
+            "-c",
+            str(workers),
+            "-q",
+            f"{rate / workers:.1f}",
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-H",
+            f"User-Agent: {USER_AGENT}",
+            "-D",
+            str(body_file),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    body_file.unlink()
+
+    def percentile(p: int) -> float:
+        return float(re.search(rf"\b{p}%+ in ([\d.]+) secs", output).group(1)) * 1000  # type: ignore[union-attr]
+
+    achieved = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {"rps": achieved, "p50": percentile(50), "p99": percentile(99)}
+
+
+def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds: int) -> list[str]:
+    lines = []
+    for kind in servers:
+        noop = Server(kind, "bench.noop_asgi:application", env)
+        app = Server(kind, "naboria.asgi:application", env)
+        try:
+            for events in (1, 20):
+                body = batch(site, events)
+                wrk(app.url, body, 3)  # warm up: caches, Kafka metadata, connections
+                baseline = wrk(noop.url, body, seconds)
+                measured = wrk(app.url, body, seconds)
+                half = hey(app.url, body, seconds, rate=measured["rps"] / 2)
+                lines.append(
+                    f"{kind:9} {events:2}-event batches: {measured['rps']:8.0f} req/s "
+                    f"= {measured['rps'] * events:8.0f} events/s, p50 {measured['p50']:.1f} ms, "
+                    f"p99 {measured['p99']:.1f} ms | trivial ASGI {baseline['rps']:.0f} req/s "
+                    f"(ratio {measured['rps'] / baseline['rps']:.2f}) | at half load "
+                    f"({half['rps']:.0f} req/s): p50 {half['p50']:.1f} ms, p99 {half['p99']:.1f} ms"
+                )
+                print(lines[-1], flush=True)
+        finally:
+            noop.stop()
+            app.stop()
+    return lines
+
+
+def drain_benchmark(rows: int) -> list[str]:
+    """Rows/s through the drain, next to inserting the same encoded rows directly."""
+    import threading as _threading
+
+    from django.test import override_settings
+
+    from ingest.drain import CONSUMERS, Drain
+    from ingest.rows import PageRow, clickhouse_time, encoder
+    from ingest.storage import insert_rows
+    from naboria import clickhouse, kafka_client
+
+    site = f"drain-{uuid.uuid4().hex[:8]}"
+    now = int(time.time() * 1000)
+    encoded = [
+        encoder.encode(
+            PageRow(
+                event_id=uuid.uuid4(),
+                site_id=site,
+                timestamp=clickhouse_time(now - i),
+                received_at=clickhouse_time(now),
+                event_type="pageview",
+                visitor_id=f"v{i % 5000}",
+                session_id="",
+                consent_state="none",
+                pathname=f"/p/{i % 300}",
+                url=f"https://localhost/p/{i % 300}",
+                retention_days=30,
+                browser="Chrome",
+                os="Windows",
+                device_type="desktop",
+                country="FR",
+            )
+        )
+        for i in range(rows)
+    ]
+    started = time.perf_counter()
+    insert_rows(
+        "page_events", [row.replace(site.encode(), b"direct-" + site.encode()) for row in encoded]
+    )
+    direct_rate = rows / (time.perf_counter() - started)
+
+    # A topic of its own: the HTTP benchmarks left a backlog in the default one.
+    prefix = f"drain-bench-{uuid.uuid4().hex[:6]}."
+    producer = kafka_client.get_producer()
+    topic = f"{prefix}page"
+    for row in encoded:
+        producer.produce(topic, value=row, key=site.encode())
+        producer.poll(0)
+    producer.flush(60)
+
+    def count() -> int:
+        return int(
+            clickhouse.get_client()
+            .query(
+                "SELECT count() FROM page_events WHERE site_id = {s:String}", parameters={"s": site}
+            )
+            .result_rows[0][0]
+        )
+
+    with override_settings(
+        INGEST_BATCH_SIZE=10_000, INGEST_BATCH_SECONDS=1.0, KAFKA_TOPIC_PREFIX=prefix
+    ):
+        drain = Drain(CONSUMERS["page-events"], stop=_threading.Event())
+        thread = _threading.Thread(target=drain.run)
+        started = time.perf_counter()
+        thread.start()
+        while count() < rows:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        drain.stop.set()
+        thread.join()
+    line = (
+        f"drain: {rows} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s (incl. consumer "
+        f"group join) | direct insert of the same rows {direct_rate:,.0f} rows/s "
+        f"(ratio {rows / elapsed / direct_rate:.2f})"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> list[str]:
+    """202 -> visible in ClickHouse, with the drain in this process and background load."""
+    from django.test import override_settings
+
+    from ingest import topics
+    from ingest.drain import DrainRunner
+    from naboria import clickhouse
+
+    # Fresh topics: no backlog from the HTTP benchmarks in front of the tracers.
+    prefix = f"queryable-{uuid.uuid4().hex[:6]}."
+    server = Server(
+        "uvicorn", "naboria.asgi:application", {**server_env, "KAFKA_TOPIC_PREFIX": prefix}
+    )
+    settings_override = override_settings(KAFKA_TOPIC_PREFIX=prefix)
+    settings_override.enable()
+    topics._ensured.clear()
+    runner = DrainRunner(["page-events"])
+    runner.start()
+    stop_load = threading.Event()
+
+    def background_load() -> None:  # about 2,000 events/s
+        body = batch(site, 20).encode()
+        while not stop_load.is_set():
+            request = urllib.request.Request(
+                server.url,
+                data=body,
+                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            )
+            urllib.request.urlopen(request, timeout=5).read()
+            time.sleep(0.01)
+
+    loader = threading.Thread(target=background_load, daemon=True)
+    loader.start()
+    delays = []
+    try:
+        time.sleep(8)  # consumer group joined, load running
+        for _ in range(tracers):
+            event_id = str(uuid.uuid4())
+            body = json.dumps(
+                {
+                    "site": site,
+                    "events": [
+                        {"type": "pageview", "url": "https://localhost/tracer", "id": event_id}
+                    ],
+                }
+            ).encode()
+            request = urllib.request.Request(
+                server.url,
+                data=body,
+                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            )
+            assert urllib.request.urlopen(request, timeout=5).status == 202
+            accepted = time.perf_counter()
+            while (
+                not clickhouse.get_client()
+                .query(
+                    "SELECT count() FROM page_events"
+                    " WHERE site_id = {s:String} AND event_id = {e:UUID}",
+                    parameters={"s": site, "e": event_id},
+                )
+                .result_rows[0][0]
+            ):
+                time.sleep(0.02)
+            delays.append(time.perf_counter() - accepted)
+    finally:
+        stop_load.set()
+        runner.stop()
+        server.stop()
+        settings_override.disable()
+    delays.sort()
+    p95 = delays[max(int(len(delays) * 0.95) - 1, 0)]
+    line = (
+        f"202 -> queryable ({tracers} tracers, ~2,000 events/s background, batches of "
+        f"{os.environ.get('INGEST_BATCH_SIZE', '1000')} rows or "
+        f"{os.environ.get('INGEST_BATCH_MILLISECONDS', '5000')} ms): "
+        f"p50 {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {delays[-1]:.2f} s"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--servers", default="daphne,uvicorn,uvicorn2")
+    parser.add_argument("--drain-rows", type=int, default=200_000)
+    parser.add_argument("--tracers", type=int, default=40)
+    options = parser.parse_args()
+    for tool in ("wrk", "hey"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install wrk hey")
+
+    work = Path(tempfile.mkdtemp(prefix="naboria-bench-"))
+    kafka_port = free_port()
+    listener = f"tcp://127.0.0.1:{kafka_port}"
+    tansu = subprocess.Popen(
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(kafka_port, "Tansu")
+    base_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "MONGODB_URL", "CLICKHOUSE_URL"}
+    }
+    base_env.update(
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}", DJANGO_SETTINGS_MODULE="naboria.settings"
+    )
+    # The web processes never touch ClickHouse on the Kafka path; this process (the drain) owns
+    # the one chdb folder that is measured.
+    server_env = {
+        **base_env,
+        "NABORIA_VAR_DIR": str(work / "web"),
+        "NABORIA_STARTUP_CHECKS": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    prepared = subprocess.run(
+        [sys.executable, "manage.py", "prepare", "--demo"],
+        cwd=ROOT,
+        env=server_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    site = re.search(r"public id (\w+)", prepared).group(1)  # type: ignore[union-attr]
+    os.environ.update(base_env, NABORIA_VAR_DIR=str(work / "drain"))
+
+    import django
+
+    django.setup()
+    from analytics import clickhouse_migrations
+
+    clickhouse_migrations.apply_pending()
+    try:
+        results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
+        servers = options.servers.split(",")
+        results += http_benchmarks(server_env, site, servers, options.seconds)
+        results += drain_benchmark(options.drain_rows)
+        results += queryable_benchmark(server_env, site, options.tracers)
+        print("\n".join(["", "summary:", *results]))
+    finally:
+        tansu.terminate()
+        tansu.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

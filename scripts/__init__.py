@@ -1,0 +1,1 @@
+"""Developer and CI scripts (test services, browser install, data refresh)."""
