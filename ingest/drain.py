@@ -55,14 +55,18 @@ class ConsumerSpec:
     topic_kind: str
     table: str
     row_type: type[PageRow] | type[AdRow]
-    sessionized: bool
+
+    @property
+    def sessionized(self) -> bool:
+        """Page rows get session ids; ad rows do not."""
+        return self.row_type is PageRow
 
 
 CONSUMERS = {
     spec.name: spec
     for spec in (
-        ConsumerSpec("page-events", "page", "page_events", PageRow, sessionized=True),
-        ConsumerSpec("ad-events", "ad", "ad_events", AdRow, sessionized=False),
+        ConsumerSpec("page-events", "page", "page_events", PageRow),
+        ConsumerSpec("ad-events", "ad", "ad_events", AdRow),
     )
 }
 
@@ -133,15 +137,15 @@ class Drain:
         for message in messages:
             try:
                 row = self.decoder.decode(message.value())
-            except msgspec.DecodeError as error:
+                if isinstance(row, PageRow):
+                    self.sessions.assign_one(row)
+            except (msgspec.DecodeError, ValueError) as error:
                 self._dead_letter(message, f"invalid row: {error}")
                 continue
             row.kafka_topic = self.topic
             row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
             rows.append(row)
             sources.append(message)
-        if self.spec.sessionized:
-            self.sessions.assign(rows)
         self._insert([encoder.encode(row) for row in rows], sources)
         self._commit(messages)
 

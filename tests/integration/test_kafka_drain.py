@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 
 from ingest.drain import CONSUMERS, Drain
+from ingest.rows import PageRow, encoder
 from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
@@ -108,9 +109,22 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     producer = kafka_client.get_producer()
     page_topic = kafka_client.topic_name("page")
     marker = uuid.uuid4().hex
-    producer.produce(
-        page_topic, key=site.public_id.encode(), value=f'{{"poison": "{marker}"}}'.encode()
+    bad_time = PageRow(
+        event_id=uuid.uuid4(),
+        site_id=site.public_id,
+        timestamp="yyyy-mm-dd hh:mm:ss.fff",
+        received_at="2026-11-22 10:00:00.000",
+        event_type="pageview",
+        visitor_id=marker,
+        session_id="",
+        consent_state="none",
+        pathname="/",
+        url="https://example.com/",
+        retention_days=30,
     )
+    poison = [f'{{"poison": "{marker}"}}'.encode(), encoder.encode(bad_time)]
+    for value in poison:
+        producer.produce(page_topic, key=site.public_id.encode(), value=value)
     producer.flush(10)
     collect(site, 3)
 
@@ -118,17 +132,18 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     dead.subscribe([kafka_client.topic_name(DEAD_LETTER)])
     drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
     run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 3)
-    found = None
+    found = []
     deadline = time.monotonic() + 20
-    while found is None and time.monotonic() < deadline:
+    while len(found) < len(poison) and time.monotonic() < deadline:
         message = dead.poll(0.5)
         if message is not None and not message.error() and marker.encode() in message.value():
-            found = message
+            found.append(message)
     dead.close()
-    assert found is not None
-    headers = dict(found.headers())
-    assert headers["error"].startswith(b"invalid row")
-    assert headers["source-topic"] == page_topic.encode()
+    assert sorted(message.value() for message in found) == sorted(poison)
+    for message in found:
+        headers = dict(message.headers())
+        assert headers["error"].startswith(b"invalid row")
+        assert headers["source-topic"] == page_topic.encode()
 
 
 def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
