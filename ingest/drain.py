@@ -81,6 +81,14 @@ class Drain:
         self.decoder = msgspec.json.Decoder(spec.row_type)
         self.sessions = Sessionizer()
         self.consumer: Any = None
+        self.batch: Batch[Any] = Batch(
+            max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
+        )
+
+    @property
+    def pending(self) -> int:
+        """Messages read and not yet inserted."""
+        return len(self.batch)
 
     def run(self) -> None:
         ensure_ingest_topics()
@@ -88,9 +96,7 @@ class Drain:
             group_id=f"{settings.DRAIN_GROUP_ID}.{self.spec.name}"
         )
         self.consumer.subscribe([self.topic], on_assign=self._on_assign)
-        batch: Batch[Any] = Batch(
-            max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
-        )
+        batch = self.batch
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
         try:
             while not self.stop.is_set():
@@ -135,17 +141,19 @@ class Drain:
         rows: list[Any] = []
         sources: list[Any] = []
         for message in messages:
-            try:
-                row = self.decoder.decode(message.value())
-                if isinstance(row, PageRow):
-                    self.sessions.assign_one(row)
-            except (msgspec.DecodeError, ValueError) as error:
-                self._dead_letter(message, f"invalid row: {error}")
-                continue
-            row.kafka_topic = self.topic
-            row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
-            rows.append(row)
-            sources.append(message)
+            # A page message holds the rows of one accepted batch, one per line.
+            for line in message.value().split(b"\n"):
+                try:
+                    row = self.decoder.decode(line)
+                    if isinstance(row, PageRow):
+                        self.sessions.assign_one(row)
+                except (msgspec.DecodeError, ValueError) as error:
+                    self._dead_letter(message, line, f"invalid row: {error}")
+                    continue
+                row.kafka_topic = self.topic
+                row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
+                rows.append(row)
+                sources.append((message, line))
         self._insert([encoder.encode(row) for row in rows], sources)
         self._commit(messages)
 
@@ -169,12 +177,12 @@ class Drain:
         self, encoded: list[bytes], sources: list[Any], first: Exception
     ) -> None:
         logger.error("drain %s: batch refused (%s); inserting row by row", self.spec.name, first)
-        for row, message in zip(encoded, sources, strict=True):
+        for row, (message, line) in zip(encoded, sources, strict=True):
             try:
                 insert_rows(self.spec.table, [row])
                 ROWS_INSERTED.labels(self.spec.name).inc()
             except Exception as error:
-                self._dead_letter(message, f"refused by ClickHouse: {error}")
+                self._dead_letter(message, line, f"refused by ClickHouse: {error}")
 
     @staticmethod
     def _clickhouse_is_up() -> bool:
@@ -184,12 +192,13 @@ class Drain:
             return False
         return True
 
-    def _dead_letter(self, message: Any, error: str) -> None:
+    def _dead_letter(self, message: Any, row: bytes, error: str) -> None:
+        """Send one refused row (a line of its message) to the dead-letter topic."""
         DEAD_LETTERS.labels(self.spec.name).inc()
         producer = kafka_client.get_producer()
         producer.produce(
             kafka_client.topic_name(DEAD_LETTER),
-            value=message.value(),
+            value=row,
             key=message.key(),
             headers={
                 "error": error[:1000].encode(),
@@ -217,10 +226,12 @@ class DrainRunner:
         self.specs = [CONSUMERS[name] for name in (names or CONSUMERS)]
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.drains: list[Drain] = []
 
     def start(self) -> None:
         for spec in self.specs:
             drain = Drain(spec, stop=self.stop_event)
+            self.drains.append(drain)
             thread = threading.Thread(
                 target=self._guarded, args=(drain,), name=f"drain-{spec.name}"
             )

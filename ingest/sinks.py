@@ -2,7 +2,8 @@
 
 Both sinks offer the same two calls:
 
-- ``submit_page_rows(rows, key=site)``: fire-and-forget. Raises ``SinkFull`` when the bounded
+- ``submit_page_rows(rows, key=site)``: fire-and-forget (on Kafka, one message holding the
+  batch's rows, newline-separated). Raises ``SinkFull`` when the bounded
   in-memory buffer (librdkafka's queue while the broker is away, or the direct writer's
   pending batch) cannot take the whole batch, so the endpoint answers 503 and nothing is
   half-accepted.
@@ -16,6 +17,7 @@ Entry point: ``get_sink()`` (one per process, built on first use); ``reset_sink(
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -79,6 +81,8 @@ class KafkaSink:
         self.page_topic = kafka_client.topic_name(PAGE)
         self.ad_topic = kafka_client.topic_name(AD)
         self.capacity = settings.INGEST_BUFFER_EVENTS
+        self._lock = threading.Lock()
+        self._in_flight = 0  # page events handed to the producer and not yet acknowledged
         self._stop = threading.Event()
         # Delivery reports are served by poll(); a thread keeps them flowing between requests.
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
@@ -87,24 +91,33 @@ class KafkaSink:
     def _poll_forever(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.1)
-            BUFFERED.set(len(self.producer))
+            BUFFERED.set(self._in_flight)
 
-    def _on_page_delivery(self, error: Any, message: Any) -> None:
+    def _on_page_delivery(self, rows: int, error: Any, message: Any) -> None:
+        with self._lock:
+            self._in_flight -= rows
         if error is not None:
-            PRODUCE_FAILURES.labels(self.page_topic).inc()
-            logger.error("page event not delivered to Kafka: %s", error)
+            PRODUCE_FAILURES.labels(self.page_topic).inc(rows)
+            logger.error("%d page events not delivered to Kafka: %s", rows, error)
 
     def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
-        if len(self.producer) + len(rows) > self.capacity:
-            SINK_REJECTIONS.inc()
-            raise SinkFull("event buffer full while Kafka is unreachable")
-        encoded_key = key.encode()
+        # One message per accepted batch (rows separated by newlines): one produce call and
+        # one delivery report per request instead of one per event.
+        with self._lock:
+            if self._in_flight + len(rows) > self.capacity:
+                SINK_REJECTIONS.inc()
+                raise SinkFull("event buffer full while Kafka is unreachable")
+            self._in_flight += len(rows)
         try:
-            for row in rows:
-                self.producer.produce(
-                    self.page_topic, value=row, key=encoded_key, on_delivery=self._on_page_delivery
-                )
+            self.producer.produce(
+                self.page_topic,
+                value=b"\n".join(rows),
+                key=key.encode(),
+                on_delivery=functools.partial(self._on_page_delivery, len(rows)),
+            )
         except BufferError as error:
+            with self._lock:
+                self._in_flight -= len(rows)
             SINK_REJECTIONS.inc()
             raise SinkFull(str(error)) from error
         PAGE_EVENTS_ACCEPTED.inc(len(rows))

@@ -341,3 +341,18 @@ def test_ad_event_validation(shop):
     response = post("/ad-event", {"type": "impression", "site": shop.public_id})
     assert response.status_code == 400
     assert "impression" in response.json()["error"]
+
+
+def test_direct_path_flushes_waiting_events_on_shutdown(shop):
+    with override_settings(INGEST_BATCH_SECONDS=600.0):
+        reset_sink()
+        body = {
+            "site": shop.public_id,
+            "events": [{"type": "pageview", "url": "https://shop.example/"}] * 3,
+        }
+        assert post("/collect", body).status_code == 202
+        count = "SELECT count() FROM page_events WHERE site_id = {s:String}"
+        client = clickhouse.get_client()
+        assert client.query(count, parameters={"s": shop.public_id}).result_rows == [(0,)]
+        reset_sink()  # what the atexit hook does when the web process stops
+        assert client.query(count, parameters={"s": shop.public_id}).result_rows == [(3,)]

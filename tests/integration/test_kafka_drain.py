@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
+from django.conf import settings
 from django.test import override_settings
+from prometheus_client import REGISTRY
 
-from ingest.drain import CONSUMERS, Drain
+from ingest.drain import CONSUMERS, Drain, DrainRunner
 from ingest.rows import PageRow, encoder
 from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
@@ -132,7 +136,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     dead.subscribe([kafka_client.topic_name(DEAD_LETTER)])
     drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
     run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 3)
-    found = []
+    found: list[Any] = []
     deadline = time.monotonic() + 20
     while len(found) < len(poison) and time.monotonic() < deadline:
         message = dead.poll(0.5)
@@ -189,9 +193,58 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site):
             assert first.status_code == 202
             assert second.status_code == 503
             assert "buffer full" in second.json()["error"]
-            producer = kafka_client.get_producer()
-            assert len(producer) == 60  # nothing of the refused batch was queued
+            # The accepted batch waits as one message; nothing of the refused one was queued.
+            assert len(kafka_client.get_producer()) == 1
+            assert sink_buffered_events() == 60
         finally:
             kafka_client.get_producer().purge()
             reset_sink()
             kafka_client.reset()
+
+
+def test_stopping_the_drain_inserts_and_commits_the_partial_batch(site):
+    """What SIGTERM does (manage.py drain sets the same stop event): the batch in hand is
+    inserted and committed even though it is neither full nor old."""
+    collect(site, 7)
+    with override_settings(INGEST_BATCH_SECONDS=120.0):
+        runner = DrainRunner(["page-events"])
+        runner.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _consumed_by(runner):
+            time.sleep(0.1)
+        assert count(PAGEVIEWS, site.public_id) == 0  # still waiting in the batch
+        runner.stop()
+    assert count(PAGEVIEWS, site.public_id) == 7
+    group = f"{settings.DRAIN_GROUP_ID}.page-events"
+    consumer = kafka_client.build_consumer(group_id=group)
+    committed = consumer.committed(
+        [TopicPartition(kafka_client.topic_name("page"), partition) for partition in range(6)],
+        timeout=10,
+    )
+    consumer.close()
+    assert max(partition.offset for partition in committed) > 0
+
+
+def _consumed_by(runner: DrainRunner) -> bool:
+    # The drain has read the messages once its consumer holds a position past them.
+    return any(drain.pending for drain in runner.drains)
+
+
+def test_celery_worker_bootstep_hosts_the_drain(site):
+    from naboria.celery import DrainStep
+
+    collect(site, 4)
+    step = DrainStep(worker=None)
+    step.start(worker=None)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and count(PAGEVIEWS, site.public_id) < 4:
+            time.sleep(0.2)
+    finally:
+        step.stop(worker=None)
+    assert count(PAGEVIEWS, site.public_id) == 4
+
+
+def sink_buffered_events() -> float:
+    time.sleep(0.3)  # the producer's poll thread publishes the gauge every 0.1 s
+    return REGISTRY.get_sample_value("naboria_ingest_buffered_events") or 0.0
