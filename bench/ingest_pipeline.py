@@ -254,7 +254,10 @@ def drain_benchmark(rows: int) -> list[str]:
         )
 
     with override_settings(
-        INGEST_BATCH_SIZE=10_000, INGEST_BATCH_SECONDS=1.0, KAFKA_TOPIC_PREFIX=prefix
+        INGEST_BATCH_SIZE=10_000,
+        INGEST_BATCH_SECONDS=1.0,
+        KAFKA_TOPIC_PREFIX=prefix,
+        DRAIN_GROUP_ID=prefix,
     ):
         drain = Drain(CONSUMERS["page-events"], stop=_threading.Event())
         thread = _threading.Thread(target=drain.run)
@@ -287,7 +290,7 @@ def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> 
     server = Server(
         "uvicorn", "naboria.asgi:application", {**server_env, "KAFKA_TOPIC_PREFIX": prefix}
     )
-    settings_override = override_settings(KAFKA_TOPIC_PREFIX=prefix)
+    settings_override = override_settings(KAFKA_TOPIC_PREFIX=prefix, DRAIN_GROUP_ID=prefix)
     settings_override.enable()
     topics._ensured.clear()
     runner = DrainRunner(["page-events"])

@@ -96,6 +96,8 @@ class Drain:
             group_id=f"{settings.DRAIN_GROUP_ID}.{self.spec.name}"
         )
         self.consumer.subscribe([self.topic], on_assign=self._on_assign)
+        # After a crash, what the last run held was never committed and will be read again.
+        self.batch.take()
         batch = self.batch
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
         try:
@@ -105,7 +107,7 @@ class Drain:
                     if message.error():
                         logger.warning("drain %s: %s", self.spec.name, message.error())
                     else:
-                        batch.add(message)
+                        batch.add(message, rows=message.value().count(b"\n") + 1)
                 if batch.is_due():
                     self._flush(batch.take())
             # Asked to stop (SIGTERM): what was read is inserted and committed before leaving.

@@ -9,8 +9,10 @@ Entry points: client_ip, describe_user_agent, looks_like_bot, classify_referrer,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
 from crawlerdetect import CrawlerDetect
@@ -81,16 +83,22 @@ def looks_like_bot(user_agent: str) -> bool:
     return bool(_crawler_detect.isCrawler(user_agent))
 
 
-def utm_parameters(query_string: str) -> dict[str, str]:
-    """The UTM tags of a page URL's query string."""
+_NO_UTM: Mapping[str, str] = MappingProxyType({})
+
+
+@lru_cache(maxsize=8192)
+def utm_parameters(query_string: str) -> Mapping[str, str]:
+    """The UTM tags of a page URL's query string (landing URLs repeat: cached, read-only)."""
     if "utm_" not in query_string:
-        return {}
+        return _NO_UTM
     query = parse_qs(query_string)
-    return {
-        key: query[key][0][:200]
-        for key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-        if query.get(key)
-    }
+    return MappingProxyType(
+        {
+            key: query[key][0][:200]
+            for key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+            if query.get(key)
+        }
+    )
 
 
 # utm_medium values as people write them -> the product's mediums; anything else is referral.
@@ -116,7 +124,7 @@ UTM_MEDIUMS = {
 }
 
 
-def classify_referrer(*, referrer: str, page_host: str, utm: dict[str, str]) -> tuple[str, str]:
+def classify_referrer(*, referrer: str, page_host: str, utm: Mapping[str, str]) -> tuple[str, str]:
     """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
     the referring host; no referrer (or one from the same site) is direct."""
     if utm.get("utm_source"):

@@ -25,6 +25,7 @@ from ingest.enrichment import (
     describe_user_agent,
     utm_parameters,
 )
+from ingest.event_ids import new_event_id
 from ingest.identity import cookieless_visitor_id, token_is_valid
 from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.schemas import (
@@ -149,7 +150,7 @@ def page_rows_from_batch(
             sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
         )
         row = PageRow(
-            event_id=event.id or uuid.uuid4(),
+            event_id=event.id or new_event_id(),
             site_id=site.public_id,
             timestamp=clickhouse_time(moment),
             received_at=received,

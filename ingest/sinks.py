@@ -203,7 +203,7 @@ class DirectSink:
                 BUFFERED.set(len(self._pages))
             if not self._write(pages, ads) and not closing:
                 with self._lock:  # keep them, in order, for the next attempt
-                    self._pages.items[:0] = pages
+                    self._pages.put_back(pages, rows=len(pages))
                 self._stop_retrying.wait(1.0)
             if closing:
                 return

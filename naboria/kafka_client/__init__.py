@@ -116,7 +116,7 @@ def _admin() -> Any:
 
 def ensure_topics(names: Iterable[str], *, timeout: float = 10.0) -> list[str]:
     """Create the topics that do not exist yet; return the names that were created."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
     admin = _admin()
@@ -138,9 +138,16 @@ def ensure_topics(names: Iterable[str], *, timeout: float = 10.0) -> list[str]:
         ],
         operation_timeout=timeout,
     )
-    for future in futures.values():
-        future.result(timeout=timeout)
-    return missing
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as error:
+            # Another process created it between our listing and our request: that is fine.
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaUnavailable(str(error.args[0])) from error
+    return created
 
 
 def ping(*, timeout: float = 2.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -114,3 +115,24 @@ def test_mongodb_document_round_trip():
     assert RoundTrip.objects(token=token).get().tags == ["a", "b"]
     assert db.command("ping")["ok"] == 1
     RoundTrip.objects(token=token).delete()
+
+
+@pytest.mark.kafka
+def test_concurrent_creation_of_one_topic_succeeds_for_both_callers():
+    topic = kafka_client.topic_name(f"race-{uuid.uuid4().hex[:8]}")
+    outcomes: list[object] = []
+
+    def create() -> None:
+        try:
+            outcomes.append(kafka_client.ensure_topics([topic]))
+        except Exception as error:  # collected: the assertion below names it
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    created = [outcome for outcome in outcomes if isinstance(outcome, list)]
+    assert len(created) == len(threads), outcomes  # nobody saw an error
+    assert sum(len(names) for names in created) <= 1  # and it was created once
