@@ -194,7 +194,7 @@ def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds:
     return lines
 
 
-def drain_benchmark(rows: int) -> list[str]:
+def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     """Rows/s through the drain, next to inserting the same encoded rows directly."""
     import threading as _threading
 

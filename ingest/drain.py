@@ -1,12 +1,13 @@
 """The drain: long-lived Kafka consumers that load event rows into ClickHouse.
 
 Consumers are registered by name in ``CONSUMERS`` (page-events, ad-events). Each runs a loop:
-poll, validate, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), insert, and
-only then commit offsets. Hosted in every Celery worker by a bootstep (naboria.celery) or run
-alone with ``python manage.py drain``.
+consume, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), validate, insert, and
+only then commit offsets. A writer thread does the inserts, so the next batch is read and
+decoded meanwhile; commits stay in the consumer thread, in order. Hosted in every Celery worker
+by a bootstep (naboria.celery) or run alone with ``python manage.py drain``.
 
-Exactly-once into ClickHouse: each row is inserted together with its Kafka partition and
-offset. When a consumer is given a partition it reads the highest offset already stored
+Exactly-once into ClickHouse: each row is inserted together with its Kafka topic, partition
+and offset. When a consumer is given a partition it reads the highest offset already stored
 (ingest.storage.max_kafka_offsets) and starts after it, so a drain killed between insert and
 commit does not insert the same events again, and neither do the materialized rollups, which
 an after-the-fact ReplacingMergeTree merge could not have undone.
@@ -17,7 +18,9 @@ it goes to the dead-letter topic with the error in its headers and the drain mov
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -47,6 +50,7 @@ INSERT_SECONDS = Histogram(
     "naboria_drain_insert_seconds", "Duration of one batch insert.", ["consumer"]
 )
 RETRY_SECONDS = 2.0
+CONSUME_AT_ONCE = 500
 
 
 @dataclass(frozen=True)
@@ -99,20 +103,27 @@ class Drain:
         # After a crash, what the last run held was never committed and will be read again.
         self.batch.take()
         batch = self.batch
+        writer = _BatchWriter(self)
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
         try:
             while not self.stop.is_set():
-                message = self.consumer.poll(min(max(batch.seconds_left(), 0.0), 0.5))
-                if message is not None:
+                self._commit_written(writer)
+                # consume() hands over what librdkafka prefetched in one call; poll() would
+                # cost a call (and a wait) per message.
+                wait = min(max(batch.seconds_left(), 0.0), 0.5)
+                for message in self.consumer.consume(CONSUME_AT_ONCE, wait):
                     if message.error():
                         logger.warning("drain %s: %s", self.spec.name, message.error())
                     else:
                         batch.add(message, rows=message.value().count(b"\n") + 1)
                 if batch.is_due():
-                    self._flush(batch.take())
+                    writer.submit(self._prepare(batch.take()))
             # Asked to stop (SIGTERM): what was read is inserted and committed before leaving.
-            self._flush(batch.take())
+            writer.submit(self._prepare(batch.take()))
+            writer.finish()
+            self._commit_written(writer)
         finally:
+            writer.abandon()
             self.consumer.close()
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -137,9 +148,11 @@ class Drain:
             self.sessions.remember(open_sessions(self.spec.table, self.topic, numbers))
         consumer.assign(partitions)
 
-    def _flush(self, messages: list[Any]) -> None:
+    def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
+        """Decode, validate and sessionize the rows of these messages (in the consumer thread);
+        invalid rows go to the dead-letter topic."""
         if not messages:
-            return
+            return None
         rows: list[Any] = []
         sources: list[Any] = []
         for message in messages:
@@ -156,8 +169,14 @@ class Drain:
                 row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
                 rows.append(row)
                 sources.append((message, line))
-        self._insert([encoder.encode(row) for row in rows], sources)
-        self._commit(messages)
+        return PreparedBatch([encoder.encode(row) for row in rows], sources, messages)
+
+    def _commit_written(self, writer: _BatchWriter) -> None:
+        """Commit, in order, the batches the writer has inserted. Commits stay in the consumer's
+        own thread: a synchronous commit from another thread deadlocks against consume()."""
+        writer.raise_if_failed()
+        for messages in writer.take_written():
+            self._commit(messages)
 
     def _insert(self, encoded: list[bytes], sources: list[Any]) -> None:
         while True:
@@ -219,6 +238,74 @@ class Drain:
             partition = message.partition()
             next_offsets[partition] = max(next_offsets.get(partition, 0), message.offset() + 1)
         kafka_client.commit_offsets(self.consumer, self.topic, next_offsets)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    encoded: list[bytes]
+    sources: list[tuple[Any, bytes]]  # (message, line) of each encoded row
+    messages: list[Any]
+
+
+class _BatchWriter:
+    """Inserts prepared batches in a thread of its own, in order and one at a time, while the
+    consumer thread reads and prepares the next batch, so ClickHouse's insert and Python's
+    decoding overlap. At most one batch waits, so a slow ClickHouse slows the reading too.
+    Inserted batches are handed back (``take_written``) for the consumer thread to commit."""
+
+    def __init__(self, drain: Drain) -> None:
+        self.drain = drain
+        self.pending: queue.Queue[PreparedBatch | None] = queue.Queue(maxsize=1)
+        self.written: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._insert_forever, name=f"drain-writer-{drain.spec.name}", daemon=True
+        )
+        self.thread.start()
+
+    def _insert_forever(self) -> None:
+        while (prepared := self.pending.get()) is not None:
+            if self.error is None:  # after a failure nothing more is inserted
+                try:
+                    self.drain._insert(prepared.encoded, prepared.sources)
+                except BaseException as error:
+                    self.error = error
+                else:
+                    self.written.put(prepared.messages)
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def take_written(self) -> list[list[Any]]:
+        batches = []
+        while not self.written.empty():
+            batches.append(self.written.get())
+        return batches
+
+    def submit(self, prepared: PreparedBatch | None) -> None:
+        if prepared is None:
+            return
+        while True:
+            self.raise_if_failed()
+            try:
+                self.pending.put(prepared, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait until what was submitted is inserted; raise what failed."""
+        self.pending.put(None)
+        self.thread.join()
+        self.raise_if_failed()
+
+    def abandon(self) -> None:
+        """Stop the thread without waiting for anything more (the run is ending)."""
+        if self.thread.is_alive():
+            self.error = self.error or RuntimeError("drain run ended")
+            with contextlib.suppress(queue.Full):
+                self.pending.put_nowait(None)
 
 
 class DrainRunner:
