@@ -32,38 +32,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.test_services import free_port, tansu_binary, wait_for_port  # noqa: E402
+from scripts.test_services import free_port, start_tansu, wait_for_port  # noqa: E402
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36"
 )
+UVICORN = [
+    "{bin}/uvicorn",
+    "--port",
+    "{port}",
+    "--log-level",
+    "warning",
+    "--no-access-log",
+    "--lifespan",
+    "off",
+    "{app}",
+]
 SERVERS = {
     "daphne": ["{bin}/daphne", "-b", "127.0.0.1", "-p", "{port}", "{app}"],
-    "uvicorn": [
-        "{bin}/uvicorn",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--lifespan",
-        "off",
-        "{app}",
-    ],
-    "uvicorn2": [
-        "{bin}/uvicorn",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--lifespan",
-        "off",
-        "--workers",
-        "2",
-        "{app}",
-    ],
+    "uvicorn": UVICORN,
+    "uvicorn2": [*UVICORN, "--workers", "2"],
 }
 
 
@@ -378,31 +367,13 @@ def main() -> None:
             sys.exit(f"{tool} is missing: apt-get install wrk hey")
 
     work = Path(tempfile.mkdtemp(prefix="naboria-bench-"))
-    kafka_port = free_port()
-    listener = f"tcp://127.0.0.1:{kafka_port}"
-    tansu = subprocess.Popen(
-        [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(kafka_port, "Tansu")
+    tansu, bootstrap = start_tansu(work / "tansu.log")
     base_env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL", "MONGODB_URL", "CLICKHOUSE_URL"}
     }
-    base_env.update(
-        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}", DJANGO_SETTINGS_MODULE="naboria.settings"
-    )
+    base_env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, DJANGO_SETTINGS_MODULE="naboria.settings")
     # The web processes never touch ClickHouse on the Kafka path; this process (the drain) owns
     # the one chdb folder that is measured.
     server_env = {

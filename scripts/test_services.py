@@ -109,6 +109,28 @@ def tansu_binary() -> Path:
     return binary
 
 
+def start_tansu(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Tansu in memory on a free port, ready; returns the process and its bootstrap address."""
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, "Tansu")
+    return process, f"127.0.0.1:{port}"
+
+
 def main(command: list[str]) -> int:
     if not command:
         print(__doc__)
@@ -136,26 +158,9 @@ def main(command: list[str]) -> int:
         else:
             missing.append("Redis")
 
-        kafka_port = free_port()
-        listener = f"tcp://127.0.0.1:{kafka_port}"
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=(workdir / "tansu.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        wait_for_port(kafka_port, "Tansu")
-        env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{kafka_port}"
+        tansu, bootstrap = start_tansu(workdir / "tansu.log")
+        processes.append(tansu)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
         mongo_port = free_port()
         (workdir / "mongo").mkdir()
