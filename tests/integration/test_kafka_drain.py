@@ -151,10 +151,29 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
 
 
 def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
-    body = {"type": "click", "site": site.public_id, "impression": "imp-k", "campaign": 1, "ad": 2}
+    impression = f"imp-{uuid.uuid4().hex[:8]}"
+    body = {
+        "type": "click",
+        "site": site.public_id,
+        "impression": impression,
+        "campaign": 1,
+        "ad": 2,
+    }
     response = TrackingClient().post("/ad-event", body, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["stored"] is True
+    # Acknowledged means already in the topic: a fresh consumer finds it without any flush.
+    reader = kafka_client.build_consumer(group_id=f"check-{impression}")
+    reader.subscribe([kafka_client.topic_name("ad")])
+    found = False
+    deadline = time.monotonic() + 20
+    while not found and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+        found = (
+            message is not None and not message.error() and impression.encode() in message.value()
+        )
+    reader.close()
+    assert found
 
 
 def test_unreachable_broker_gives_503_with_retry_after(site):
