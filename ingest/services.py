@@ -1,7 +1,8 @@
 """Accepting events: identity, consent, clock-skew clamping and enrichment into table rows.
 
-Views decode and authenticate; these functions turn what was sent plus what the request tells
-(IP, user agent, time of arrival) into the rows of ingest.rows, and never keep the IP.
+The endpoints (ingest.endpoints) decode and authenticate; these functions turn what was sent
+plus what the request tells (IP, user agent, time of arrival) into the rows of ingest.rows,
+and never keep the IP.
 
 Entry points: RequestFacts.from_headers, visitor_identity, page_rows_from_batch, ad_row_from_event.
 """
@@ -32,8 +33,10 @@ from ingest.schemas import (
     AdEventPayload,
     Consent,
     CustomEvent,
+    Download,
     Engagement,
     Envelope,
+    Outbound,
     event_type,
     page_event_decoder,
 )
@@ -185,7 +188,7 @@ def page_rows_from_batch(
             row.properties = {key: str(value) for key, value in event.props.items()}
         elif isinstance(event, Engagement):
             row.visible_ms, row.scroll_depth = event.visible_ms, event.scroll_depth
-        elif hasattr(event, "target"):
+        elif isinstance(event, Outbound | Download):
             row.target = event.target
         rows.append(encoder.encode(row))
     return rows, rejections

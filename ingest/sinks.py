@@ -84,7 +84,8 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._in_flight = 0  # page events handed to the producer and not yet acknowledged
         self._stop = threading.Event()
-        # Delivery reports are served by poll(); a thread keeps them flowing between requests.
+        # Delivery reports are served by poll(): requests serve them as they go, and this
+        # thread keeps them flowing when no request comes.
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
         self._poller.start()
 
@@ -121,6 +122,12 @@ class KafkaSink:
             SINK_REJECTIONS.inc()
             raise SinkFull(str(error)) from error
         PAGE_EVENTS_ACCEPTED.inc(len(rows))
+        self._serve_delivery_reports()
+
+    def _serve_delivery_reports(self) -> None:
+        # Run waiting delivery callbacks here, on the request's own thread, without blocking:
+        # left to the poller thread, each one would take the GIL away from the event loop.
+        self.producer.poll(0)
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
         durable: Future[None] = Future()
@@ -139,6 +146,7 @@ class KafkaSink:
             )
         except BufferError as error:
             durable.set_exception(SinkUnavailable(str(error)))
+        self._serve_delivery_reports()
         return durable
 
     def close(self) -> None:
