@@ -1,4 +1,5 @@
-"""Run a command (normally pytest) with the real services the integration tests use.
+"""Run a command (normally pytest) with the real services the integration tests use; also the
+process helpers (free ports, Tansu, the embedded environment) that tests and benchmarks share.
 
     python scripts/test_services.py .venv/bin/pytest [pytest args...]
 
@@ -26,6 +27,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND_VARIABLES = (
+    "DATABASE_URL",
+    "CLICKHOUSE_URL",
+    "CLICKHOUSE_DATABASE",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URL",
+    "REDIS_URL",
+)
 
 
 def log(message: str) -> None:
@@ -39,9 +49,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port() -> int:
+    """A local TCP port nothing listens on (also usable as a surely-closed port)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def embedded_environment(var_dir: Path, **variables: str) -> dict[str, str]:
+    """This process's environment without any backend variable (the embedded profile), for a
+    child process of Naboria (tests of start-up, benchmarks); ``variables`` are added."""
+    env = {key: value for key, value in os.environ.items() if key not in BACKEND_VARIABLES}
+    env.update(NABORIA_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="naboria.settings")
+    env.update(variables)
+    return env
 
 
 def wait_for_port(port: int, name: str, timeout: float = 30.0) -> None:

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client, override_settings
 
 from naboria import clickhouse, kafka_client
-from tests.processes import free_port
+from scripts.test_services import free_port
 
 
 @pytest.mark.parametrize("_", [None], ids=["all-services"])

@@ -19,7 +19,7 @@ from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
 from naboria import clickhouse, kafka_client
-from tests.processes import free_port
+from scripts.test_services import free_port
 from tests.tracking_client import TrackingClient
 
 pytestmark = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, embedded_environment, free_port
+from scripts.test_services import ROOT, embedded_environment, free_port
 
 
 def _run(args: list[str], tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
