@@ -67,6 +67,7 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
             "password": password.group(1),
             "first": first,
             "second": second,
+            "site": re.search(r"public id (\w+)", first).group(1),  # type: ignore[union-attr]
         }
     finally:
         server.terminate()
@@ -126,3 +127,30 @@ def test_admin_login_with_printed_credentials(embedded):
             assert "Demo shop" in page.inner_text("#result_list")
         finally:
             browser.close()
+
+
+@pytest.mark.clickhouse
+def test_embedded_server_accepts_events_on_the_direct_path(embedded):
+    body = json.dumps(
+        {"site": embedded["site"], "events": [{"type": "pageview", "url": "http://127.0.0.1/"}]}
+    ).encode()
+    request = urllib.request.Request(
+        f"{embedded['base']}/collect",
+        data=body,
+        headers={"Content-Type": "text/plain", "User-Agent": BROWSER_USER_AGENT},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        assert json.load(response) == {"accepted": 1, "rejected": []}
+
+    # An ad event is answered only after its ClickHouse insert: a 200 proves the embedded
+    # engine inside the server process stores events.
+    click = {"type": "click", "site": embedded["site"], "impression": "e2e", "campaign": 1, "ad": 1}
+    request = urllib.request.Request(
+        f"{embedded['base']}/ad-event",
+        data=json.dumps(click).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": BROWSER_USER_AGENT},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert json.load(response)["stored"] is True
