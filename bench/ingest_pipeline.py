@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from scripts.test_services import (  # noqa: E402
     embedded_environment,
     free_port,
+    prepare_demo,
     start_tansu,
     wait_for_port,
 )
@@ -383,15 +384,7 @@ def main() -> None:
         "NABORIA_STARTUP_CHECKS": "false",
         "LOG_LEVEL": "WARNING",
     }
-    prepared = subprocess.run(
-        [sys.executable, "manage.py", "prepare", "--demo"],
-        cwd=ROOT,
-        env=server_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    site = re.search(r"public id (\w+)", prepared).group(1)  # type: ignore[union-attr]
+    _, site = prepare_demo(server_env)
     os.environ.update(base_env)
 
     import django

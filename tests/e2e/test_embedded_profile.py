@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.test_services import ROOT, embedded_environment, free_port
+from scripts.test_services import ROOT, embedded_environment, free_port, prepare_demo
 
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -26,19 +26,8 @@ BROWSER_USER_AGENT = (
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
     env = embedded_environment(tmp_path_factory.mktemp("embedded-var"))
-    outputs = []
-    for _ in range(2):
-        prepared = subprocess.run(
-            [sys.executable, "manage.py", "prepare", "--demo"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        outputs.append(prepared.stdout)
-    first, second = outputs
+    first, site = prepare_demo(env)
+    second, _ = prepare_demo(env)
     password = re.search(r"Admin login:\s+admin / (\S+)", first)
     assert password, first
 
@@ -67,7 +56,7 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
             "password": password.group(1),
             "first": first,
             "second": second,
-            "site": re.search(r"public id (\w+)", first).group(1),  # type: ignore[union-attr]
+            "site": site,
         }
     finally:
         server.terminate()

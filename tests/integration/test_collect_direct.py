@@ -356,3 +356,13 @@ def test_direct_path_flushes_waiting_events_on_shutdown(shop):
         assert client.query(count, parameters={"s": shop.public_id}).result_rows == [(0,)]
         reset_sink()  # what the atexit hook does when the web process stops
         assert client.query(count, parameters={"s": shop.public_id}).result_rows == [(3,)]
+
+
+def test_ad_events_are_refused_when_the_site_has_ads_disabled(shop):
+    shop.ads_enabled = False
+    shop.save()
+    forget_site_configs()
+    body = {"type": "impression", "site": shop.public_id, "impression": "i", "campaign": 1, "ad": 1}
+    response = post("/ad-event", body)
+    assert response.status_code == 403
+    assert "ads are disabled" in response.json()["error"]

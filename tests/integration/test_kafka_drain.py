@@ -13,6 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
+from ingest import sinks, topics
 from ingest.drain import CONSUMERS, Drain, DrainRunner
 from ingest.rows import PageRow, encoder
 from ingest.selectors import forget_site_configs
@@ -267,3 +268,29 @@ def test_celery_worker_bootstep_hosts_the_drain(site):
 def sink_buffered_events() -> float:
     time.sleep(0.3)  # the producer's poll thread publishes the gauge every 0.1 s
     return REGISTRY.get_sample_value("naboria_ingest_buffered_events") or 0.0
+
+
+def test_the_sink_creates_topics_off_the_request_thread(monkeypatch):
+    prefix = f"sink-{uuid.uuid4().hex[:6]}."
+    callers: list[str] = []
+    real_ensure = sinks.ensure_ingest_topics
+
+    def recording_ensure() -> bool:
+        callers.append(threading.current_thread().name)
+        return real_ensure()
+
+    monkeypatch.setattr(sinks, "ensure_ingest_topics", recording_ensure)
+    monkeypatch.setattr(topics, "_ensured", threading.Event())
+    with override_settings(KAFKA_TOPIC_PREFIX=prefix):
+        reset_sink()
+        get_sink()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not topics._ensured.is_set():
+            time.sleep(0.1)
+        reset_sink()
+    assert callers
+    assert set(callers) == {"kafka-poll"}  # never the thread that built the sink
+    # Nothing left to create: the poller made all three.
+    assert (
+        kafka_client.ensure_topics([f"{prefix}page", f"{prefix}ad", f"{prefix}dead-letter"]) == []
+    )
