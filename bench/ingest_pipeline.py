@@ -206,7 +206,7 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     encoded = [
         encoder.encode(
             PageRow(
-                event_id=uuid.uuid4(),
+                event_id=str(uuid.uuid4()),
                 site_id=site,
                 timestamp=clickhouse_time(now - i),
                 received_at=clickhouse_time(now),

@@ -32,7 +32,7 @@ from django.conf import settings
 from prometheus_client import Counter, Histogram
 
 from ingest.batching import Batch
-from ingest.rows import AdRow, PageRow, encoder
+from ingest.rows import essentials_decoder, kafka_provenance, with_fields
 from ingest.sessions import Sessionizer
 from ingest.storage import insert_rows, max_kafka_offsets, open_sessions
 from ingest.topics import DEAD_LETTER, ensure_ingest_topics
@@ -58,19 +58,14 @@ class ConsumerSpec:
     name: str
     topic_kind: str
     table: str
-    row_type: type[PageRow] | type[AdRow]
-
-    @property
-    def sessionized(self) -> bool:
-        """Page rows get session ids; ad rows do not."""
-        return self.row_type is PageRow
+    sessionized: bool  # page rows get session ids; ad rows do not
 
 
 CONSUMERS = {
     spec.name: spec
     for spec in (
-        ConsumerSpec("page-events", "page", "page_events", PageRow),
-        ConsumerSpec("ad-events", "ad", "ad_events", AdRow),
+        ConsumerSpec("page-events", "page", "page_events", sessionized=True),
+        ConsumerSpec("ad-events", "ad", "ad_events", sessionized=False),
     )
 }
 
@@ -82,7 +77,6 @@ class Drain:
         self.spec = spec
         self.stop = stop
         self.topic = kafka_client.topic_name(spec.topic_kind)
-        self.decoder = msgspec.json.Decoder(spec.row_type)
         self.sessions = Sessionizer()
         self.consumer: Any = None
         self.batch: Batch[Any] = Batch(
@@ -149,27 +143,29 @@ class Drain:
         consumer.assign(partitions)
 
     def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
-        """Decode, validate and sessionize the rows of these messages (in the consumer thread);
-        invalid rows go to the dead-letter topic."""
+        """Check and sessionize the rows of these messages and add their provenance (in the
+        consumer thread); invalid rows go to the dead-letter topic."""
         if not messages:
             return None
-        rows: list[Any] = []
+        rows: list[bytes] = []
         sources: list[Any] = []
         for message in messages:
-            # A page message holds the rows of one accepted batch, one per line.
+            provenance = kafka_provenance(self.topic, message.partition(), message.offset())
+            # A message holds the rows of one accepted batch, one per line.
             for line in message.value().split(b"\n"):
                 try:
-                    row = self.decoder.decode(line)
-                    if isinstance(row, PageRow):
-                        self.sessions.assign_one(row)
+                    essentials = essentials_decoder.decode(line)
+                    fields = (
+                        provenance + self.sessions.session_field(essentials)
+                        if self.spec.sessionized
+                        else provenance
+                    )
                 except (msgspec.DecodeError, ValueError) as error:
                     self._dead_letter(message, line, f"invalid row: {error}")
                     continue
-                row.kafka_topic = self.topic
-                row.kafka_partition, row.kafka_offset = message.partition(), message.offset()
-                rows.append(row)
+                rows.append(with_fields(line, fields))
                 sources.append((message, line))
-        return PreparedBatch([encoder.encode(row) for row in rows], sources, messages)
+        return PreparedBatch(rows, sources, messages)
 
     def _commit_written(self, writer: _BatchWriter) -> None:
         """Commit, in order, the batches the writer has inserted. Commits stay in the consumer's

@@ -153,13 +153,12 @@ def page_rows_from_batch(
             sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
         )
         row = PageRow(
-            event_id=event.id or new_event_id(),
+            event_id=str(event.id or new_event_id()),
             site_id=site.public_id,
             timestamp=clickhouse_time(moment),
             received_at=received,
             event_type=event_type(event),
             visitor_id=visitor_id,
-            session_id="",
             consent_state=consent,
             pathname=(parts.path or "/")[:1024],
             url=event.url,
@@ -200,7 +199,7 @@ def ad_row_from_event(
     """The event id and the encoded row. The id is derived from (impression, type), so a
     retried or replayed event is the same row and counts once."""
     kind = event_type(event)
-    event_id = event.id or uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{event.impression}:{kind}")
+    event_id = str(event.id or uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{event.impression}:{kind}"))
     moment = event_time_ms(sent_ms=event.ts, sent_at=None, received_ms=facts.received_ms)
     row = AdRow(
         event_id=event_id,
@@ -223,4 +222,4 @@ def ad_row_from_event(
         device_type=facts.agent.device_type,
         is_bot=int(facts.agent.is_bot),
     )
-    return str(event_id), encoder.encode(row)
+    return event_id, encoder.encode(row)

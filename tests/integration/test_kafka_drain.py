@@ -115,7 +115,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     page_topic = kafka_client.topic_name("page")
     marker = uuid.uuid4().hex
     bad_time = PageRow(
-        event_id=uuid.uuid4(),
+        event_id=str(uuid.uuid4()),
         site_id=site.public_id,
         timestamp="yyyy-mm-dd hh:mm:ss.fff",
         received_at="2026-11-22 10:00:00.000",
