@@ -9,7 +9,10 @@ DEV_STAMP := $(VENV)/.dev-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck install install-dev browser clean
+TRACKER_STAMP := tracker/dist/manifest.json
+TRACKER_SOURCES := $(shell find tracker/src -name '*.js') tracker/build.mjs tracker/package-lock.json
+
+.PHONY: run test test-js lint format typecheck install install-dev browser tracker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +29,24 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(RUNTIME_STAMP)
 install-dev: $(DEV_STAMP)
 
-run: $(RUNTIME_STAMP)
+# The tracker bundles (tracker/dist), built with esbuild; the build fails over a size budget.
+tracker/node_modules/.package-lock.json: tracker/package-lock.json
+	cd tracker && npm ci --no-audit --no-fund --loglevel=error
+
+$(TRACKER_STAMP): $(TRACKER_SOURCES) tracker/node_modules/.package-lock.json
+	cd tracker && node build.mjs
+
+tracker: $(TRACKER_STAMP)
+
+test-js: tracker/node_modules/.package-lock.json
+	cd tracker && node --test test/
+
+run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
 	$(BIN)/python manage.py prepare --demo
 	@echo ""
 	@echo "Naboria is starting on http://$(HOST):$(PORT)/"
 	@echo "  home:    http://$(HOST):$(PORT)/"
+	@echo "  demo:    http://$(HOST):$(PORT)/demo/"
 	@echo "  admin:   http://$(HOST):$(PORT)/admin/"
 	@echo "  health:  http://$(HOST):$(PORT)/health"
 	@echo "  metrics: http://$(HOST):$(PORT)/metrics"
@@ -41,7 +57,7 @@ run: $(RUNTIME_STAMP)
 browser:
 	scripts/install_browser.sh
 
-test: $(DEV_STAMP) browser lint typecheck
+test: $(DEV_STAMP) $(TRACKER_STAMP) browser lint typecheck test-js
 	$(BIN)/python scripts/test_services.py $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
@@ -56,4 +72,4 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tracker/dist tracker/node_modules

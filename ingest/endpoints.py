@@ -1,4 +1,4 @@
-"""The tracking endpoints: /init, /collect, /ad-event and the /p.gif pixel.
+"""The tracking endpoints: /init, /collect, /ad-event, the /p.gif pixel and /consent.
 
 They are the hot path of the product, so they do not go through Django's request cycle (its
 middleware stack costs an order of magnitude in throughput, see bench/RESULTS.md): ingest.asgi
@@ -21,6 +21,8 @@ import msgspec
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from consent.selectors import cached_recorded_purposes, recorded_purposes
+from consent.services import consent_record_create
 from ingest import identity
 from ingest.schemas import (
     MAX_BODY_BYTES,
@@ -28,6 +30,7 @@ from ingest.schemas import (
     Envelope,
     Identifier,
     ad_event_decoder,
+    consent_decision_decoder,
     envelope_decoder,
 )
 from ingest.selectors import SiteConfig, cached_site_config, load_site_config
@@ -126,6 +129,28 @@ def _facts(request: TrackingRequest) -> RequestFacts:
     )
 
 
+NO_CONSENT = Consent()
+
+
+async def _verified_consent(site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
+    """The consent the server accepts: on sites that use Naboria's banner a claim counts only
+    as far as the browser id's latest recorded decision granted it, whatever the page sends.
+    (A site with a CMP of its own is trusted with what its page claims.)"""
+    if not site.consent_banner_enabled or claimed == NO_CONSENT:
+        return claimed
+    if bid is None:
+        return NO_CONSENT
+    found, granted = cached_recorded_purposes(site_public_id=site.public_id, visitor_id=bid)
+    if not found:
+        granted = await sync_to_async(recorded_purposes)(
+            site_public_id=site.public_id, visitor_id=bid
+        )
+    return Consent(
+        analytics=claimed.analytics and "analytics" in granted,
+        ads=claimed.ads and "ads" in granted,
+    )
+
+
 async def _identify(
     site: SiteConfig, bid: str | None, token: str | None, consent: Consent, facts: RequestFacts
 ) -> str:
@@ -166,6 +191,7 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
     facts = _facts(request)
     if site.respect_do_not_track and facts.do_not_track:
         return json_response(202, {"accepted": 0, "ignored": "do-not-track"})
+    envelope.consent = await _verified_consent(site, envelope.bid, envelope.consent)
     visitor_id = await _identify(site, envelope.bid, envelope.token, envelope.consent, facts)
     rows, rejections = page_rows_from_batch(
         envelope=envelope, site=site, visitor_id=visitor_id, facts=facts
@@ -216,6 +242,7 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
     facts = _facts(request)
+    event.consent = await _verified_consent(site, event.bid, event.consent)
     visitor_id = await _identify(site, event.bid, event.token, event.consent, facts)
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     try:
@@ -228,6 +255,50 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     return json_response(200, {"stored": True, "event_id": event_id})
 
 
+async def consent(request: TrackingRequest) -> TrackingResponse:
+    """Record a banner decision. With analytics granted the answer carries a browser id and a
+    token (as /init would), so the tracker needs no second round trip."""
+    try:
+        decision = consent_decision_decoder.decode(_body(request))
+    except msgspec.DecodeError as error:
+        raise Refusal(400, f"malformed consent decision: {error}") from None
+    site = await _site(decision.site)
+    _check_origin(request, site)
+    unknown = (set(decision.granted) | set(decision.denied)) - site.consent_purposes
+    if unknown:
+        raise Refusal(400, f"unknown purposes for this site: {', '.join(sorted(unknown))}")
+    if set(decision.granted) & set(decision.denied):
+        raise Refusal(400, "a purpose cannot be both granted and denied")
+    facts = _facts(request)
+    answer: dict[str, Any] = {"recorded": True}
+    if "analytics" in decision.granted or decision.bid:
+        # A browser id the visitor already has is kept, so a withdrawal is recorded against it.
+        bid, kind = decision.bid or identity.issue_browser_id(), "browser"
+    else:
+        bid, kind = await _identify(site, None, None, NO_CONSENT, facts), "hashed"
+    if "analytics" in decision.granted:
+        answer.update(
+            bid=bid,
+            token=identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id),
+            window_seconds=identity.TOKEN_WINDOW_SECONDS,
+        )
+    await sync_to_async(consent_record_create)(
+        site_public_id=site.public_id,
+        visitor_id=bid,
+        visitor_id_kind=kind,
+        granted=decision.granted,
+        denied=decision.denied,
+        banner_version=decision.version,
+        tc_string=decision.tc,
+        language=decision.lang,
+        user_agent_family=facts.agent.browser,
+        country=facts.country,
+    )
+    response = json_response(201, answer)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
 Endpoint = Callable[[TrackingRequest], Coroutine[Any, Any, TrackingResponse]]
 
 # path -> (handler, methods it answers)
@@ -236,6 +307,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, frozenset[str]]] = {
     "/collect": (collect, frozenset({"POST"})),
     "/ad-event": (ad_event, frozenset({"POST"})),
     "/p.gif": (pixel, frozenset({"GET"})),
+    "/consent": (consent, frozenset({"POST"})),
 }
 
 

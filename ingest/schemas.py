@@ -123,3 +123,22 @@ ad_event_decoder = msgspec.json.Decoder(AdEventPayload)
 def event_type(event: msgspec.Struct) -> str:
     """The wire name of an event ("pageview", "click", ...): its struct's tag."""
     return str(type(event).__struct_config__.tag)
+
+
+PurposeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+PurposeKeys = Annotated[list[PurposeKey], msgspec.Meta(max_length=32)]
+
+
+class ConsentDecision(msgspec.Struct):
+    """A POST /consent body: a decision the visitor made in the banner."""
+
+    site: Identifier
+    version: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+    granted: PurposeKeys
+    denied: PurposeKeys
+    bid: Identifier | None = None
+    tc: Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[A-Za-z0-9_.-]*$")] = ""
+    lang: Annotated[str, msgspec.Meta(max_length=2, pattern=r"^[a-z]*$")] = ""
+
+
+consent_decision_decoder = msgspec.json.Decoder(ConsentDecision)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from consent.models import ConsentPurpose
 from sites.models import Site
 from sites.selectors import site_secrets_valid
 
@@ -25,6 +26,9 @@ class SiteConfig:
     analytics_enabled: bool
     ads_enabled: bool
     respect_do_not_track: bool
+    # Naboria's own banner: consent claims are checked against the recorded decisions.
+    consent_banner_enabled: bool = False
+    consent_purposes: frozenset[str] = frozenset()
 
     def allows_origin_host(self, host: str) -> bool:
         host = host.lower()
@@ -61,6 +65,10 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             analytics_enabled=site.analytics_enabled,
             ads_enabled=site.ads_enabled,
             respect_do_not_track=site.respect_do_not_track,
+            consent_banner_enabled=site.consent_banner_enabled,
+            consent_purposes=frozenset(
+                ConsentPurpose.objects.filter(banner__site=site).values_list("key", flat=True)
+            ),
         )
     if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
         _cache.clear()

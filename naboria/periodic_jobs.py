@@ -17,4 +17,10 @@ PERIODIC_JOBS = {
         "task": "ingest.tasks.purge_old_daily_salts",
         "schedule": crontab(minute=5),
     },
+    # Each decision is mirrored right after it is recorded; this catches up the ones whose
+    # mirroring failed (ClickHouse down), so consent-rate reports end up complete.
+    "mirror-consent-records": {
+        "task": "consent.tasks.mirror_consent_records",
+        "schedule": crontab(minute="*"),
+    },
 }

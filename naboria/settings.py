@@ -302,6 +302,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The tracker bundles built by `make tracker` (tracker/build.mjs), served as static files.
+TRACKER_DIST_DIR = BASE_DIR / "tracker" / "dist"
+STATICFILES_DIRS = [("naboria", TRACKER_DIST_DIR)]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

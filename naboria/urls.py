@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from naboria import views
+from sites import views as site_views
 
 admin.site.site_header = "Naboria"
 admin.site.site_title = "Naboria admin"
@@ -13,6 +14,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
+    path("demo/", views.demo, name="demo"),
+    path("t/<str:public_id>.js", site_views.tracker_loader, name="tracker-loader"),
+    path("t/<str:public_id>.json", site_views.tracker_config_json, name="tracker-config"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
 ]

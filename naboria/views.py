@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from naboria.health import check_dependencies
+from sites.selectors import site_for_demo
 
 
 @require_GET
@@ -40,3 +42,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "naboria/home.html")
+
+
+@require_GET
+def demo(request: HttpRequest) -> HttpResponse:
+    """A demo shop page embedding the tracker of the demo site, or of ``?site=<public id>``:
+    pageviews, a single-page navigation, custom events, links, an ad slot and the banner."""
+    site = site_for_demo(public_id=request.GET.get("site"))
+    if site is None:
+        return HttpResponse(
+            "No such site. `python manage.py seed_demo` creates the demo site.\n",
+            status=404,
+            content_type="text/plain",
+        )
+    # Each rendering of an ad is one impression with an id of its own.
+    context = {"site": site, "impression_id": f"demo-{uuid.uuid4().hex}"}
+    return render(request, "naboria/demo.html", context)

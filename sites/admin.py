@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from consent.services import consent_banner_ensure
 from sites.models import (
     ROLES_MANAGING_MEMBERS,
     ApiToken,
@@ -110,6 +111,7 @@ class SiteAdmin(OrganizationScopedAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             site_secret_rotate(site=obj)
+            consent_banner_ensure(site=obj)
 
     @admin.action(description="Rotate the HMAC secret (old one valid during the grace period)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:

@@ -61,3 +61,13 @@ def site_secrets_valid(*, site: Site, now: datetime | None = None) -> list[str]:
 def api_token_for_digest(*, digest: str) -> ApiToken | None:
     token = ApiToken.objects.select_related("organization").filter(digest=digest).first()
     return token if token is not None and token.is_active else None
+
+
+DEMO_ORGANIZATION_SLUG = "demo"
+
+
+def site_for_demo(*, public_id: str | None) -> Site | None:
+    """The site a demo page embeds: the one asked for, else the seeded demo site."""
+    if public_id:
+        return Site.objects.filter(public_id=public_id).first()
+    return Site.objects.filter(organization__slug=DEMO_ORGANIZATION_SLUG).order_by("id").first()

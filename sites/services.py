@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from consent.services import consent_banner_ensure
 from sites.models import ApiToken, Membership, Organization, Role, Site, SiteSecret
 
 API_TOKEN_PREFIX = "nab_"  # noqa: S105 (a public marker, not a secret)
@@ -48,6 +49,7 @@ def site_create(*, organization: Organization, name: str, **fields: Any) -> Site
         site.full_clean()
         site.save()
         SiteSecret.objects.create(site=site)
+        consent_banner_ensure(site=site)
     return site
 
 

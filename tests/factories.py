@@ -34,6 +34,9 @@ class SiteFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     name = factory.Sequence(lambda n: f"Site {n}")
     allowed_domains = factory.LazyFunction(lambda: ["example.com"])
+    # Sites of the suite trust the consent their pages send (a CMP of their own) unless a test
+    # turns Naboria's banner on, which makes the server check claims against recorded decisions.
+    consent_banner_enabled = False
     secret = factory.RelatedFactory(
         "tests.factories.SiteSecretFactory", factory_related_name="site"
     )

@@ -16,10 +16,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from consent.services import consent_banner_ensure
 from sites.models import Organization, Role, Site
+from sites.selectors import DEMO_ORGANIZATION_SLUG
 from sites.services import membership_set, organization_create, site_create
 
-DEMO_ORGANIZATION_SLUG = "demo"
 DEMO_SITE_NAME = "Demo shop"
 
 
@@ -51,6 +52,7 @@ class Command(BaseCommand):
                     allowed_domains=["127.0.0.1", "localhost"],
                     timezone="Europe/Paris",
                 )
+            consent_banner_ensure(site=site)
             for username, superuser, role in [
                 ("admin", True, Role.OWNER),
                 ("marketer", False, Role.MARKETER),

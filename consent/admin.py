@@ -1,0 +1,138 @@
+"""Django admin of the consent app: banners with their purposes and texts, decision records
+(read-only) and the proof-of-consent CSV export."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+
+from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
+from consent.selectors import PROOF_OF_CONSENT_COLUMNS, proof_of_consent_rows
+from consent.services import consent_banner_refresh_version
+from sites.tenancy import OrganizationScopedAdmin
+
+
+class ConsentPurposeInline(admin.StackedInline):
+    model = ConsentPurpose
+    extra = 0
+    fields = [
+        ("key", "name", "required", "order"),
+        "description",
+        ("tcf_purposes", "consent_mode_signals"),
+        "translations",
+    ]
+
+
+class BannerTextInline(admin.StackedInline):
+    model = BannerText
+    extra = 0
+    fields = [
+        "language",
+        "title",
+        "body",
+        ("accept_label", "reject_label", "customize_label"),
+        ("save_label", "settings_label", "vendors_label"),
+    ]
+
+
+class _EchoBuffer:
+    """csv.writer target that hands each line back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(site_rows: Iterator[tuple[str, list[str]]]) -> Iterator[str]:
+    writer = csv.writer(_EchoBuffer())
+    yield writer.writerow(["site", *PROOF_OF_CONSENT_COLUMNS])
+    for site_id, row in site_rows:
+        yield writer.writerow([site_id, *row])
+
+
+@admin.register(ConsentBanner)
+class ConsentBannerAdmin(OrganizationScopedAdmin):
+    organization_path = "site__organization"
+    list_display = [
+        "site",
+        "version",
+        "position",
+        "google_consent_mode",
+        "tcf_enabled",
+        "updated_at",
+    ]
+    list_filter = ["position", "google_consent_mode", "tcf_enabled"]
+    search_fields = ["site__name", "site__public_id"]
+    readonly_fields = ["version", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["site", "version", "default_language", "updated_at"]}),
+        ("Look", {"fields": ["position", ("background_color", "text_color", "accent_color")]}),
+        ("Google Consent Mode v2", {"fields": ["google_consent_mode"]}),
+        (
+            "IAB TCF v2.2",
+            {
+                "fields": [
+                    "tcf_enabled",
+                    ("tcf_cmp_id", "tcf_cmp_version", "tcf_publisher_country"),
+                    "tcf_vendor_ids",
+                ]
+            },
+        ),
+    ]
+    inlines = [ConsentPurposeInline, BannerTextInline]
+    actions = ["export_proof_of_consent"]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if consent_banner_refresh_version(banner=form.instance):
+            self.message_user(
+                request, f"Version {form.instance.version}: visitors will be asked again."
+            )
+
+    @admin.action(description="Export the proof of consent (CSV)")
+    def export_proof_of_consent(
+        self, request: HttpRequest, queryset: QuerySet[ConsentBanner]
+    ) -> StreamingHttpResponse:
+        sites = [banner.site for banner in queryset.select_related("site")]
+        rows = ((site.public_id, row) for site in sites for row in proof_of_consent_rows(site=site))
+        name = sites[0].public_id if len(sites) == 1 else "sites"
+        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = (
+            f'attachment; filename="proof-of-consent-{name}-{stamp}.csv"'
+        )
+        return response
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(OrganizationScopedAdmin):
+    """Records are evidence: nobody edits or adds them by hand."""
+
+    organization_path = "site__organization"
+    list_display = [
+        "recorded_at",
+        "site",
+        "visitor_id",
+        "granted",
+        "denied",
+        "banner_version",
+        "country",
+        "mirrored_at",
+    ]
+    list_filter = ["site", "visitor_id_kind", "banner_version"]
+    search_fields = ["visitor_id"]
+    date_hierarchy = "recorded_at"
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

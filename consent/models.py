@@ -1,0 +1,220 @@
+"""Consent management: each site's banner (texts per language, purposes, look, IAB TCF and Google
+Consent Mode settings) and the record of every decision a visitor made.
+
+Marketers edit banners in the admin; the tracker loader (sites.views) serves them to browsers;
+the /consent endpoint (ingest.endpoints → consent.services) writes the records, which are the
+proof of consent exported from the admin and mirrored to ClickHouse for consent-rate reports.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.deconstruct import deconstructible
+from django.utils.timezone import now
+
+from sites.models import Site
+
+CONSENT_MODE_SIGNALS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
+color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "a colour as #rrggbb")
+language_validator = RegexValidator(r"^[a-z]{2}$", "a two-letter ISO 639-1 code, e.g. en")
+
+
+@deconstructible
+class IdListValidator:
+    """A JSON list of integer ids, optionally each within ``low``..``high``."""
+
+    def __init__(self, name: str, low: int | None = None, high: int | None = None) -> None:
+        self.name, self.low, self.high = name, low, high
+
+    def __call__(self, value: object) -> None:
+        if not isinstance(value, list) or not all(
+            isinstance(item, int) and not isinstance(item, bool) for item in value
+        ):
+            raise ValidationError(f"a list of {self.name}s, e.g. [1, 7]")
+        low, high = self.low, self.high
+        if low is not None and high is not None and any(not low <= i <= high for i in value):
+            raise ValidationError(f"each {self.name} must be between {low} and {high}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdListValidator) and vars(self) == vars(other)
+
+
+def validate_signals(value: object) -> None:
+    if not isinstance(value, list) or any(item not in CONSENT_MODE_SIGNALS for item in value):
+        raise ValidationError(
+            f"a list of Consent Mode signals among {', '.join(CONSENT_MODE_SIGNALS)}"
+        )
+
+
+class BannerPosition(models.TextChoices):
+    BOTTOM = "bottom", "bar at the bottom"
+    TOP = "top", "bar at the top"
+    CENTER = "center", "dialog in the middle"
+
+
+class ConsentBanner(models.Model):
+    site = models.OneToOneField(Site, on_delete=models.CASCADE, related_name="consent_banner")
+    version = models.PositiveIntegerField(
+        default=1,
+        editable=False,
+        help_text="Raised when purposes or texts change: visitors are asked again.",
+    )
+    content_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    default_language = models.CharField(max_length=2, default="en", validators=[language_validator])
+    position = models.CharField(
+        max_length=16, choices=BannerPosition.choices, default=BannerPosition.BOTTOM
+    )
+    background_color = models.CharField(
+        max_length=7, default="#ffffff", validators=[color_validator]
+    )
+    text_color = models.CharField(max_length=7, default="#1f2328", validators=[color_validator])
+    accent_color = models.CharField(max_length=7, default="#2f5bd3", validators=[color_validator])
+    google_consent_mode = models.BooleanField(
+        default=True, help_text="Send gtag('consent', 'default'/'update', …) signals."
+    )
+    tcf_enabled = models.BooleanField(
+        default=False, help_text="Expose __tcfapi with an IAB TCF v2.2 TC string."
+    )
+    tcf_cmp_id = models.PositiveIntegerField(
+        default=0, help_text="The CMP id the IAB registered for this installation."
+    )
+    tcf_cmp_version = models.PositiveIntegerField(default=1)
+    tcf_publisher_country = models.CharField(
+        max_length=2,
+        default="AA",
+        help_text="ISO 3166-1 alpha-2 country of the publisher (AA when unknown).",
+    )
+    tcf_vendor_ids = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[IdListValidator("vendor id")],
+        help_text="IAB Global Vendor List ids of the vendors this site works with.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "consent banner"
+
+    def __str__(self) -> str:
+        return f"consent banner of {self.site}"
+
+    def clean(self) -> None:
+        if self.tcf_enabled and not 2 <= self.tcf_cmp_id < 4096:
+            raise ValidationError({"tcf_cmp_id": "TCF needs the CMP id the IAB assigned (2-4095)."})
+        # Imported here: the vendor list is read from disk only when someone edits TCF settings.
+        from consent.vendor_list import unknown_vendor_ids
+
+        unknown = unknown_vendor_ids(self.tcf_vendor_ids or [])
+        if unknown:
+            raise ValidationError({"tcf_vendor_ids": f"not in the vendor list: {unknown}"})
+
+
+class ConsentPurpose(models.Model):
+    """A purpose visitors grant or deny. The keys ``analytics`` and ``ads`` are the ones the
+    tracker and the ad server obey; others are passed on to the site's own tags."""
+
+    banner = models.ForeignKey(ConsentBanner, on_delete=models.CASCADE, related_name="purposes")
+    key = models.SlugField(max_length=32)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    required = models.BooleanField(
+        default=False, help_text="Strictly necessary: always on, shown without a switch."
+    )
+    tcf_purposes = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[IdListValidator("TCF purpose id", 1, 11)],
+        help_text="IAB TCF purposes (1-11) this purpose stands for.",
+    )
+    consent_mode_signals = models.JSONField(default=list, blank=True, validators=[validate_signals])
+    translations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Other languages: {"fr": {"name": "…", "description": "…"}}.',
+    )
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["banner", "key"], name="one_purpose_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        translations = self.translations
+        if not isinstance(translations, dict) or not all(
+            isinstance(language, str)
+            and len(language) == 2
+            and isinstance(texts, dict)
+            and set(texts) <= {"name", "description"}
+            and all(isinstance(text, str) for text in texts.values())
+            for language, texts in translations.items()
+        ):
+            raise ValidationError({"translations": 'use {"fr": {"name": "…", "description": "…"}}'})
+
+
+class BannerText(models.Model):
+    """The banner's texts in one language."""
+
+    banner = models.ForeignKey(ConsentBanner, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(max_length=2, validators=[language_validator])
+    title = models.CharField(max_length=120, default="Your privacy")
+    body = models.TextField(
+        default="We use cookies and similar technologies to measure our audience and show "
+        "relevant ads. Choose what you allow; you can change it at any time."
+    )
+    accept_label = models.CharField(max_length=40, default="Accept all")
+    reject_label = models.CharField(max_length=40, default="Reject all")
+    customize_label = models.CharField(max_length=40, default="Choose")
+    save_label = models.CharField(max_length=40, default="Save my choices")
+    settings_label = models.CharField(
+        max_length=40, default="Privacy settings", help_text="The floating link to reopen it."
+    )
+    vendors_label = models.CharField(max_length=60, default="Partners (IAB TCF vendors)")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["banner", "language"], name="one_text_per_language")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.language} texts"
+
+
+class ConsentRecord(models.Model):
+    """One decision of one visitor: the proof of consent. Never holds an IP address."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="consent_records")
+    visitor_id = models.CharField(
+        max_length=64,
+        db_index=True,
+        help_text="The browser id, or the day's salted hash when analytics was refused.",
+    )
+    visitor_id_kind = models.CharField(
+        max_length=8, choices=[("browser", "browser id"), ("hashed", "salted hash")]
+    )
+    granted = models.JSONField(default=list)
+    denied = models.JSONField(default=list)
+    banner_version = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
+    )
+    tc_string = models.TextField(blank=True)
+    language = models.CharField(max_length=2, blank=True)
+    user_agent_family = models.CharField(max_length=64, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    recorded_at = models.DateTimeField(default=now, db_index=True)
+    mirrored_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it reached ClickHouse (consent-rate reports)."
+    )
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        indexes = [models.Index(fields=["site", "visitor_id", "-recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} on {self.site} at {self.recorded_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,150 @@
+"""Reads of the consent app: the banner as the browser receives it, what a visitor's latest
+recorded decision granted (cached for the tracking endpoints), and the proof-of-consent export.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from consent import vendor_list
+from consent.models import ConsentBanner, ConsentRecord
+from sites.models import Site
+
+# A withdrawal recorded by another web process reaches this one within this time; the tracker
+# itself stops sending the browser id at once.
+RECORDED_CONSENT_CACHE_SECONDS = 30.0
+RECORDED_CONSENT_CACHE_SIZE = 100_000
+_recorded: OrderedDict[tuple[str, str], tuple[float, frozenset[str]]] = OrderedDict()
+
+
+def banner_for_site(*, site: Site) -> ConsentBanner | None:
+    if not site.consent_banner_enabled:
+        return None
+    return ConsentBanner.objects.filter(site=site).prefetch_related("purposes", "texts").first()
+
+
+def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
+    """The banner's part of the tracker config (docs/tracker.md lists every field)."""
+    purposes = list(banner.purposes.all())
+    languages: dict[str, dict[str, Any]] = {}
+    for text in banner.texts.all():
+        languages[text.language] = {
+            "title": text.title,
+            "body": text.body,
+            "accept": text.accept_label,
+            "reject": text.reject_label,
+            "customize": text.customize_label,
+            "save": text.save_label,
+            "settings": text.settings_label,
+            "vendors": text.vendors_label,
+            "purposes": {
+                purpose.key: {
+                    "name": purpose.name,
+                    "description": purpose.description,
+                    **purpose.translations.get(text.language, {}),
+                }
+                for purpose in purposes
+            },
+        }
+    config: dict[str, Any] = {
+        "version": banner.version,
+        "language": banner.default_language,
+        "position": banner.position,
+        "colors": {
+            "background": banner.background_color,
+            "text": banner.text_color,
+            "accent": banner.accent_color,
+        },
+        "texts": languages,
+        "purposes": [
+            {
+                "key": purpose.key,
+                "required": purpose.required,
+                "tcf": purpose.tcf_purposes,
+                "signals": purpose.consent_mode_signals,
+            }
+            for purpose in purposes
+        ],
+        "consentMode": banner.google_consent_mode,
+        "tcf": None,
+    }
+    if banner.tcf_enabled:
+        config["tcf"] = {
+            "cmpId": banner.tcf_cmp_id,
+            "cmpVersion": banner.tcf_cmp_version,
+            "vendorListVersion": vendor_list.vendor_list_version(),
+            "tcfPolicyVersion": vendor_list.tcf_policy_version(),
+            "publisherCC": banner.tcf_publisher_country,
+            "vendors": vendor_list.vendors_for_banner(banner.tcf_vendor_ids or []),
+        }
+    return config
+
+
+def cached_recorded_purposes(
+    *, site_public_id: str, visitor_id: str
+) -> tuple[bool, frozenset[str]]:
+    """(found in cache, purposes granted) without touching the database."""
+    entry = _recorded.get((site_public_id, visitor_id))
+    if entry is None or entry[0] < time.monotonic():
+        return False, frozenset()
+    return True, entry[1]
+
+
+def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str]:
+    """What the visitor's latest recorded decision granted (nothing if there is none)."""
+    latest = (
+        ConsentRecord.objects.filter(site__public_id=site_public_id, visitor_id=visitor_id)
+        .order_by("-recorded_at", "-id")
+        .values_list("granted", flat=True)
+        .first()
+    )
+    granted = frozenset(latest or ())
+    key = (site_public_id, visitor_id)
+    _recorded[key] = (time.monotonic() + RECORDED_CONSENT_CACHE_SECONDS, granted)
+    _recorded.move_to_end(key)
+    if len(_recorded) > RECORDED_CONSENT_CACHE_SIZE:
+        _recorded.popitem(last=False)
+    return granted
+
+
+def forget_recorded_purposes(*, site_public_id: str, visitor_id: str) -> None:
+    _recorded.pop((site_public_id, visitor_id), None)
+
+
+def forget_all_recorded_purposes() -> None:
+    _recorded.clear()
+
+
+PROOF_OF_CONSENT_COLUMNS = [
+    "recorded_at",
+    "visitor_id",
+    "visitor_id_kind",
+    "granted",
+    "denied",
+    "banner_version",
+    "tc_string",
+    "language",
+    "user_agent_family",
+    "country",
+]
+
+
+def proof_of_consent_rows(*, site: Site) -> Iterator[list[str]]:
+    """Every decision recorded for the site, oldest first, as CSV cells."""
+    records = ConsentRecord.objects.filter(site=site).order_by("recorded_at", "id")
+    for record in records.iterator(chunk_size=2000):
+        yield [
+            record.recorded_at.isoformat(),
+            record.visitor_id,
+            record.visitor_id_kind,
+            " ".join(record.granted),
+            " ".join(record.denied),
+            str(record.banner_version),
+            record.tc_string,
+            record.language,
+            record.user_agent_family,
+            record.country,
+        ]

@@ -1,0 +1,187 @@
+"""Writes of the consent app: default banners, banner versions, decision records and their
+mirror in ClickHouse. Called by the /consent endpoint (ingest.endpoints), the admin and tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from consent import selectors
+from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
+from naboria import clickhouse
+from sites.models import Site
+
+DEFAULT_PURPOSES: list[dict[str, Any]] = [
+    {
+        "key": "necessary",
+        "name": "Strictly necessary",
+        "description": "Remembers your choices here. Always on.",
+        "required": True,
+    },
+    {
+        "key": "analytics",
+        "name": "Audience measurement",
+        "description": "Counts visits with a random identifier kept in your browser.",
+        "tcf_purposes": [1, 8, 9, 10],
+        "consent_mode_signals": ["analytics_storage"],
+    },
+    {
+        "key": "ads",
+        "name": "Personalised advertising",
+        "description": "Chooses ads from what you viewed; without it ads follow the page only.",
+        "tcf_purposes": [1, 2, 3, 4, 7],
+        "consent_mode_signals": ["ad_storage", "ad_user_data", "ad_personalization"],
+    },
+]
+MIRROR_BATCH = 1000
+logger = logging.getLogger(__name__)
+TEXT_FIELDS = (
+    "language",
+    "title",
+    "body",
+    "accept_label",
+    "reject_label",
+    "customize_label",
+    "save_label",
+    "settings_label",
+    "vendors_label",
+)
+
+
+def consent_banner_ensure(*, site: Site) -> ConsentBanner:
+    """The site's banner, created with the standard purposes and English texts if missing."""
+    with transaction.atomic():
+        banner, created = ConsentBanner.objects.get_or_create(site=site)
+        if created:
+            for order, purpose in enumerate(DEFAULT_PURPOSES):
+                ConsentPurpose.objects.create(banner=banner, order=order, **purpose)
+            BannerText.objects.create(banner=banner, language="en")
+            banner.content_fingerprint = consent_banner_fingerprint(banner=banner)
+            banner.save(update_fields=["content_fingerprint"])
+    return banner
+
+
+def consent_banner_fingerprint(*, banner: ConsentBanner) -> str:
+    """A digest of what visitors agree to (purposes and texts); colours and position are not
+    part of it, so restyling a banner does not ask everyone again."""
+    content = {
+        "purposes": list(
+            banner.purposes.order_by("key").values(
+                "key", "name", "description", "required", "tcf_purposes", "translations"
+            )
+        ),
+        "texts": list(banner.texts.order_by("language").values(*TEXT_FIELDS)),
+        "vendors": sorted(banner.tcf_vendor_ids or []) if banner.tcf_enabled else [],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def consent_banner_refresh_version(*, banner: ConsentBanner) -> bool:
+    """Raise the banner's version if what visitors agree to changed; True if it did."""
+    fingerprint = consent_banner_fingerprint(banner=banner)
+    if fingerprint == banner.content_fingerprint:
+        return False
+    banner.content_fingerprint = fingerprint
+    banner.version += 1
+    banner.save(update_fields=["content_fingerprint", "version"])
+    return True
+
+
+def consent_record_create(
+    *,
+    site_public_id: str,
+    visitor_id: str,
+    visitor_id_kind: str,
+    granted: Iterable[str],
+    denied: Iterable[str],
+    banner_version: int,
+    tc_string: str = "",
+    language: str = "",
+    user_agent_family: str = "",
+    country: str = "",
+) -> ConsentRecord:
+    site = Site.objects.get(public_id=site_public_id)
+    record = ConsentRecord.objects.create(
+        site=site,
+        visitor_id=visitor_id,
+        visitor_id_kind=visitor_id_kind,
+        granted=sorted(set(granted)),
+        denied=sorted(set(denied)),
+        banner_version=banner_version,
+        tc_string=tc_string,
+        language=language,
+        user_agent_family=user_agent_family[:64],
+        country=country,
+    )
+    selectors.forget_recorded_purposes(site_public_id=site_public_id, visitor_id=visitor_id)
+    transaction.on_commit(_mirror_soon)
+    return record
+
+
+def _mirror_soon() -> None:
+    # Imported here: tasks import this module.
+    from consent.tasks import mirror_consent_records
+
+    try:
+        mirror_consent_records.delay()
+    except Exception:
+        # The record is safe in the database; the periodic job mirrors it later.
+        logger.warning("consent record not mirrored yet", exc_info=True)
+
+
+def consent_records_mirror(*, now: datetime | None = None) -> int:
+    """Copy records not yet in ClickHouse there, oldest first; the number copied.
+
+    A record is marked only after the insert succeeded, so a failure leaves it for the next run
+    (the periodic job retries) and nothing is lost.
+    """
+    mirrored = 0
+    while True:
+        records = list(
+            ConsentRecord.objects.filter(mirrored_at__isnull=True)
+            .select_related("site")
+            .order_by("id")[:MIRROR_BATCH]
+        )
+        if not records:
+            return mirrored
+        clickhouse.get_client().insert(
+            "consent_events",
+            [
+                [
+                    record.pk,
+                    record.site.public_id,
+                    record.recorded_at,
+                    record.visitor_id_kind,
+                    record.granted,
+                    record.denied,
+                    record.banner_version,
+                    record.language,
+                    record.user_agent_family,
+                    record.country,
+                ]
+                for record in records
+            ],
+            column_names=[
+                "record_id",
+                "site_id",
+                "recorded_at",
+                "visitor_kind",
+                "granted",
+                "denied",
+                "banner_version",
+                "language",
+                "user_agent_family",
+                "country",
+            ],
+        )
+        ConsentRecord.objects.filter(pk__in=[record.pk for record in records]).update(
+            mirrored_at=now or timezone.now()
+        )
+        mirrored += len(records)

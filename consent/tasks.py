@@ -1,0 +1,10 @@
+"""Celery tasks of the consent app (the periodic one is scheduled in naboria.periodic_jobs)."""
+
+from celery import shared_task
+
+from consent.services import consent_records_mirror
+
+
+@shared_task
+def mirror_consent_records() -> int:
+    return consent_records_mirror()

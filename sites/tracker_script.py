@@ -1,0 +1,64 @@
+"""The per-site tracker loader served at /t/<site public id>.js (and its config as JSON at
+/t/<site public id>.json for apps that bundle the tracker).
+
+The loader is tracker/dist/loader.js with the site's config written into it, so a page needs
+no second request to learn the site's features and banner; it then loads the versioned,
+long-cacheable bundles listed in the config. Used by sites.views.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.templatetags.static import static
+
+from consent.selectors import banner_config, banner_for_site
+from sites.models import Site
+
+CONFIG_PLACEHOLDER = "NABORIA_CONFIG"
+
+
+class TrackerNotBuilt(RuntimeError):
+    """tracker/dist is missing: run `make tracker` (make run and make test do)."""
+
+
+@cache
+def _built() -> tuple[dict[str, str], str]:
+    dist = settings.TRACKER_DIST_DIR
+    try:
+        manifest = json.loads((dist / "manifest.json").read_text())
+        loader = (dist / manifest["loader"]).read_text()
+    except (OSError, KeyError, ValueError) as error:
+        raise TrackerNotBuilt(f"tracker bundles missing in {dist}: {error}") from None
+    return manifest, loader
+
+
+def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
+    """Everything the tracker and the banner need to know about the site (docs/tracker.md)."""
+    manifest, _ = _built()
+    banner = banner_for_site(site=site)
+    bundles = ["tracker", *(["ads"] if site.ads_enabled else []), *(["banner"] if banner else [])]
+    return {
+        "site": site.public_id,
+        "host": origin,
+        "features": {
+            "analytics": site.analytics_enabled,
+            "ads": site.ads_enabled,
+            "outbound": site.track_outbound_links,
+            "downloads": site.track_file_downloads,
+            "engagement": site.track_engagement,
+            "dnt": site.respect_do_not_track,
+        },
+        "scripts": [origin + static(f"naboria/{manifest[name]}") for name in bundles],
+        "banner": banner_config(banner=banner) if banner else None,
+    }
+
+
+def loader_script(config: dict[str, Any]) -> str:
+    _, loader = _built()
+    # "</" would let a banner text close an inline <script>; JSON allows it escaped.
+    config_json = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
+    return loader.replace(CONFIG_PLACEHOLDER, config_json, 1)

@@ -1,0 +1,54 @@
+"""Public endpoints of the sites app: the per-site tracker loader and its JSON config."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from sites.models import Site
+from sites.tracker_script import loader_script, tracker_config
+
+# Browsers and CDNs keep the loader this long: a change in the admin reaches visitors within it.
+LOADER_MAX_AGE_SECONDS = 300
+CONFIG_CACHE_SECONDS = 60
+
+
+def _config(request: HttpRequest, public_id: str) -> dict[str, object] | None:
+    origin = request.build_absolute_uri("/").rstrip("/")
+    key = f"tracker-config:{public_id}:{origin}"
+    config = cache.get(key)
+    if config is None:
+        site = Site.objects.filter(public_id=public_id).first()
+        if site is None:
+            return None
+        config = tracker_config(site=site, origin=origin)
+        cache.set(key, config, CONFIG_CACHE_SECONDS)
+    return config
+
+
+@require_GET
+def tracker_loader(request: HttpRequest, public_id: str) -> HttpResponse:
+    config = _config(request, public_id)
+    if config is None:
+        response = HttpResponse(
+            f"/* naboria: unknown site {public_id!r} */", status=404, content_type="text/javascript"
+        )
+    else:
+        response = HttpResponse(loader_script(config), content_type="text/javascript")
+        response["Cache-Control"] = f"public, max-age={LOADER_MAX_AGE_SECONDS}"
+    return response
+
+
+@require_GET
+def tracker_config_json(request: HttpRequest, public_id: str) -> JsonResponse:
+    """The same config for apps that bundle the tracker and call naboria.init({site, host})."""
+    config = _config(request, public_id)
+    if config is None:
+        response = JsonResponse({"error": f"unknown site {public_id!r}"}, status=404)
+    else:
+        response = JsonResponse(config)
+        response["Cache-Control"] = f"public, max-age={LOADER_MAX_AGE_SECONDS}"
+    # Public settings, read by any page that embeds the site.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

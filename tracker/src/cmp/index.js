@@ -1,0 +1,319 @@
+// The consent banner (CMP), loaded by the per-site loader only on sites whose banner is on.
+//
+// First layer: the site's text with "Accept all" and "Reject all" side by side (same style)
+// and "Choose" for the purposes one by one. The decision is stored in the browser (the only
+// thing stored before it), recorded on the server (POST /consent, the proof of consent),
+// announced to the tracker ("naboria:consent" event), to Google tags (Consent Mode v2 update)
+// and to IAB TCF vendors (__tcfapi, TC string). A floating link, or naboria.consent.open(),
+// reopens it to change or withdraw the decision.
+import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
+import { identityKey } from '../core/identity.js'
+import { read } from '../core/storage.js'
+import { consentModeState, gtag } from './consent-mode.js'
+import { storeDecision, storedDecision } from './decision.js'
+import { CSS } from './style.js'
+import { createTcfApi, encodeTCString, processStubQueue, tcChoices, tcData } from './tcf.js'
+
+var config = window.naboriaConfig
+var banner = config.banner
+var site = config.site
+var language = pickLanguage()
+var texts = banner.texts[language]
+var decision = storedDecision(site, banner.version)
+var dialog = null
+var backdrop = null
+var link = null
+var returnFocus = null
+var tcf = banner.tcf && createTcf()
+
+// The visitor's preferred language among the banner's, else the site's default.
+function pickLanguage() {
+  var wanted = (navigator.languages || [navigator.language || '']).map(function (tag) {
+    return tag.slice(0, 2).toLowerCase()
+  })
+  return (
+    wanted.filter(function (code) {
+      return banner.texts[code]
+    })[0] || (banner.texts[banner.language] ? banner.language : Object.keys(banner.texts)[0])
+  )
+}
+
+function h(tag, attributes, children) {
+  var element = document.createElement(tag)
+  for (var name in attributes) {
+    if (name === 'onclick') element.onclick = attributes[name]
+    else if (name === 'text') element.textContent = attributes[name]
+    else element.setAttribute(name, attributes[name])
+  }
+  ;(children || []).forEach(function (child) {
+    if (child) element.appendChild(child)
+  })
+  return element
+}
+
+function keys(filter) {
+  return banner.purposes.filter(filter).map(function (purpose) {
+    return purpose.key
+  })
+}
+
+// --- IAB TCF v2.2 ---------------------------------------------------------------------------
+
+function createTcf() {
+  var api = createTcfApi({
+    cmpId: banner.tcf.cmpId,
+    cmpVersion: banner.tcf.cmpVersion,
+    gvlVersion: banner.tcf.vendorListVersion,
+    tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
+    publisherCC: banner.tcf.publisherCC,
+    getTCData: function () {
+      return decision && decision.tc ? tcData(decision.tc, tcfChoices(decision.granted), banner.tcf) : null
+    },
+    displayStatus: function () {
+      return dialog ? 'visible' : 'hidden'
+    },
+  })
+  window.__tcfapi = api
+  processStubQueue(api, window)
+  return api
+}
+
+function tcfChoices(granted) {
+  var purposes = []
+  banner.purposes.forEach(function (purpose) {
+    if (granted.indexOf(purpose.key) >= 0) purposes = purposes.concat(purpose.tcf)
+  })
+  return tcChoices(banner.tcf, purposes, [])
+}
+
+function tcString(granted) {
+  var now = new Date()
+  var choices = tcfChoices(granted)
+  return encodeTCString(
+    Object.assign(
+      {
+        created: now,
+        lastUpdated: now,
+        cmpId: banner.tcf.cmpId,
+        cmpVersion: banner.tcf.cmpVersion,
+        consentScreen: 1,
+        consentLanguage: language.toUpperCase(),
+        vendorListVersion: banner.tcf.vendorListVersion,
+        tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
+        isServiceSpecific: true,
+        useNonStandardTexts: false,
+        purposeOneTreatment: false,
+        publisherCC: banner.tcf.publisherCC,
+      },
+      choices
+    )
+  )
+}
+
+// --- the decision ---------------------------------------------------------------------------
+
+function announce(answer) {
+  dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: decision.granted, answer: answer } }))
+  if (banner.consentMode) gtag('consent', 'update', consentModeState(banner.purposes, decision.granted))
+  if (tcf) tcf.notify('useractioncomplete')
+}
+
+function record() {
+  var id = read(localStorage, identityKey(site))
+  var body = {
+    site: site,
+    version: banner.version,
+    granted: decision.granted,
+    denied: decision.denied,
+    tc: decision.tc || '',
+    lang: language,
+  }
+  // The browser id the visitor has, if any: granting again keeps it, and a withdrawal is
+  // recorded against it (the tracker forgets it right after).
+  if (id) body.bid = id.bid
+  return fetch(config.host + '/consent', {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'Content-Type': 'text/plain' },
+    keepalive: true,
+  })
+    .then(function (response) {
+      if (!response.ok) throw Error(response.status)
+      return response.json()
+    })
+    .then(function (answer) {
+      decision.recorded = true
+      storeDecision(site, decision)
+      return answer
+    })
+}
+
+function decide(granted) {
+  granted = granted.concat(keys(function (purpose) {
+    return purpose.required && granted.indexOf(purpose.key) < 0
+  }))
+  decision = {
+    version: banner.version,
+    granted: granted,
+    denied: keys(function (purpose) {
+      return granted.indexOf(purpose.key) < 0
+    }),
+    at: Date.now(),
+    recorded: false,
+  }
+  if (tcf) decision.tc = tcString(granted)
+  storeDecision(site, decision)
+  close()
+  // The tracker learns the decision once the server has it (its answer carries the browser id
+  // when analytics was granted); if the server cannot be reached it learns it at once and the
+  // record is sent again on the next page.
+  record().then(announce, function () {
+    announce()
+  })
+}
+
+// --- the dialog -----------------------------------------------------------------------------
+
+function button(label, kind, onclick) {
+  return h('button', { type: 'button', class: kind, text: label, onclick: onclick })
+}
+
+function everything() {
+  decide(keys(function () {
+    return true
+  }))
+}
+
+function nothing() {
+  decide([])
+}
+
+function purposesForm() {
+  var granted = decision ? decision.granted : []
+  return h(
+    'div',
+    { class: 'nb-purposes' },
+    banner.purposes.map(function (purpose) {
+      var text = texts.purposes[purpose.key] || { name: purpose.key }
+      var id = 'nb-p-' + purpose.key
+      var box = h('input', { type: 'checkbox', id: id, value: purpose.key })
+      box.checked = purpose.required || granted.indexOf(purpose.key) >= 0
+      box.disabled = purpose.required
+      return h('div', { class: 'nb-purpose' }, [
+        box,
+        h('label', { for: id, text: ' ' + text.name }),
+        text.description && h('div', { text: text.description }),
+      ])
+    })
+  )
+}
+
+function vendorsList() {
+  return h('details', { class: 'nb-vendors' }, [
+    h('summary', { text: texts.vendors + ' (' + banner.tcf.vendors.length + ')' }),
+    h(
+      'ul',
+      {},
+      banner.tcf.vendors.map(function (vendor) {
+        return h('li', { text: vendor.name })
+      })
+    ),
+  ])
+}
+
+function open(detailed) {
+  if (dialog) close()
+  returnFocus = document.activeElement
+  var form = detailed && purposesForm()
+  var choices = [button(texts.accept, 'nb-choice', everything), button(texts.reject, 'nb-choice', nothing)]
+  choices.push(
+    detailed
+      ? button(texts.save, 'nb-more', function () {
+          decide(
+            [].slice.call(form.querySelectorAll('input:checked')).map(function (box) {
+              return box.value
+            })
+          )
+        })
+      : button(texts.customize, 'nb-more', function () {
+          open(true)
+        })
+  )
+  dialog = h(
+    'div',
+    {
+      class: 'nb-banner nb-' + banner.position,
+      role: 'dialog',
+      'aria-modal': 'true',
+      'aria-labelledby': 'nb-title',
+      'aria-describedby': 'nb-body',
+      style:
+        '--nb-bg:' + banner.colors.background + ';--nb-fg:' + banner.colors.text + ';--nb-accent:' + banner.colors.accent,
+    },
+    [
+      h('h2', { id: 'nb-title', text: texts.title }),
+      h('p', { id: 'nb-body', text: texts.body }),
+      form,
+      detailed && tcf && vendorsList(),
+      h('div', { class: 'nb-actions' }, choices),
+    ]
+  )
+  dialog.addEventListener('keydown', trapFocus)
+  if (banner.position === 'center') document.body.appendChild((backdrop = h('div', { class: 'nb-backdrop' })))
+  document.body.appendChild(dialog)
+  if (link) link.hidden = true
+  focusable()[0].focus()
+  if (tcf) tcf.notify('cmpuishown')
+}
+
+function focusable() {
+  return [].slice.call(dialog.querySelectorAll('button,input:not([disabled]),summary'))
+}
+
+// Keyboard users stay in the dialog until they decide; Escape closes it only when a decision
+// already exists (closing is not a decision).
+function trapFocus(event) {
+  if (event.key === 'Escape' && decision) return close()
+  if (event.key !== 'Tab') return
+  var items = focusable()
+  var first = items[0]
+  var last = items[items.length - 1]
+  if (event.shiftKey && document.activeElement === first) {
+    last.focus()
+    event.preventDefault()
+  } else if (!event.shiftKey && document.activeElement === last) {
+    first.focus()
+    event.preventDefault()
+  }
+}
+
+function close() {
+  if (!dialog) return
+  dialog.remove()
+  if (backdrop) backdrop.remove()
+  dialog = backdrop = null
+  showLink()
+  if (returnFocus && returnFocus.focus) returnFocus.focus()
+}
+
+function showLink() {
+  if (!link) {
+    link = button(texts.settings, 'nb-link', function () {
+      open(true)
+    })
+    document.body.appendChild(link)
+  }
+  link.hidden = false
+}
+
+function start() {
+  document.head.appendChild(h('style', { text: CSS }))
+  addEventListener(OPEN_EVENT, function () {
+    open(true)
+  })
+  if (!decision) return open(false)
+  showLink()
+  if (!decision.recorded) record().then(announce, function () {})
+}
+
+document.body ? start() : addEventListener('DOMContentLoaded', start)
