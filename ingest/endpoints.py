@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connections
 
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from consent.services import consent_record_create
@@ -46,6 +47,7 @@ from ingest.sinks import SinkFull, SinkUnavailable, get_sink
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 RETRY_AFTER_SECONDS = "5"
 ACCEPTED_CONTENT_TYPES = {"application/json", "text/plain", ""}
+Result = TypeVar("Result")
 _identifier_decoder = msgspec.json.Decoder(Identifier)
 _json = msgspec.json.Encoder()
 
@@ -92,10 +94,32 @@ def error_response(status: int, message: str, **extra: Any) -> TrackingResponse:
     return json_response(status, {"error": message, **extra})
 
 
+def in_database(function: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:
+    """``function`` run in a worker thread as Django's request cycle would run it: a connection
+    that broke (the database restarted) or outlived CONN_MAX_AGE is replaced first, and a
+    database that does not answer is a 503, not a 500."""
+
+    def call(*args: Any, **kwargs: Any) -> Result:
+        _replace_broken_connections()
+        try:
+            return function(*args, **kwargs)
+        except DatabaseError as error:
+            _replace_broken_connections()
+            raise Refusal(503, "database unavailable, retry later") from error
+
+    return sync_to_async(call)
+
+
+def _replace_broken_connections() -> None:
+    # Inside a transaction (a caller's, or a test's) the connection must stay as it is.
+    if not any(db.in_atomic_block for db in connections.all(initialized_only=True)):
+        close_old_connections()
+
+
 async def _site(public_id: str) -> SiteConfig:
     found, config = cached_site_config(public_id)
     if not found:
-        config = await sync_to_async(load_site_config)(public_id)
+        config = await in_database(load_site_config)(public_id)
     if config is None:
         raise Refusal(404, f"unknown site {public_id!r}")
     return config
@@ -142,7 +166,7 @@ async def _verified_consent(site: SiteConfig, bid: str | None, claimed: Consent)
         return NO_CONSENT
     found, granted = cached_recorded_purposes(site_public_id=site.public_id, visitor_id=bid)
     if not found:
-        granted = await sync_to_async(recorded_purposes)(
+        granted = await in_database(recorded_purposes)(
             site_public_id=site.public_id, visitor_id=bid
         )
     return Consent(
@@ -156,7 +180,7 @@ async def _identify(
 ) -> str:
     if not identity.salt_is_cached(facts.day):
         # The first cookieless visitor of the day reads (or makes) the salt in the database.
-        await sync_to_async(identity.salt_for)(facts.day)
+        await in_database(identity.salt_for)(facts.day)
     try:
         return visitor_identity(site=site, bid=bid, token=token, consent=consent, facts=facts)
     except InvalidToken:
@@ -282,7 +306,7 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             token=identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id),
             window_seconds=identity.TOKEN_WINDOW_SECONDS,
         )
-    await sync_to_async(consent_record_create)(
+    await in_database(consent_record_create)(
         site_public_id=site.public_id,
         visitor_id=bid,
         visitor_id_kind=kind,

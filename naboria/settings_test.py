@@ -23,3 +23,6 @@ STORAGES = {
 }
 # Whitenoise warns about a missing STATIC_ROOT; tests never collect static files into it.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# Static files (the tracker bundles) are served from where they are built, not collected.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,21 @@ def clickhouse_schema(django_db_blocker: object) -> None:
     from analytics import clickhouse_migrations
 
     clickhouse_migrations.apply_pending()
+
+
+@pytest.fixture
+def direct_path() -> Iterator[None]:
+    """Events go straight to ClickHouse (no Kafka), flushed every 50 ms."""
+    from django.test import override_settings
+
+    from ingest.selectors import forget_site_configs
+    from ingest.sinks import reset_sink
+
+    forget_site_configs()
+    with override_settings(KAFKA_BOOTSTRAP_SERVERS="", INGEST_BATCH_SECONDS=0.05):
+        reset_sink()
+        yield
+        reset_sink()
 
 
 @pytest.fixture

@@ -19,18 +19,9 @@ from tests.unit.test_enrichment import IPHONE, WINDOWS_CHROME
 pytestmark = [
     pytest.mark.clickhouse,
     pytest.mark.django_db,
-    pytest.mark.usefixtures("clickhouse_schema"),
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path"),
 ]
 VISITOR_IP = "81.2.69.142"
-
-
-@pytest.fixture(autouse=True)
-def direct_path():
-    forget_site_configs()
-    with override_settings(KAFKA_BOOTSTRAP_SERVERS="", INGEST_BATCH_SECONDS=0.05):
-        reset_sink()
-        yield
-        reset_sink()
 
 
 @pytest.fixture

@@ -15,19 +15,18 @@ from consent.models import ConsentPurpose, ConsentRecord
 from consent.selectors import forget_all_recorded_purposes
 from consent.services import consent_banner_ensure, consent_banner_refresh_version
 from ingest.selectors import forget_site_configs
-from tests.integration.test_collect_direct import VISITOR_IP, direct_path, post, rows
+from tests.integration.test_collect_direct import VISITOR_IP, post, rows
 
 pytestmark = [
     pytest.mark.clickhouse,
     pytest.mark.django_db,
-    pytest.mark.usefixtures("clickhouse_schema"),
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path"),
 ]
-__all__ = ["direct_path"]  # the fixture, used by every test here
 ORIGIN = "https://shop.example"
 
 
 @pytest.fixture(autouse=True)
-def _use_direct_path(direct_path):
+def _no_cached_decisions():
     forget_all_recorded_purposes()
 
 

@@ -11,20 +11,21 @@ export function viewabilityRule(width, height, isVideo) {
 
 // Feed it the visible ratio whenever it changes (0 while the page is hidden); it calls
 // onViewable once, when the ratio has stayed at or above the rule's for the rule's time.
+// ``timers`` is the window (tests pass their own clock with the same two methods).
 export function watchViewability(rule, onViewable, timers) {
-  timers = timers || { set: setTimeout, clear: clearTimeout }
+  timers = timers || window
   var timer = null
   var done = false
   return function update(ratio) {
     if (done) return
     if (ratio >= rule.ratio) {
       if (timer === null)
-        timer = timers.set(function () {
+        timer = timers.setTimeout(function () {
           done = true
           onViewable()
         }, rule.ms)
     } else if (timer !== null) {
-      timers.clear(timer)
+      timers.clearTimeout(timer)
       timer = null
     }
   }

@@ -60,7 +60,7 @@ function start(options) {
   identity = createIdentity(config.site, config.host)
   addEventListener(CONSENT_EVENT, function (event) {
     applyConsent(fromGranted(event.detail.granted), event.detail.answer)
-    if (!consent.analytics && transport) transport.clear()
+    if (transport) transport.store()
   })
   // Ad events are still counted (billing needs them); page tracking stops here.
   if (features.analytics === false || (features.dnt && privacySignal())) return

@@ -73,10 +73,8 @@ export function createTransport(options) {
       if (navigator.sendBeacon(options.host + '/collect', JSON.stringify(envelope))) queue = []
       keep()
     },
-    clear: function () {
-      queue = []
-      keep()
-    },
+    // Consent changed: keep the undelivered events in sessionStorage only if it allows.
+    store: keep,
     flush: flush,
   }
 }
