@@ -357,3 +357,23 @@ def test_ad_events_are_refused_when_the_site_has_ads_disabled(shop):
     response = post("/ad-event", body)
     assert response.status_code == 403
     assert "ads are disabled" in response.json()["error"]
+
+
+def test_database_outage_is_a_503_not_a_500(shop, monkeypatch):
+    from django.db import OperationalError
+
+    from ingest import endpoints
+
+    def database_down(public_id):
+        raise OperationalError("connection refused")
+
+    forget_site_configs()
+    monkeypatch.setattr(endpoints, "load_site_config", database_down)
+    body = {
+        "site": shop.public_id,
+        "events": [{"type": "pageview", "url": "https://shop.example/"}],
+    }
+    answer = post("/collect", body)
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "5"
+    assert answer.json() == {"error": "database unavailable, retry later"}
