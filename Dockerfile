@@ -1,4 +1,13 @@
 # Image for every Naboria process role (web, worker, beat, drain); the command picks the role.
+
+# The tracker bundles are built (and their size budgets enforced) in a Node stage of their own.
+FROM node:20-bookworm-slim AS tracker
+WORKDIR /tracker
+COPY tracker/package.json tracker/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tracker/ ./
+RUN node build.mjs
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 NABORIA_VAR_DIR=/var/lib/naboria
@@ -8,6 +17,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
+COPY --from=tracker /tracker/dist tracker/dist
 # Static files are baked into the image so every web container serves them without a volume.
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && useradd --system --home /app naboria && chown -R naboria /var/lib/naboria
