@@ -48,6 +48,7 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 RETRY_AFTER_SECONDS = "5"
 ACCEPTED_CONTENT_TYPES = {"application/json", "text/plain", ""}
 Result = TypeVar("Result")
+Payload = TypeVar("Payload")
 _identifier_decoder = msgspec.json.Decoder(Identifier)
 _json = msgspec.json.Encoder()
 
@@ -116,12 +117,14 @@ def _replace_broken_connections() -> None:
         close_old_connections()
 
 
-async def _site(public_id: str) -> SiteConfig:
+async def _site(request: TrackingRequest, public_id: str) -> SiteConfig:
+    """The site, if it exists and the request's origin is one of its allowed domains."""
     found, config = cached_site_config(public_id)
     if not found:
         config = await in_database(load_site_config)(public_id)
     if config is None:
         raise Refusal(404, f"unknown site {public_id!r}")
+    _check_origin(request, config)
     return config
 
 
@@ -143,6 +146,15 @@ def _body(request: TrackingRequest) -> bytes:
     if request.content_type not in ACCEPTED_CONTENT_TYPES:
         raise Refusal(415, "send JSON as application/json or text/plain (sendBeacon)")
     return request.body
+
+
+def _decoded(
+    request: TrackingRequest, decoder: msgspec.json.Decoder[Payload], what: str
+) -> Payload:
+    try:
+        return decoder.decode(_body(request))
+    except msgspec.DecodeError as error:
+        raise Refusal(400, f"malformed {what}: {error}") from None
 
 
 def _facts(request: TrackingRequest) -> RequestFacts:
@@ -196,8 +208,7 @@ def _identifier(value: str, name: str) -> str:
 
 
 async def init(request: TrackingRequest) -> TrackingResponse:
-    site = await _site(_identifier(request.query.get("site", ""), "site"))
-    _check_origin(request, site)
+    site = await _site(request, _identifier(request.query.get("site", ""), "site"))
     bid = _identifier(request.query.get("bid") or identity.issue_browser_id(), "bid")
     token = identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id)
     response = json_response(
@@ -208,8 +219,7 @@ async def init(request: TrackingRequest) -> TrackingResponse:
 
 
 async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> TrackingResponse:
-    site = await _site(envelope.site)
-    _check_origin(request, site)
+    site = await _site(request, envelope.site)
     if not site.analytics_enabled:
         raise Refusal(403, "analytics is disabled for this site")
     facts = _facts(request)
@@ -231,10 +241,7 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
 
 
 async def collect(request: TrackingRequest) -> TrackingResponse:
-    try:
-        envelope = envelope_decoder.decode(_body(request))
-    except msgspec.DecodeError as error:
-        raise Refusal(400, f"malformed batch: {error}") from None
+    envelope = _decoded(request, envelope_decoder, "batch")
     return await _accept_page_batch(request, envelope)
 
 
@@ -257,12 +264,8 @@ async def pixel(request: TrackingRequest) -> TrackingResponse:
 
 
 async def ad_event(request: TrackingRequest) -> TrackingResponse:
-    try:
-        event = ad_event_decoder.decode(_body(request))
-    except msgspec.DecodeError as error:
-        raise Refusal(400, f"malformed ad event: {error}") from None
-    site = await _site(event.site)
-    _check_origin(request, site)
+    event = _decoded(request, ad_event_decoder, "ad event")
+    site = await _site(request, event.site)
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
     facts = _facts(request)
@@ -282,12 +285,8 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
 async def consent(request: TrackingRequest) -> TrackingResponse:
     """Record a banner decision. With analytics granted the answer carries a browser id and a
     token (as /init would), so the tracker needs no second round trip."""
-    try:
-        decision = consent_decision_decoder.decode(_body(request))
-    except msgspec.DecodeError as error:
-        raise Refusal(400, f"malformed consent decision: {error}") from None
-    site = await _site(decision.site)
-    _check_origin(request, site)
+    decision = _decoded(request, consent_decision_decoder, "consent decision")
+    site = await _site(request, decision.site)
     unknown = (set(decision.granted) | set(decision.denied)) - site.consent_purposes
     if unknown:
         raise Refusal(400, f"unknown purposes for this site: {', '.join(sorted(unknown))}")

@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -92,3 +93,19 @@ def site(organization: object) -> object:
 @pytest.fixture
 def user(db: None) -> object:
     return UserFactory()
+
+
+@pytest.fixture
+def site_with_banner(site: Any) -> Any:
+    """A site that uses Naboria's consent banner: the server checks the consent pages claim
+    against the recorded decisions."""
+    from consent.selectors import forget_all_recorded_purposes
+    from consent.services import consent_banner_ensure
+    from ingest.selectors import forget_site_configs
+
+    site.consent_banner_enabled = True
+    site.save()
+    consent_banner_ensure(site=site)
+    forget_site_configs()
+    forget_all_recorded_purposes()
+    return site

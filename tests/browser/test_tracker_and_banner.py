@@ -18,8 +18,6 @@ from typing import Any
 import pytest
 
 from consent.models import ConsentRecord
-from consent.selectors import forget_all_recorded_purposes
-from consent.services import consent_banner_ensure
 from naboria import clickhouse
 from scripts.test_services import ROOT, free_port
 from tests.conftest import CHROMIUM
@@ -75,13 +73,10 @@ def _close_server_connections() -> None:
 
 
 @pytest.fixture
-def shop(site: Any) -> Any:
-    site.allowed_domains = ["127.0.0.1"]
-    site.consent_banner_enabled = True
-    site.save()
-    consent_banner_ensure(site=site)
-    forget_all_recorded_purposes()
-    return site
+def shop(site_with_banner: Any) -> Any:
+    site_with_banner.allowed_domains = ["127.0.0.1"]
+    site_with_banner.save()
+    return site_with_banner
 
 
 @pytest.fixture

@@ -143,3 +143,20 @@ def test_embedded_server_accepts_events_on_the_direct_path(embedded):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert json.load(response)["stored"] is True
+
+
+def test_demo_page_loader_and_bundles_are_served_as_make_run_serves_them(embedded):
+    base = embedded["base"]
+    with urllib.request.urlopen(f"{base}/demo/", timeout=10) as response:
+        page = response.read().decode()
+    assert f'src="/t/{embedded["site"]}.js"' in page
+    with urllib.request.urlopen(f"{base}/t/{embedded['site']}.js", timeout=10) as response:
+        loader = response.read().decode()
+    config, _ = json.JSONDecoder().raw_decode(loader, loader.index('{"site":'))
+    # Collected static files: content-hashed names served for good.
+    assert len(config["scripts"]) == 3
+    for url in config["scripts"]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            assert "immutable" in response.headers["Cache-Control"]
+            assert len(response.read()) > 500

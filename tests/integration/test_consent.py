@@ -12,8 +12,7 @@ import pytest
 from django.urls import reverse
 
 from consent.models import ConsentPurpose, ConsentRecord
-from consent.selectors import forget_all_recorded_purposes
-from consent.services import consent_banner_ensure, consent_banner_refresh_version
+from consent.services import consent_banner_refresh_version
 from ingest.selectors import forget_site_configs
 from tests.integration.test_collect_direct import VISITOR_IP, post, rows
 
@@ -25,19 +24,11 @@ pytestmark = [
 ORIGIN = "https://shop.example"
 
 
-@pytest.fixture(autouse=True)
-def _no_cached_decisions():
-    forget_all_recorded_purposes()
-
-
 @pytest.fixture
-def shop(site):
-    site.allowed_domains = ["shop.example"]
-    site.consent_banner_enabled = True
-    site.save()
-    consent_banner_ensure(site=site)
-    forget_site_configs()
-    return site
+def shop(site_with_banner):
+    site_with_banner.allowed_domains = ["shop.example"]
+    site_with_banner.save()
+    return site_with_banner
 
 
 def decide(site, granted, denied, **extra):
