@@ -380,6 +380,22 @@ def test_tcf_api_returns_a_tc_string_of_the_choices(browser, server, shop):
     context.close()
 
 
+def test_an_app_bundling_the_tracker_starts_it_with_init(browser, server, shop):
+    context = browser.new_context(user_agent=DESKTOP_CHROME)
+    page = context.new_page()
+    page.goto(f"{server}/health")  # any page of an allowed origin, without the loader
+    core = page.evaluate(f"() => fetch('/t/{shop.public_id}.json').then(r => r.json())")["scripts"][
+        0
+    ]
+    page.add_script_tag(url=core)
+    page.evaluate(f"() => naboria.init({{site: '{shop.public_id}', host: '{server}'}})")
+    page.get_by_role("dialog").wait_for()  # init loaded the banner too
+    assert eventually(lambda: page_rows(shop, "pathname", "event_type = 'pageview'")) == [
+        ("/health",)
+    ]
+    context.close()
+
+
 def test_privacy_signal_stops_page_tracking_when_the_site_honours_it(browser, server, shop):
     shop.respect_do_not_track = True
     shop.save()

@@ -102,7 +102,16 @@ var api = {
           return response.json()
         })
         .then(function (served) {
-          start(Object.assign(served, options))
+          // As the loader would: the config for the other modules, then the modules themselves
+          // (the first script is this one).
+          window.naboriaConfig = Object.assign(served, options)
+          served.scripts.slice(1).forEach(function (src) {
+            var script = document.createElement('script')
+            script.src = src
+            script.async = false
+            document.head.appendChild(script)
+          })
+          start(served)
         })
     } else start(options)
   },
