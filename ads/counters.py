@@ -1,0 +1,181 @@
+"""Delivery counters: impressions per campaign (today, in all) and per visitor and campaign
+(frequency caps). Redis when REDIS_URL is set, shared by every process; in process otherwise
+(the embedded profile has one process).
+
+Written when an impression is stored (ingest's /ad-event calls ``record_impression``), read by
+every decision. The same impression id is counted once, however often it is retried.
+Entry points: get_counters(), reset_counters().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from ads.delivery import CampaignDelivery
+
+DAY_SECONDS = 86400
+SEEN_IMPRESSION_SECONDS = 2 * DAY_SECONDS
+
+
+def _day(now: float) -> int:
+    return int(now // DAY_SECONDS)
+
+
+def _bucket(now: float, period_seconds: int) -> int:
+    return int(now // period_seconds) if period_seconds else 0
+
+
+class Counters(Protocol):
+    async def record_impression(
+        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> bool: ...
+
+    async def campaign_delivery(
+        self, campaign_ids: Iterable[int]
+    ) -> dict[int, CampaignDelivery]: ...
+
+    async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]: ...
+
+
+class MemoryCounters:
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.expiry: dict[str, float] = {}
+
+    def _get(self, key: str, now: float) -> int:
+        if self.expiry.get(key, now + 1) <= now:
+            self.values.pop(key, None)
+            self.expiry.pop(key, None)
+        return self.values.get(key, 0)
+
+    def _incr(self, key: str, now: float, ttl: float | None = None) -> None:
+        self.values[key] = self._get(key, now) + 1
+        if ttl is not None:
+            self.expiry.setdefault(key, now + ttl)
+
+    async def record_impression(
+        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> bool:
+        now = time.time()
+        seen = f"seen:{impression_id}"
+        if self._get(seen, now):
+            return False
+        self._incr(seen, now, SEEN_IMPRESSION_SECONDS)
+        self._incr(f"c:{campaign_id}:total", now)
+        self._incr(f"c:{campaign_id}:d:{_day(now)}", now, 2 * DAY_SECONDS)
+        if period_seconds:
+            key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
+            self._incr(key, now, period_seconds)
+        return True
+
+    async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
+        now = time.time()
+        return {
+            campaign: CampaignDelivery(
+                today=self._get(f"c:{campaign}:d:{_day(now)}", now),
+                lifetime=self._get(f"c:{campaign}:total", now),
+            )
+            for campaign in campaign_ids
+        }
+
+    async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]:
+        now = time.time()
+        return {
+            campaign: self._get(f"f:{campaign}:{visitor_id}:{_bucket(now, period)}", now)
+            for campaign, period in periods.items()
+            if period
+        }
+
+
+class RedisCounters:
+    PREFIX = "naboria:ads:"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        # An asyncio Redis client belongs to the event loop it was made in.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def redis(self) -> Any:
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(self.url)
+        return client
+
+    async def record_impression(
+        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> bool:
+        now = time.time()
+        prefix = self.PREFIX
+        first = await self.redis.set(
+            f"{prefix}seen:{impression_id}", 1, nx=True, ex=SEEN_IMPRESSION_SECONDS
+        )
+        if not first:
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(f"{prefix}c:{campaign_id}:total")
+        daily = f"{prefix}c:{campaign_id}:d:{_day(now)}"
+        pipe.incr(daily)
+        pipe.expire(daily, 2 * DAY_SECONDS)
+        if period_seconds:
+            key = f"{prefix}f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
+            pipe.incr(key)
+            pipe.expire(key, period_seconds)
+        await pipe.execute()
+        return True
+
+    async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
+        campaigns = list(campaign_ids)
+        if not campaigns:
+            return {}
+        day = _day(time.time())
+        keys = [
+            key
+            for campaign in campaigns
+            for key in (f"{self.PREFIX}c:{campaign}:d:{day}", f"{self.PREFIX}c:{campaign}:total")
+        ]
+        values = [int(value or 0) for value in await self.redis.mget(keys)]
+        return {
+            campaign: CampaignDelivery(today=values[2 * index], lifetime=values[2 * index + 1])
+            for index, campaign in enumerate(campaigns)
+        }
+
+    async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]:
+        capped = [(campaign, period) for campaign, period in periods.items() if period]
+        if not capped:
+            return {}
+        now = time.time()
+        keys = [
+            f"{self.PREFIX}f:{campaign}:{visitor_id}:{_bucket(now, period)}"
+            for campaign, period in capped
+        ]
+        values = await self.redis.mget(keys)
+        return {
+            campaign: int(value or 0) for (campaign, _), value in zip(capped, values, strict=True)
+        }
+
+
+_counters: Counters | None = None
+
+
+def get_counters() -> Counters:
+    global _counters
+    if _counters is None:
+        _counters = RedisCounters(settings.REDIS_URL) if settings.REDIS_URL else MemoryCounters()
+    return _counters
+
+
+def reset_counters() -> None:
+    global _counters
+    _counters = None

@@ -1,0 +1,153 @@
+"""What ad delivery knows about a live ad: the denormalised form published to MongoDB (one
+document per live ad) and held in every web process's in-memory snapshot.
+
+Built from the authoring models by ads.publishing, read by ads.decisioning (which ad to show),
+the renderers (SSE payloads, listings, VAST) and tracking. Plain frozen dataclasses: the
+decision function stays pure and cheap, and the same values round-trip through MongoDB
+(``to_document`` / ``from_document``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Creative:
+    """One of: image banner, sanitised HTML banner, native, VAST video."""
+
+    kind: str  # "image" | "html" | "native" | "video"
+    width: int = 0
+    height: int = 0
+    click_url: str = ""
+    image_url: str = ""
+    html: str = ""  # already sanitised (nh3) when published
+    title: str = ""
+    text: str = ""
+    call_to_action: str = ""
+    duration_seconds: int = 0
+    # video: [{"url", "mime_type", "width", "height", "bitrate"}]
+    media_files: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class Targeting:
+    """Empty means "any"."""
+
+    placement_ids: frozenset[int] = frozenset()
+    countries: frozenset[str] = frozenset()  # ISO 3166-1 alpha-2, upper case
+    devices: frozenset[str] = frozenset()  # "desktop" | "mobile" | "tablet"
+    path_patterns: tuple[str, ...] = ()  # fnmatch patterns on the page path: "/shoes/*"
+    weekdays: frozenset[int] = frozenset()  # 0 = Monday … 6 = Sunday, in the site's timezone
+    hours: frozenset[int] = frozenset()  # 0 … 23, in the site's timezone
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps and pacing of the ad's campaign (0 = no limit)."""
+
+    impression_goal: int = 0  # the campaign's budget, in impressions
+    daily_cap: int = 0  # impressions per day for the campaign
+    lifetime_cap: int = 0  # impressions in all for the campaign
+    frequency_cap: int = 0  # impressions per visitor per frequency period
+    frequency_period_seconds: int = 0
+    pacing: str = "even"  # "even" | "asap"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAd:
+    ad_id: int
+    campaign_id: int
+    advertiser_id: int
+    organization_id: int
+    site_ids: frozenset[int]
+    priority: int  # higher wins
+    weight: int  # share among ads of the same priority
+    starts_at: datetime  # aware, UTC
+    ends_at: datetime | None  # aware, UTC
+    creative: Creative
+    targeting: Targeting = field(default_factory=Targeting)
+    limits: Limits = field(default_factory=Limits)
+    version: int = 1  # raised on every publish of this ad
+
+    def to_document(self) -> dict[str, Any]:
+        document = asdict(self)
+        for key in ("site_ids",):
+            document[key] = sorted(document[key])
+        targeting = document["targeting"]
+        for key, value in targeting.items():
+            targeting[key] = sorted(value) if isinstance(value, frozenset) else list(value)
+        document["creative"]["media_files"] = list(document["creative"]["media_files"])
+        return document
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> LiveAd:
+        targeting = document["targeting"]
+        creative = document["creative"]
+        return cls(
+            ad_id=document["ad_id"],
+            campaign_id=document["campaign_id"],
+            advertiser_id=document["advertiser_id"],
+            organization_id=document["organization_id"],
+            site_ids=frozenset(document["site_ids"]),
+            priority=document["priority"],
+            weight=document["weight"],
+            starts_at=document["starts_at"],
+            ends_at=document["ends_at"],
+            creative=Creative(
+                **{**creative, "media_files": tuple(creative.get("media_files", ()))}
+            ),
+            targeting=Targeting(
+                placement_ids=frozenset(targeting["placement_ids"]),
+                countries=frozenset(targeting["countries"]),
+                devices=frozenset(targeting["devices"]),
+                path_patterns=tuple(targeting["path_patterns"]),
+                weekdays=frozenset(targeting["weekdays"]),
+                hours=frozenset(targeting["hours"]),
+            ),
+            limits=Limits(**document["limits"]),
+            version=document["version"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementSlot:
+    """A placement as delivery sees it."""
+
+    placement_id: int
+    site_id: int
+    key: str  # public key used in the embed code and URLs
+    sizes: frozenset[str]  # "300x250"; empty = any size
+    formats: frozenset[str]  # creative kinds it accepts; empty = any
+    rotation_seconds: int = 30
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """Who asks, where and when. ``personalised`` is True only when the visitor's recorded
+    decision grants ads personalisation; without it only context may be used."""
+
+    site_id: int
+    path: str
+    country: str
+    device: str
+    now: datetime  # aware
+    personalised: bool
+    # impressions of this visitor per campaign within its frequency period (cookieless: the
+    # day's anonymous id, so limits still hold without consent)
+    frequency: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignDelivery:
+    """Impressions a campaign has been served, as counted by the delivery counters."""
+
+    today: int = 0
+    lifetime: int = 0

@@ -1,0 +1,309 @@
+"""Ad authoring, kept in PostgreSQL and edited by marketers in the admin: advertisers, their
+campaigns (schedule, priority, budget and caps, pacing, targeting) and ads (image, HTML,
+native and VAST video creatives), and the placements of each site.
+
+Saving publishes what delivery needs to MongoDB (ads.publishing); nothing here is read while
+serving ads.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+from django.utils.deconstruct import deconstructible
+
+from sites.models import Organization, Site
+
+SIZE_PATTERN = re.compile(r"^[1-9][0-9]{0,3}x[1-9][0-9]{0,3}$")
+DEVICES = ("desktop", "mobile", "tablet")
+
+
+class CreativeKind(models.TextChoices):
+    IMAGE = "image", "image banner"
+    HTML = "html", "HTML banner"
+    NATIVE = "native", "native"
+    VIDEO = "video", "video (VAST 4.2)"
+
+
+@deconstructible
+class ChoiceListValidator:
+    """A JSON list whose items all match ``pattern`` (e.g. sizes, country codes)."""
+
+    def __init__(self, pattern: str, example: str) -> None:
+        self.pattern, self.example = pattern, example
+
+    def __call__(self, value: object) -> None:
+        if not isinstance(value, list) or not all(
+            isinstance(item, str) and re.fullmatch(self.pattern, item) for item in value
+        ):
+            raise ValidationError(f"a list such as {self.example}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChoiceListValidator) and vars(self) == vars(other)
+
+
+validate_sizes = ChoiceListValidator(SIZE_PATTERN.pattern, '["300x250", "728x90"]')
+validate_countries = ChoiceListValidator(r"[A-Z]{2}", '["FR", "DE"] (ISO codes, upper case)')
+validate_devices = ChoiceListValidator("|".join(DEVICES), '["mobile", "tablet"]')
+validate_formats = ChoiceListValidator(
+    "|".join(CreativeKind.values), '["image", "html", "native", "video"]'
+)
+
+
+def new_placement_key() -> str:
+    return get_random_string(10, "abcdefghijkmnpqrstuvwxyz23456789")
+
+
+class Advertiser(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="advertisers"
+    )
+    name = models.CharField(max_length=200)
+    website = models.URLField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Placement(models.Model):
+    """Where ads show on a site: a slot in its pages (or a screen of its app)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="placements")
+    name = models.CharField(max_length=100)
+    key = models.CharField(
+        max_length=16,
+        unique=True,
+        default=new_placement_key,
+        editable=False,
+        help_text="Public key used in the embed code.",
+    )
+    sizes = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_sizes],
+        help_text='Banner sizes it takes, e.g. ["300x250"]; empty takes any size.',
+    )
+    formats = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_formats],
+        help_text='Creative types it takes, e.g. ["image", "html"]; empty takes all.',
+    )
+    rotation_seconds = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(3600)],
+        help_text="A new ad after this many seconds on an open page.",
+    )
+
+    class Meta:
+        ordering = ["site", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.site.name} · {self.name}"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    ACTIVE = "active", "active"
+    PAUSED = "paused", "paused"
+    ARCHIVED = "archived", "archived"
+
+
+class Pacing(models.TextChoices):
+    EVEN = "even", "evenly over the day / the campaign"
+    ASAP = "asap", "as fast as possible"
+
+
+class FrequencyPeriod(models.IntegerChoices):
+    HOUR = 3600, "per hour"
+    DAY = 86400, "per day"
+    WEEK = 604800, "per week"
+
+
+class Campaign(models.Model):
+    advertiser = models.ForeignKey(Advertiser, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="1-10: ads of a higher priority always win over lower ones.",
+    )
+    weight = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Share among campaigns of the same priority.",
+    )
+    impression_goal = models.PositiveIntegerField(
+        default=0, help_text="Budget in impressions; 0 for none."
+    )
+    daily_cap = models.PositiveIntegerField(default=0, help_text="Impressions per day; 0 for none.")
+    lifetime_cap = models.PositiveIntegerField(
+        default=0, help_text="Impressions in all; 0 for none."
+    )
+    frequency_cap = models.PositiveIntegerField(
+        default=0, help_text="Impressions per visitor per period; 0 for none."
+    )
+    frequency_period = models.PositiveIntegerField(
+        choices=FrequencyPeriod.choices, default=FrequencyPeriod.DAY
+    )
+    pacing = models.CharField(max_length=8, choices=Pacing.choices, default=Pacing.EVEN)
+    placements = models.ManyToManyField(
+        Placement,
+        blank=True,
+        related_name="campaigns",
+        help_text="Where it runs; none selected runs on every placement of the organization.",
+    )
+    target_countries = models.JSONField(default=list, blank=True, validators=[validate_countries])
+    target_devices = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_devices],
+        help_text="Only applied to visitors who consented to personalised ads.",
+    )
+    target_paths = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Page path patterns, e.g. ["/shoes/*", "/sale"]; empty for every page.',
+    )
+    target_weekdays = models.JSONField(
+        default=list, blank=True, help_text="0 = Monday … 6 = Sunday, site time; empty for all."
+    )
+    target_hours = models.JSONField(
+        default=list, blank=True, help_text="0-23, site time; empty for all hours."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end must come after the start."
+        if self.pacing == Pacing.EVEN and self.impression_goal and not self.ends_at:
+            errors["ends_at"] = "Even pacing of an impression goal needs an end date."
+        if self.daily_cap and self.lifetime_cap and self.daily_cap > self.lifetime_cap:
+            errors["daily_cap"] = "The daily cap cannot exceed the lifetime cap."
+        if not _int_list(self.target_weekdays, 0, 6):
+            errors["target_weekdays"] = "Weekdays are numbers 0 (Monday) to 6 (Sunday)."
+        if not _int_list(self.target_hours, 0, 23):
+            errors["target_hours"] = "Hours are numbers 0 to 23."
+        paths = self.target_paths
+        if not isinstance(paths, list) or not all(
+            isinstance(path, str) and path.startswith("/") and len(path) <= 200 for path in paths
+        ):
+            errors["target_paths"] = 'Paths start with "/", e.g. ["/shoes/*"].'
+        if errors:
+            raise ValidationError(errors)
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        moment = now or timezone.now()
+        return (
+            self.status == CampaignStatus.ACTIVE
+            and self.starts_at <= moment
+            and (self.ends_at is None or moment < self.ends_at)
+        )
+
+
+def _int_list(value: object, low: int, high: int) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, int) and not isinstance(item, bool) and low <= item <= high
+        for item in value
+    )
+
+
+class AdStatus(models.TextChoices):
+    ACTIVE = "active", "active"
+    PAUSED = "paused", "paused"
+
+
+class Ad(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="ads")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=8, choices=AdStatus.choices, default=AdStatus.ACTIVE)
+    kind = models.CharField(max_length=8, choices=CreativeKind.choices, default=CreativeKind.IMAGE)
+    click_url = models.URLField(max_length=2048, help_text="Where a click takes the visitor.")
+    width = models.PositiveIntegerField(default=0, help_text="Banners: width in pixels.")
+    height = models.PositiveIntegerField(default=0, help_text="Banners: height in pixels.")
+    image_url = models.URLField(max_length=2048, blank=True, help_text="Image and native ads.")
+    html = models.TextField(
+        blank=True,
+        help_text="HTML banners: sanitised on save (no scripts, styles inline) and shown in a "
+        "sandboxed frame.",
+    )
+    title = models.CharField(max_length=100, blank=True, help_text="Native and video ads.")
+    text = models.CharField(max_length=300, blank=True, help_text="Native ads.")
+    call_to_action = models.CharField(max_length=30, blank=True, help_text="Native ads.")
+    duration_seconds = models.PositiveIntegerField(default=0, help_text="Video ads.")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        needed = {
+            CreativeKind.IMAGE: {
+                "image_url": "an image URL",
+                "width": "a width",
+                "height": "a height",
+            },
+            CreativeKind.HTML: {"html": "the HTML", "width": "a width", "height": "a height"},
+            CreativeKind.NATIVE: {
+                "title": "a title",
+                "text": "a text",
+                "image_url": "an image URL",
+                "call_to_action": "a call to action",
+            },
+            CreativeKind.VIDEO: {"title": "a title", "duration_seconds": "a duration"},
+        }[CreativeKind(self.kind)]
+        errors = {
+            name: f"A {self.get_kind_display()} ad needs {what}."
+            for name, what in needed.items()
+            if not getattr(self, name)
+        }
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+class VideoFile(models.Model):
+    """One rendition of a video ad (VAST MediaFile)."""
+
+    ad = models.ForeignKey(Ad, on_delete=models.CASCADE, related_name="video_files")
+    url = models.URLField(max_length=2048)
+    mime_type = models.CharField(
+        max_length=32,
+        choices=[("video/mp4", "MP4"), ("video/webm", "WebM")],
+        default="video/mp4",
+    )
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bitrate = models.PositiveIntegerField(default=0, help_text="kbit/s; 0 if unknown.")
+
+    def __str__(self) -> str:
+        return f"{self.mime_type} {self.width}x{self.height}"
