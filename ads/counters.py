@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from ads.delivery import CampaignDelivery
@@ -179,3 +180,19 @@ def get_counters() -> Counters:
 def reset_counters() -> None:
     global _counters
     _counters = None
+
+
+async def count_impression(*, impression_id: str, campaign_id: int, visitor_id: str) -> bool:
+    """Count a stored impression (once per impression id) for its campaign's caps and the
+    visitor's frequency cap; False if it was counted before."""
+    from ads.snapshot import current
+
+    # current() may have to (re)load the snapshot from MongoDB: not on the event loop.
+    snapshot = await sync_to_async(current, thread_sensitive=False)()
+    period = snapshot.campaign_frequency_periods.get(campaign_id, 0)
+    return await get_counters().record_impression(
+        impression_id=impression_id,
+        campaign_id=campaign_id,
+        visitor_id=visitor_id,
+        period_seconds=period,
+    )

@@ -127,6 +127,7 @@ class PlacementSlot:
     formats: frozenset[str]  # creative kinds it accepts; empty = any
     rotation_seconds: int = 30
     timezone: str = "UTC"
+    site_public_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

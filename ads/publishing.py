@@ -109,6 +109,7 @@ def placement_slot(placement: Placement) -> PlacementSlot:
         formats=frozenset(placement.formats),
         rotation_seconds=placement.rotation_seconds,
         timezone=placement.site.timezone,
+        site_public_id=placement.site.public_id,
     )
 
 
@@ -121,6 +122,7 @@ def _slot_document(slot: PlacementSlot) -> dict[str, object]:
         "formats": sorted(slot.formats),
         "rotation_seconds": slot.rotation_seconds,
         "timezone": slot.timezone,
+        "site_public_id": slot.site_public_id,
     }
 
 
@@ -191,3 +193,10 @@ def notify_delivery_changed(*, ad_ids: list[int]) -> None:
     except Exception:
         # Processes still refresh on their own within ads.snapshot.REFRESH_SECONDS.
         logger.warning("delivery change not broadcast", exc_info=True)
+
+
+def ads_withdraw(*, ad_ids: list[int]) -> None:
+    """Remove deleted ads from delivery."""
+    mongo.connect()
+    DeliveryAdDocument.objects(ad_id__in=ad_ids).delete()
+    transaction.on_commit(lambda: notify_delivery_changed(ad_ids=ad_ids))

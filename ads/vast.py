@@ -56,8 +56,10 @@ def vast_xml(
     """The VAST 4.2 InLine document for one video ad.
 
     ``impression_url`` and ``click_url`` are our signed impression beacon and click redirect,
-    ``tracking_url(event)`` our URL for a VAST event name, ``error_url`` our error beacon (it
-    may hold the ``[ERRORCODE]`` macro, which the player fills in).
+    ``tracking_url(event)`` our URL for a VAST event name, ``error_url`` our error beacon. URLs
+    are written as given: an ``[ERRORCODE]`` macro keeps its brackets, since players replace
+    the bracketed name literally (VAST 4.2 section 6.1). libxml2's xs:anyURI check rejects
+    brackets, so a schema check with lxml passes only once the player has filled the macro in.
     """
     creative = ad.creative
     if creative.kind != "video":

@@ -22,14 +22,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
+from ads.counters import count_impression
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from consent.services import consent_record_create
 from ingest import identity
 from ingest.schemas import (
     MAX_BODY_BYTES,
+    AdEventPayload,
     Consent,
     Envelope,
     Identifier,
+    Impression,
     ad_event_decoder,
     consent_decision_decoder,
     envelope_decoder,
@@ -168,7 +171,7 @@ def _facts(request: TrackingRequest) -> RequestFacts:
 NO_CONSENT = Consent()
 
 
-async def _verified_consent(site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
+async def verified_consent(site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
     """The consent the server accepts: on sites that use Naboria's banner a claim counts only
     as far as the browser id's latest recorded decision granted it, whatever the page sends.
     (A site with a CMP of its own is trusted with what its page claims.)"""
@@ -187,7 +190,7 @@ async def _verified_consent(site: SiteConfig, bid: str | None, claimed: Consent)
     )
 
 
-async def _identify(
+async def identify(
     site: SiteConfig, bid: str | None, token: str | None, consent: Consent, facts: RequestFacts
 ) -> str:
     if not identity.salt_is_cached(facts.day):
@@ -225,8 +228,8 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
     facts = _facts(request)
     if site.respect_do_not_track and facts.do_not_track:
         return json_response(202, {"accepted": 0, "ignored": "do-not-track"})
-    envelope.consent = await _verified_consent(site, envelope.bid, envelope.consent)
-    visitor_id = await _identify(site, envelope.bid, envelope.token, envelope.consent, facts)
+    envelope.consent = await verified_consent(site, envelope.bid, envelope.consent)
+    visitor_id = await identify(site, envelope.bid, envelope.token, envelope.consent, facts)
     rows, rejections = page_rows_from_batch(
         envelope=envelope, site=site, visitor_id=visitor_id, facts=facts
     )
@@ -269,17 +272,31 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
     facts = _facts(request)
-    event.consent = await _verified_consent(site, event.bid, event.consent)
-    visitor_id = await _identify(site, event.bid, event.token, event.consent, facts)
-    event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    event.consent = await verified_consent(site, event.bid, event.consent)
+    visitor_id = await identify(site, event.bid, event.token, event.consent, facts)
     try:
-        await asyncio.wait_for(
-            asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
-            timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
-        )
+        event_id = await store_ad_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     except (SinkUnavailable, TimeoutError) as error:
         return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
     return json_response(200, {"stored": True, "event_id": event_id})
+
+
+async def store_ad_event(
+    *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
+) -> str:
+    """Make the ad event durable (Kafka ack or ClickHouse insert) and count an impression for
+    caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored.
+    Also used by the ad server's click redirect and tracking URLs (ads.views)."""
+    event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    await asyncio.wait_for(
+        asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
+        timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
+    )
+    if isinstance(event, Impression):
+        await count_impression(
+            impression_id=event.impression, campaign_id=event.campaign, visitor_id=visitor_id
+        )
+    return event_id
 
 
 async def consent(request: TrackingRequest) -> TrackingResponse:
@@ -298,7 +315,7 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
         # A browser id the visitor already has is kept, so a withdrawal is recorded against it.
         bid, kind = decision.bid or identity.issue_browser_id(), "browser"
     else:
-        bid, kind = await _identify(site, None, None, NO_CONSENT, facts), "hashed"
+        bid, kind = await identify(site, None, None, NO_CONSENT, facts), "hashed"
     if "analytics" in decision.granted:
         answer.update(
             bid=bid,

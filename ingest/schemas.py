@@ -113,7 +113,38 @@ class Click(AdEvent, tag="click"):
     pass
 
 
-AdEventPayload = Impression | Viewable | Click
+class VideoStart(AdEvent, tag="start"):
+    pass
+
+
+class VideoFirstQuartile(AdEvent, tag="firstQuartile"):
+    pass
+
+
+class VideoMidpoint(AdEvent, tag="midpoint"):
+    pass
+
+
+class VideoThirdQuartile(AdEvent, tag="thirdQuartile"):
+    pass
+
+
+class VideoComplete(AdEvent, tag="complete"):
+    pass
+
+
+# Video progress events come from VAST players through the signed tracking URLs (ads.views).
+AdEventPayload = (
+    Impression
+    | Viewable
+    | Click
+    | VideoStart
+    | VideoFirstQuartile
+    | VideoMidpoint
+    | VideoThirdQuartile
+    | VideoComplete
+)
+VIDEO_EVENTS = ("start", "firstQuartile", "midpoint", "thirdQuartile", "complete")
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
 page_event_decoder = msgspec.json.Decoder(PageEvent)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +84,11 @@ def make_context(**fields: Any) -> DeliveryContext:
     return DeliveryContext(**values)
 
 
+def seeded_rng(seed: int) -> random.Random:
+    # Reproducible draws are the point here; nothing security-related depends on them.
+    return random.Random(seed)  # noqa: S311
+
+
 def reason_for(
     ad: LiveAd,
     *,
@@ -116,14 +120,14 @@ def choose(
         slot=slot or make_slot(),
         context=context or make_context(),
         delivery=delivery or {},
-        rng=rng or random.Random(seed),
+        rng=rng or seeded_rng(seed),
         avoid=avoid,
         score=score,
     )
 
 
 def draw_counts(ads: list[LiveAd], draws: int, **options: Any) -> Counter[int]:
-    rng = random.Random(20261123)
+    rng = seeded_rng(20261123)
     counts: Counter[int] = Counter()
     for _ in range(draws):
         chosen = choose(ads, rng=rng, **options)
@@ -472,10 +476,12 @@ def test_score_multiplies_the_weight():
 
 @pytest.mark.parametrize("bad_score", [0.0, -1.0, float("nan"), float("inf")])
 def test_a_non_positive_or_non_finite_score_is_never_drawn(bad_score):
-    counts = draw_counts(
-        [make_ad(1), make_ad(2)], 300, score=lambda ad: bad_score if ad.ad_id == 1 else 1.0
-    )
-    assert counts == Counter({2: 300})
+    def score(ad: LiveAd) -> float:
+        return bad_score if ad.ad_id == 1 else 1.0
+
+    # Both orders, since a broken draw tends to fall through to the first or the last ad.
+    assert draw_counts([make_ad(1), make_ad(2)], 300, score=score) == Counter({2: 300})
+    assert draw_counts([make_ad(2), make_ad(1)], 300, score=score) == Counter({2: 300})
 
 
 def test_score_is_only_asked_about_finalists():
@@ -494,18 +500,10 @@ def test_the_same_seed_gives_the_same_choices():
     ads = [make_ad(ad_id, weight=ad_id) for ad_id in range(1, 6)]
 
     def sequence(seed: int) -> list[int]:
-        rng = random.Random(seed)
+        rng = seeded_rng(seed)
         picks = [choose(ads, rng=rng) for _ in range(100)]
         return [ad.ad_id for ad in picks if ad is not None]
 
     assert sequence(42) == sequence(42)
     assert sequence(42) != sequence(43)
     assert len(set(sequence(42))) > 1
-
-
-def test_choose_ad_does_not_change_its_inputs():
-    ads = [make_ad(1), make_ad(2)]
-    context = make_context(frequency={1: 0})
-    snapshot = (list(ads), replace(context, frequency=dict(context.frequency)))
-    choose(ads, context=context)
-    assert (ads, context) == snapshot

@@ -1,0 +1,246 @@
+"""Django admin of ad authoring: advertisers, campaigns with their ads inline, ads with creative
+previews and video files, placements. Every save publishes to delivery (ads.publishing);
+bulk pause / resume are list actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from ads.models import (
+    Ad,
+    AdStatus,
+    Advertiser,
+    Campaign,
+    CampaignStatus,
+    CreativeKind,
+    Placement,
+    VideoFile,
+)
+from ads.publishing import (
+    ads_publish,
+    ads_withdraw,
+    campaigns_publish,
+    placement_withdraw,
+    placements_publish,
+)
+from ads.services import ads_set_status, campaigns_set_status, sanitise_banner_html
+from sites.tenancy import OrganizationScopedAdmin
+
+
+def creative_preview(ad: Ad) -> str:
+    """A small rendering of the creative, as visitors will see it."""
+    if ad.pk is None:
+        return "Save to see a preview."
+    if ad.kind == CreativeKind.IMAGE:
+        return format_html(
+            '<img src="{}" width="{}" height="{}" alt="" style="max-width:320px;height:auto">',
+            ad.image_url,
+            ad.width,
+            ad.height,
+        )
+    if ad.kind == CreativeKind.HTML:
+        return format_html(
+            '<iframe sandbox srcdoc="{}" width="{}" height="{}" style="border:1px solid #ccc">'
+            "</iframe>",
+            ad.html,
+            ad.width,
+            ad.height,
+        )
+    if ad.kind == CreativeKind.NATIVE:
+        return format_html(
+            '<div style="max-width:320px;border:1px solid #ccc;padding:8px">'
+            '<img src="{}" alt="" style="max-width:100%"><strong>{}</strong><p>{}</p>'
+            "<span>{} →</span></div>",
+            ad.image_url,
+            ad.title,
+            ad.text,
+            ad.call_to_action,
+        )
+    first = ad.video_files.first()
+    if first is None:
+        return "Add a video file to see a preview."
+    return format_html('<video src="{}" controls width="320"></video>', first.url)
+
+
+class AdInline(admin.StackedInline):
+    model = Ad
+    extra = 0
+    show_change_link = True
+    fields = [
+        ("name", "status", "kind"),
+        "click_url",
+        ("width", "height", "image_url"),
+        "html",
+        ("title", "call_to_action"),
+        "text",
+        "duration_seconds",
+        "preview",
+    ]
+    readonly_fields = ["preview"]
+
+    @admin.display(description="preview")
+    def preview(self, obj: Ad) -> str:
+        return creative_preview(obj)
+
+
+class VideoFileInline(admin.TabularInline):
+    model = VideoFile
+    extra = 0
+
+
+@admin.register(Advertiser)
+class AdvertiserAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "organization", "website", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+
+
+@admin.register(Placement)
+class PlacementAdmin(OrganizationScopedAdmin):
+    organization_path = "site__organization"
+    list_display = ["name", "site", "key", "sizes", "formats", "rotation_seconds"]
+    list_filter = ["site"]
+    search_fields = ["name", "key", "site__name"]
+    readonly_fields = ["key", "embed_code"]
+
+    @admin.display(description="embed code")
+    def embed_code(self, obj: Placement) -> str:
+        if obj.pk is None:
+            return "Save to get the embed code."
+        return format_html(
+            "<code>&lt;div data-naboria-placement=&quot;{}&quot;&gt;&lt;/div&gt;</code> "
+            "on a page that carries the site's tracker tag",
+            obj.key,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Placement, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        placements_publish(placements=[obj])
+
+    def delete_model(self, request: HttpRequest, obj: Placement) -> None:
+        placement_id = obj.pk
+        super().delete_model(request, obj)
+        placement_withdraw(placement_id=placement_id)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(OrganizationScopedAdmin):
+    organization_path = "advertiser__organization"
+    list_display = [
+        "name",
+        "advertiser",
+        "status",
+        "starts_at",
+        "ends_at",
+        "priority",
+        "weight",
+        "pacing",
+        "ad_count",
+    ]
+    list_filter = ["status", "pacing", "advertiser"]
+    search_fields = ["name", "advertiser__name"]
+    filter_horizontal = ["placements"]
+    fieldsets = [
+        (None, {"fields": ["advertiser", "name", "status", ("starts_at", "ends_at")]}),
+        ("Delivery", {"fields": [("priority", "weight", "pacing")]}),
+        (
+            "Budget and caps (0 = none)",
+            {
+                "fields": [
+                    ("impression_goal", "daily_cap", "lifetime_cap"),
+                    ("frequency_cap", "frequency_period"),
+                ]
+            },
+        ),
+        (
+            "Targeting (empty = everyone)",
+            {
+                "fields": [
+                    "placements",
+                    ("target_countries", "target_devices"),
+                    "target_paths",
+                    ("target_weekdays", "target_hours"),
+                ]
+            },
+        ),
+    ]
+    inlines = [AdInline]
+    actions = ["pause", "resume"]
+
+    @admin.display(description="ads")
+    def ad_count(self, obj: Campaign) -> int:
+        return obj.ads.count()
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for ad_form in formset.forms:
+            if ad_form.instance.kind == CreativeKind.HTML and ad_form.instance.html:
+                ad_form.instance.html = sanitise_banner_html(ad_form.instance.html)
+        super().save_formset(request, form, formset, change)
+        if formset.deleted_objects:
+            ads_withdraw(ad_ids=[ad.pk for ad in formset.deleted_objects if ad.pk])
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        live = campaigns_publish(campaigns=[form.instance])
+        self.message_user(request, f"Published: {live} live ad(s) of this campaign.")
+
+    def delete_model(self, request: HttpRequest, obj: Campaign) -> None:
+        ad_ids = list(obj.ads.values_list("pk", flat=True))
+        super().delete_model(request, obj)
+        ads_withdraw(ad_ids=ad_ids)
+
+    @admin.action(description="Pause the selected campaigns")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        count = campaigns_set_status(campaigns=queryset, status=CampaignStatus.PAUSED)
+        self.message_user(request, f"Paused {count} campaign(s); their ads left delivery.")
+
+    @admin.action(description="Resume (activate) the selected campaigns")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        count = campaigns_set_status(campaigns=queryset, status=CampaignStatus.ACTIVE)
+        self.message_user(request, f"Activated {count} campaign(s).")
+
+
+@admin.register(Ad)
+class AdAdmin(OrganizationScopedAdmin):
+    organization_path = "campaign__advertiser__organization"
+    list_display = ["name", "campaign", "kind", "status", "size", "version", "updated_at"]
+    list_filter = ["kind", "status", "campaign__advertiser"]
+    search_fields = ["name", "campaign__name"]
+    readonly_fields = ["preview", "version"]
+    inlines = [VideoFileInline]
+    actions = ["pause", "resume"]
+
+    @admin.display(description="preview")
+    def preview(self, obj: Ad) -> str:
+        return creative_preview(obj)
+
+    def save_model(self, request: HttpRequest, obj: Ad, form: Any, change: bool) -> None:
+        if obj.kind == CreativeKind.HTML:
+            obj.html = sanitise_banner_html(obj.html)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        ads_publish(ads=[form.instance])
+
+    def delete_model(self, request: HttpRequest, obj: Ad) -> None:
+        ad_id = obj.pk
+        super().delete_model(request, obj)
+        ads_withdraw(ad_ids=[ad_id])
+
+    @admin.action(description="Pause the selected ads")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:
+        self.message_user(
+            request, f"Paused {ads_set_status(ads=queryset, status=AdStatus.PAUSED)} ad(s)."
+        )
+
+    @admin.action(description="Resume the selected ads")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:
+        self.message_user(
+            request, f"Resumed {ads_set_status(ads=queryset, status=AdStatus.ACTIVE)} ad(s)."
+        )

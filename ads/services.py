@@ -1,0 +1,72 @@
+"""Writes of ad authoring that are more than a save: sanitising HTML creatives, pausing and
+resuming in bulk. Each publishes what it changed (ads.publishing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import nh3
+from django.db import transaction
+
+from ads.models import Ad, AdStatus, Campaign, CampaignStatus
+from ads.publishing import ads_publish, campaigns_publish
+
+# What an HTML banner may contain: markup, images and links. No scripts, styles sheets, forms,
+# frames or event handlers; it is also shown in a sandboxed frame without scripts.
+HTML_TAGS = {
+    "a",
+    "b",
+    "br",
+    "div",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "i",
+    "img",
+    "p",
+    "small",
+    "span",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "tr",
+    "u",
+}
+HTML_ATTRIBUTES = {
+    "*": {"style", "class", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+}
+
+
+def sanitise_banner_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=HTML_TAGS,
+        attributes=HTML_ATTRIBUTES,
+        url_schemes={"https", "http"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def campaigns_set_status(*, campaigns: Iterable[Campaign], status: CampaignStatus) -> int:
+    with transaction.atomic():
+        chosen = list(campaigns)
+        Campaign.objects.filter(pk__in=[campaign.pk for campaign in chosen]).update(status=status)
+        campaigns_publish(campaigns=chosen)
+    return len(chosen)
+
+
+def ads_set_status(*, ads: Iterable[Ad], status: AdStatus) -> int:
+    with transaction.atomic():
+        ids = [ad.pk for ad in ads]
+        Ad.objects.filter(pk__in=ids).update(status=status)
+        ads_publish(
+            ads=Ad.objects.filter(pk__in=ids)
+            .select_related("campaign__advertiser")
+            .prefetch_related("campaign__placements", "video_files")
+        )
+    return len(ids)
