@@ -113,7 +113,7 @@ class PlacementAdmin(OrganizationScopedAdmin):
         if obj.pk is None:
             return "Save to get the embed code."
         return format_html(
-            "<code>&lt;div data-naboria-placement=&quot;{}&quot;&gt;&lt;/div&gt;</code> "
+            "<code>&lt;div data-naboria-slot=&quot;{}&quot;&gt;&lt;/div&gt;</code> "
             "on a page that carries the site's tracker tag",
             obj.key,
         )

@@ -8,8 +8,17 @@ from collections.abc import Iterable
 import nh3
 from django.db import transaction
 
-from ads.models import Ad, AdStatus, Campaign, CampaignStatus
-from ads.publishing import ads_publish, campaigns_publish
+from ads.models import (
+    Ad,
+    AdStatus,
+    Advertiser,
+    Campaign,
+    CampaignStatus,
+    CreativeKind,
+    Placement,
+)
+from ads.publishing import ads_publish, campaigns_publish, placements_publish
+from sites.models import Site
 
 # What an HTML banner may contain: markup, images and links. No scripts, styles sheets, forms,
 # frames or event handlers; it is also shown in a sandboxed frame without scripts.
@@ -70,3 +79,44 @@ def ads_set_status(*, ads: Iterable[Ad], status: AdStatus) -> int:
             .prefetch_related("campaign__placements", "video_files")
         )
     return len(ids)
+
+
+DEMO_ADVERTISER = "Demo Outdoor Co."
+
+
+def demo_ads_ensure(*, site: Site) -> Placement:
+    """The demo's placement, advertiser, campaign and two banner ads (idempotent)."""
+    placement = Placement.objects.filter(site=site, name="Sidebar").first()
+    if placement is None:
+        placement = Placement.objects.create(
+            site=site, name="Sidebar", sizes=["300x250"], formats=["image", "html"]
+        )
+    advertiser, created = Advertiser.objects.get_or_create(
+        organization=site.organization, name=DEMO_ADVERTISER
+    )
+    if created:
+        campaign = Campaign.objects.create(
+            advertiser=advertiser,
+            name="Winter hiking",
+            status=CampaignStatus.ACTIVE,
+            frequency_cap=20,
+            daily_cap=100_000,
+        )
+        campaign.placements.add(placement)
+        for name, colour in [("Boots", "2f5bd3"), ("Jackets", "1f7a4d")]:
+            Ad.objects.create(
+                campaign=campaign,
+                name=name,
+                kind=CreativeKind.HTML,
+                width=300,
+                height=250,
+                click_url="https://example.org/winter",
+                html=sanitise_banner_html(
+                    f'<div style="width:300px;height:250px;background:#{colour};color:#fff;'
+                    f'font:20px sans-serif;padding:24px;box-sizing:border-box">'
+                    f"<strong>{name}</strong><p>Winter collection, demo ad</p></div>"
+                ),
+            )
+    placements_publish(placements=[placement])
+    campaigns_publish(campaigns=Campaign.objects.filter(advertiser=advertiser))
+    return placement

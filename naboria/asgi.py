@@ -26,7 +26,16 @@ with exit_on_configuration_error():
 
         assert_dependencies_reachable()
 
+    if not settings.MONGODB_URL:
+        # The embedded document store lives in memory: rebuild it from the SQL database.
+        from ads.publishing import republish_all
+
+        republish_all()
+
+    from ads.streams import AdStream
     from ingest.asgi import TRACKING_PATHS, tracking_application
+
+    ad_stream = AdStream.as_asgi()
 
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it
 # out of the garbage collector's full passes, which otherwise show up as request-latency spikes.
@@ -36,6 +45,8 @@ gc.freeze()
 async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["path"] in TRACKING_PATHS:
         await tracking_application(scope, receive, send)
+    elif scope["path"] == "/ads/stream":
+        await ad_stream(scope, receive, send)
     else:
         await django_application(scope, receive, send)
 

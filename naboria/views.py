@@ -56,5 +56,9 @@ def demo(request: HttpRequest) -> HttpResponse:
             content_type="text/plain",
         )
     # Each rendering of an ad is one impression with an id of its own.
-    context = {"site": site, "impression_id": f"demo-{uuid.uuid4().hex}"}
+    context = {
+        "site": site,
+        "impression_id": f"demo-{uuid.uuid4().hex}",
+        "placement": site.placements.order_by("id").first(),
+    }
     return render(request, "naboria/demo.html", context)

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from ads.services import demo_ads_ensure
 from consent.services import consent_banner_ensure
 from sites.models import Organization, Role, Site
 from sites.selectors import DEMO_ORGANIZATION_SLUG
@@ -53,6 +54,7 @@ class Command(BaseCommand):
                     timezone="Europe/Paris",
                 )
             consent_banner_ensure(site=site)
+            placement = demo_ads_ensure(site=site)
             for username, superuser, role in [
                 ("admin", True, Role.OWNER),
                 ("marketer", False, Role.MARKETER),
@@ -66,5 +68,6 @@ class Command(BaseCommand):
                 membership_set(organization=organization, user=user, role=role)
 
         self.stdout.write(f"Demo site: {site.name} (public id {site.public_id})")
+        self.stdout.write(f"Demo placement: {placement.name} (key {placement.key})")
         self.stdout.write(f"Admin login:    admin / {passwords['admin']}")
         self.stdout.write(f"Marketer login: marketer / {passwords['marketer']}")

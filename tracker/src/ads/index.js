@@ -1,9 +1,14 @@
-// The ads module of the tracker, loaded on sites with ads enabled: reports the impression of
-// every ad element Naboria rendered, its viewable impression (MRC rule) and its clicks.
+// The ads module of the tracker, loaded on sites with ads enabled. It fills every placement
+// slot of the page (<div data-naboria-slot="<placement key>">) with the ads the SSE stream
+// sends (rotation and campaign changes included), and reports the impression of every ad
+// element, its viewable impression (MRC rule) and its clicks.
 //
 // An ad element carries data-naboria-impression (the id the ad server gave this rendering),
 // data-naboria-campaign, data-naboria-ad, and optionally data-naboria-placement and
 // data-naboria-creative ("video" for video ads). Elements added later are picked up too.
+// Ads rendered from the stream link through Naboria's click redirect, which records the click
+// (data-naboria-click="server"), so the module does not report those clicks again.
+import { render } from './render.js'
 import { viewabilityRule, watchViewability } from './viewability.js'
 
 var SELECTOR = '[data-naboria-impression]'
@@ -54,13 +59,39 @@ function track(element) {
   })
   report(element, 'impression')
   observer.observe(element)
-  element.addEventListener('click', function () {
-    report(element, 'click')
+  if (!element.dataset.naboriaClick)
+    element.addEventListener('click', function () {
+      report(element, 'click')
+    })
+}
+
+// One stream per slot; EventSource reconnects by itself and sends Last-Event-ID, so the
+// server keeps the ad on screen until its rotation is due.
+function stream(slot) {
+  var config = window.naboriaConfig
+  var viewer = window.naboria.viewer()
+  var query =
+    '?placement=' +
+    slot.dataset.naboriaSlot +
+    '&path=' +
+    encodeURIComponent(location.pathname) +
+    (viewer.bid ? '&bid=' + viewer.bid + '&token=' + viewer.token : '') +
+    (viewer.consent.ads ? '&ads=1' : '')
+  var source = new EventSource(config.host + '/ads/stream' + query)
+  source.addEventListener('ad', function (event) {
+    slot.replaceChildren(render(JSON.parse(event.data)))
+  })
+  source.addEventListener('none', function () {
+    slot.replaceChildren()
   })
 }
 
 function scan() {
   document.querySelectorAll(SELECTOR).forEach(track)
+  document.querySelectorAll('[data-naboria-slot]:not([data-streaming])').forEach(function (slot) {
+    slot.dataset.streaming = 1
+    stream(slot)
+  })
 }
 
 // A hidden page shows nothing: pause every timer, resume with the last known ratios.

@@ -118,6 +118,8 @@ var api = {
   track: function (name, props) {
     send({ type: 'event', name: name, url: location.href, props: props || {} })
   },
+  // For the ads module: who is looking (browser id and token only with consent).
+  viewer: envelopeNow,
   // For the ads module: an ad event, answered once stored (the promise rejects otherwise).
   adEvent: function (payload) {
     if (!config) return Promise.reject(Error('not started'))

@@ -1,0 +1,165 @@
+"""Serving one ad: who is asking (consent checked on the server), the decision over the
+process's snapshot and counters, and the ad as the browser or app receives it, with signed
+tracking and click URLs. Shared by the SSE stream (ads.streams), the listing and the VAST
+endpoint (ads.views).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.urls import reverse
+
+from ads.counters import get_counters
+from ads.decisioning import choose_ad
+from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
+from ads.signing import TrackedImpression, sign
+from ads.snapshot import Snapshot, current
+from ingest.endpoints import Refusal, identify, in_database, verified_consent
+from ingest.schemas import Consent
+from ingest.selectors import SiteConfig, cached_site_config, load_site_config
+from ingest.services import RequestFacts
+
+_rng = random.Random()  # noqa: S311 (ad rotation, not secrecy)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who an ad is chosen for."""
+
+    site: SiteConfig
+    visitor_id: str  # browser id with consent, else the day's anonymous hash
+    path: str
+    country: str
+    device: str
+    personalised: bool  # the recorded decision grants ads personalisation
+
+
+async def snapshot() -> Snapshot:
+    # current() may (re)load from MongoDB: keep that off the event loop.
+    return await sync_to_async(current, thread_sensitive=False)()
+
+
+async def placement(key: str) -> PlacementSlot:
+    slot = (await snapshot()).slots_by_key.get(key)
+    if slot is None:
+        raise Refusal(404, f"unknown placement {key!r}")
+    return slot
+
+
+async def viewer_for(
+    *, slot: PlacementSlot, query: dict[str, str], headers: dict[str, str], remote_addr: str
+) -> Viewer:
+    """The viewer of a request for this placement; Refusal when the site refuses it."""
+    found, site = cached_site_config(slot.site_public_id)
+    if not found:
+        site = await in_database(load_site_config)(slot.site_public_id)
+    if site is None or not site.ads_enabled:
+        raise Refusal(403, "ads are disabled for this site")
+    origin = headers.get("origin")
+    if origin and origin != "null":
+        from urllib.parse import urlsplit
+
+        if not site.allows_origin_host(urlsplit(origin).hostname or ""):
+            raise Refusal(403, "origin is not an allowed domain of this site")
+    facts = RequestFacts.from_headers(
+        headers=headers, remote_addr=remote_addr, trusted_proxies=settings.INGEST_TRUSTED_PROXIES
+    )
+    bid = query.get("bid") or None
+    claimed = Consent(analytics=bool(bid), ads=query.get("ads") == "1")
+    consent = await verified_consent(site, bid, claimed)
+    try:
+        visitor_id = await identify(site, bid, query.get("token"), consent, facts)
+    except Refusal:
+        consent = Consent()
+        visitor_id = await identify(site, None, None, consent, facts)
+    return Viewer(
+        site=site,
+        visitor_id=visitor_id,
+        path=(query.get("path") or "/")[:1024],
+        country=facts.country,
+        device=facts.agent.device_type,
+        personalised=consent.ads,
+    )
+
+
+async def decide(
+    *,
+    slot: PlacementSlot,
+    viewer: Viewer,
+    avoid: frozenset[int] = frozenset(),
+    kinds: frozenset[str] | None = None,
+) -> LiveAd | None:
+    ads = (await snapshot()).ads_for(slot)
+    if kinds is not None:
+        ads = tuple(ad for ad in ads if ad.creative.kind in kinds)
+    if not ads:
+        return None
+    counters = get_counters()
+    campaigns = {ad.campaign_id: ad.limits.frequency_period_seconds for ad in ads}
+    delivery = await counters.campaign_delivery(campaigns)
+    frequency = await counters.frequency(viewer.visitor_id, campaigns)
+    context = DeliveryContext(
+        site_id=slot.site_id,
+        path=viewer.path,
+        country=viewer.country,
+        device=viewer.device,
+        now=datetime.now(UTC),
+        personalised=viewer.personalised,
+        frequency=frequency,
+    )
+    return choose_ad(ads=ads, slot=slot, context=context, delivery=delivery, rng=_rng, avoid=avoid)
+
+
+def new_impression_id() -> str:
+    return uuid.uuid4().hex
+
+
+def tracked(ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> TrackedImpression:
+    return TrackedImpression(
+        impression=impression_id,
+        site=slot.site_public_id,
+        campaign=ad.campaign_id,
+        ad=ad.ad_id,
+        placement=slot.placement_id,
+        creative=ad.creative.kind,
+        event=event,
+        target=ad.creative.click_url if event == "click" else "",
+    )
+
+
+def click_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str) -> str:
+    token = sign(tracked(ad, slot, impression_id, "click"))
+    return host + reverse("ads-click", args=[token])
+
+
+def tracking_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> str:
+    token = sign(tracked(ad, slot, impression_id, event))
+    return host + reverse("ads-track", args=[token])
+
+
+def rendering(*, ad: LiveAd, slot: PlacementSlot, impression_id: str, host: str) -> dict[str, Any]:
+    """The ad as a page or an app renders it."""
+    creative = ad.creative
+    return {
+        "impression": impression_id,
+        "placement": slot.placement_id,
+        "campaign": ad.campaign_id,
+        "ad": ad.ad_id,
+        "kind": creative.kind,
+        "width": creative.width,
+        "height": creative.height,
+        "image_url": creative.image_url,
+        "html": creative.html,
+        "title": creative.title,
+        "text": creative.text,
+        "call_to_action": creative.call_to_action,
+        "click_url": click_url(host, ad, slot, impression_id),
+        "rotate_after": slot.rotation_seconds,
+    }

@@ -1,0 +1,147 @@
+"""The SSE ad stream of a web page's placement: ``GET /ads/stream?placement=<key>&path=…``
+(``text/event-stream``), a Channels consumer mounted in naboria.asgi.
+
+It sends the first ad at once, a new one every rotation interval of the placement, a new one as
+soon as publishing changes what may be shown (the process's snapshot broadcasts it), and a
+heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. Every ``ad`` event
+carries an ``id`` (``<ad id>.<ad version>.<shown at, ms>``): a browser that reconnects sends it
+back as Last-Event-ID and keeps its ad until its rotation is due, if the ad is still live.
+A disconnect cancels the stream's task and its subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.generic.http import AsyncHttpConsumer
+from prometheus_client import Gauge
+
+from ads import serving
+from ads.delivery import LiveAd, PlacementSlot
+from ads.snapshot import changes, ensure_listening
+from ingest.endpoints import Refusal
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 15.0
+OPEN_STREAMS = Gauge("naboria_ad_streams_open", "Ad SSE streams open in this process.")
+
+
+class AdStream(AsyncHttpConsumer):
+    task: asyncio.Task[None] | None = None
+
+    async def handle(self, body: bytes) -> None:
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in self.scope["headers"]
+        }
+        query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+        try:
+            slot = await serving.placement(query.get("placement", ""))
+            viewer = await serving.viewer_for(
+                slot=slot,
+                query=query,
+                headers=headers,
+                remote_addr=(self.scope.get("client") or ("", 0))[0],
+            )
+        except Refusal as refusal:
+            await self.send_response(
+                refusal.status,
+                json.dumps({"error": refusal.message}).encode(),
+                headers=[(b"content-type", b"application/json"), *self._cors(headers)],
+            )
+            return
+        await ensure_listening()
+        await self.send_headers(
+            headers=[
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-store"),
+                (b"x-accel-buffering", b"no"),  # nginx: pass events through at once
+                *self._cors(headers),
+            ]
+        )
+        resume = headers.get("last-event-id") or query.get("lastEventId", "")
+        host = _host(headers, self.scope)
+        self.task = asyncio.create_task(self._stream(slot, viewer, resume, host))
+
+    @staticmethod
+    def _cors(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        origin = headers.get("origin")
+        return [(b"access-control-allow-origin", origin.encode())] if origin else []
+
+    async def _stream(
+        self, slot: PlacementSlot, viewer: serving.Viewer, resume: str, host: str
+    ) -> None:
+        changed = changes.subscribe()
+        OPEN_STREAMS.inc()
+        try:
+            shown: LiveAd | None = None
+            due = 0.0  # monotonic time of the next rotation
+            kept = _resumed(resume, (await serving.snapshot()).ads_for(slot))
+            if kept is not None:
+                shown, shown_at_ms = kept
+                due = (
+                    time.monotonic()
+                    + slot.rotation_seconds
+                    - (time.time() * 1000 - shown_at_ms) / 1000
+                )
+            while True:
+                now = time.monotonic()
+                if shown is None or now >= due or changed.is_set():
+                    changed.clear()
+                    live = {ad.ad_id: ad for ad in (await serving.snapshot()).ads_for(slot)}
+                    still_live = shown is not None and live.get(shown.ad_id) == shown
+                    if shown is None or now >= due or not still_live:
+                        avoid = frozenset({shown.ad_id}) if shown is not None else frozenset()
+                        shown = await serving.decide(slot=slot, viewer=viewer, avoid=avoid)
+                        await self._send_ad(shown, slot, host)
+                        due = time.monotonic() + slot.rotation_seconds
+                with contextlib.suppress(TimeoutError):
+                    wait = min(max(due - time.monotonic(), 0.05), HEARTBEAT_SECONDS)
+                    await asyncio.wait_for(changed.wait(), timeout=wait)
+                    continue
+                if time.monotonic() < due:
+                    await self.send_body(b": heartbeat\n\n", more_body=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("ad stream for placement %s failed", slot.key)
+        finally:
+            changes.unsubscribe(changed)
+            OPEN_STREAMS.dec()
+
+    async def _send_ad(self, ad: LiveAd | None, slot: PlacementSlot, host: str) -> None:
+        if ad is None:
+            await self.send_body(b"event: none\ndata: {}\n\n", more_body=True)
+            return
+        impression = serving.new_impression_id()
+        payload = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
+        event_id = f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}"
+        message = f"id: {event_id}\nevent: ad\ndata: {json.dumps(payload)}\n\n"
+        await self.send_body(message.encode(), more_body=True)
+
+    async def disconnect(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def _resumed(last_event_id: str, ads: tuple[LiveAd, ...]) -> tuple[LiveAd, float] | None:
+    """The ad a reconnecting browser shows and when it was shown, if it is still live as is."""
+    try:
+        ad_id, version, shown_at_ms = (int(part) for part in last_event_id.split("."))
+    except ValueError:
+        return None
+    for ad in ads:
+        if ad.ad_id == ad_id and ad.version == version:
+            return ad, float(shown_at_ms)
+    return None
+
+
+def _host(headers: dict[str, str], scope: dict[str, Any]) -> str:
+    scheme = "https" if headers.get("x-forwarded-proto") == "https" else scope.get("scheme", "http")
+    return f"{scheme}://{headers.get('host', 'localhost')}"
