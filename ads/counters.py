@@ -1,10 +1,10 @@
 """Delivery counters: impressions per campaign (today, in all) and per visitor and campaign
-(frequency caps). Redis when REDIS_URL is set, shared by every process; in process otherwise
-(the embedded profile has one process).
+(frequency caps), and the ad events already stored (so a retried event is stored and counted
+once). Redis when REDIS_URL is set, shared by every process; in process otherwise (the embedded
+profile has one process).
 
-Written when an impression is stored (ingest's /ad-event calls ``record_impression``), read by
-every decision. The same impression id is counted once, however often it is retried.
-Entry points: get_counters(), reset_counters().
+Written when an ad event is stored (ingest.endpoints.store_ad_event), read by every decision.
+Entry points: get_counters(), reset_counters(), count_impression().
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.conf import settings
 from ads.delivery import CampaignDelivery
 
 DAY_SECONDS = 86400
-SEEN_IMPRESSION_SECONDS = 2 * DAY_SECONDS
+SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
 
 
 def _day(now: float) -> int:
@@ -33,9 +33,13 @@ def _bucket(now: float, period_seconds: int) -> int:
 
 
 class Counters(Protocol):
+    async def claim(self, key: str) -> bool: ...
+
+    async def release(self, key: str) -> None: ...
+
     async def record_impression(
-        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
-    ) -> bool: ...
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> None: ...
 
     async def campaign_delivery(
         self, campaign_ids: Iterable[int]
@@ -60,20 +64,26 @@ class MemoryCounters:
         if ttl is not None:
             self.expiry.setdefault(key, now + ttl)
 
-    async def record_impression(
-        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
-    ) -> bool:
+    async def claim(self, key: str) -> bool:
         now = time.time()
-        seen = f"seen:{impression_id}"
-        if self._get(seen, now):
+        if self._get(f"seen:{key}", now):
             return False
-        self._incr(seen, now, SEEN_IMPRESSION_SECONDS)
+        self._incr(f"seen:{key}", now, SEEN_EVENT_SECONDS)
+        return True
+
+    async def release(self, key: str) -> None:
+        self.values.pop(f"seen:{key}", None)
+        self.expiry.pop(f"seen:{key}", None)
+
+    async def record_impression(
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> None:
+        now = time.time()
         self._incr(f"c:{campaign_id}:total", now)
         self._incr(f"c:{campaign_id}:d:{_day(now)}", now, 2 * DAY_SECONDS)
         if period_seconds:
             key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
             self._incr(key, now, period_seconds)
-        return True
 
     async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
         now = time.time()
@@ -114,16 +124,19 @@ class RedisCounters:
             client = self._clients[loop] = redis.asyncio.Redis.from_url(self.url)
         return client
 
+    async def claim(self, key: str) -> bool:
+        return bool(
+            await self.redis.set(f"{self.PREFIX}seen:{key}", 1, nx=True, ex=SEEN_EVENT_SECONDS)
+        )
+
+    async def release(self, key: str) -> None:
+        await self.redis.delete(f"{self.PREFIX}seen:{key}")
+
     async def record_impression(
-        self, *, impression_id: str, campaign_id: int, visitor_id: str, period_seconds: int
-    ) -> bool:
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+    ) -> None:
         now = time.time()
         prefix = self.PREFIX
-        first = await self.redis.set(
-            f"{prefix}seen:{impression_id}", 1, nx=True, ex=SEEN_IMPRESSION_SECONDS
-        )
-        if not first:
-            return False
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(f"{prefix}c:{campaign_id}:total")
         daily = f"{prefix}c:{campaign_id}:d:{_day(now)}"
@@ -134,7 +147,6 @@ class RedisCounters:
             pipe.incr(key)
             pipe.expire(key, period_seconds)
         await pipe.execute()
-        return True
 
     async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
         campaigns = list(campaign_ids)
@@ -182,16 +194,14 @@ def reset_counters() -> None:
     _counters = None
 
 
-async def count_impression(*, impression_id: str, campaign_id: int, visitor_id: str) -> bool:
-    """Count a stored impression (once per impression id) for its campaign's caps and the
-    visitor's frequency cap; False if it was counted before."""
+async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
+    """Count a stored impression for its campaign's caps and the visitor's frequency cap."""
     from ads.snapshot import current
 
     # current() may have to (re)load the snapshot from MongoDB: not on the event loop.
     snapshot = await sync_to_async(current, thread_sensitive=False)()
     period = snapshot.campaign_frequency_periods.get(campaign_id, 0)
-    return await get_counters().record_impression(
-        impression_id=impression_id,
+    await get_counters().record_impression(
         campaign_id=campaign_id,
         visitor_id=visitor_id,
         period_seconds=period,

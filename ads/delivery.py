@@ -10,7 +10,7 @@ decision function stays pure and cheap, and the same values round-trip through M
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -98,8 +98,8 @@ class LiveAd:
             site_ids=frozenset(document["site_ids"]),
             priority=document["priority"],
             weight=document["weight"],
-            starts_at=document["starts_at"],
-            ends_at=document["ends_at"],
+            starts_at=_aware(document["starts_at"]),
+            ends_at=_aware(document["ends_at"]) if document["ends_at"] else None,
             creative=Creative(
                 **{**creative, "media_files": tuple(creative.get("media_files", ()))}
             ),
@@ -114,6 +114,11 @@ class LiveAd:
             limits=Limits(**document["limits"]),
             version=document["version"],
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    # MongoDB keeps UTC without the zone; it comes back naive.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

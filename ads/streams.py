@@ -19,6 +19,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from prometheus_client import Gauge
 
@@ -34,6 +35,16 @@ OPEN_STREAMS = Gauge("naboria_ad_streams_open", "Ad SSE streams open in this pro
 
 class AdStream(AsyncHttpConsumer):
     task: asyncio.Task[None] | None = None
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        # AsyncHttpConsumer ends the response when handle() returns; a stream runs in a task of
+        # its own instead, so the consumer stays free to receive http.disconnect and stop it.
+        if message.get("more_body"):
+            return
+        await self.handle(b"")
+        if self.task is None:  # refused: the answer is complete
+            await self.disconnect()
+            raise StopConsumer()
 
     async def handle(self, body: bytes) -> None:
         headers = {

@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
-from ads.counters import count_impression
+from ads.counters import count_impression, get_counters
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from consent.services import consent_record_create
 from ingest import identity
@@ -288,14 +288,21 @@ async def store_ad_event(
     caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored.
     Also used by the ad server's click redirect and tracking URLs (ads.views)."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
-    await asyncio.wait_for(
-        asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
-        timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
-    )
-    if isinstance(event, Impression):
-        await count_impression(
-            impression_id=event.impression, campaign_id=event.campaign, visitor_id=visitor_id
+    # A retried event (same impression and type) is answered as stored without a second row,
+    # which the raw table would fold only at merge time and the rollups would count twice.
+    counters = get_counters()
+    if not await counters.claim(event_id):
+        return event_id
+    try:
+        await asyncio.wait_for(
+            asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
+            timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
         )
+    except BaseException:
+        await counters.release(event_id)  # not stored: a retry must be able to store it
+        raise
+    if isinstance(event, Impression):
+        await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)
     return event_id
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ads.models import Placement
 from naboria.health import check_dependencies
 from sites.selectors import site_for_demo
 
@@ -59,6 +60,6 @@ def demo(request: HttpRequest) -> HttpResponse:
     context = {
         "site": site,
         "impression_id": f"demo-{uuid.uuid4().hex}",
-        "placement": site.placements.order_by("id").first(),
+        "placement": Placement.objects.filter(site=site).order_by("id").first(),
     }
     return render(request, "naboria/demo.html", context)

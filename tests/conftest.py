@@ -8,6 +8,8 @@ when that service is configured; otherwise it is skipped locally and *fails* in 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from scripts.test_services import free_port
 from tests.factories import OrganizationFactory, SiteFactory, UserFactory
 
 SERVICE_MARKERS = ("postgres", "redis", "kafka", "clickhouse", "mongodb", "browser")
@@ -109,3 +112,45 @@ def site_with_banner(site: Any) -> Any:
     forget_site_configs()
     forget_all_recorded_purposes()
     return site
+
+
+@pytest.fixture
+def server(transactional_db: None) -> Iterator[str]:
+    """The whole ASGI application on a free port, sharing this process's ClickHouse."""
+    import uvicorn
+
+    from naboria.asgi import application
+
+    port = free_port()
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,  # open ad streams would hold the shutdown otherwise
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not instance.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+    _close_server_connections()
+
+
+def _close_server_connections() -> None:
+    """The server answered from threads of its own, whose database connections outlive it;
+    the test database cannot be flushed or dropped while they are open."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from consent.models import ConsentRecord
 from naboria import clickhouse
-from scripts.test_services import ROOT, free_port
+from scripts.test_services import ROOT
 from tests.conftest import CHROMIUM
 
 pytestmark = [
@@ -33,43 +32,6 @@ DESKTOP_CHROME = (
 )
 TCF_VENDORS = [2, 31, 77, 755]
 DOCS_SCREENSHOT = ROOT / "docs" / "consent-banner.png"
-
-
-@pytest.fixture
-def server(transactional_db: None) -> Iterator[str]:
-    """The whole ASGI application on a free port, sharing this process's ClickHouse."""
-    import uvicorn
-
-    from naboria.asgi import application
-
-    port = free_port()
-    config = uvicorn.Config(
-        application, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
-    _close_server_connections()
-
-
-def _close_server_connections() -> None:
-    """The server answered from threads of its own, whose database connections outlive it;
-    the test database cannot be flushed or dropped while they are open."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
 
 
 @pytest.fixture

@@ -213,8 +213,8 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site):
             assert first.status_code == 202
             assert second.status_code == 503
             assert "buffer full" in second.json()["error"]
-            # The accepted batch waits as one message; nothing of the refused one was queued.
-            assert len(kafka_client.get_producer()) == 1
+            # The accepted batch waits; nothing of the refused one was queued. (len(producer)
+            # would also count librdkafka's own requests to the unreachable broker.)
             assert sink_buffered_events() == 60
         finally:
             kafka_client.get_producer().purge()

@@ -1,0 +1,348 @@
+"""Ad delivery end to end: publishing to MongoDB (secantusdb), each process's snapshot, the SSE
+stream (first ad, changes pushed, resume), the mobile listing (ETag, signed tracking URLs), the
+VAST endpoint (schema-valid), the click redirect (signed, expiring, no open redirect), consent
+awareness and the admin's bulk pause."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from ads import signing, snapshot
+from ads.counters import reset_counters
+from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
+from ads.models import (
+    Ad,
+    AdStatus,
+    Advertiser,
+    Campaign,
+    CampaignStatus,
+    CreativeKind,
+    Placement,
+    VideoFile,
+)
+from ads.publishing import campaigns_publish, placements_publish, republish_all
+from ads.services import ads_set_status
+from naboria import clickhouse, mongo
+
+pytestmark = [
+    pytest.mark.mongodb,
+    pytest.mark.clickhouse,
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
+]
+XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
+ORIGIN = "http://127.0.0.1"
+
+
+@pytest.fixture
+def empty_delivery() -> Any:
+    mongo.connect()
+    DeliveryAdDocument.objects.delete()
+    DeliveryPlacementDocument.objects.delete()
+    reset_counters()
+    snapshot.load()
+    yield
+    DeliveryAdDocument.objects.delete()
+    DeliveryPlacementDocument.objects.delete()
+    snapshot.load()
+
+
+@pytest.fixture
+def shop(site: Any) -> Any:
+    site.allowed_domains = ["127.0.0.1", "shop.example"]
+    site.save()
+    return site
+
+
+def make_campaign(site: Any, *, ads: int = 2, **fields: Any) -> tuple[Placement, Campaign]:
+    placement = Placement.objects.create(site=site, name="Sidebar", sizes=["300x250"])
+    advertiser = Advertiser.objects.create(organization=site.organization, name="Outdoor")
+    campaign = Campaign.objects.create(
+        advertiser=advertiser, name="Winter", status=CampaignStatus.ACTIVE, **fields
+    )
+    campaign.placements.add(placement)
+    for number in range(ads):
+        Ad.objects.create(
+            campaign=campaign,
+            name=f"Ad {number}",
+            kind=CreativeKind.IMAGE,
+            width=300,
+            height=250,
+            image_url=f"https://cdn.example/{number}.png",
+            click_url=f"https://outdoor.example/landing?ad={number}&src=naboria",
+        )
+    placements_publish(placements=[placement])
+    campaigns_publish(campaigns=[campaign])
+    snapshot.load()
+    return placement, campaign
+
+
+def ad_events(impression: str) -> list[str]:
+    return [
+        kind
+        for (kind,) in clickhouse.get_client()
+        .query(
+            "SELECT event_type FROM ad_events WHERE impression_id = {i:String} ORDER BY timestamp",
+            parameters={"i": impression},
+        )
+        .result_rows
+    ]
+
+
+def eventually(check: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+@pytest.mark.django_db
+def test_publishing_keeps_one_document_per_live_ad(shop):
+    _, campaign = make_campaign(shop)
+    documents = {document.ad_id: document.body for document in DeliveryAdDocument.objects}
+    assert set(documents) == set(campaign.ads.values_list("pk", flat=True))
+    body = next(iter(documents.values()))
+    assert (body["campaign_id"], body["creative"]["kind"], body["site_ids"]) == (
+        campaign.pk,
+        "image",
+        [shop.pk],
+    )
+    paused = campaign.ads.get(name="Ad 0")
+    ads_set_status(ads=[paused], status=AdStatus.PAUSED)
+    assert paused.pk not in {document.ad_id for document in DeliveryAdDocument.objects}
+    # republish rebuilds MongoDB from PostgreSQL whatever it held.
+    DeliveryAdDocument.objects.delete()
+    assert republish_all() == (1, 1)
+    assert DeliveryAdDocument.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_admin_bulk_pause_withdraws_a_campaign(shop, admin_client):
+    _, campaign = make_campaign(shop)
+    response = admin_client.post(
+        reverse("admin:ads_campaign_changelist"),
+        {"action": "pause", "_selected_action": [campaign.pk]},
+    )
+    assert response.status_code == 302
+    assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.PAUSED
+    assert DeliveryAdDocument.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_ads_admin_explains_what_to_fix(shop):
+    _, campaign = make_campaign(shop, ads=0)
+    ad = Ad(campaign=campaign, name="x", kind=CreativeKind.NATIVE, click_url="https://a.example/")
+    with pytest.raises(ValidationError) as refused:
+        ad.full_clean()
+    messages = refused.value.message_dict
+    assert messages["title"] == ["A native ad needs a title."]
+    assert messages["call_to_action"] == ["A native ad needs a call to action."]
+
+
+def read_events(response: http.client.HTTPResponse, count: int, timeout: float) -> list[dict]:
+    """The next ``count`` SSE events (heartbeats skipped)."""
+    events: list[dict] = []
+    current: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(events) < count and time.monotonic() < deadline:
+        try:
+            line = response.fp.readline().decode().rstrip("\n")
+        except TimeoutError:  # nothing sent within the socket's timeout
+            break
+        if not line:
+            if current:
+                events.append(current)
+                current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(": ")
+        current[field] = value
+    return events
+
+
+def open_stream(
+    server: str, placement: Placement, timeout: float = 10, **headers: str
+) -> http.client.HTTPResponse:
+    address = urlsplit(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    connection.request(
+        "GET",
+        f"/ads/stream?placement={placement.key}&path=/shoes",
+        headers={"Origin": ORIGIN, **headers},
+    )
+    return connection.getresponse()
+
+
+def test_stream_sends_an_ad_at_once_and_pushes_changes(server, shop):
+    placement, campaign = make_campaign(shop)
+    stream = open_stream(server, placement)
+    assert stream.status == 200
+    assert stream.getheader("Content-Type") == "text/event-stream"
+    (first,) = read_events(stream, 1, timeout=3)
+    assert first["event"] == "ad"
+    shown = json.loads(first["data"])
+    assert shown["campaign"] == campaign.pk
+    assert shown["click_url"].startswith(f"{server}/ads/click/")
+    # The marketer pauses the ad on screen: the stream replaces it within a second.
+    started = time.monotonic()
+    ads_set_status(ads=Ad.objects.filter(pk=shown["ad"]), status=AdStatus.PAUSED)
+    (second,) = read_events(stream, 1, timeout=3)
+    assert time.monotonic() - started < 1.5
+    assert json.loads(second["data"])["ad"] != shown["ad"]
+    # Everything paused: the stream says there is nothing to show.
+    ads_set_status(ads=Ad.objects.all(), status=AdStatus.PAUSED)
+    (third,) = read_events(stream, 1, timeout=3)
+    assert third["event"] == "none"
+    stream.close()
+
+
+def test_stream_resumes_from_last_event_id(server, shop):
+    placement, _ = make_campaign(shop, ads=1)
+    original = open_stream(server, placement)
+    (first,) = read_events(original, 1, timeout=3)
+    original.close()
+    # Reconnecting with the id of an ad still live and not due: no new ad at once.
+    resumed = open_stream(server, placement, timeout=1.5, **{"Last-Event-ID": first["id"]})
+    assert read_events(resumed, 1, timeout=1.5) == []
+    resumed.close()
+    # A stale id (another version of the ad) gets a fresh ad at once.
+    ad_id, version, shown_at = first["id"].split(".")
+    stale = open_stream(
+        server, placement, **{"Last-Event-ID": f"{ad_id}.{int(version) - 1}.{shown_at}"}
+    )
+    assert read_events(stale, 1, timeout=3)[0]["event"] == "ad"
+    stale.close()
+
+
+def test_stream_refuses_unknown_placements_and_foreign_origins(server, shop):
+    placement, _ = make_campaign(shop, ads=1)
+    address = urlsplit(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
+    connection.request("GET", "/ads/stream?placement=nope")
+    answer = connection.getresponse()
+    assert (answer.status, json.loads(answer.read())) == (
+        404,
+        {"error": "unknown placement 'nope'"},
+    )
+    refused = open_stream(server, placement, Origin="https://evil.example")
+    assert refused.status == 403
+
+
+@pytest.mark.django_db
+def test_listing_has_etag_cache_headers_and_signed_tracking_urls(client, shop):
+    placement, campaign = make_campaign(shop)
+    answer = client.get(f"/ads/listing?placement={placement.key}")
+    assert answer.status_code == 200
+    assert answer["Cache-Control"] == "private, max-age=30"
+    listing = answer.json()
+    assert listing["rotation_seconds"] == 30
+    assert {item["ad"] for item in listing["ads"]} == set(campaign.ads.values_list("pk", flat=True))
+    again = client.get(f"/ads/listing?placement={placement.key}", HTTP_IF_NONE_MATCH=answer["ETag"])
+    assert again.status_code == 304
+    item = listing["ads"][0]
+    pixel = urlsplit(item["tracking"]["impression"]).path
+    assert client.get(pixel).status_code == 200
+    assert client.get(pixel).status_code == 200  # retried: the same impression counts once
+    assert eventually(lambda: ad_events(item["impression"]) == ["impression"])
+    tampered = pixel[:-3] + ("AAA" if not pixel.endswith("AAA") else "BBB")
+    assert client.get(tampered).status_code == 400
+
+
+@pytest.mark.django_db
+def test_click_redirect_is_signed_expiring_and_records_the_click(client, shop, monkeypatch):
+    placement, _ = make_campaign(shop, ads=1)
+    item = client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0]
+    path = urlsplit(item["click_url"]).path
+    answer = client.get(path)
+    assert answer.status_code == 302
+    assert answer["Location"] == "https://outdoor.example/landing?ad=0&src=naboria"
+    assert eventually(lambda: ad_events(item["impression"]) == ["click"])
+    # Only Naboria's own signed targets: a forged token is refused, never followed.
+    forged = signing.TrackedImpression(
+        impression="x",
+        site=shop.public_id,
+        campaign=1,
+        ad=1,
+        placement=1,
+        creative="image",
+        event="click",
+        target="https://evil.example/",
+    )
+    forged_token = signing.sign(forged)
+    assert client.get(f"/ads/click/{forged_token[:-2]}xx").status_code == 400
+    monkeypatch.setattr(signing, "TRACKING_URL_MAX_AGE_SECONDS", -1)
+    assert client.get(path).status_code == 400  # expired
+
+
+@pytest.mark.django_db
+def test_vast_endpoint_answers_schema_valid_documents(client, shop):
+    from lxml import etree  # type: ignore[import-untyped]
+
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
+    placement, campaign = make_campaign(shop, ads=0)
+    placement.formats = ["video"]
+    placement.save()
+    empty = client.get(f"/ads/vast?placement={placement.key}")
+    assert empty["Content-Type"] == "application/xml"
+    schema.assertValid(etree.fromstring(empty.content))
+    video = Ad.objects.create(
+        campaign=campaign,
+        name="Spot",
+        kind=CreativeKind.VIDEO,
+        title="Winter spot",
+        duration_seconds=15,
+        click_url="https://outdoor.example/video",
+    )
+    VideoFile.objects.create(ad=video, url="https://cdn.example/spot.mp4", width=640, height=360)
+    placements_publish(placements=[placement])
+    campaigns_publish(campaigns=[campaign])
+    snapshot.load()
+    document = client.get(f"/ads/vast?placement={placement.key}").content
+    tree = etree.fromstring(document.replace(b"[ERRORCODE]", b"405"))
+    schema.assertValid(tree)
+    namespace = {"v": "http://www.iab.com/VAST"}
+    assert (
+        tree.findtext(".//v:MediaFile", namespaces=namespace).strip()
+        == "https://cdn.example/spot.mp4"
+    )
+    impression = urlsplit(tree.findtext(".//v:Impression", namespaces=namespace).strip()).path
+    assert client.get(impression).status_code == 200
+    start = next(
+        element.text.strip()
+        for element in tree.iterfind(".//v:Tracking", namespaces=namespace)
+        if element.get("event") == "start"
+    )
+    assert client.get(urlsplit(start).path).status_code == 200
+    serving_id = tree.findtext(".//v:AdServingId", namespaces=namespace)
+    assert eventually(lambda: sorted(ad_events(serving_id)) == ["impression", "start"])
+
+
+@pytest.mark.django_db
+def test_without_ads_consent_only_context_targeting_applies(client, site_with_banner):
+    placement, campaign = make_campaign(site_with_banner, ads=1, target_devices=["desktop"])
+    desktop = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0 Safari/537.36"
+    )
+    claimed = client.get(
+        f"/ads/listing?placement={placement.key}&ads=1", HTTP_USER_AGENT=desktop
+    ).json()
+    assert claimed["ads"] == []  # a claim without a browser id and token is not believed
+    campaign.target_devices = []
+    campaign.target_countries = ["GB"]
+    campaign.save()
+    campaigns_publish(campaigns=[campaign])
+    snapshot.load()
+    british = client.get(
+        f"/ads/listing?placement={placement.key}", REMOTE_ADDR="81.2.69.142"
+    ).json()
+    assert len(british["ads"]) == 1  # country is context: allowed without consent
