@@ -154,3 +154,22 @@ def _close_server_connections() -> None:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture
+def empty_delivery() -> Iterator[None]:
+    """No published ads before or after the test (MongoDB and this process's snapshot)."""
+    from ads import snapshot
+    from ads.counters import reset_counters
+    from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
+    from naboria import mongo
+
+    mongo.connect()
+    DeliveryAdDocument.objects.delete()
+    DeliveryPlacementDocument.objects.delete()
+    reset_counters()
+    snapshot.load()
+    yield
+    DeliveryAdDocument.objects.delete()
+    DeliveryPlacementDocument.objects.delete()
+    snapshot.load()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
 
+from ads.models import Ad, Advertiser, Campaign, CampaignStatus, CreativeKind, Placement
 from sites.models import Organization, Site, SiteSecret
 
 
@@ -45,3 +48,30 @@ class SiteFactory(factory.django.DjangoModelFactory):
 class SiteSecretFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = SiteSecret
+
+
+def published_campaign(site: Any, *, ads: int = 2, **fields: Any) -> tuple[Placement, Campaign]:
+    """A placement on the site and an active campaign of image ads running on it, published."""
+    from ads import snapshot
+    from ads.publishing import campaigns_publish, placements_publish
+
+    placement = Placement.objects.create(site=site, name="Sidebar", sizes=["300x250"])
+    advertiser = Advertiser.objects.create(organization=site.organization, name="Outdoor")
+    campaign = Campaign.objects.create(
+        advertiser=advertiser, name="Winter", status=CampaignStatus.ACTIVE, **fields
+    )
+    campaign.placements.add(placement)
+    for number in range(ads):
+        Ad.objects.create(
+            campaign=campaign,
+            name=f"Ad {number}",
+            kind=CreativeKind.IMAGE,
+            width=300,
+            height=250,
+            image_url=f"https://cdn.example/{number}.png",
+            click_url=f"https://outdoor.example/landing?ad={number}&src=naboria",
+        )
+    placements_publish(placements=[placement])
+    campaigns_publish(campaigns=[campaign])
+    snapshot.load()  # this process serves them at once
+    return placement, campaign

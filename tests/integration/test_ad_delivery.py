@@ -17,12 +17,10 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ads import signing, snapshot
-from ads.counters import reset_counters
-from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
+from ads.documents import DeliveryAdDocument
 from ads.models import (
     Ad,
     AdStatus,
-    Advertiser,
     Campaign,
     CampaignStatus,
     CreativeKind,
@@ -31,7 +29,8 @@ from ads.models import (
 )
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
-from naboria import clickhouse, mongo
+from naboria import clickhouse
+from tests.factories import published_campaign
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -43,46 +42,10 @@ ORIGIN = "http://127.0.0.1"
 
 
 @pytest.fixture
-def empty_delivery() -> Any:
-    mongo.connect()
-    DeliveryAdDocument.objects.delete()
-    DeliveryPlacementDocument.objects.delete()
-    reset_counters()
-    snapshot.load()
-    yield
-    DeliveryAdDocument.objects.delete()
-    DeliveryPlacementDocument.objects.delete()
-    snapshot.load()
-
-
-@pytest.fixture
 def shop(site: Any) -> Any:
     site.allowed_domains = ["127.0.0.1", "shop.example"]
     site.save()
     return site
-
-
-def make_campaign(site: Any, *, ads: int = 2, **fields: Any) -> tuple[Placement, Campaign]:
-    placement = Placement.objects.create(site=site, name="Sidebar", sizes=["300x250"])
-    advertiser = Advertiser.objects.create(organization=site.organization, name="Outdoor")
-    campaign = Campaign.objects.create(
-        advertiser=advertiser, name="Winter", status=CampaignStatus.ACTIVE, **fields
-    )
-    campaign.placements.add(placement)
-    for number in range(ads):
-        Ad.objects.create(
-            campaign=campaign,
-            name=f"Ad {number}",
-            kind=CreativeKind.IMAGE,
-            width=300,
-            height=250,
-            image_url=f"https://cdn.example/{number}.png",
-            click_url=f"https://outdoor.example/landing?ad={number}&src=naboria",
-        )
-    placements_publish(placements=[placement])
-    campaigns_publish(campaigns=[campaign])
-    snapshot.load()
-    return placement, campaign
 
 
 def ad_events(impression: str) -> list[str]:
@@ -106,7 +69,7 @@ def eventually(check: Any, timeout: float = 5.0) -> Any:
 
 @pytest.mark.django_db
 def test_publishing_keeps_one_document_per_live_ad(shop):
-    _, campaign = make_campaign(shop)
+    _, campaign = published_campaign(shop)
     documents = {document.ad_id: document.body for document in DeliveryAdDocument.objects}
     assert set(documents) == set(campaign.ads.values_list("pk", flat=True))
     body = next(iter(documents.values()))
@@ -126,7 +89,7 @@ def test_publishing_keeps_one_document_per_live_ad(shop):
 
 @pytest.mark.django_db
 def test_admin_bulk_pause_withdraws_a_campaign(shop, admin_client):
-    _, campaign = make_campaign(shop)
+    _, campaign = published_campaign(shop)
     response = admin_client.post(
         reverse("admin:ads_campaign_changelist"),
         {"action": "pause", "_selected_action": [campaign.pk]},
@@ -138,7 +101,7 @@ def test_admin_bulk_pause_withdraws_a_campaign(shop, admin_client):
 
 @pytest.mark.django_db
 def test_ads_admin_explains_what_to_fix(shop):
-    _, campaign = make_campaign(shop, ads=0)
+    _, campaign = published_campaign(shop, ads=0)
     ad = Ad(campaign=campaign, name="x", kind=CreativeKind.NATIVE, click_url="https://a.example/")
     with pytest.raises(ValidationError) as refused:
         ad.full_clean()
@@ -183,7 +146,7 @@ def open_stream(
 
 
 def test_stream_sends_an_ad_at_once_and_pushes_changes(server, shop):
-    placement, campaign = make_campaign(shop)
+    placement, campaign = published_campaign(shop)
     stream = open_stream(server, placement)
     assert stream.status == 200
     assert stream.getheader("Content-Type") == "text/event-stream"
@@ -206,7 +169,7 @@ def test_stream_sends_an_ad_at_once_and_pushes_changes(server, shop):
 
 
 def test_stream_resumes_from_last_event_id(server, shop):
-    placement, _ = make_campaign(shop, ads=1)
+    placement, _ = published_campaign(shop, ads=1)
     original = open_stream(server, placement)
     (first,) = read_events(original, 1, timeout=3)
     original.close()
@@ -224,7 +187,7 @@ def test_stream_resumes_from_last_event_id(server, shop):
 
 
 def test_stream_refuses_unknown_placements_and_foreign_origins(server, shop):
-    placement, _ = make_campaign(shop, ads=1)
+    placement, _ = published_campaign(shop, ads=1)
     address = urlsplit(server)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
     connection.request("GET", "/ads/stream?placement=nope")
@@ -239,7 +202,7 @@ def test_stream_refuses_unknown_placements_and_foreign_origins(server, shop):
 
 @pytest.mark.django_db
 def test_listing_has_etag_cache_headers_and_signed_tracking_urls(client, shop):
-    placement, campaign = make_campaign(shop)
+    placement, campaign = published_campaign(shop)
     answer = client.get(f"/ads/listing?placement={placement.key}")
     assert answer.status_code == 200
     assert answer["Cache-Control"] == "private, max-age=30"
@@ -259,7 +222,7 @@ def test_listing_has_etag_cache_headers_and_signed_tracking_urls(client, shop):
 
 @pytest.mark.django_db
 def test_click_redirect_is_signed_expiring_and_records_the_click(client, shop, monkeypatch):
-    placement, _ = make_campaign(shop, ads=1)
+    placement, _ = published_campaign(shop, ads=1)
     item = client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0]
     path = urlsplit(item["click_url"]).path
     answer = client.get(path)
@@ -288,7 +251,7 @@ def test_vast_endpoint_answers_schema_valid_documents(client, shop):
     from lxml import etree  # type: ignore[import-untyped]
 
     schema = etree.XMLSchema(etree.parse(str(XSD)))
-    placement, campaign = make_campaign(shop, ads=0)
+    placement, campaign = published_campaign(shop, ads=0)
     placement.formats = ["video"]
     placement.save()
     empty = client.get(f"/ads/vast?placement={placement.key}")
@@ -328,7 +291,7 @@ def test_vast_endpoint_answers_schema_valid_documents(client, shop):
 
 @pytest.mark.django_db
 def test_without_ads_consent_only_context_targeting_applies(client, site_with_banner):
-    placement, campaign = make_campaign(site_with_banner, ads=1, target_devices=["desktop"])
+    placement, campaign = published_campaign(site_with_banner, ads=1, target_devices=["desktop"])
     desktop = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0 Safari/537.36"

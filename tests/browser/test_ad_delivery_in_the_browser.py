@@ -1,0 +1,72 @@
+"""An ad delivered over SSE in headless Chromium: the demo page's placement slot renders the
+banner the stream sends, its impression is stored in ClickHouse by the tracker, and a click goes
+through Naboria's signed redirect, which stores the click and lands on the advertiser's page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from naboria import clickhouse
+from tests.conftest import CHROMIUM
+from tests.factories import published_campaign
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.clickhouse,
+    pytest.mark.mongodb,
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
+]
+
+
+def ad_events(impression: str) -> list[str]:
+    return [
+        kind
+        for (kind,) in clickhouse.get_client()
+        .query(
+            "SELECT event_type FROM ad_events WHERE impression_id = {i:String} ORDER BY timestamp",
+            parameters={"i": impression},
+        )
+        .result_rows
+    ]
+
+
+def eventually(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return result
+
+
+def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server, site):
+    from playwright.sync_api import sync_playwright
+
+    site.allowed_domains = ["127.0.0.1"]
+    site.consent_banner_enabled = False
+    site.save()
+    _, campaign = published_campaign(site, ads=1)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        page = browser.new_page()
+        page.goto(f"{server}/demo/?site={site.public_id}")
+        ad = page.locator("#sse-slot a[data-naboria-impression]")
+        ad.wait_for(timeout=10_000)
+        assert ad.locator("img").get_attribute("src") == "https://cdn.example/0.png"
+        impression = ad.get_attribute("data-naboria-impression")
+        assert ad.get_attribute("data-naboria-campaign") == str(campaign.pk)
+        assert eventually(lambda: ad_events(impression) == ["impression"])
+        # The click opens a tab through the redirect (the advertiser's site itself is not
+        # reachable from the test machine).
+        with page.context.expect_event(
+            "response", predicate=lambda response: "/ads/click/" in response.url
+        ) as redirect:
+            ad.click()
+        assert redirect.value.status == 302
+        assert (
+            redirect.value.headers["location"] == "https://outdoor.example/landing?ad=0&src=naboria"
+        )
+        assert eventually(lambda: "click" in ad_events(impression))
+        assert ad_events(impression).count("click") == 1  # the redirect counted it, once
+        browser.close()
