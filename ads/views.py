@@ -68,10 +68,10 @@ async def listing(request: HttpRequest) -> HttpResponse:
             for event in ("impression", "viewable")
         }
         chosen.append(item)
-    # The ETag names the ads, not their one-off impression ids and signatures.
-    tag = hashlib.sha256(
-        json.dumps([(item["ad"], item["campaign"]) for item in chosen]).encode()
-    ).hexdigest()[:16]
+    # The ETag names the ads (in any order), not their one-off impression ids and signatures:
+    # an app that already holds these ads keeps rotating them.
+    names = sorted((item["ad"], item["campaign"]) for item in chosen)
+    tag = hashlib.sha256(json.dumps([slot.key, names]).encode()).hexdigest()[:16]
     etag = f'W/"{tag}"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
