@@ -95,12 +95,15 @@ async def decide(
     viewer: Viewer,
     avoid: frozenset[int] = frozenset(),
     kinds: frozenset[str] | None = None,
-) -> LiveAd | None:
+    count: int = 1,
+) -> list[LiveAd]:
+    """Up to ``count`` different ads for the slot, best first by the decision's draw (the
+    counters are read once for all of them)."""
     ads = (await snapshot()).ads_for(slot)
     if kinds is not None:
         ads = tuple(ad for ad in ads if ad.creative.kind in kinds)
     if not ads:
-        return None
+        return []
     counters = get_counters()
     campaigns = {ad.campaign_id: ad.limits.frequency_period_seconds for ad in ads}
     delivery = await counters.campaign_delivery(campaigns)
@@ -114,7 +117,16 @@ async def decide(
         personalised=viewer.personalised,
         frequency=frequency,
     )
-    return choose_ad(ads=ads, slot=slot, context=context, delivery=delivery, rng=_rng, avoid=avoid)
+    chosen: list[LiveAd] = []
+    while len(chosen) < count:
+        ad = choose_ad(
+            ads=ads, slot=slot, context=context, delivery=delivery, rng=_rng, avoid=avoid
+        )
+        if ad is None or ad in chosen:
+            break
+        chosen.append(ad)
+        ads = tuple(candidate for candidate in ads if candidate.ad_id != ad.ad_id)
+    return chosen
 
 
 def new_impression_id() -> str:

@@ -109,7 +109,8 @@ class AdStream(AsyncHttpConsumer):
                     still_live = shown is not None and live.get(shown.ad_id) == shown
                     if shown is None or now >= due or not still_live:
                         avoid = frozenset({shown.ad_id}) if shown is not None else frozenset()
-                        shown = await serving.decide(slot=slot, viewer=viewer, avoid=avoid)
+                        chosen = await serving.decide(slot=slot, viewer=viewer, avoid=avoid)
+                        shown = chosen[0] if chosen else None
                         await self._send_ad(shown, slot, host)
                         due = time.monotonic() + slot.rotation_seconds
                 with contextlib.suppress(TimeoutError):

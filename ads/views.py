@@ -55,12 +55,7 @@ async def listing(request: HttpRequest) -> HttpResponse:
         return _refused(refusal)
     host = f"{request.scheme}://{request.get_host()}"
     chosen: list[dict[str, Any]] = []
-    avoid: frozenset[int] = frozenset()
-    for _ in range(LISTING_SIZE):
-        ad = await serving.decide(slot=slot, viewer=viewer, avoid=avoid)
-        if ad is None or ad.ad_id in avoid:
-            break
-        avoid |= {ad.ad_id}
+    for ad in await serving.decide(slot=slot, viewer=viewer, count=LISTING_SIZE):
         impression = serving.new_impression_id()
         item = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
         item["tracking"] = {
@@ -96,7 +91,8 @@ async def vast(request: HttpRequest) -> HttpResponse:
     except Refusal as refusal:
         return _refused(refusal)
     host = f"{request.scheme}://{request.get_host()}"
-    ad = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
+    chosen = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
+    ad = chosen[0] if chosen else None
     if ad is None or not ad.creative.media_files:
         body = empty_vast()
     else:
