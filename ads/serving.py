@@ -14,7 +14,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.urls import reverse
 
 from ads.counters import get_counters
 from ads.decisioning import choose_ad
@@ -147,13 +146,11 @@ def tracked(ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> 
 
 
 def click_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str) -> str:
-    token = sign(tracked(ad, slot, impression_id, "click"))
-    return host + reverse("ads-click", args=[token])
+    return f"{host}/ads/click?t={sign(tracked(ad, slot, impression_id, 'click'))}"
 
 
 def tracking_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> str:
-    token = sign(tracked(ad, slot, impression_id, event))
-    return host + reverse("ads-track", args=[token])
+    return f"{host}/ads/track?t={sign(tracked(ad, slot, impression_id, event))}"
 
 
 def rendering(*, ad: LiveAd, slot: PlacementSlot, impression_id: str, host: str) -> dict[str, Any]:

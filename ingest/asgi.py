@@ -1,4 +1,5 @@
-"""ASGI application of the tracking endpoints, mounted ahead of Django by naboria.asgi.
+"""ASGI application of the tracking endpoints (and, built the same way, of the ad server's
+request/response endpoints), mounted ahead of Django by naboria.asgi.
 
 It reads the request (refusing bodies over the protocol's limit while reading), hands a
 ``TrackingRequest`` to ingest.endpoints, writes the answer and counts it in the same
@@ -36,29 +37,38 @@ async def _read_body(receive: Any, declared: str) -> bytes | None:
             return b"".join(chunks)
 
 
-async def tracking_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    started = time.perf_counter()
-    headers = {
-        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
-    }
-    body = await _read_body(receive, headers.get("content-length", ""))
-    if body is None:
-        response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
-    else:
-        client = scope.get("client") or ("", 0)
-        request = TrackingRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-            headers=headers,
-            body=body,
-            remote_addr=client[0],
-        )
-        response = await dispatch(request)
-    await _send(send, response)
-    route = scope["path"].lstrip("/")
-    HTTP_REQUESTS.labels(route, scope["method"], str(response.status)).inc()
-    HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+def lean_application(endpoints: dict[str, Any]) -> Any:
+    """An ASGI application answering ``endpoints`` (path -> (handler, methods)) this way."""
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
+        body = await _read_body(receive, headers.get("content-length", ""))
+        if body is None:
+            response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        else:
+            client = scope.get("client") or ("", 0)
+            request = TrackingRequest(
+                method=scope["method"],
+                path=scope["path"],
+                query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+                headers=headers,
+                body=body,
+                remote_addr=client[0],
+            )
+            response = await dispatch(request, endpoints)
+        await _send(send, response)
+        route = scope["path"].lstrip("/")
+        HTTP_REQUESTS.labels(route, scope["method"], str(response.status)).inc()
+        HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+    return application
+
+
+tracking_application = lean_application(ENDPOINTS)
 
 
 async def _send(send: Any, response: TrackingResponse) -> None:

@@ -358,9 +358,13 @@ ENDPOINTS: dict[str, tuple[Endpoint, frozenset[str]]] = {
 }
 
 
-async def dispatch(request: TrackingRequest) -> TrackingResponse:
-    """Answer a tracking request: preflight, method check, the endpoint, CORS headers."""
-    handler, methods = ENDPOINTS[request.path]
+async def dispatch(
+    request: TrackingRequest, endpoints: dict[str, tuple[Endpoint, frozenset[str]]] = ENDPOINTS
+) -> TrackingResponse:
+    """Answer a request to one of ``endpoints`` (the tracking endpoints unless another table of
+    lean endpoints is given, as the ad server does): preflight, method check, the endpoint,
+    CORS headers."""
+    handler, methods = endpoints[request.path]
     if request.method == "OPTIONS":
         response = TrackingResponse(204, content_type="")
         response.headers.update(

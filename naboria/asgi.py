@@ -32,10 +32,12 @@ with exit_on_configuration_error():
 
         republish_all()
 
+    from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
     from ads.streams import AdStream
-    from ingest.asgi import TRACKING_PATHS, tracking_application
+    from ingest.asgi import TRACKING_PATHS, lean_application, tracking_application
 
     ad_stream = AdStream.as_asgi()
+    ad_application = lean_application(AD_ENDPOINTS)
 
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it
 # out of the garbage collector's full passes, which otherwise show up as request-latency spikes.
@@ -47,6 +49,8 @@ async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await tracking_application(scope, receive, send)
     elif scope["path"] == "/ads/stream":
         await ad_stream(scope, receive, send)
+    elif scope["path"] in AD_ENDPOINTS:
+        await ad_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)
 

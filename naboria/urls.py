@@ -17,7 +17,6 @@ urlpatterns = [
     path("demo/", views.demo, name="demo"),
     path("t/<str:public_id>.js", site_views.tracker_loader, name="tracker-loader"),
     path("t/<str:public_id>.json", site_views.tracker_config_json, name="tracker-config"),
-    path("ads/", include("ads.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
 ]

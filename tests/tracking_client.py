@@ -1,4 +1,5 @@
-"""An in-process client for the tracking endpoints, which live outside Django's URLconf.
+"""An in-process client for the tracking endpoints (or another lean application, such as the
+ad server's), which live outside Django's URLconf.
 
 Calls ingest.asgi.tracking_application with a real ASGI scope and answers with the parts of
 Django's test response the tests use (status_code, json(), content, headers by name), taking
@@ -30,6 +31,9 @@ class TrackingResponse:
 
 
 class TrackingClient:
+    def __init__(self, application: Any = tracking_application) -> None:
+        self.application = application
+
     def request(
         self, method: str, path: str, *, body: bytes = b"", query: str = "", **meta: str
     ) -> TrackingResponse:
@@ -58,7 +62,7 @@ class TrackingClient:
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        async_to_sync(tracking_application)(scope, receive, send)
+        async_to_sync(self.application)(scope, receive, send)
         start, content = sent[0], b"".join(message.get("body", b"") for message in sent[1:])
         response_headers = {name.decode(): value.decode() for name, value in start["headers"]}
         return TrackingResponse(start["status"], response_headers, content)

@@ -60,7 +60,7 @@ def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server
         # The click opens a tab through the redirect (the advertiser's site itself is not
         # reachable from the test machine).
         with page.context.expect_event(
-            "response", predicate=lambda response: "/ads/click/" in response.url
+            "response", predicate=lambda response: "/ads/click?" in response.url
         ) as redirect:
             ad.click()
         assert redirect.value.status == 302

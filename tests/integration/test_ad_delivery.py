@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from ads import signing, snapshot
 from ads.documents import DeliveryAdDocument
+from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import (
     Ad,
     AdStatus,
@@ -29,8 +30,10 @@ from ads.models import (
 )
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
+from ingest.asgi import lean_application
 from naboria import clickhouse
 from tests.factories import published_campaign
+from tests.tracking_client import TrackingClient
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -38,6 +41,13 @@ pytestmark = [
     pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
 ]
 XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
+
+
+@pytest.fixture
+def ads_client() -> TrackingClient:
+    return TrackingClient(lean_application(AD_ENDPOINTS))
+
+
 ORIGIN = "http://127.0.0.1"
 
 
@@ -46,6 +56,12 @@ def shop(site: Any) -> Any:
     site.allowed_domains = ["127.0.0.1", "shop.example"]
     site.save()
     return site
+
+
+def local(url: str) -> str:
+    """The path and query of an absolute URL the server made."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
 
 
 def ad_events(impression: str) -> list[str]:
@@ -154,7 +170,7 @@ def test_stream_sends_an_ad_at_once_and_pushes_changes(server, shop):
     assert first["event"] == "ad"
     shown = json.loads(first["data"])
     assert shown["campaign"] == campaign.pk
-    assert shown["click_url"].startswith(f"{server}/ads/click/")
+    assert shown["click_url"].startswith(f"{server}/ads/click?t=")
     # The marketer pauses the ad on screen: the stream replaces it within a second.
     started = time.monotonic()
     ads_set_status(ads=Ad.objects.filter(pk=shown["ad"]), status=AdStatus.PAUSED)
@@ -201,31 +217,33 @@ def test_stream_refuses_unknown_placements_and_foreign_origins(server, shop):
 
 
 @pytest.mark.django_db
-def test_listing_has_etag_cache_headers_and_signed_tracking_urls(client, shop):
+def test_listing_has_etag_cache_headers_and_signed_tracking_urls(ads_client, shop):
     placement, campaign = published_campaign(shop)
-    answer = client.get(f"/ads/listing?placement={placement.key}")
+    answer = ads_client.get(f"/ads/listing?placement={placement.key}")
     assert answer.status_code == 200
     assert answer["Cache-Control"] == "private, max-age=30"
     listing = answer.json()
     assert listing["rotation_seconds"] == 30
     assert {item["ad"] for item in listing["ads"]} == set(campaign.ads.values_list("pk", flat=True))
-    again = client.get(f"/ads/listing?placement={placement.key}", HTTP_IF_NONE_MATCH=answer["ETag"])
+    again = ads_client.get(
+        f"/ads/listing?placement={placement.key}", HTTP_IF_NONE_MATCH=answer["ETag"]
+    )
     assert again.status_code == 304
     item = listing["ads"][0]
-    pixel = urlsplit(item["tracking"]["impression"]).path
-    assert client.get(pixel).status_code == 200
-    assert client.get(pixel).status_code == 200  # retried: the same impression counts once
+    pixel = local(item["tracking"]["impression"])
+    assert ads_client.get(pixel).status_code == 200
+    assert ads_client.get(pixel).status_code == 200  # retried: the same impression counts once
     assert eventually(lambda: ad_events(item["impression"]) == ["impression"])
     tampered = pixel[:-3] + ("AAA" if not pixel.endswith("AAA") else "BBB")
-    assert client.get(tampered).status_code == 400
+    assert ads_client.get(tampered).status_code == 400
 
 
 @pytest.mark.django_db
-def test_click_redirect_is_signed_expiring_and_records_the_click(client, shop, monkeypatch):
+def test_click_redirect_is_signed_expiring_and_records_the_click(ads_client, shop, monkeypatch):
     placement, _ = published_campaign(shop, ads=1)
-    item = client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0]
-    path = urlsplit(item["click_url"]).path
-    answer = client.get(path)
+    item = ads_client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0]
+    path = local(item["click_url"])
+    answer = ads_client.get(path)
     assert answer.status_code == 302
     assert answer["Location"] == "https://outdoor.example/landing?ad=0&src=naboria"
     assert eventually(lambda: ad_events(item["impression"]) == ["click"])
@@ -241,20 +259,20 @@ def test_click_redirect_is_signed_expiring_and_records_the_click(client, shop, m
         target="https://evil.example/",
     )
     forged_token = signing.sign(forged)
-    assert client.get(f"/ads/click/{forged_token[:-2]}xx").status_code == 400
+    assert ads_client.get(f"/ads/click?t={forged_token[:-2]}xx").status_code == 400
     monkeypatch.setattr(signing, "TRACKING_URL_MAX_AGE_SECONDS", -1)
-    assert client.get(path).status_code == 400  # expired
+    assert ads_client.get(path).status_code == 400  # expired
 
 
 @pytest.mark.django_db
-def test_vast_endpoint_answers_schema_valid_documents(client, shop):
+def test_vast_endpoint_answers_schema_valid_documents(ads_client, shop):
     from lxml import etree  # type: ignore[import-untyped]
 
     schema = etree.XMLSchema(etree.parse(str(XSD)))
     placement, campaign = published_campaign(shop, ads=0)
     placement.formats = ["video"]
     placement.save()
-    empty = client.get(f"/ads/vast?placement={placement.key}")
+    empty = ads_client.get(f"/ads/vast?placement={placement.key}")
     assert empty["Content-Type"] == "application/xml"
     schema.assertValid(etree.fromstring(empty.content))
     video = Ad.objects.create(
@@ -269,7 +287,7 @@ def test_vast_endpoint_answers_schema_valid_documents(client, shop):
     placements_publish(placements=[placement])
     campaigns_publish(campaigns=[campaign])
     snapshot.load()
-    document = client.get(f"/ads/vast?placement={placement.key}").content
+    document = ads_client.get(f"/ads/vast?placement={placement.key}").content
     tree = etree.fromstring(document.replace(b"[ERRORCODE]", b"405"))
     schema.assertValid(tree)
     namespace = {"v": "http://www.iab.com/VAST"}
@@ -277,26 +295,26 @@ def test_vast_endpoint_answers_schema_valid_documents(client, shop):
         tree.findtext(".//v:MediaFile", namespaces=namespace).strip()
         == "https://cdn.example/spot.mp4"
     )
-    impression = urlsplit(tree.findtext(".//v:Impression", namespaces=namespace).strip()).path
-    assert client.get(impression).status_code == 200
+    impression = local(tree.findtext(".//v:Impression", namespaces=namespace).strip())
+    assert ads_client.get(impression).status_code == 200
     start = next(
         element.text.strip()
         for element in tree.iterfind(".//v:Tracking", namespaces=namespace)
         if element.get("event") == "start"
     )
-    assert client.get(urlsplit(start).path).status_code == 200
+    assert ads_client.get(local(start)).status_code == 200
     serving_id = tree.findtext(".//v:AdServingId", namespaces=namespace)
     assert eventually(lambda: sorted(ad_events(serving_id)) == ["impression", "start"])
 
 
 @pytest.mark.django_db
-def test_without_ads_consent_only_context_targeting_applies(client, site_with_banner):
+def test_without_ads_consent_only_context_targeting_applies(ads_client, site_with_banner):
     placement, campaign = published_campaign(site_with_banner, ads=1, target_devices=["desktop"])
     desktop = (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0 Safari/537.36"
     )
-    claimed = client.get(
+    claimed = ads_client.get(
         f"/ads/listing?placement={placement.key}&ads=1", HTTP_USER_AGENT=desktop
     ).json()
     assert claimed["ads"] == []  # a claim without a browser id and token is not believed
@@ -305,7 +323,7 @@ def test_without_ads_consent_only_context_targeting_applies(client, site_with_ba
     campaign.save()
     campaigns_publish(campaigns=[campaign])
     snapshot.load()
-    british = client.get(
+    british = ads_client.get(
         f"/ads/listing?placement={placement.key}", REMOTE_ADDR="81.2.69.142"
     ).json()
     assert len(british["ads"]) == 1  # country is context: allowed without consent

@@ -1,0 +1,186 @@
+"""Request/response endpoints of the ad server (the SSE stream is ads.streams). Like the
+tracking endpoints they are served by a lean ASGI application ahead of Django (naboria.asgi):
+they are hit for every ad an app or a player shows.
+
+- ``GET /ads/listing?placement=<key>``: mobile apps fetch a few ads for a placement and rotate
+  them locally; each comes with signed tracking URLs. ETag and cache headers let apps poll
+  cheaply.
+- ``GET /ads/vast?placement=<key>``: a VAST 4.2 document for video players.
+- ``GET /ads/click?t=<token>``: records the click, then redirects to the advertiser; the
+  address comes from the signed token only (no open redirect).
+- ``GET /ads/track?t=<token>``: records an impression, viewable impression or video event of a
+  signed tracking URL (apps, VAST players) and answers a 1x1 GIF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from typing import Any
+
+import msgspec
+from django.conf import settings
+
+from ads import serving
+from ads.signing import InvalidTrackingToken, TrackedImpression, unsign
+from ads.vast import empty_vast, vast_xml
+from ingest.endpoints import (
+    TRANSPARENT_GIF,
+    Endpoint,
+    Refusal,
+    TrackingRequest,
+    TrackingResponse,
+    error_response,
+    identify,
+    in_database,
+    json_response,
+    store_ad_event,
+)
+from ingest.schemas import AdEventPayload, Consent
+from ingest.selectors import cached_site_config, load_site_config
+from ingest.services import RequestFacts
+from ingest.sinks import SinkUnavailable
+
+LISTING_SIZE = 5
+
+
+def _host(request: TrackingRequest) -> str:
+    scheme = "https" if request.headers.get("x-forwarded-proto") == "https" else "http"
+    return f"{scheme}://{request.headers.get('host', 'localhost')}"
+
+
+async def _placement_and_viewer(request: TrackingRequest) -> tuple[Any, serving.Viewer]:
+    slot = await serving.placement(request.query.get("placement", ""))
+    viewer = await serving.viewer_for(
+        slot=slot, query=request.query, headers=request.headers, remote_addr=request.remote_addr
+    )
+    return slot, viewer
+
+
+async def listing(request: TrackingRequest) -> TrackingResponse:
+    slot, viewer = await _placement_and_viewer(request)
+    host = _host(request)
+    chosen: list[dict[str, Any]] = []
+    for ad in await serving.decide(slot=slot, viewer=viewer, count=LISTING_SIZE):
+        impression = serving.new_impression_id()
+        item = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
+        item["tracking"] = {
+            event: serving.tracking_url(host, ad, slot, impression, event)
+            for event in ("impression", "viewable")
+        }
+        chosen.append(item)
+    # The ETag names the ads (in any order), not their one-off impression ids and signatures:
+    # an app that already holds these ads keeps rotating them.
+    names = sorted((item["ad"], item["campaign"]) for item in chosen)
+    tag = hashlib.sha256(json.dumps([slot.key, names]).encode()).hexdigest()[:16]
+    etag = f'W/"{tag}"'
+    if request.headers.get("if-none-match") == etag:
+        response = TrackingResponse(304, content_type="")
+    else:
+        response = json_response(
+            200, {"placement": slot.key, "rotation_seconds": slot.rotation_seconds, "ads": chosen}
+        )
+    response.headers.update(
+        {"etag": etag, "cache-control": f"private, max-age={slot.rotation_seconds}"}
+    )
+    return response
+
+
+async def vast(request: TrackingRequest) -> TrackingResponse:
+    slot, viewer = await _placement_and_viewer(request)
+    host = _host(request)
+    chosen = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
+    ad = chosen[0] if chosen else None
+    if ad is None or not ad.creative.media_files:
+        body = empty_vast()
+    else:
+        impression = serving.new_impression_id()
+        body = vast_xml(
+            ad=ad,
+            impression_id=impression,
+            impression_url=serving.tracking_url(host, ad, slot, impression, "impression"),
+            click_url=serving.click_url(host, ad, slot, impression),
+            tracking_url=lambda event: serving.tracking_url(host, ad, slot, impression, event),
+            error_url=f"{host}/ads/vast-error?code=[ERRORCODE]",
+        )
+    # Players fetch VAST cross-origin with credentials (the dispatcher adds the origin).
+    return TrackingResponse(
+        200,
+        body,
+        content_type="application/xml",
+        headers={"cache-control": "no-store", "access-control-allow-credentials": "true"},
+    )
+
+
+async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
+    """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer."""
+    found, site = cached_site_config(tracked.site)
+    if not found:
+        site = await in_database(load_site_config)(tracked.site)
+    if site is None:
+        raise Refusal(404, "unknown site")
+    facts = RequestFacts.from_headers(
+        headers=request.headers,
+        remote_addr=request.remote_addr,
+        trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
+    )
+    visitor_id = await identify(site, None, None, Consent(), facts)
+    event = msgspec.convert(
+        {
+            "type": tracked.event,
+            "site": tracked.site,
+            "impression": tracked.impression,
+            "campaign": tracked.campaign,
+            "ad": tracked.ad,
+            "placement": tracked.placement,
+            "creative": tracked.creative,
+        },
+        AdEventPayload,
+    )
+    await store_ad_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+
+
+def _text(status: int, text: str) -> TrackingResponse:
+    return TrackingResponse(status, text.encode(), content_type="text/plain; charset=utf-8")
+
+
+async def click(request: TrackingRequest) -> TrackingResponse:
+    try:
+        tracked = unsign(request.query.get("t", ""))
+    except InvalidTrackingToken:
+        return _text(400, "This ad link is invalid or has expired.\n")
+    if tracked.event != "click" or not tracked.target:
+        return _text(400, "Not a click link.\n")
+    # The visitor still gets where they wanted to go if the click cannot be stored.
+    with contextlib.suppress(Refusal, SinkUnavailable, TimeoutError):
+        await _record(request, tracked)
+    return TrackingResponse(
+        302,
+        content_type="",
+        headers={"location": tracked.target, "cache-control": "no-store"},
+    )
+
+
+async def track(request: TrackingRequest) -> TrackingResponse:
+    try:
+        tracked = unsign(request.query.get("t", ""))
+    except InvalidTrackingToken:
+        return error_response(400, "invalid or expired tracking URL")
+    if tracked.event == "click":
+        return error_response(400, "click links redirect: use /ads/click")
+    try:
+        await _record(request, tracked)
+    except (SinkUnavailable, TimeoutError):
+        return error_response(503, "event not stored, retry later")
+    return TrackingResponse(
+        200, TRANSPARENT_GIF, content_type="image/gif", headers={"cache-control": "no-store"}
+    )
+
+
+ENDPOINTS: dict[str, tuple[Endpoint, frozenset[str]]] = {
+    "/ads/listing": (listing, frozenset({"GET"})),
+    "/ads/vast": (vast, frozenset({"GET"})),
+    "/ads/click": (click, frozenset({"GET"})),
+    "/ads/track": (track, frozenset({"GET"})),
+}
