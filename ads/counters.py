@@ -22,6 +22,10 @@ from ads.delivery import CampaignDelivery
 
 DAY_SECONDS = 86400
 SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
+REDIS_CONNECTIONS = 32
+# Campaign totals are read by every decision of every stream; a process reuses them this long
+# (caps may be overshot by what all processes serve in that time).
+CAMPAIGN_DELIVERY_CACHE_SECONDS = 1.0
 
 
 def _day(now: float) -> int:
@@ -113,6 +117,7 @@ class RedisCounters:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[list[str], Any]]] = {}
 
     @property
     def redis(self) -> Any:
@@ -121,7 +126,12 @@ class RedisCounters:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = redis.asyncio.Redis.from_url(self.url)
+            # Bounded: thousands of streams re-deciding at once wait for a connection instead of
+            # each opening one.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, max_connections=REDIS_CONNECTIONS, timeout=10
+            )
+            client = self._clients[loop] = redis.asyncio.Redis(connection_pool=pool)
         return client
 
     async def claim(self, key: str) -> bool:
@@ -173,10 +183,36 @@ class RedisCounters:
             f"{self.PREFIX}f:{campaign}:{visitor_id}:{_bucket(now, period)}"
             for campaign, period in capped
         ]
-        values = await self.redis.mget(keys)
+        values = await self._coalesced_mget(keys)
         return {
             campaign: int(value or 0) for (campaign, _), value in zip(capped, values, strict=True)
         }
+
+    async def _coalesced_mget(self, keys: list[str]) -> list[Any]:
+        """MGET, with the reads that concurrent decisions make in the same turn of the event
+        loop sent as one command (after a campaign change thousands of streams re-decide at
+        once)."""
+        loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(lambda: loop.create_task(self._flush(loop)))
+        answer: asyncio.Future[list[Any]] = loop.create_future()
+        pending.append((keys, answer))
+        return await answer
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        try:
+            values = await self.redis.mget([key for keys, _ in batch for key in keys])
+        except Exception as error:
+            for _, answer in batch:
+                answer.set_exception(error)
+            return
+        start = 0
+        for keys, answer in batch:
+            answer.set_result(values[start : start + len(keys)])
+            start += len(keys)
 
 
 _counters: Counters | None = None
@@ -192,6 +228,7 @@ def get_counters() -> Counters:
 def reset_counters() -> None:
     global _counters
     _counters = None
+    _campaign_delivery.clear()
 
 
 async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
@@ -206,3 +243,23 @@ async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
         visitor_id=visitor_id,
         period_seconds=period,
     )
+
+
+_campaign_delivery: dict[int, tuple[float, CampaignDelivery]] = {}
+
+
+async def campaign_delivery(campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
+    """Campaign totals, read from the counters at most once a second per process."""
+    now = time.monotonic()
+    wanted = list(campaign_ids)
+    stale = [
+        campaign
+        for campaign in wanted
+        if (entry := _campaign_delivery.get(campaign)) is None or entry[0] < now
+    ]
+    if stale:
+        fresh = await get_counters().campaign_delivery(stale)
+        expires = now + CAMPAIGN_DELIVERY_CACHE_SECONDS
+        for campaign, totals in fresh.items():
+            _campaign_delivery[campaign] = (expires, totals)
+    return {campaign: _campaign_delivery[campaign][1] for campaign in wanted}

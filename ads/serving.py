@@ -15,11 +15,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from ads.counters import get_counters
+from ads.counters import campaign_delivery, get_counters
 from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
 from ads.signing import TrackedImpression, sign
-from ads.snapshot import Snapshot, current
+from ads.snapshot import Snapshot, current, current_if_fresh
 from ingest.endpoints import Refusal, identify, in_database, verified_consent
 from ingest.schemas import Consent
 from ingest.selectors import SiteConfig, cached_site_config, load_site_config
@@ -41,7 +41,10 @@ class Viewer:
 
 
 async def snapshot() -> Snapshot:
-    # current() may (re)load from MongoDB: keep that off the event loop.
+    fresh = current_if_fresh()
+    if fresh is not None:
+        return fresh
+    # current() (re)loads from MongoDB: keep that off the event loop.
     return await sync_to_async(current, thread_sensitive=False)()
 
 
@@ -103,10 +106,9 @@ async def decide(
         ads = tuple(ad for ad in ads if ad.creative.kind in kinds)
     if not ads:
         return []
-    counters = get_counters()
     campaigns = {ad.campaign_id: ad.limits.frequency_period_seconds for ad in ads}
-    delivery = await counters.campaign_delivery(campaigns)
-    frequency = await counters.frequency(viewer.visitor_id, campaigns)
+    delivery = await campaign_delivery(campaigns)
+    frequency = await get_counters().frequency(viewer.visitor_id, campaigns)
     context = DeliveryContext(
         site_id=slot.site_id,
         path=viewer.path,

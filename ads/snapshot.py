@@ -75,12 +75,17 @@ def load() -> Snapshot:
         return _current
 
 
+def current_if_fresh() -> Snapshot | None:
+    """The snapshot if it needs no (re)load; never touches MongoDB."""
+    snapshot = _current
+    if snapshot.loaded_at and time.monotonic() - snapshot.loaded_at <= REFRESH_SECONDS:
+        return snapshot
+    return None
+
+
 def current() -> Snapshot:
     """The snapshot, loaded (again) first if it is missing or older than REFRESH_SECONDS."""
-    snapshot = _current
-    if time.monotonic() - snapshot.loaded_at > REFRESH_SECONDS or not snapshot.loaded_at:
-        snapshot = load()
-    return snapshot
+    return current_if_fresh() or load()
 
 
 class Changes:

@@ -327,3 +327,16 @@ def test_without_ads_consent_only_context_targeting_applies(ads_client, site_wit
         f"/ads/listing?placement={placement.key}", REMOTE_ADDR="81.2.69.142"
     ).json()
     assert len(british["ads"]) == 1  # country is context: allowed without consent
+
+
+@pytest.mark.django_db
+def test_frequency_cap_counts_stored_impressions_of_the_visitor(ads_client, shop):
+    placement, _ = published_campaign(shop, ads=1, frequency_cap=2)
+    seen = 0
+    for _ in range(3):
+        ads = ads_client.get(f"/ads/listing?placement={placement.key}").json()["ads"]
+        if not ads:
+            break
+        assert ads_client.get(local(ads[0]["tracking"]["impression"])).status_code == 200
+        seen += 1
+    assert seen == 2  # the third listing found the campaign capped for this visitor
