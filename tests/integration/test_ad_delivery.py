@@ -340,3 +340,22 @@ def test_frequency_cap_counts_stored_impressions_of_the_visitor(ads_client, shop
         assert ads_client.get(local(ads[0]["tracking"]["impression"])).status_code == 200
         seen += 1
     assert seen == 2  # the third listing found the campaign capped for this visitor
+
+
+def test_disconnected_streams_are_cleaned_up(server, shop):
+    from prometheus_client import REGISTRY
+
+    from ads.snapshot import changes
+
+    def open_streams() -> float | None:
+        return REGISTRY.get_sample_value("naboria_ad_streams_open")
+
+    placement, _ = published_campaign(shop, ads=1)
+    streams = [open_stream(server, placement) for _ in range(3)]
+    for stream in streams:
+        assert read_events(stream, 1, timeout=3)[0]["event"] == "ad"
+    assert eventually(lambda: open_streams() == 3)
+    for stream in streams:
+        stream.close()
+    # Each stream's task is cancelled and its subscription to changes dropped.
+    assert eventually(lambda: open_streams() == 0 and len(changes) == 0)
