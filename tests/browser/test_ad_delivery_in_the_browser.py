@@ -4,14 +4,11 @@ through Naboria's signed redirect, which stores the click and lands on the adver
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
-from naboria import clickhouse
 from tests.conftest import CHROMIUM
 from tests.factories import published_campaign
+from tests.helpers import ad_events, eventually
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,25 +16,6 @@ pytestmark = [
     pytest.mark.mongodb,
     pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
 ]
-
-
-def ad_events(impression: str) -> list[str]:
-    return [
-        kind
-        for (kind,) in clickhouse.get_client()
-        .query(
-            "SELECT event_type FROM ad_events WHERE impression_id = {i:String} ORDER BY timestamp",
-            parameters={"i": impression},
-        )
-        .result_rows
-    ]
-
-
-def eventually(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return result
 
 
 def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server, site):

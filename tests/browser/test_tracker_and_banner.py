@@ -10,8 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from consent.models import ConsentRecord
 from naboria import clickhouse
 from scripts.test_services import ROOT
 from tests.conftest import CHROMIUM
+from tests.helpers import eventually
 
 pytestmark = [
     pytest.mark.browser,
@@ -71,15 +71,6 @@ def page(browser: Any, server: str, shop: Any) -> Iterator[Any]:
 
 def rows(query: str, **parameters: Any) -> list[tuple[Any, ...]]:
     return clickhouse.get_client().query(query, parameters=parameters).result_rows
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def page_rows(site: Any, columns: str, where: str = "1") -> list[tuple[Any, ...]]:

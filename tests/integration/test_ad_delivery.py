@@ -31,8 +31,8 @@ from ads.models import (
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
 from ingest.asgi import lean_application
-from naboria import clickhouse
 from tests.factories import published_campaign
+from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
 
 pytestmark = [
@@ -62,25 +62,6 @@ def local(url: str) -> str:
     """The path and query of an absolute URL the server made."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
-
-
-def ad_events(impression: str) -> list[str]:
-    return [
-        kind
-        for (kind,) in clickhouse.get_client()
-        .query(
-            "SELECT event_type FROM ad_events WHERE impression_id = {i:String} ORDER BY timestamp",
-            parameters={"i": impression},
-        )
-        .result_rows
-    ]
-
-
-def eventually(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result
 
 
 @pytest.mark.django_db
