@@ -1,0 +1,249 @@
+"""What every report is asked: a site, a date range in the site's timezone (with an optional
+comparison range), filters, and whether bots count. Turns them into parameterised ClickHouse
+conditions: values always travel as query parameters, never formatted into the SQL, and only
+column names from FILTER_COLUMNS (fixed here) appear in it.
+
+Used by the report modules of this package; the REST API and the dashboards build a
+``ReportQuery`` from request parameters (``ReportQuery.parse``) and get a 400 with the message
+of ``InvalidReportQuery`` when they are wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from naboria import clickhouse
+
+MAX_RANGE_DAYS = 731
+# filter name -> page_events column (session-constant dimensions and the page)
+FILTER_COLUMNS = {
+    "page": "pathname",
+    "hostname": "hostname",
+    "source": "referrer_source",
+    "medium": "referrer_medium",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "country": "country",
+    "device": "device_type",
+    "browser": "browser",
+    "os": "os",
+}
+# Filters the session rollup can answer (they are constant within a session and kept there).
+SESSION_ROLLUP_FILTERS = {"source", "medium", "utm_campaign", "country", "device", "browser", "os"}
+
+
+class InvalidReportQuery(ValueError):
+    """A parameter is missing or wrong; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # first day, in the site's timezone
+    end: date  # last day, inclusive
+    timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def start_utc(self) -> datetime:
+        return datetime.combine(self.start, time(), self.zone).astimezone(UTC)
+
+    @property
+    def end_utc(self) -> datetime:
+        """Exclusive: midnight after the last day, site time."""
+        return datetime.combine(self.end + timedelta(days=1), time(), self.zone).astimezone(UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The same number of days just before (the default comparison)."""
+        return Period(
+            self.start - timedelta(days=self.days), self.start - timedelta(days=1), self.timezone
+        )
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    site_id: str  # public id
+    period: Period
+    filters: Mapping[str, str] = field(default_factory=dict)
+    goal: str = ""  # custom event name: only sessions that had it
+    property_filter: tuple[str, str] | None = None  # (key, value) of a custom event property
+    include_bots: bool = False
+    compare: Period | None = None
+
+    @classmethod
+    def parse(cls, *, site_id: str, timezone: str, params: Mapping[str, str]) -> ReportQuery:
+        """From request parameters: ``from``, ``to`` (YYYY-MM-DD, site time), ``compare``
+        (``previous`` or ``YYYY-MM-DD..YYYY-MM-DD``), ``bots`` (``include``), ``goal``,
+        ``property`` (``key:value``) and one parameter per filter of FILTER_COLUMNS."""
+        try:
+            zone_name = str(ZoneInfo(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidReportQuery(f"unknown timezone {timezone!r}") from None
+        today = datetime.now(ZoneInfo(zone_name)).date()
+        start = _date(params.get("from"), "from", default=today - timedelta(days=29))
+        end = _date(params.get("to"), "to", default=today)
+        period = _period(start, end, zone_name)
+        compare: Period | None = None
+        wanted = params.get("compare", "")
+        if wanted == "previous":
+            compare = period.previous()
+        elif wanted:
+            first, _, last = wanted.partition("..")
+            compare = _period(_date(first, "compare"), _date(last, "compare"), zone_name)
+        filters = {}
+        for name in FILTER_COLUMNS:
+            value = params.get(name)
+            if value is not None:
+                if len(value) > 2048:
+                    raise InvalidReportQuery(f"{name}: at most 2048 characters")
+                filters[name] = value
+        property_filter = None
+        if params.get("property"):
+            key, separator, value = params["property"].partition(":")
+            if not separator or not key:
+                raise InvalidReportQuery("property: use key:value")
+            property_filter = (key, value)
+        bots = params.get("bots", "exclude")
+        if bots not in {"include", "exclude"}:
+            raise InvalidReportQuery("bots: include or exclude")
+        return cls(
+            site_id=site_id,
+            period=period,
+            filters=filters,
+            goal=params.get("goal", "")[:100],
+            property_filter=property_filter,
+            include_bots=bots == "include",
+            compare=compare,
+        )
+
+    def for_period(self, period: Period) -> ReportQuery:
+        return replace(self, period=period, compare=None)
+
+    @property
+    def has_event_filters(self) -> bool:
+        return bool(self.goal or self.property_filter)
+
+    def uses_only(self, allowed: set[str]) -> bool:
+        """True when every filter is one of ``allowed`` (so a rollup can answer)."""
+        return not self.has_event_filters and set(self.filters) <= allowed
+
+
+def _date(text: str | None, name: str, default: date | None = None) -> date:
+    if not text:
+        if default is None:
+            raise InvalidReportQuery(f"{name}: a date is required (YYYY-MM-DD)")
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidReportQuery(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _period(start: date, end: date, timezone: str) -> Period:
+    if end < start:
+        raise InvalidReportQuery("to: the range ends before it starts")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise InvalidReportQuery(f"the range is longer than {MAX_RANGE_DAYS} days")
+    return Period(start, end, timezone)
+
+
+class Conditions:
+    """WHERE conditions with their parameters, named so that they never collide."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.parameters: dict[str, Any] = {}
+
+    def add(self, clause: str, **parameters: Any) -> Conditions:
+        self.clauses.append(clause)
+        self.parameters.update(parameters)
+        return self
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) or "1"
+
+
+def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Conditions:
+    """Conditions on page_events rows for the query's site, period, bots and filters."""
+    conditions = Conditions()
+    conditions.add("site_id = {site:String}", site=query.site_id)
+    conditions.add(
+        f"{table_time} >= {{start:DateTime64(3, 'UTC')}} "
+        f"AND {table_time} < {{end:DateTime64(3, 'UTC')}}",
+        start=query.period.start_utc,
+        end=query.period.end_utc,
+    )
+    if not query.include_bots:
+        conditions.add("is_bot = 0")
+    for index, (name, value) in enumerate(sorted(query.filters.items())):
+        conditions.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
+    if query.has_event_filters:
+        # Session-level: the sessions in which the goal (and property) happened.
+        inner = Conditions()
+        inner.add("site_id = {site:String}", site=query.site_id)
+        inner.add("event_type = 'event'")
+        if query.goal:
+            inner.add("event_name = {goal:String}", goal=query.goal)
+        if query.property_filter:
+            inner.add(
+                "properties[{property_key:String}] = {property_value:String}",
+                property_key=query.property_filter[0],
+                property_value=query.property_filter[1],
+            )
+        inner.add(
+            "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
+        )
+        conditions.add(f"session_id IN (SELECT session_id FROM page_events WHERE {inner.sql})")  # noqa: S608
+        conditions.parameters.update(inner.parameters)
+    return conditions
+
+
+def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return list(clickhouse.get_client().query(sql, parameters=dict(parameters)).result_rows)
+
+
+def bucket_expression(interval: str) -> str:
+    """A text label of the period a row falls in, in the site's timezone ({tz:String})."""
+    expressions = {
+        "hour": "formatDateTime(timestamp, '%Y-%m-%d %H:00', {tz:String})",
+        "day": "toString(toDate(timestamp, {tz:String}))",
+        "week": "toString(toMonday(timestamp, {tz:String}))",
+        "month": "toString(toStartOfMonth(timestamp, {tz:String}))",
+    }
+    if interval not in expressions:
+        raise InvalidReportQuery("interval: hour, day, week or month")
+    return expressions[interval]
+
+
+def bucket_labels(period: Period, interval: str) -> list[str]:
+    """Every label of the period, so a timeseries has no holes."""
+    labels: list[str] = []
+    if interval == "hour":
+        moment = datetime.combine(period.start, time(), period.zone)
+        end = datetime.combine(period.end + timedelta(days=1), time(), period.zone)
+        while moment < end:
+            labels.append(moment.strftime("%Y-%m-%d %H:00"))
+            moment = (moment.astimezone(UTC) + timedelta(hours=1)).astimezone(period.zone)
+        return list(dict.fromkeys(labels))
+    day = period.start
+    while day <= period.end:
+        if interval == "day":
+            labels.append(day.isoformat())
+        elif interval == "week":
+            labels.append((day - timedelta(days=day.weekday())).isoformat())
+        else:
+            labels.append(day.replace(day=1).isoformat())
+        day += timedelta(days=1)
+    return list(dict.fromkeys(labels))

@@ -1,0 +1,338 @@
+"""Every report against numbers computed by hand from a small fixed data set (below), in a
+site timezone that is not UTC, including its day boundaries; rollup and raw answers agree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from analytics.reports import ads_and_consent, conversions, traffic
+from analytics.reports.query import InvalidReportQuery, Period, ReportQuery
+from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from ingest.storage import insert_rows
+from naboria import clickhouse
+
+pytestmark = [pytest.mark.clickhouse, pytest.mark.usefixtures("clickhouse_schema")]
+PARIS = "Europe/Paris"
+
+
+def at(text: str) -> str:
+    """A UTC moment as rows store it."""
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return clickhouse_time(int(moment.timestamp() * 1000))
+
+
+def page(site, moment, visitor, session, path, kind="pageview", **extra) -> bytes:
+    return encoder.encode(
+        PageRow(
+            event_id=str(uuid.uuid4()),
+            site_id=site,
+            timestamp=at(moment),
+            received_at=at(moment),
+            event_type=kind,
+            visitor_id=visitor,
+            session_id=session,
+            consent_state="none",
+            pathname=path,
+            url=f"https://shop.example{path}",
+            retention_days=400,
+            browser="Chrome",
+            **extra,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def shop() -> str:
+    """The data set, in Paris time (UTC+1 in November):
+
+    v1/s1  Nov 20 10:00 /, 10:00:30 /pricing, 10:01 Signup{plan: pro}, 10:02 /thanks
+    v2/s2  Nov 20 11:00 / from Google (search), FR, mobile: a bounce
+    v2/s3  Nov 21 13:00 /pricing, 13:05 /
+    v3/s4  Nov 22 00:30 / (Nov 21 23:30 UTC: after the range's last day in Paris)
+    v4/s5  Nov 20 00:30 / (Nov 19 23:30 UTC: inside the range's first day in Paris)
+    bot    Nov 20 12:00 / (a bot: excluded)
+    v1/s7  Nov 24 11:00 / (v1 comes back the next week)
+    """
+    site = f"reports-{uuid.uuid4().hex[:8]}"
+    insert_rows(
+        "page_events",
+        [
+            page(site, "2026-11-20 09:00:00", "v1", "s1", "/"),
+            page(site, "2026-11-20 09:00:30", "v1", "s1", "/pricing"),
+            page(
+                site,
+                "2026-11-20 09:01:00",
+                "v1",
+                "s1",
+                "/pricing",
+                "event",
+                event_name="Signup",
+                properties={"plan": "pro"},
+            ),
+            page(site, "2026-11-20 09:02:00", "v1", "s1", "/thanks"),
+            page(
+                site,
+                "2026-11-20 10:00:00",
+                "v2",
+                "s2",
+                "/",
+                referrer_source="Google",
+                referrer_medium="search",
+                country="FR",
+                device_type="mobile",
+            ),
+            page(site, "2026-11-21 12:00:00", "v2", "s3", "/pricing"),
+            page(site, "2026-11-21 12:05:00", "v2", "s3", "/"),
+            page(site, "2026-11-21 23:30:00", "v3", "s4", "/"),
+            page(site, "2026-11-19 23:30:00", "v4", "s5", "/"),
+            page(site, "2026-11-20 11:00:00", "bot", "s6", "/", is_bot=1),
+            page(site, "2026-11-24 10:00:00", "v1", "s7", "/"),
+        ],
+    )
+    ads = [
+        (1, 10, "impression", 0),
+        (1, 10, "impression", 0),
+        (1, 10, "impression", 0),
+        (1, 10, "impression", 0),
+        (1, 10, "viewable", 0),
+        (1, 10, "viewable", 0),
+        (1, 10, "click", 0),
+        (2, 20, "impression", 0),
+        (1, 10, "impression", 1),
+    ]
+    insert_rows(
+        "ad_events",
+        [
+            encoder.encode(
+                AdRow(
+                    event_id=str(uuid.uuid4()),
+                    impression_id=f"i{index}",
+                    site_id=site,
+                    timestamp=at("2026-11-20 10:30:00"),
+                    received_at=at("2026-11-20 10:30:00"),
+                    event_type=kind,
+                    visitor_id="v",
+                    consent_state="none",
+                    campaign_id=campaign,
+                    ad_id=ad,
+                    placement_id=5,
+                    retention_days=400,
+                    is_bot=bot,
+                )
+            )
+            for index, (campaign, ad, kind, bot) in enumerate(ads)
+        ],
+    )
+    clickhouse.get_client().insert(
+        "consent_events",
+        [
+            [
+                number,
+                site,
+                datetime(2026, 11, 20, 10, tzinfo=UTC),
+                "browser",
+                granted,
+                denied,
+                1,
+                "en",
+                "Chrome",
+                "FR",
+            ]
+            for number, (granted, denied) in enumerate(
+                [
+                    (["analytics", "necessary"], ["ads"]),
+                    (["necessary"], ["analytics", "ads"]),
+                    (["ads", "analytics", "necessary"], []),
+                ],
+                start=hash(site) % 10**9,
+            )
+        ],
+        column_names=[
+            "record_id",
+            "site_id",
+            "recorded_at",
+            "visitor_kind",
+            "granted",
+            "denied",
+            "banner_version",
+            "language",
+            "user_agent_family",
+            "country",
+        ],
+    )
+    return site
+
+
+def query(
+    site: str, start: str = "2026-11-20", end: str = "2026-11-21", **params: str
+) -> ReportQuery:
+    return ReportQuery.parse(
+        site_id=site, timezone=PARIS, params={"from": start, "to": end, **params}
+    )
+
+
+def test_overview_counts_visits_bounces_and_durations(shop):
+    assert traffic.overview(query(shop))["period"] == {
+        "visitors": 3,  # v1, v2, v4 (v3 is on Nov 22 in Paris; the bot does not count)
+        "visits": 4,  # s1, s2, s3, s5
+        "pageviews": 7,
+        "views_per_visit": 1.75,
+        "bounce_rate": 50.0,  # s2 and s5: one pageview, no event
+        "visit_duration_seconds": 105.0,  # (120 + 0 + 300 + 0) / 4
+    }
+
+
+def test_bots_count_only_when_asked(shop):
+    assert traffic.overview(query(shop, bots="include"))["period"]["visitors"] == 4
+
+
+def test_comparison_with_the_previous_period(shop):
+    answer = traffic.overview(query(shop, "2026-11-22", "2026-11-23", compare="previous"))
+    assert answer["period"]["visitors"] == 1  # v3
+    assert answer["compare"]["visitors"] == 3
+    assert answer["change"]["visitors"] == -66.7
+
+
+def test_timeseries_by_day_in_site_time_from_rollup_and_raw_alike(shop):
+    expected = [
+        {"date": "2026-11-20", "visitors": 3, "visits": 3, "pageviews": 5},
+        {"date": "2026-11-21", "visitors": 1, "visits": 1, "pageviews": 2},
+    ]
+    from_rollup = traffic.timeseries(query(shop), interval="day")
+    from_raw = traffic.timeseries(query(shop, browser="Chrome"), interval="day")
+    assert (from_rollup["source"], from_raw["source"]) == ("rollup", "raw")
+    assert from_rollup["points"] == from_raw["points"] == expected
+
+
+def test_hourly_timeseries_has_every_hour_of_the_days(shop):
+    points = traffic.timeseries(query(shop, "2026-11-20", "2026-11-20"), interval="hour")["points"]
+    assert len(points) == 24
+    assert points[0] == {"date": "2026-11-20 00:00", "visitors": 1, "visits": 1, "pageviews": 1}
+    assert points[10] == {"date": "2026-11-20 10:00", "visitors": 1, "visits": 1, "pageviews": 3}
+
+
+def test_top_pages_from_rollup_and_raw_alike(shop):
+    expected = [
+        {"value": "/", "visitors": 3, "visits": 4, "pageviews": 4},
+        {"value": "/pricing", "visitors": 2, "visits": 2, "pageviews": 2},
+        {"value": "/thanks", "visitors": 1, "visits": 1, "pageviews": 1},
+    ]
+    rollup = traffic.breakdown(query(shop), dimension="pages")
+    raw = traffic.breakdown(query(shop, os=""), dimension="pages")
+    assert (rollup["source"], raw["source"]) == ("rollup", "raw")
+    assert rollup["results"] == raw["results"] == expected
+
+
+def test_sources_countries_and_devices(shop):
+    sources = traffic.breakdown(query(shop), dimension="sources")["results"]
+    assert [(row["value"], row["visitors"]) for row in sources] == [("", 3), ("Google", 1)]
+    countries = traffic.breakdown(query(shop, device="mobile"), dimension="countries")["results"]
+    assert countries == [{"value": "FR", "visitors": 1, "visits": 1, "pageviews": 1}]
+
+
+def test_entry_and_exit_pages(shop):
+    entries = traffic.entry_exit_pages(query(shop), which="entry")["results"]
+    exits = traffic.entry_exit_pages(query(shop), which="exit")["results"]
+    assert [(row["page"], row["visits"]) for row in entries] == [("/", 3), ("/pricing", 1)]
+    assert [(row["page"], row["visits"]) for row in exits] == [("/", 3), ("/thanks", 1)]
+
+
+def test_goals_and_their_conversion_rate(shop):
+    assert conversions.custom_events(query(shop))["results"] == [
+        {"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3}
+    ]
+    converted = traffic.overview(query(shop, goal="Signup"))["period"]
+    assert (converted["visitors"], converted["visits"], converted["pageviews"]) == (1, 1, 3)
+    properties = conversions.event_properties(query(shop), event="Signup", key="plan")
+    assert properties["results"] == [{"value": "pro", "visitors": 1, "events": 1}]
+
+
+def test_funnel_counts_steps_in_order_within_a_session(shop):
+    steps = conversions.funnel(query(shop), steps=["/", "/pricing", "event:Signup"])["steps"]
+    assert [(step["visits"], step["drop_off"]) for step in steps] == [(4, 0), (1, 3), (1, 0)]
+    assert steps[2]["conversion_from_start"] == 25.0
+
+
+def test_weekly_retention_cohorts(shop):
+    cohorts = conversions.retention(query(shop, "2026-11-16", "2026-11-29"), weeks=2)["cohorts"]
+    assert cohorts == [
+        {"week": "2026-11-16", "visitors": 4, "returning": [4, 1], "retention": [100.0, 25.0]}
+    ]
+
+
+def test_ad_performance_per_campaign(shop):
+    assert ads_and_consent.ad_performance(query(shop), by="campaign")["results"] == [
+        {
+            "campaign": "1",
+            "impressions": 4,
+            "viewable_impressions": 2,
+            "viewable_rate": 50.0,
+            "clicks": 1,
+            "ctr": 25.0,
+        },
+        {
+            "campaign": "2",
+            "impressions": 1,
+            "viewable_impressions": 0,
+            "viewable_rate": 0.0,
+            "clicks": 0,
+            "ctr": 0.0,
+        },
+    ]
+
+
+def test_consent_rates_per_purpose(shop):
+    assert ads_and_consent.consent_rates(query(shop))["results"] == [
+        {"purpose": "ads", "decisions": 3, "granted": 1, "rate": 33.3},
+        {"purpose": "analytics", "decisions": 3, "granted": 2, "rate": 66.7},
+        {"purpose": "necessary", "decisions": 3, "granted": 3, "rate": 100.0},
+    ]
+
+
+def test_realtime_visitors_and_their_current_pages():
+    site = f"live-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    def ago(minutes: float) -> str:
+        return (now - timedelta(minutes=minutes)).isoformat(sep=" ")
+
+    insert_rows(
+        "page_events",
+        [
+            page(site, ago(4), "a", "sa", "/other"),
+            page(site, ago(1), "a", "sa", "/live"),  # a moved on: counted on /live only
+            page(site, ago(2), "b", "sb", "/live"),
+            page(site, ago(3), "c", "sc", "/other"),
+            page(site, ago(10), "d", "sd", "/gone"),
+        ],
+    )
+    assert traffic.realtime(site_id=site) == {
+        "minutes": 5,
+        "visitors": 3,
+        "pages": [{"page": "/live", "visitors": 2}, {"page": "/other", "visitors": 1}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"from": "2026-13-01"}, "from: '2026-13-01' is not a date"),
+        ({"from": "2026-11-21", "to": "2026-11-20"}, "the range ends before it starts"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "longer than 731 days"),
+        ({"bots": "maybe"}, "bots: include or exclude"),
+        ({"property": "nokey"}, "property: use key:value"),
+        ({"compare": "2026-01-01..x"}, "compare: 'x' is not a date"),
+    ],
+)
+def test_bad_parameters_are_explained(params, message):
+    with pytest.raises(InvalidReportQuery, match=message):
+        ReportQuery.parse(site_id="s", timezone=PARIS, params=params)
+
+
+def test_period_boundaries_follow_the_site_timezone():
+    period = Period(date(2026, 3, 29), date(2026, 3, 29), PARIS)  # the day clocks go forward
+    assert period.start_utc == datetime(2026, 3, 28, 23, tzinfo=UTC)
+    assert period.end_utc == datetime(2026, 3, 29, 22, tzinfo=UTC)  # a 23-hour day
