@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from naboria import views
 from sites import views as site_views
@@ -19,4 +20,7 @@ urlpatterns = [
     path("t/<str:public_id>.json", site_views.tracker_config_json, name="tracker-config"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
+    path("api/v1/", include("analytics.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -21,7 +21,7 @@ from naboria import clickhouse
 MAX_RANGE_DAYS = 731
 # filter name -> page_events column (session-constant dimensions and the page)
 FILTER_COLUMNS = {
-    "page": "pathname",
+    "path": "pathname",  # ("page" is the API's pagination)
     "hostname": "hostname",
     "source": "referrer_source",
     "medium": "referrer_medium",

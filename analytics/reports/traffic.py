@@ -121,7 +121,7 @@ def _overview(query: ReportQuery) -> Overview:
 def _rollup_allowed(query: ReportQuery) -> bool:
     """The hourly rollup answers unfiltered (or page-filtered) questions of sites whose offset
     from UTC is whole hours during the period (half-hour zones need raw events)."""
-    if not query.uses_only({"page"}):
+    if not query.uses_only({"path"}):
         return False
     zone = query.period.zone
     moment = query.period.start_utc
@@ -191,8 +191,8 @@ def _rollup_conditions(query: ReportQuery) -> Any:
     )
     if not query.include_bots:
         conditions.add("is_bot = 0")
-    if "page" in query.filters:
-        conditions.add("pathname = {page:String}", page=query.filters["page"])
+    if "path" in query.filters:
+        conditions.add("pathname = {path:String}", path=query.filters["path"])
     return conditions
 
 

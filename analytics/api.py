@@ -1,0 +1,291 @@
+"""REST API of the reports: ``GET /api/v1/sites/<public id>/reports/<report>``.
+
+Token (``Authorization: Bearer nab_…``) or session authentication; a caller reads only the sites
+of its organizations (others answer 404, so their existence is not revealed). Every report takes
+the common parameters of analytics.reports.query (``from``, ``to``, ``compare``, ``bots``,
+``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the rows. Answers
+are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400 with a message.
+The OpenAPI schema is at /api/schema/, interactive docs at /api/docs/.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.reports import ads_and_consent, conversions, traffic
+from analytics.reports.query import FILTER_COLUMNS, InvalidReportQuery, ReportQuery
+from sites.selectors import sites_readable_by
+
+REPORT_CACHE_SECONDS = 60
+MAX_PAGE_SIZE = 1000
+
+
+def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidReportQuery(f"{name}: a whole number from {low} to {high}")
+    return int(value)
+
+
+def _page(params: dict[str, str]) -> dict[str, int]:
+    size = _int(params, "page_size", 10, 1, MAX_PAGE_SIZE)
+    return {"limit": size, "offset": (_int(params, "page", 1, 1, 100_000) - 1) * size}
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    run: Callable[[ReportQuery, dict[str, str]], dict[str, Any]]
+    rows_key: str  # the list a CSV export writes
+    description: str
+    parameters: tuple[OpenApiParameter, ...] = ()
+    cached: bool = True
+    paginated: bool = False
+
+
+def _param(name: str, description: str, kind: Any = str) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
+
+
+PAGINATION = (
+    _param("page", "1-based page of results", int),
+    _param("page_size", f"results per page (1-{MAX_PAGE_SIZE}, default 10)", int),
+)
+REPORTS = {
+    report.name: report
+    for report in [
+        Report(
+            "overview",
+            lambda query, params: traffic.overview(query),
+            "",
+            "Visitors, visits, pageviews, views per visit, bounce rate, visit duration; with "
+            "`compare`, the comparison period and the change in percent.",
+        ),
+        Report(
+            "timeseries",
+            lambda query, params: traffic.timeseries(query, interval=params.get("interval", "day")),
+            "points",
+            "Visitors, visits and pageviews per hour, day, week or month (site time).",
+            (_param("interval", "hour, day (default), week or month"),),
+        ),
+        Report(
+            "breakdown",
+            lambda query, params: traffic.breakdown(
+                query, dimension=params.get("dimension", "pages"), **_page(params)
+            ),
+            "results",
+            "Top values of a dimension: " + ", ".join(sorted(traffic.BREAKDOWNS)) + ".",
+            (_param("dimension", "what to break down by (default pages)"), *PAGINATION),
+            paginated=True,
+        ),
+        Report(
+            "entry-pages",
+            lambda query, params: traffic.entry_exit_pages(
+                query, which="entry", limit=_page(params)["limit"]
+            ),
+            "results",
+            "Pages where visits began.",
+            PAGINATION,
+        ),
+        Report(
+            "exit-pages",
+            lambda query, params: traffic.entry_exit_pages(
+                query, which="exit", limit=_page(params)["limit"]
+            ),
+            "results",
+            "Pages where visits ended.",
+            PAGINATION,
+        ),
+        Report(
+            "goals",
+            lambda query, params: conversions.custom_events(query, limit=_page(params)["limit"]),
+            "results",
+            "Custom events with their visitors, counts and conversion rates.",
+            PAGINATION,
+        ),
+        Report(
+            "properties",
+            lambda query, params: conversions.event_properties(
+                query,
+                event=params.get("event", ""),
+                key=params.get("key", ""),
+                limit=_page(params)["limit"],
+            ),
+            "results",
+            "Values of one property of a custom event.",
+            (_param("event", "the custom event"), _param("key", "the property"), *PAGINATION),
+        ),
+        Report(
+            "funnel",
+            lambda query, params: conversions.funnel(
+                query, steps=[step for step in params.get("steps", "").split(",") if step]
+            ),
+            "steps",
+            "Visits through ordered steps within a session, with drop-off per step.",
+            (_param("steps", "comma-separated: page paths (/pricing) or event:<name>"),),
+        ),
+        Report(
+            "retention",
+            lambda query, params: conversions.retention(
+                query, weeks=_int(params, "weeks", 8, 1, conversions.MAX_RETENTION_WEEKS)
+            ),
+            "cohorts",
+            "Weekly cohorts of first visits and how many came back each following week.",
+            (_param("weeks", "weeks to follow (1-12, default 8)", int),),
+        ),
+        Report(
+            "ads",
+            lambda query, params: ads_and_consent.ad_performance(
+                query, by=params.get("by", "campaign")
+            ),
+            "results",
+            "Impressions, viewable rate, clicks and CTR.",
+            (_param("by", "campaign (default), ad, placement or day"),),
+        ),
+        Report(
+            "consent",
+            lambda query, params: ads_and_consent.consent_rates(query),
+            "results",
+            "Share of recorded consent decisions granting each purpose.",
+        ),
+        Report(
+            "realtime",
+            lambda query, params: traffic.realtime(
+                site_id=query.site_id, include_bots=query.include_bots
+            ),
+            "pages",
+            "Visitors in the last 5 minutes and the pages they are on (never cached).",
+            cached=False,
+        ),
+    ]
+}
+COMMON_PARAMETERS = (
+    _param("from", "first day, YYYY-MM-DD in the site's timezone (default: 29 days ago)"),
+    _param("to", "last day, inclusive (default: today)"),
+    _param("compare", "previous, or YYYY-MM-DD..YYYY-MM-DD"),
+    _param("bots", "exclude (default) or include"),
+    _param("goal", "only visits with this custom event"),
+    _param("property", "only visits with a custom event property key:value"),
+    _param("format", "json (default) or csv"),
+    *(_param(name, f"filter: {column} equals") for name, column in FILTER_COLUMNS.items()),
+)
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """The report's rows as CSV, one column per field."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        rows = data.get("csv_rows") if isinstance(data, dict) else None
+        if rows is None:  # an error: its message as one cell
+            rows = [{"error": data.get("error", "") if isinstance(data, dict) else str(data)}]
+        output = io.StringIO()
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(output, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _cell(value) for key, value in row.items()})
+        return output.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+class ReportView(APIView):
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+    report: Report
+
+    def get(self, request: Request, public_id: str) -> Response:
+        site = get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
+        params = {key: str(value) for key, value in request.query_params.items()}
+        params.pop("format", None)
+        report = self.report
+        key = (
+            "report:"
+            + hashlib.sha256(
+                json.dumps(
+                    [report.name, site.public_id, site.timezone, sorted(params.items())]
+                ).encode()
+            ).hexdigest()
+        )
+        answer = cache.get(key) if report.cached else None
+        if answer is None:
+            try:
+                query = ReportQuery.parse(
+                    site_id=site.public_id, timezone=site.timezone, params=params
+                )
+                answer = report.run(query, params)
+            except InvalidReportQuery as error:
+                raise ValidationError({"error": str(error)}) from None
+            if report.cached:
+                cache.set(key, answer, REPORT_CACHE_SECONDS)
+        body = {"site": site.public_id, "report": report.name, **answer}
+        if report.paginated:
+            body.update(self._pages(request, params, len(answer.get("results", []))))
+        if (
+            getattr(request, "accepted_renderer", None)
+            and request.accepted_renderer.format == "csv"
+        ):
+            rows = answer.get(report.rows_key) if report.rows_key else [answer.get("period", {})]
+            body = {"csv_rows": rows or []}
+            response = Response(body)
+            response["Content-Disposition"] = (
+                f'attachment; filename="{site.public_id}-{report.name}.csv"'
+            )
+            return response
+        return Response(body)
+
+    @staticmethod
+    def _pages(request: Request, params: dict[str, str], count: int) -> dict[str, str | None]:
+        page = int(params.get("page", "1") or 1)
+        size = int(params.get("page_size", "10") or 10)
+
+        def link(number: int) -> str:
+            query = request.query_params.copy()
+            query["page"] = str(number)
+            return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+        return {
+            "next": link(page + 1) if count == size else None,
+            "previous": link(page - 1) if page > 1 else None,
+        }
+
+
+def report_view(report: Report) -> Callable[..., Any]:
+    """A view class per report, so the OpenAPI schema documents each one."""
+    view: type[ReportView] = type(
+        f"{report.name.title().replace('-', '')}ReportView", (ReportView,), {"report": report}
+    )
+    decorated: type[ReportView] = extend_schema(
+        operation_id=f"report_{report.name.replace('-', '_')}",
+        summary=report.name,
+        description=report.description,
+        parameters=[*COMMON_PARAMETERS, *report.parameters],
+        responses={200: OpenApiTypes.OBJECT},
+        tags=["reports"],
+    )(view)
+    return decorated.as_view()
