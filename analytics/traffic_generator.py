@@ -1,0 +1,547 @@
+"""Realistic generated traffic for a site: visitors with devices, countries and sources, visits
+that walk through the site's pages, custom events with properties, engagement, and ad
+impressions, viewable impressions and clicks drawn from the documented click model
+(analytics.click_model).
+
+Two ways in, used by ``python manage.py generate_traffic``:
+- ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history);
+- ``send_through_ingest``: every visit as a real /collect batch and every ad event as a real
+  /ad-event, through validation, enrichment, the sink and the drain or direct writer (the
+  server clamps event times to the last 7 days, so history is limited to that).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from asgiref.sync import async_to_sync
+
+from analytics.click_model import ImpressionFeatures, click_probability
+from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from ingest.storage import insert_rows
+
+
+class Device(NamedTuple):
+    kind: str
+    browser: str
+    os: str
+    share: float
+    user_agent: str
+
+
+class Source(NamedTuple):
+    source: str
+    medium: str
+    referrer: str
+    utm_source: str
+    utm_campaign: str
+    share: float
+
+
+DEVICES = [
+    Device(
+        "desktop",
+        "Chrome",
+        "Windows",
+        0.34,
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    ),
+    Device(
+        "desktop",
+        "Safari",
+        "Mac OS X",
+        0.12,
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    ),
+    Device(
+        "desktop",
+        "Firefox",
+        "Linux",
+        0.04,
+        "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    ),
+    Device(
+        "mobile",
+        "Mobile Safari",
+        "iOS",
+        0.22,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    ),
+    Device(
+        "mobile",
+        "Chrome Mobile",
+        "Android",
+        0.22,
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    ),
+    Device(
+        "tablet",
+        "Mobile Safari",
+        "iOS",
+        0.06,
+        "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    ),
+]
+COUNTRIES = {
+    "FR": 0.3,
+    "DE": 0.15,
+    "GB": 0.12,
+    "US": 0.18,
+    "ES": 0.08,
+    "IT": 0.07,
+    "BE": 0.05,
+    "CA": 0.05,
+}
+SOURCES = [
+    Source("", "direct", "", "", "", 0.3),
+    Source("Google", "search", "https://www.google.com/", "", "", 0.32),
+    Source("Bing", "search", "https://www.bing.com/", "", "", 0.04),
+    Source("Facebook", "social", "https://www.facebook.com/", "", "", 0.1),
+    Source("Twitter", "social", "https://t.co/", "", "", 0.04),
+    Source("newsletter", "email", "", "newsletter", "winter-sale", 0.08),
+    Source("blog.example.org", "referral", "https://blog.example.org/post", "", "", 0.07),
+    Source("google", "paid", "https://www.google.com/", "google", "brand", 0.05),
+]
+PRODUCTS = 40
+IP_OCTETS = ((11, 223), (0, 255), (0, 255), (1, 254))
+# Relative traffic per local hour: quiet nights, an evening peak.
+HOUR_WEIGHTS = [
+    1,
+    0.6,
+    0.4,
+    0.3,
+    0.3,
+    0.4,
+    0.8,
+    1.4,
+    2,
+    2.3,
+    2.4,
+    2.5,
+    2.6,
+    2.5,
+    2.4,
+    2.4,
+    2.5,
+    2.8,
+    3.2,
+    3.5,
+    3.4,
+    2.9,
+    2.2,
+    1.5,
+]
+
+
+@dataclass
+class Event:
+    kind: str  # pageview, event, engagement
+    path: str
+    at: datetime
+    name: str = ""
+    props: dict[str, str] = field(default_factory=dict)
+    visible_ms: int = 0
+    scroll_depth: int = 0
+
+
+@dataclass
+class AdView:
+    impression: str
+    campaign: int
+    ad: int
+    placement: int
+    at: datetime
+    viewable: bool
+    clicked: bool
+    probability: float
+
+
+@dataclass
+class Visit:
+    visitor: str
+    session: str
+    device: Device
+    country: str
+    source: Source
+    ip: str
+    events: list[Event]
+    ads: list[AdView]
+
+
+@dataclass(frozen=True)
+class AdInventory:
+    """(campaign, ad, placement) triples ads can be drawn from, campaigns in a stable order."""
+
+    triples: tuple[tuple[int, int, int], ...]
+
+    @property
+    def campaigns(self) -> list[int]:
+        return sorted({campaign for campaign, _, _ in self.triples})
+
+
+def _next_path(rng: random.Random, path: str) -> str | None:
+    if path == "/thanks" or rng.random() > 0.68:
+        return None
+    if path.startswith("/products/"):
+        return rng.choice(["/cart", "/products", f"/products/{rng.randint(1, PRODUCTS)}"])
+    if path == "/cart":
+        return rng.choice(["/checkout", "/products"])
+    if path == "/checkout":
+        return "/thanks" if rng.random() < 0.6 else None
+    if path.startswith("/blog"):
+        return rng.choice(["/products", f"/blog/post-{rng.randint(1, 30)}", "/"])
+    return rng.choice(
+        ["/products", f"/products/{rng.randint(1, PRODUCTS)}", "/pricing", "/blog", "/about"]
+    )
+
+
+def _landing(rng: random.Random, medium: str) -> str:
+    if medium in {"search", "paid"}:
+        return rng.choice([f"/products/{rng.randint(1, PRODUCTS)}", "/", "/pricing"])
+    if medium == "social":
+        return f"/blog/post-{rng.randint(1, 30)}"
+    if medium == "email":
+        return "/products"
+    return "/"
+
+
+def generate_visits(
+    *,
+    days: int,
+    visitors: int,
+    timezone: str,
+    inventory: AdInventory,
+    seed: int = 7,
+    end: datetime | None = None,
+) -> Iterator[Visit]:
+    """Visits of ``visitors`` visitors over the ``days`` days before ``end`` (now)."""
+    rng = random.Random(seed)  # noqa: S311 (simulated traffic)
+    zone = ZoneInfo(timezone)
+    finish = end or datetime.now(UTC)
+    campaigns = inventory.campaigns
+    for number in range(visitors):
+        device = rng.choices(DEVICES, weights=[option.share for option in DEVICES])[0]
+        country = rng.choices(list(COUNTRIES), weights=list(COUNTRIES.values()))[0]
+        visitor = f"gen-{seed}-{number}"
+        ip = ".".join(str(rng.randint(low, high)) for low, high in IP_OCTETS)
+        visit_count = min(1 + int(rng.expovariate(1.4)), 6)
+        first_day = rng.randint(0, days - 1)
+        for index in range(visit_count):
+            day = finish.astimezone(zone).date() - timedelta(
+                days=max(first_day - index * rng.randint(1, 4), 0)
+            )
+            hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
+            start = datetime(
+                day.year,
+                day.month,
+                day.day,
+                hour,
+                rng.randint(0, 59),
+                rng.randint(0, 59),
+                tzinfo=zone,
+            ).astimezone(UTC)
+            if start >= finish:
+                start = finish - timedelta(minutes=rng.randint(5, 120))
+            source = (
+                rng.choices(SOURCES, weights=[option.share for option in SOURCES])[0]
+                if index == 0 or rng.random() < 0.5
+                else SOURCES[0]
+            )
+            yield _visit(
+                rng,
+                visitor,
+                device,
+                country,
+                source,
+                ip,
+                start,
+                index > 0,
+                inventory,
+                campaigns,
+                zone,
+            )
+
+
+def _visit(
+    rng: random.Random,
+    visitor: str,
+    device: Device,
+    country: str,
+    source: Source,
+    ip: str,
+    start: datetime,
+    returning: bool,
+    inventory: AdInventory,
+    campaigns: list[int],
+    zone: ZoneInfo,
+) -> Visit:
+    events: list[Event] = []
+    ads: list[AdView] = []
+    moment = start
+    path: str | None = _landing(rng, source[1])
+    pageviews = 0
+    while path is not None and pageviews < 12:
+        events.append(Event("pageview", path, moment))
+        pageviews += 1
+        dwell = timedelta(seconds=max(3, rng.lognormvariate(3.2, 0.8)))
+        if path.startswith("/products/") and rng.random() < 0.18:
+            events.append(
+                Event(
+                    "event",
+                    path,
+                    moment + dwell / 2,
+                    "AddToCart",
+                    {"product": path.rsplit("/", 1)[1]},
+                )
+            )
+        if path == "/thanks":
+            events.append(
+                Event(
+                    "event",
+                    path,
+                    moment + timedelta(seconds=2),
+                    "Purchase",
+                    {"value": str(rng.choice([19, 49, 99, 149]))},
+                )
+            )
+        if path == "/pricing" and rng.random() < 0.12:
+            events.append(
+                Event(
+                    "event",
+                    path,
+                    moment + dwell / 2,
+                    "Signup",
+                    {"plan": rng.choice(["free", "pro", "team"])},
+                )
+            )
+        if inventory.triples and rng.random() < 0.55:
+            campaign, ad, placement = rng.choice(inventory.triples)
+            shown = moment + timedelta(milliseconds=rng.randint(200, 1500))
+            features = ImpressionFeatures(
+                device=device[0],
+                local_hour=shown.astimezone(zone).hour,
+                campaign_rank=campaigns.index(campaign),
+                returning=returning,
+                medium=source[1],
+                pageviews_before=pageviews - 1,
+            )
+            probability = click_probability(features)
+            ads.append(
+                AdView(
+                    uuid.uuid4().hex,
+                    campaign,
+                    ad,
+                    placement,
+                    shown,
+                    rng.random() < 0.62,
+                    rng.random() < probability,
+                    probability,
+                )
+            )
+        if rng.random() < 0.8:
+            events.append(
+                Event(
+                    "engagement",
+                    path,
+                    moment + dwell,
+                    visible_ms=int(dwell.total_seconds() * 1000),
+                    scroll_depth=rng.choice([25, 50, 75, 100]),
+                )
+            )
+        moment += dwell + timedelta(seconds=rng.randint(1, 20))
+        path = _next_path(rng, path)
+    return Visit(visitor, uuid.uuid4().hex, device, country, source, ip, events, ads)
+
+
+def _ms(moment: datetime) -> str:
+    return clickhouse_time(int(moment.timestamp() * 1000))
+
+
+def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[bytes], list[bytes]]:
+    device, browser, os, _, _ = visit.device
+    source, medium, referrer, utm_source, utm_campaign, _ = visit.source
+    pages = []
+    for event in visit.events:
+        pages.append(
+            encoder.encode(
+                PageRow(
+                    event_id=str(uuid.uuid4()),
+                    site_id=site_id,
+                    timestamp=_ms(event.at),
+                    received_at=_ms(event.at),
+                    event_type=event.kind,
+                    visitor_id=visit.visitor,
+                    session_id=visit.session,
+                    consent_state="none",
+                    pathname=event.path,
+                    url=f"https://shop.example{event.path}",
+                    retention_days=retention_days,
+                    event_name=event.name,
+                    hostname="shop.example",
+                    referrer=referrer,
+                    referrer_source=source,
+                    referrer_medium=medium,
+                    utm_source=utm_source,
+                    utm_campaign=utm_campaign,
+                    country=visit.country,
+                    browser=browser,
+                    os=os,
+                    device_type=device,
+                    visible_ms=event.visible_ms,
+                    scroll_depth=event.scroll_depth,
+                    properties=event.props,
+                )
+            )
+        )
+    ads = []
+    for view in visit.ads:
+        kinds = (
+            ["impression"]
+            + (["viewable"] if view.viewable else [])
+            + (["click"] if view.clicked else [])
+        )
+        for offset, kind in enumerate(kinds):
+            moment = _ms(view.at + timedelta(seconds=offset))
+            ads.append(
+                encoder.encode(
+                    AdRow(
+                        event_id=str(
+                            uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{view.impression}:{kind}")
+                        ),
+                        impression_id=view.impression,
+                        site_id=site_id,
+                        timestamp=moment,
+                        received_at=moment,
+                        event_type=kind,
+                        visitor_id=visit.visitor,
+                        consent_state="none",
+                        campaign_id=view.campaign,
+                        ad_id=view.ad,
+                        placement_id=view.placement,
+                        retention_days=retention_days,
+                        country=visit.country,
+                        device_type=device,
+                    )
+                )
+            )
+    return pages, ads
+
+
+def bulk_load(
+    *,
+    site_id: str,
+    retention_days: int,
+    visits: Iterator[Visit],
+    batch_rows: int = 50_000,
+    progress: Callable[[int], None] = lambda visits: None,
+) -> tuple[int, int]:
+    """Insert the visits' rows in large batches; (page rows, ad rows)."""
+    pages: list[bytes] = []
+    ads: list[bytes] = []
+    totals = [0, 0]
+    for visit in visits:
+        page_rows, ad_rows = bulk_rows(site_id, retention_days, visit)
+        pages += page_rows
+        ads += ad_rows
+        progress(1)
+        if len(pages) >= batch_rows:
+            insert_rows("page_events", pages)
+            totals[0] += len(pages)
+            pages = []
+        if len(ads) >= batch_rows:
+            insert_rows("ad_events", ads)
+            totals[1] += len(ads)
+            ads = []
+    insert_rows("page_events", pages)
+    insert_rows("ad_events", ads)
+    return totals[0] + len(pages), totals[1] + len(ads)
+
+
+def send_through_ingest(
+    *, site_id: str, visits: Iterator[Visit], progress: Callable[[int], None] = lambda visits: None
+) -> dict[str, int]:
+    """Every visit as the tracker would send it: a /collect batch (cookieless visitor from its
+    IP and user agent), and each ad event as a confirmed /ad-event. Statuses are counted."""
+    from ingest.endpoints import TrackingRequest, dispatch
+
+    statuses: dict[str, int] = {}
+
+    async def send(path: str, body: dict[str, object], visit: Visit) -> None:
+        request = TrackingRequest(
+            method="POST",
+            path=path,
+            query={},
+            body=json.dumps(body).encode(),
+            remote_addr=visit.ip,
+            headers={"content-type": "text/plain", "user-agent": visit.device[4]},
+        )
+        response = await dispatch(request)
+        statuses[f"{path} {response.status}"] = statuses.get(f"{path} {response.status}", 0) + 1
+
+    async def run() -> None:
+        for visit in visits:
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            events = [
+                {
+                    "type": event.kind,
+                    "url": f"https://shop.example{event.path}",
+                    "ts": int(event.at.timestamp() * 1000),
+                    **({"name": event.name, "props": event.props} if event.kind == "event" else {}),
+                    **(
+                        {"visible_ms": event.visible_ms, "scroll_depth": event.scroll_depth}
+                        if event.kind == "engagement"
+                        else {}
+                    ),
+                    **(
+                        {"referrer": visit.source[2]}
+                        if event.kind == "pageview" and visit.source[2]
+                        else {}
+                    ),
+                }
+                for event in visit.events
+            ]
+            for start in range(0, len(events), 100):
+                await send(
+                    "/collect",
+                    {"site": site_id, "sent_at": now_ms, "events": events[start : start + 100]},
+                    visit,
+                )
+            for view in visit.ads:
+                kinds = (
+                    ["impression"]
+                    + (["viewable"] if view.viewable else [])
+                    + (["click"] if view.clicked else [])
+                )
+                for kind in kinds:
+                    await send(
+                        "/ad-event",
+                        {
+                            "type": kind,
+                            "site": site_id,
+                            "impression": view.impression,
+                            "campaign": view.campaign,
+                            "ad": view.ad,
+                            "placement": view.placement,
+                            "ts": int(view.at.timestamp() * 1000),
+                        },
+                        visit,
+                    )
+            progress(1)
+
+    # async_to_sync: database calls of the endpoints run in this thread, on its connection.
+    async_to_sync(run)()
+    return statuses
+
+
+def expected_ctr(visits: list[Visit]) -> float:
+    """The click-through rate the click model implies for these visits' impressions."""
+    probabilities = [view.probability for visit in visits for view in visit.ads]
+    return sum(probabilities) / len(probabilities) if probabilities else math.nan

@@ -1,0 +1,116 @@
+"""The traffic generator: deterministic for a seed, realistic enough to fill every report,
+through bulk loading and through the real ingestion path, with clicks that follow the
+documented click model."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from analytics.click_model import ImpressionFeatures, click_probability
+from analytics.reports import traffic
+from analytics.reports.query import ReportQuery
+from analytics.traffic_generator import AdInventory, expected_ctr, generate_visits
+from naboria import clickhouse
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.clickhouse,
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path"),
+]
+INVENTORY = AdInventory(((1, 11, 1), (2, 21, 1), (3, 31, 2)))
+END = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def visits(count: int, seed: int = 3) -> list:
+    return list(
+        generate_visits(
+            days=10,
+            visitors=count,
+            timezone="Europe/Paris",
+            inventory=INVENTORY,
+            seed=seed,
+            end=END,
+        )
+    )
+
+
+def test_same_seed_same_traffic_and_every_visit_is_plausible():
+    first, again = visits(50), visits(50)
+    assert [(v.visitor, [e.path for e in v.events]) for v in first] == [
+        (v.visitor, [e.path for e in v.events]) for v in again
+    ]
+    assert {v.visitor for v in first} == {f"gen-3-{n}" for n in range(50)}
+    for visit in first:
+        assert visit.events[0].kind == "pageview"
+        assert all(event.at <= END for event in visit.events)
+        assert [e.at for e in visit.events if e.kind == "pageview"] == sorted(
+            e.at for e in visit.events if e.kind == "pageview"
+        )
+
+
+def test_click_model_favours_its_documented_features():
+    base = ImpressionFeatures("desktop", 10, 1, False, "direct", 0)
+    mobile = ImpressionFeatures("mobile", 10, 1, False, "direct", 0)
+    evening = ImpressionFeatures("desktop", 20, 1, False, "direct", 0)
+    assert click_probability(mobile) > click_probability(base)
+    assert click_probability(evening) > click_probability(base)
+    assert 0.005 < click_probability(base) < 0.05
+
+
+def test_generated_clicks_match_the_model():
+    generated = visits(4000, seed=11)
+    impressions = [view for visit in generated for view in visit.ads]
+    observed = sum(view.clicked for view in impressions) / len(impressions)
+    assert len(impressions) > 3000
+    assert abs(observed - expected_ctr(generated)) < 0.01
+
+
+def test_bulk_loading_fills_the_reports(site):
+    out = io.StringIO()
+    call_command(
+        "generate_traffic", site=site.public_id, visitors=300, days=10, bulk=True, stdout=out
+    )
+    assert "page events and" in out.getvalue()
+    query = ReportQuery.parse(site_id=site.public_id, timezone=site.timezone, params={})
+    overview = traffic.overview(query)["period"]
+    assert overview["visitors"] >= 250  # most visitors visit within the last 30 days
+    assert overview["visits"] >= overview["visitors"]
+    sources = {row["value"] for row in traffic.breakdown(query, dimension="sources")["results"]}
+    assert {"Google", "Facebook"} <= sources
+    clicks = (
+        clickhouse.get_client()
+        .query(
+            "SELECT countIf(event_type = 'click'), countIf(event_type = 'impression') "
+            "FROM ad_events WHERE site_id = {s:String}",
+            parameters={"s": site.public_id},
+        )
+        .result_rows[0]
+    )
+    assert 0 < clicks[0] < clicks[1]
+
+
+def test_generating_through_the_ingestion_path(site):
+    out = io.StringIO()
+    call_command("generate_traffic", site=site.public_id, visitors=15, days=2, stdout=out)
+    summary = out.getvalue()
+    assert "/collect 202" in summary
+    assert "/ad-event 200" in summary
+    assert " 4" not in summary.replace("/collect 202", "").replace("/ad-event 200", "")  # no 4xx
+    count = (
+        clickhouse.get_client()
+        .query(
+            "SELECT count() FROM page_events WHERE site_id = {s:String}",
+            parameters={"s": site.public_id},
+        )
+        .result_rows[0][0]
+    )
+    assert count > 15
+
+
+def test_unknown_site_is_a_clear_error():
+    with pytest.raises(Exception, match="no site with public id 'nope'"):
+        call_command("generate_traffic", site="nope")
