@@ -13,45 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
-from channels.exceptions import StopConsumer
-from channels.generic.http import AsyncHttpConsumer
 from prometheus_client import Gauge
 
 from ads import serving
 from ads.delivery import LiveAd, PlacementSlot
 from ads.snapshot import changes, ensure_listening
 from ingest.endpoints import Refusal
+from naboria.sse import Refused, StreamConsumer
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15.0
 OPEN_STREAMS = Gauge("naboria_ad_streams_open", "Ad SSE streams open in this process.")
 
 
-class AdStream(AsyncHttpConsumer):
-    task: asyncio.Task[None] | None = None
-
-    async def http_request(self, message: dict[str, Any]) -> None:
-        # AsyncHttpConsumer ends the response when handle() returns; a stream runs in a task of
-        # its own instead, so the consumer stays free to receive http.disconnect and stop it.
-        if message.get("more_body"):
-            return
-        await self.handle(b"")
-        if self.task is None:  # refused: the answer is complete
-            await self.disconnect()
-            raise StopConsumer()
-
-    async def handle(self, body: bytes) -> None:
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in self.scope["headers"]
-        }
-        query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+class AdStream(StreamConsumer):
+    async def open(
+        self, headers: dict[str, str], query: dict[str, str]
+    ) -> list[tuple[bytes, bytes]]:
         try:
             slot = await serving.placement(query.get("placement", ""))
             viewer = await serving.viewer_for(
@@ -61,29 +43,14 @@ class AdStream(AsyncHttpConsumer):
                 remote_addr=(self.scope.get("client") or ("", 0))[0],
             )
         except Refusal as refusal:
-            await self.send_response(
-                refusal.status,
-                json.dumps({"error": refusal.message}).encode(),
-                headers=[(b"content-type", b"application/json"), *self._cors(headers)],
-            )
-            return
+            raise Refused(refusal.status, refusal.message) from None
         await ensure_listening()
-        await self.send_headers(
-            headers=[
-                (b"content-type", b"text/event-stream"),
-                (b"cache-control", b"no-store"),
-                (b"x-accel-buffering", b"no"),  # nginx: pass events through at once
-                *self._cors(headers),
-            ]
-        )
-        resume = headers.get("last-event-id") or query.get("lastEventId", "")
-        host = _host(headers, self.scope)
-        self.task = asyncio.create_task(self._stream(slot, viewer, resume, host))
+        self.slot, self.viewer, self.host = slot, viewer, _host(headers, self.scope)
+        self.resume = headers.get("last-event-id") or query.get("lastEventId", "")
+        return []
 
-    @staticmethod
-    def _cors(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-        origin = headers.get("origin")
-        return [(b"access-control-allow-origin", origin.encode())] if origin else []
+    async def stream(self) -> None:
+        await self._stream(self.slot, self.viewer, self.resume, self.host)
 
     async def _stream(
         self, slot: PlacementSlot, viewer: serving.Viewer, resume: str, host: str
@@ -133,13 +100,7 @@ class AdStream(AsyncHttpConsumer):
             return
         impression = serving.new_impression_id()
         payload = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
-        event_id = f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}"
-        message = f"id: {event_id}\nevent: ad\ndata: {json.dumps(payload)}\n\n"
-        await self.send_body(message.encode(), more_body=True)
-
-    async def disconnect(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        await self.send_event("ad", payload, f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}")
 
 
 def _resumed(last_event_id: str, ads: tuple[LiveAd, ...]) -> tuple[LiveAd, float] | None:

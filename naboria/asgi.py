@@ -32,11 +32,17 @@ with exit_on_configuration_error():
 
         republish_all()
 
+    from channels.auth import AuthMiddlewareStack
+
     from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
     from ads.streams import AdStream
+    from analytics.streams import PATH as REALTIME_PATH
+    from analytics.streams import RealtimeStream
     from ingest.asgi import TRACKING_PATHS, lean_application, tracking_application
 
     ad_stream = AdStream.as_asgi()
+    # The dashboard's realtime stream needs the admin session's user.
+    realtime_stream = AuthMiddlewareStack(RealtimeStream.as_asgi())
     ad_application = lean_application(AD_ENDPOINTS)
 
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it
@@ -51,6 +57,8 @@ async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await ad_stream(scope, receive, send)
     elif scope["path"] in AD_ENDPOINTS:
         await ad_application(scope, receive, send)
+    elif REALTIME_PATH.match(scope["path"]):
+        await realtime_stream(scope, receive, send)
     else:
         await django_application(scope, receive, send)
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from analytics import views as analytics_views
 from naboria import views
 from sites import views as site_views
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("demo/", views.demo, name="demo"),
+    path("dashboard/<str:public_id>/", analytics_views.dashboard, name="dashboard"),
     path("t/<str:public_id>.js", site_views.tracker_loader, name="tracker-loader"),
     path("t/<str:public_id>.json", site_views.tracker_config_json, name="tracker-config"),
     path("admin/", admin.site.urls),

@@ -7,7 +7,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from consent.services import consent_banner_ensure
 from sites.models import (
@@ -82,6 +84,7 @@ class SiteAdmin(OrganizationScopedAdmin):
         "analytics_enabled",
         "ads_enabled",
         "consent_banner_enabled",
+        "dashboard_link",
     ]
     list_filter = ["organization", "analytics_enabled", "ads_enabled", "consent_banner_enabled"]
     search_fields = ["name", "public_id", "organization__name"]
@@ -106,6 +109,10 @@ class SiteAdmin(OrganizationScopedAdmin):
     ]
     inlines = [SiteSecretInline]
     actions = ["rotate_secret"]
+
+    @admin.display(description="analytics")
+    def dashboard_link(self, obj: Site) -> str:
+        return format_html('<a href="{}">Dashboard</a>', reverse("dashboard", args=[obj.public_id]))
 
     def save_model(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -36,6 +36,11 @@ def _built() -> tuple[dict[str, str], str]:
     return manifest, loader
 
 
+def built_bundles() -> dict[str, str]:
+    """The manifest of tracker/dist: bundle name -> file name (the dashboard uses it too)."""
+    return _built()[0]
+
+
 def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
     """Everything the tracker and the banner need to know about the site (docs/tracker.md)."""
     manifest, _ = _built()

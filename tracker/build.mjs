@@ -5,6 +5,7 @@
 //   dist/tracker.<hash>.js      tracker core                      budget 2.5 KB
 //   dist/ads.<hash>.js          ads module (sites with ads)       budget 1.5 KB
 //   dist/banner.<hash>.js       consent banner (sites with one)   budget 8 KB
+//   dist/dashboard.<hash>.js    analytics dashboard + .css        budget 40 KB
 //   dist/manifest.json          {"tracker": "tracker.<hash>.js", ...} read by Django
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -16,6 +17,9 @@ const BUNDLES = [
   { name: 'tracker', entry: 'src/core/index.js', budget: 2560, hashed: true },
   { name: 'ads', entry: 'src/ads/index.js', budget: 1536, hashed: true },
   { name: 'banner', entry: 'src/cmp/index.js', budget: 8192, hashed: true },
+  // The analytics dashboard (admin side, not embedded in sites): uPlot for the graph.
+  { name: 'dashboard', entry: 'src/dashboard/index.js', budget: 40960, hashed: true },
+  { name: 'dashboard_css', entry: 'src/dashboard/dashboard.css', budget: 8192, hashed: true, extension: 'css' },
 ]
 
 rmSync('dist', { recursive: true, force: true })
@@ -27,14 +31,16 @@ for (const bundle of BUNDLES) {
     entryPoints: [bundle.entry],
     bundle: true,
     minify: true,
-    format: 'iife',
+    format: bundle.extension === 'css' ? undefined : 'iife',
     target: ['es2019'],
     write: false,
     legalComments: 'none',
   })
   const code = result.outputFiles[0].contents
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 10)
-  const file = bundle.hashed ? `${bundle.name}.${hash}.js` : `${bundle.name}.js`
+  const extension = bundle.extension || 'js'
+  const stem = bundle.name.replace('_css', '')
+  const file = bundle.hashed ? `${stem}.${hash}.${extension}` : `${stem}.${extension}`
   writeFileSync(`dist/${file}`, code)
   manifest[bundle.name] = file
   const gzipped = gzipSync(code, { level: 9 }).length

@@ -35,6 +35,30 @@ def _credentials(path: Path) -> dict[str, str]:
     return generated
 
 
+DEMO_VISITORS = 1500
+
+
+def demo_traffic_ensure(*, site: Site) -> str:
+    """A month of generated traffic for the demo site, once; what was loaded ("" if nothing)."""
+    from analytics.management.commands.generate_traffic import ad_inventory
+    from analytics.traffic_generator import bulk_load, generate_visits
+    from naboria import clickhouse
+
+    existing = clickhouse.get_client().query(
+        "SELECT count() FROM page_events WHERE site_id = {site:String}",
+        parameters={"site": site.public_id},
+    )
+    if existing.result_rows[0][0]:
+        return ""
+    visits = generate_visits(
+        days=30, visitors=DEMO_VISITORS, timezone=site.timezone, inventory=ad_inventory(site)
+    )
+    pages, ads = bulk_load(
+        site_id=site.public_id, retention_days=site.retention_days, visits=visits
+    )
+    return f"{pages:,} page events, {ads:,} ad events"
+
+
 class Command(BaseCommand):
     help = "Create the demo organization, site, superuser and marketer (idempotent)."
 
@@ -67,7 +91,10 @@ class Command(BaseCommand):
                 user.save()
                 membership_set(organization=organization, user=user, role=role)
 
+        seeded = demo_traffic_ensure(site=site)
         self.stdout.write(f"Demo site: {site.name} (public id {site.public_id})")
+        if seeded:
+            self.stdout.write(f"Demo traffic: {seeded} (30 days)")
         self.stdout.write(f"Demo placement: {placement.name} (key {placement.key})")
         self.stdout.write(f"Admin login:    admin / {passwords['admin']}")
         self.stdout.write(f"Marketer login: marketer / {passwords['marketer']}")
