@@ -156,3 +156,16 @@ def test_openapi_schema_and_interactive_docs(tenants):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_dashboard_page_is_for_members_of_the_sites_organization(tenants, user):
+    mine, theirs, _ = tenants
+    user.is_staff = True
+    user.save()
+    membership_set(organization=mine.organization, user=user, role=Role.ANALYST)
+    client = APIClient()
+    client.force_login(user)
+    page = client.get(f"/dashboard/{mine.public_id}/")
+    assert page.status_code == 200
+    assert f'data-site="{mine.public_id}"' in page.content.decode()
+    assert client.get(f"/dashboard/{theirs.public_id}/").status_code == 404
