@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.reports.query import Conditions, InvalidReportQuery, ReportQuery, rows
+from analytics.reports.query import (
+    InvalidReportQuery,
+    ReportQuery,
+    hourly_rollup_conditions,
+    rows,
+)
 
 AD_GROUPINGS = {
     "campaign": "toString(campaign_id)",
@@ -19,15 +24,7 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
     """Impressions, viewable rate, clicks and CTR per campaign, ad, placement or day."""
     if by not in AD_GROUPINGS:
         raise InvalidReportQuery(f"by: one of {', '.join(AD_GROUPINGS)}")
-    conditions = Conditions()
-    conditions.add("site_id = {site:String}", site=query.site_id)
-    conditions.add(
-        "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}",
-        start=query.period.start_utc.replace(tzinfo=None),
-        end=query.period.end_utc.replace(tzinfo=None),
-    )
-    if not query.include_bots:
-        conditions.add("is_bot = 0")
+    conditions = hourly_rollup_conditions(query)
     sql = f"""
         SELECT {AD_GROUPINGS[by]} AS key, sum(impressions) AS shown,
                sum(viewable_impressions), sum(clicks)

@@ -210,6 +210,20 @@ def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Co
     return conditions
 
 
+def hourly_rollup_conditions(query: ReportQuery) -> Conditions:
+    """Conditions on an hourly rollup (``hour`` in UTC) for the query's site, period and bots."""
+    conditions = Conditions()
+    conditions.add("site_id = {site:String}", site=query.site_id)
+    conditions.add(
+        "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}",
+        start=query.period.start_utc.replace(tzinfo=None),
+        end=query.period.end_utc.replace(tzinfo=None),
+    )
+    if not query.include_bots:
+        conditions.add("is_bot = 0")
+    return conditions
+
+
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     return list(clickhouse.get_client().query(sql, parameters=dict(parameters)).result_rows)
 

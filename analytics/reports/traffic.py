@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics.reports.query import (
+    Conditions,
     InvalidReportQuery,
     ReportQuery,
     bucket_expression,
     bucket_labels,
     event_conditions,
+    hourly_rollup_conditions,
     rows,
 )
 
@@ -179,18 +181,8 @@ def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
     }
 
 
-def _rollup_conditions(query: ReportQuery) -> Any:
-    from analytics.reports.query import Conditions
-
-    conditions = Conditions()
-    conditions.add("site_id = {site:String}", site=query.site_id)
-    conditions.add(
-        "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}",
-        start=query.period.start_utc.replace(tzinfo=None),
-        end=query.period.end_utc.replace(tzinfo=None),
-    )
-    if not query.include_bots:
-        conditions.add("is_bot = 0")
+def _rollup_conditions(query: ReportQuery) -> Conditions:
+    conditions = hourly_rollup_conditions(query)
     if "path" in query.filters:
         conditions.add("pathname = {path:String}", path=query.filters["path"])
     return conditions
