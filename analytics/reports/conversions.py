@@ -17,9 +17,9 @@ def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
     of the period's visitors)."""
     conditions = event_conditions(query)
     sql = f"""
-        SELECT event_name, uniqExactIf(visitor_id, event_type = 'event') AS converted,
+        SELECT event_name, uniqIf(visitor_id, event_type = 'event') AS converted,
                countIf(event_type = 'event') AS events,
-               (SELECT uniqExact(visitor_id) FROM page_events WHERE {conditions.sql}) AS everyone
+               (SELECT uniq(visitor_id) FROM page_events WHERE {conditions.sql}) AS everyone
         FROM page_events WHERE {conditions.sql} AND event_type = 'event'
         GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
     """  # noqa: S608
@@ -43,7 +43,7 @@ def event_properties(
     conditions = event_conditions(query)
     conditions.add("event_type = 'event' AND event_name = {event:String}", event=event)
     sql = f"""
-        SELECT properties[{{key:String}}] AS value, uniqExact(visitor_id) AS v, count()
+        SELECT properties[{{key:String}}] AS value, uniq(visitor_id) AS v, count()
         FROM page_events WHERE {conditions.sql} AND mapContains(properties, {{key:String}})
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}}
     """  # noqa: S608
@@ -111,7 +111,7 @@ def retention(query: ReportQuery, *, weeks: int = 8) -> dict[str, Any]:
         raise InvalidReportQuery(f"weeks: between 1 and {MAX_RETENTION_WEEKS}")
     conditions = event_conditions(query)
     sql = f"""
-        SELECT cohort, dateDiff('week', cohort, active_week) AS week, uniqExact(visitor_id)
+        SELECT cohort, dateDiff('week', cohort, active_week) AS week, uniq(visitor_id)
         FROM (
             SELECT visitor_id, toMonday(timestamp, {{tz:String}}) AS active_week,
                    min(toMonday(timestamp, {{tz:String}})) OVER (PARTITION BY visitor_id) AS cohort
