@@ -233,10 +233,10 @@ def reset_counters() -> None:
 
 async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
     """Count a stored impression for its campaign's caps and the visitor's frequency cap."""
-    from ads.snapshot import current
+    from ads.snapshot import current, current_if_fresh
 
-    # current() may have to (re)load the snapshot from MongoDB: not on the event loop.
-    snapshot = await sync_to_async(current, thread_sensitive=False)()
+    # Reloading the snapshot reads MongoDB: off the event loop, and only when it is due.
+    snapshot = current_if_fresh() or await sync_to_async(current, thread_sensitive=False)()
     period = snapshot.campaign_frequency_periods.get(campaign_id, 0)
     await get_counters().record_impression(
         campaign_id=campaign_id,
