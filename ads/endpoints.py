@@ -33,21 +33,16 @@ from ingest.endpoints import (
     TrackingResponse,
     error_response,
     identify,
-    in_database,
     json_response,
+    request_host,
+    site_config,
     store_ad_event,
 )
 from ingest.schemas import AdEventPayload, Consent
-from ingest.selectors import cached_site_config, load_site_config
 from ingest.services import RequestFacts
 from ingest.sinks import SinkUnavailable
 
 LISTING_SIZE = 5
-
-
-def _host(request: TrackingRequest) -> str:
-    scheme = "https" if request.headers.get("x-forwarded-proto") == "https" else "http"
-    return f"{scheme}://{request.headers.get('host', 'localhost')}"
 
 
 async def _placement_and_viewer(request: TrackingRequest) -> tuple[Any, serving.Viewer]:
@@ -60,7 +55,7 @@ async def _placement_and_viewer(request: TrackingRequest) -> tuple[Any, serving.
 
 async def listing(request: TrackingRequest) -> TrackingResponse:
     slot, viewer = await _placement_and_viewer(request)
-    host = _host(request)
+    host = request_host(request.headers)
     chosen: list[dict[str, Any]] = []
     for ad in await serving.decide(slot=slot, viewer=viewer, count=LISTING_SIZE):
         impression = serving.new_impression_id()
@@ -89,7 +84,7 @@ async def listing(request: TrackingRequest) -> TrackingResponse:
 
 async def vast(request: TrackingRequest) -> TrackingResponse:
     slot, viewer = await _placement_and_viewer(request)
-    host = _host(request)
+    host = request_host(request.headers)
     chosen = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
     ad = chosen[0] if chosen else None
     if ad is None or not ad.creative.media_files:
@@ -115,11 +110,7 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
 
 async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
     """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer."""
-    found, site = cached_site_config(tracked.site)
-    if not found:
-        site = await in_database(load_site_config)(tracked.site)
-    if site is None:
-        raise Refusal(404, "unknown site")
+    site = await site_config(tracked.site)
     facts = RequestFacts.from_headers(
         headers=request.headers,
         remote_addr=request.remote_addr,

@@ -9,7 +9,6 @@ serving ads.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -213,14 +212,6 @@ class Campaign(models.Model):
             errors["target_paths"] = 'Paths start with "/", e.g. ["/shoes/*"].'
         if errors:
             raise ValidationError(errors)
-
-    def is_live(self, now: datetime | None = None) -> bool:
-        moment = now or timezone.now()
-        return (
-            self.status == CampaignStatus.ACTIVE
-            and self.starts_at <= moment
-            and (self.ends_at is None or moment < self.ends_at)
-        )
 
 
 def _int_list(value: object, low: int, high: int) -> bool:

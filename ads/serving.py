@@ -20,9 +20,9 @@ from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
 from ads.signing import TrackedImpression, sign
 from ads.snapshot import Snapshot, current, current_if_fresh
-from ingest.endpoints import Refusal, identify, in_database, verified_consent
+from ingest.endpoints import Refusal, check_origin, identify, site_config, verified_consent
 from ingest.schemas import Consent
-from ingest.selectors import SiteConfig, cached_site_config, load_site_config
+from ingest.selectors import SiteConfig
 from ingest.services import RequestFacts
 
 _rng = random.Random()  # noqa: S311 (ad rotation, not secrecy)
@@ -59,17 +59,10 @@ async def viewer_for(
     *, slot: PlacementSlot, query: dict[str, str], headers: dict[str, str], remote_addr: str
 ) -> Viewer:
     """The viewer of a request for this placement; Refusal when the site refuses it."""
-    found, site = cached_site_config(slot.site_public_id)
-    if not found:
-        site = await in_database(load_site_config)(slot.site_public_id)
-    if site is None or not site.ads_enabled:
+    site = await site_config(slot.site_public_id)
+    if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
-    origin = headers.get("origin")
-    if origin and origin != "null":
-        from urllib.parse import urlsplit
-
-        if not site.allows_origin_host(urlsplit(origin).hostname or ""):
-            raise Refusal(403, "origin is not an allowed domain of this site")
+    check_origin(headers, site)
     facts = RequestFacts.from_headers(
         headers=headers, remote_addr=remote_addr, trusted_proxies=settings.INGEST_TRUSTED_PROXIES
     )

@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from prometheus_client import Gauge
 
 from ads import serving
 from ads.delivery import LiveAd, PlacementSlot
 from ads.snapshot import changes, ensure_listening
-from ingest.endpoints import Refusal
+from ingest.endpoints import Refusal, request_host
 from naboria.sse import Refused, StreamConsumer
 
 logger = logging.getLogger(__name__)
@@ -45,22 +44,19 @@ class AdStream(StreamConsumer):
         except Refusal as refusal:
             raise Refused(refusal.status, refusal.message) from None
         await ensure_listening()
-        self.slot, self.viewer, self.host = slot, viewer, _host(headers, self.scope)
+        self.slot, self.viewer = slot, viewer
+        self.host = request_host(headers, self.scope.get("scheme", "http"))
         self.resume = headers.get("last-event-id") or query.get("lastEventId", "")
         return []
 
     async def stream(self) -> None:
-        await self._stream(self.slot, self.viewer, self.resume, self.host)
-
-    async def _stream(
-        self, slot: PlacementSlot, viewer: serving.Viewer, resume: str, host: str
-    ) -> None:
+        slot, viewer, host = self.slot, self.viewer, self.host
         changed = changes.subscribe()
         OPEN_STREAMS.inc()
         try:
             shown: LiveAd | None = None
             due = 0.0  # monotonic time of the next rotation
-            kept = _resumed(resume, (await serving.snapshot()).ads_for(slot))
+            kept = _resumed(self.resume, (await serving.snapshot()).ads_for(slot))
             if kept is not None:
                 shown, shown_at_ms = kept
                 due = (
@@ -113,8 +109,3 @@ def _resumed(last_event_id: str, ads: tuple[LiveAd, ...]) -> tuple[LiveAd, float
         if ad.ad_id == ad_id and ad.version == version:
             return ad, float(shown_at_ms)
     return None
-
-
-def _host(headers: dict[str, str], scope: dict[str, Any]) -> str:
-    scheme = "https" if headers.get("x-forwarded-proto") == "https" else scope.get("scheme", "http")
-    return f"{scheme}://{headers.get('host', 'localhost')}"

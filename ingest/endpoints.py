@@ -120,25 +120,40 @@ def _replace_broken_connections() -> None:
         close_old_connections()
 
 
-async def _site(request: TrackingRequest, public_id: str) -> SiteConfig:
-    """The site, if it exists and the request's origin is one of its allowed domains."""
+async def site_config(public_id: str) -> SiteConfig:
+    """The site's settings (cached in process); 404 when there is no such site."""
     found, config = cached_site_config(public_id)
     if not found:
         config = await in_database(load_site_config)(public_id)
     if config is None:
         raise Refusal(404, f"unknown site {public_id!r}")
-    _check_origin(request, config)
     return config
 
 
-def _check_origin(request: TrackingRequest, site: SiteConfig) -> None:
+def check_origin(headers: dict[str, str], site: SiteConfig) -> None:
+    """403 unless the request's Origin (if any) is one of the site's allowed domains."""
     # Apps and servers send no Origin; browsers always do on cross-site requests.
-    origin = request.headers.get("origin")
+    origin = headers.get("origin")
     if not origin or origin == "null":
         return
     host = urlsplit(origin).hostname or ""
     if not site.allows_origin_host(host):
         raise Refusal(403, f"origin {host!r} is not an allowed domain of this site")
+
+
+async def _site(request: TrackingRequest, public_id: str) -> SiteConfig:
+    """The site, if it exists and the request's origin is one of its allowed domains."""
+    config = await site_config(public_id)
+    check_origin(request.headers, config)
+    return config
+
+
+def request_host(headers: dict[str, str], scheme: str = "http") -> str:
+    """scheme://host the client used, for absolute URLs in answers (trusts X-Forwarded-Proto
+    like Django does with SECURE_PROXY_SSL)."""
+    if headers.get("x-forwarded-proto") == "https":
+        scheme = "https"
+    return f"{scheme}://{headers.get('host', 'localhost')}"
 
 
 def _body(request: TrackingRequest) -> bytes:
