@@ -6,6 +6,8 @@ in process through clickhouse-connect's chdb backend, ``http(s)://host:8123`` ta
 Entry points:
     get_client()       the process-wide client bound to ``settings.CLICKHOUSE_DATABASE`` (built
                        on first use, never at import time)
+    new_client()       a client of its own, for a caller that changes session state (USE, SET):
+                       dbt's connections in the embedded profile (analytics.ml.dbt_chdb)
     ensure_database()  creates the database if it is missing (used by the migration runner)
     ping()             raises ``ClickHouseUnavailable`` if ClickHouse does not answer
     reset()            forgets the cached client (tests that switch settings)
@@ -37,13 +39,15 @@ def _describe(error: Exception) -> str:
     return cause.group(1).strip() if cause else text.splitlines()[0][:200]
 
 
-def _build(*, database: str | None) -> Any:
+def _build(*, database: str | None, session_settings: dict[str, Any] | None = None) -> Any:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     options: dict[str, Any] = {"dsn": settings.CLICKHOUSE_URL}
     if database:
         options["database"] = database
+    if session_settings:
+        options["settings"] = session_settings
     if not settings.CLICKHOUSE_URL.startswith("chdb:"):
         # A shared client serves many threads; HTTP sessions would serialise them.
         options.update(
@@ -64,6 +68,12 @@ def get_client() -> Any:
             if _client is None:
                 _client = _build(database=settings.CLICKHOUSE_DATABASE)
     return _client
+
+
+def new_client(*, database: str | None, session_settings: dict[str, Any] | None = None) -> Any:
+    # In the embedded profile this opens another handle on the same chdb engine: clients on one
+    # path share its data, each with its own USE and SET state.
+    return _build(database=database, session_settings=session_settings)
 
 
 def ensure_database() -> None:
