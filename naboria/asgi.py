@@ -32,6 +32,12 @@ with exit_on_configuration_error():
 
         republish_all()
 
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # No broker and no beat process: this process runs the periodic jobs itself.
+        from naboria import embedded_beat
+
+        embedded_beat.start()
+
     from channels.auth import AuthMiddlewareStack
 
     from ads.endpoints import ENDPOINTS as AD_ENDPOINTS

@@ -23,4 +23,10 @@ PERIODIC_JOBS = {
         "task": "consent.tasks.mirror_consent_records",
         "schedule": crontab(minute="*"),
     },
+    # Session reports scan one row per visit; visits that changed since the last refresh are
+    # computed from raw events on every query, so refreshing often keeps that share small.
+    "refresh-session-facts": {
+        "task": "analytics.tasks.refresh_session_facts",
+        "schedule": crontab(minute="*"),
+    },
 }

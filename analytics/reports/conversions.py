@@ -1,12 +1,19 @@
 """Conversion reports: custom events and goals with conversion rates, funnels and weekly
-retention cohorts. All read raw page events (sessions and visitors need every step)."""
+retention cohorts. Goals and properties read the custom events; funnels and retention read
+one row per visit (``analytics.reports.query.visit_rows``)."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from analytics.reports.query import InvalidReportQuery, ReportQuery, event_conditions, rows
+from analytics.reports.query import (
+    InvalidReportQuery,
+    ReportQuery,
+    event_conditions,
+    rows,
+    visit_rows,
+)
 
 MAX_FUNNEL_STEPS = 8
 MAX_RETENTION_WEEKS = 12
@@ -16,15 +23,18 @@ def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
     """Each custom event: visitors who did it, how many times, and the conversion rate (share
     of the period's visitors)."""
     conditions = event_conditions(query)
+    visit_source = visit_rows(query)
     sql = f"""
-        SELECT event_name, uniqIf(visitor_id, event_type = 'event') AS converted,
-               countIf(event_type = 'event') AS events,
-               (SELECT uniq(visitor_id) FROM page_events WHERE {conditions.sql}) AS everyone
+        SELECT event_name, uniq(sipHash64(visitor_id)) AS converted, count() AS events,
+               (SELECT uniq(visitor_hash) FROM ({visit_source.sql})) AS everyone
         FROM page_events WHERE {conditions.sql} AND event_type = 'event'
         GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
     """  # noqa: S608
     results = []
-    for name, converted, events, everyone in rows(sql, {**conditions.parameters, "limit": limit}):
+    for name, converted, events, sampled_everyone in rows(
+        sql, {**visit_source.parameters, **conditions.parameters, "limit": limit}
+    ):
+        everyone = visit_source.scaled(sampled_everyone)
         results.append(
             {
                 "goal": name,
@@ -62,28 +72,23 @@ def funnel(query: ReportQuery, *, steps: list[str]) -> dict[str, Any]:
     each step. A step is a page path ("/pricing") or a custom event ("event:Signup")."""
     if not 2 <= len(steps) <= MAX_FUNNEL_STEPS:
         raise InvalidReportQuery(f"steps: between 2 and {MAX_FUNNEL_STEPS}")
-    conditions = event_conditions(query)
-    step_conditions = []
-    for index, step in enumerate(steps):
-        if step.startswith("event:"):
-            step_conditions.append(f"event_type = 'event' AND event_name = {{s{index}:String}}")
-            conditions.parameters[f"s{index}"] = step.removeprefix("event:")
-        elif step.startswith("/"):
-            step_conditions.append(f"event_type = 'pageview' AND pathname = {{s{index}:String}}")
-            conditions.parameters[f"s{index}"] = step
-        else:
+    for step in steps:
+        if not step.startswith(("event:", "/")):
             raise InvalidReportQuery(f"steps: {step!r} is neither a path nor event:<name>")
+    visit_source = visit_rows(query)
+    # The furthest step each visit reached, taking its steps in order with anything between.
     sql = f"""
-        SELECT level, count() FROM (
-            SELECT session_id,
-                   windowFunnel(86400, 'strict_order')(
-                       toDateTime(timestamp), {", ".join(step_conditions)}) AS level
-            FROM page_events WHERE {conditions.sql}
-            GROUP BY session_id
-        )
-        GROUP BY level
+        SELECT arrayFold(
+                   (level, step) -> if(level < length({{funnel:Array(String)}})
+                       AND step = {{funnel:Array(String)}}[level + 1], level + 1, level),
+                   steps, toUInt64(0)) AS level,
+               count()
+        FROM ({visit_source.sql}) GROUP BY level
     """  # noqa: S608
-    by_level = dict(rows(sql, conditions.parameters))
+    by_level = {
+        level: visit_source.scaled(count)
+        for level, count in rows(sql, {**visit_source.parameters, "funnel": steps})
+    }
     reached = [
         sum(int(count) for level, count in by_level.items() if level >= index + 1)
         for index in range(len(steps))
@@ -101,7 +106,7 @@ def funnel(query: ReportQuery, *, steps: list[str]) -> dict[str, Any]:
                 "drop_off": previous - reached[index] if index else 0,
             }
         )
-    return {"steps": results}
+    return {"sample_rate": visit_source.sample_rate, "steps": results}
 
 
 def retention(query: ReportQuery, *, weeks: int = 8) -> dict[str, Any]:
@@ -109,24 +114,27 @@ def retention(query: ReportQuery, *, weeks: int = 8) -> dict[str, Any]:
     in each following week (site time, weeks start on Monday)."""
     if not 1 <= weeks <= MAX_RETENTION_WEEKS:
         raise InvalidReportQuery(f"weeks: between 1 and {MAX_RETENTION_WEEKS}")
-    conditions = event_conditions(query)
+    visit_source = visit_rows(query)
     sql = f"""
-        SELECT cohort, dateDiff('week', cohort, active_week) AS week, uniq(visitor_id)
+        SELECT cohort, dateDiff('week', cohort, week) AS weeks_later, count()
         FROM (
-            SELECT visitor_id, toMonday(timestamp, {{tz:String}}) AS active_week,
-                   min(toMonday(timestamp, {{tz:String}})) OVER (PARTITION BY visitor_id) AS cohort
-            FROM page_events WHERE {conditions.sql}
+            SELECT arrayMin(active_weeks) AS cohort, arrayJoin(active_weeks) AS week
+            FROM (
+                SELECT groupUniqArray(toMonday(started_at, {{tz:String}})) AS active_weeks
+                FROM ({visit_source.sql}) GROUP BY visitor_hash
+            )
         )
-        GROUP BY cohort, week HAVING week < {{weeks:UInt8}}
-        ORDER BY cohort, week
+        GROUP BY cohort, weeks_later HAVING weeks_later < {{weeks:UInt8}}
+        ORDER BY cohort, weeks_later
     """  # noqa: S608
     cohorts: dict[date, list[int]] = {}
     for cohort, week, visitors in rows(
-        sql, {**conditions.parameters, "tz": query.period.timezone, "weeks": weeks}
+        sql, {**visit_source.parameters, "tz": query.period.timezone, "weeks": weeks}
     ):
-        cohorts.setdefault(cohort, [0] * weeks)[int(week)] = int(visitors)
+        cohorts.setdefault(cohort, [0] * weeks)[int(week)] = visit_source.scaled(visitors)
     return {
         "weeks": weeks,
+        "sample_rate": visit_source.sample_rate,
         "cohorts": [
             {
                 "week": cohort.isoformat(),

@@ -10,12 +10,13 @@ of ``InvalidReportQuery`` when they are wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from analytics import session_facts
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
@@ -33,8 +34,9 @@ FILTER_COLUMNS = {
     "browser": "browser",
     "os": "os",
 }
-# Filters the session rollup can answer (they are constant within a session and kept there).
-SESSION_ROLLUP_FILTERS = {"source", "medium", "utm_campaign", "country", "device", "browser", "os"}
+# Filters that session facts answer: properties of the whole visit (its first hostname and
+# source, its country, device...). A page filter needs the visit's events.
+VISIT_FILTERS = frozenset(FILTER_COLUMNS) - {"path"}
 
 
 class InvalidReportQuery(ValueError):
@@ -80,11 +82,15 @@ class ReportQuery:
     property_filter: tuple[str, str] | None = None  # (key, value) of a custom event property
     include_bots: bool = False
     compare: Period | None = None
+    exact: bool = False  # no sampling of large periods
+    # False computes everything from raw events (benchmarks and tests compare the two ways).
+    use_rollups: bool = True
 
     @classmethod
     def parse(cls, *, site_id: str, timezone: str, params: Mapping[str, str]) -> ReportQuery:
         """From request parameters: ``from``, ``to`` (YYYY-MM-DD, site time), ``compare``
-        (``previous`` or ``YYYY-MM-DD..YYYY-MM-DD``), ``bots`` (``include``), ``goal``,
+        (``previous`` or ``YYYY-MM-DD..YYYY-MM-DD``), ``bots`` (``include``), ``sampling``
+        (``none`` for exact answers over large periods), ``goal``,
         ``property`` (``key:value``) and one parameter per filter of FILTER_COLUMNS."""
         try:
             zone_name = str(ZoneInfo(timezone))
@@ -117,6 +123,9 @@ class ReportQuery:
         bots = params.get("bots", "exclude")
         if bots not in {"include", "exclude"}:
             raise InvalidReportQuery("bots: include or exclude")
+        sampling = params.get("sampling", "auto")
+        if sampling not in {"auto", "none"}:
+            raise InvalidReportQuery("sampling: auto or none")
         return cls(
             site_id=site_id,
             period=period,
@@ -125,6 +134,7 @@ class ReportQuery:
             property_filter=property_filter,
             include_bots=bots == "include",
             compare=compare,
+            exact=sampling == "none",
         )
 
     def for_period(self, period: Period) -> ReportQuery:
@@ -134,9 +144,9 @@ class ReportQuery:
     def has_event_filters(self) -> bool:
         return bool(self.goal or self.property_filter)
 
-    def uses_only(self, allowed: set[str]) -> bool:
-        """True when every filter is one of ``allowed`` (so a rollup can answer)."""
-        return not self.has_event_filters and set(self.filters) <= allowed
+    def uses_only(self, allowed: Set[str]) -> bool:
+        """True when rollups may answer and every filter is one of ``allowed``."""
+        return self.use_rollups and not self.has_event_filters and set(self.filters) <= allowed
 
 
 def _date(text: str | None, name: str, default: date | None = None) -> date:
@@ -210,6 +220,57 @@ def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Co
     return conditions
 
 
+@dataclass(frozen=True)
+class VisitRows:
+    """SQL of one row per visit (the columns of ``session_facts``), its parameters, and the
+    share of visitors it reads (in a thousand; counts are scaled back with ``scaled``)."""
+
+    sql: str
+    parameters: dict[str, Any]
+    per_mille: int = 1000
+
+    @property
+    def sample_rate(self) -> float:
+        return self.per_mille / 1000
+
+    def scaled(self, count: Any) -> int:
+        return round(int(count or 0) * 1000 / self.per_mille)
+
+
+def visit_rows(query: ReportQuery) -> VisitRows:
+    """Visits from the session facts when the filters allow (visits that started in the
+    period; large periods read a sample of visitors unless ``query.exact``), else grouped from
+    the raw events that pass the filters (visits with an event in the period)."""
+    if query.uses_only(VISIT_FILTERS):
+        filters = Conditions()
+        if not query.include_bots:
+            filters.add("is_bot = 0")
+        for index, (name, value) in enumerate(sorted(query.filters.items())):
+            filters.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
+        sql, changed, per_mille = session_facts.rows_sql(
+            filters_sql=filters.sql,
+            site_id=query.site_id,
+            start=query.period.start_utc,
+            end=query.period.end_utc,
+            sampling=not query.exact,
+        )
+        parameters = {
+            **filters.parameters,
+            **changed,
+            "site": query.site_id,
+            "start": query.period.start_utc,
+            "end": query.period.end_utc,
+            "max_steps": session_facts.MAX_STEPS,
+        }
+        return VisitRows(sql, parameters, per_mille)
+    conditions = event_conditions(query)
+    sql = f"""
+        SELECT {session_facts.SESSION_COLUMNS} FROM page_events WHERE {conditions.sql}
+        GROUP BY site_id, session_id
+    """  # noqa: S608 (conditions hold only placeholders; values are parameters)
+    return VisitRows(sql, {**conditions.parameters, "max_steps": session_facts.MAX_STEPS})
+
+
 def hourly_rollup_conditions(query: ReportQuery) -> Conditions:
     """Conditions on an hourly rollup (``hour`` in UTC) for the query's site, period and bots."""
     conditions = Conditions()
@@ -225,7 +286,11 @@ def hourly_rollup_conditions(query: ReportQuery) -> Conditions:
 
 
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    return list(clickhouse.get_client().query(sql, parameters=dict(parameters)).result_rows)
+    return list(
+        clickhouse.get_client()
+        .query(sql, parameters=dict(parameters), settings=session_facts.QUERY_SETTINGS)
+        .result_rows
+    )
 
 
 def bucket_expression(interval: str) -> str:

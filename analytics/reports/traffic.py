@@ -2,17 +2,17 @@
 UTM, countries, regions, devices, browsers, operating systems) and realtime.
 
 Definitions (the dashboards and docs/analytics.md use the same words):
-- a **visit** is a session (30 minutes without activity ends it) with at least one event in
-  the range and the filters; **visitors** are distinct visitor ids;
+- a **visit** is a session (30 minutes without activity ends it); it belongs to the period in
+  which it started; **visitors** are distinct visitor ids;
 - **bounce**: a visit with a single pageview and no custom event;
 - **visit duration**: from its first to its last event (engagement reports extend it).
 
-Distinct counts use ClickHouse's ``uniq`` (exact for small sets, within about 1 % beyond),
-as the rollups' ``uniqState`` does, so raw and rollup answers agree.
-
-Reports answer from the hourly rollups when the filters and the site's timezone allow it
-(``pageviews_hourly`` for pages and timeseries; whole-hour timezone offsets only) and from the
-raw events otherwise; both give the same numbers (tests compare them).
+Visits come from the session facts (``analytics.session_facts``: one row per visit, kept
+current at query time) unless a filter needs the events themselves (a page, a goal or a
+property): then from the raw events that pass the filters, grouped by visit. Pageviews over
+time come from the ``pageviews_hourly`` rollup when the filters and the site's timezone allow
+(whole-hour offsets). Distinct counts use ClickHouse's ``uniq`` (exact for small sets, within
+about 1 % beyond). Both ways give the same numbers (tests compare them).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics.reports.query import (
+    VISIT_FILTERS,
     Conditions,
     InvalidReportQuery,
     ReportQuery,
@@ -30,37 +31,24 @@ from analytics.reports.query import (
     event_conditions,
     hourly_rollup_conditions,
     rows,
+    visit_rows,
 )
 
 BREAKDOWNS = {
-    # name -> (expression over page_events, only pageviews count)
-    "pages": ("pathname", True),
-    "hostnames": ("hostname", True),
-    "sources": ("referrer_source", False),
-    "mediums": ("referrer_medium", False),
-    "utm_sources": ("utm_source", False),
-    "utm_mediums": ("utm_medium", False),
-    "utm_campaigns": ("utm_campaign", False),
-    "countries": ("country", False),
-    "regions": ("region", False),
-    "devices": ("device_type", False),
-    "browsers": ("browser", False),
-    "operating_systems": ("os", False),
+    # name -> column of a visit row (a visit has several pages)
+    "pages": "pages",
+    "hostnames": "hostname",
+    "sources": "referrer_source",
+    "mediums": "referrer_medium",
+    "utm_sources": "utm_source",
+    "utm_mediums": "utm_medium",
+    "utm_campaigns": "utm_campaign",
+    "countries": "country",
+    "regions": "region",
+    "devices": "device_type",
+    "browsers": "browser",
+    "operating_systems": "os",
 }
-SESSION_SUMMARY = """
-    SELECT
-        session_id,
-        any(visitor_id) AS visitor,
-        countIf(event_type = 'pageview') AS pageviews,
-        countIf(event_type = 'event') AS custom_events,
-        toUnixTimestamp64Milli(max(timestamp))
-            - toUnixTimestamp64Milli(min(timestamp)) AS duration_ms,
-        argMinIf(pathname, timestamp, event_type = 'pageview') AS entry_page,
-        argMaxIf(pathname, timestamp, event_type = 'pageview') AS exit_page
-    FROM page_events
-    WHERE {conditions}
-    GROUP BY session_id
-"""
 
 
 @dataclass(frozen=True)
@@ -85,10 +73,10 @@ class Overview:
 
 def overview(query: ReportQuery) -> dict[str, Any]:
     """The overview of the period, and of the comparison period with the change in percent."""
-    current = _overview(query)
-    answer: dict[str, Any] = {"period": current.as_dict()}
+    current, sample_rate = _overview(query)
+    answer: dict[str, Any] = {"period": current.as_dict(), "sample_rate": sample_rate}
     if query.compare is not None:
-        previous = _overview(query.for_period(query.compare))
+        previous, _ = _overview(query.for_period(query.compare))
         answer["compare"] = previous.as_dict()
         answer["change"] = {
             name: _change(value, previous.as_dict()[name])
@@ -101,26 +89,23 @@ def _change(now: float, before: float) -> float | None:
     return None if not before else round((now - before) / before * 100, 1)
 
 
-def _overview(query: ReportQuery) -> Overview:
-    conditions = event_conditions(query)
+def _overview(query: ReportQuery) -> tuple[Overview, float]:
+    visit_source = visit_rows(query)
     sql = f"""
-        SELECT
-            uniq(visitor),
-            count(),
-            sum(pageviews),
-            countIf(pageviews = 1 AND custom_events = 0),
-            avg(duration_ms)
-        FROM ({SESSION_SUMMARY.format(conditions=conditions.sql)})
-    """  # noqa: S608 (conditions hold only placeholders; values are parameters)
-    visitors, visits, pageviews, bounces, duration_ms = rows(sql, conditions.parameters)[0]
-    return Overview(
-        visitors=int(visitors),
-        visits=int(visits),
-        pageviews=int(pageviews or 0),
+        SELECT uniq(visitor_hash), count(), sum(pageviews), sum(is_bounce),
+               avg(toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(started_at))
+        FROM ({visit_source.sql})
+    """  # noqa: S608 (the SQL holds only placeholders; values are parameters)
+    visitors, visits, pageviews, bounces, duration_ms = rows(sql, visit_source.parameters)[0]
+    overview = Overview(
+        visitors=visit_source.scaled(visitors),
+        visits=visit_source.scaled(visits),
+        pageviews=visit_source.scaled(pageviews),
         views_per_visit=round(pageviews / visits, 2) if visits else 0.0,
         bounce_rate=round(bounces / visits * 100, 1) if visits else 0.0,
         visit_duration_seconds=round((duration_ms or 0) / 1000, 1) if visits else 0.0,
     )
+    return overview, visit_source.sample_rate
 
 
 def _rollup_allowed(query: ReportQuery) -> bool:
@@ -139,46 +124,51 @@ def _rollup_allowed(query: ReportQuery) -> bool:
 
 
 def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
-    """Visitors, visits and pageviews per hour, day, week or month (site time), without holes."""
+    """Visitors and visits (by the time a visit started) and pageviews per hour, day, week or
+    month (site time), without holes."""
     bucket = bucket_expression(interval)
     labels = bucket_labels(query.period, interval)
     if len(labels) > 2000:
         raise InvalidReportQuery("interval: too many points for this range; use a longer one")
+    visit_source = visit_rows(query)
+    visits = rows(
+        f"""
+        SELECT {bucket.replace("timestamp", "started_at")} AS bucket,
+               uniq(visitor_hash), count()
+        FROM ({visit_source.sql}) GROUP BY bucket
+        """,  # noqa: S608
+        {**visit_source.parameters, "tz": query.period.timezone},
+    )
     if _rollup_allowed(query):
         conditions = _rollup_conditions(query)
         sql = f"""
-            SELECT {bucket.replace("timestamp", "hour")} AS bucket,
-                   uniqMerge(visitors), uniqMerge(visits), sum(pageviews)
-            FROM pageviews_hourly WHERE {conditions.sql}
-            GROUP BY bucket
+            SELECT {bucket.replace("timestamp", "hour")} AS bucket, sum(pageviews)
+            FROM pageviews_hourly WHERE {conditions.sql} GROUP BY bucket
         """  # noqa: S608
         source = "rollup"
     else:
         conditions = event_conditions(query)
         sql = f"""
-            SELECT {bucket} AS bucket, uniq(visitor_id), uniq(session_id),
-                   countIf(event_type = 'pageview')
-            FROM page_events WHERE {conditions.sql}
-            GROUP BY bucket
+            SELECT {bucket} AS bucket, count() FROM page_events
+            WHERE {conditions.sql} AND event_type = 'pageview' GROUP BY bucket
         """  # noqa: S608
         source = "raw"
+    pageviews = dict(rows(sql, {**conditions.parameters, "tz": query.period.timezone}))
     found = {
-        label: (int(visitors), int(visits), int(pageviews))
-        for label, visitors, visits, pageviews in rows(
-            sql, {**conditions.parameters, "tz": query.period.timezone}
-        )
+        label: (visit_source.scaled(visitors), visit_source.scaled(count))
+        for label, visitors, count in visits
     }
     return {
         "interval": interval,
         "source": source,
+        "sample_rate": visit_source.sample_rate,
         "points": [
-            dict(
-                zip(
-                    ("date", "visitors", "visits", "pageviews"),
-                    (label, *found.get(label, (0, 0, 0))),
-                    strict=True,
-                )
-            )
+            {
+                "date": label,
+                "visitors": found.get(label, (0, 0))[0],
+                "visits": found.get(label, (0, 0))[1],
+                "pageviews": int(pageviews.get(label, 0)),
+            }
             for label in labels
         ],
     }
@@ -194,40 +184,39 @@ def _rollup_conditions(query: ReportQuery) -> Conditions:
 def breakdown(
     query: ReportQuery, *, dimension: str, limit: int = 10, offset: int = 0
 ) -> dict[str, Any]:
-    """Top values of a dimension with visitors, visits and pageviews, most visitors first."""
+    """Top values of a dimension with visitors, visits and pageviews, most visitors first.
+
+    Pages count the visits and visitors that viewed them and their pageviews; every other
+    dimension is a property of the visit, counted once per visit with all its pageviews."""
     if dimension not in BREAKDOWNS:
         raise InvalidReportQuery(f"dimension: one of {', '.join(sorted(BREAKDOWNS))}")
-    column, pageviews_only = BREAKDOWNS[dimension]
-    if dimension == "pages" and _rollup_allowed(query):
-        conditions = _rollup_conditions(query)
-        sql = f"""
-            SELECT pathname, uniqMerge(visitors) AS v, uniqMerge(visits), sum(pageviews)
-            FROM pageviews_hourly WHERE {conditions.sql}
-            GROUP BY pathname ORDER BY v DESC, pathname
-            LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+    visit_source = visit_rows(query)
+    if dimension == "pages":
+        # Each page a visit viewed, with how many times.
+        value = "page"
+        source = f"""
+            SELECT visitor_hash, page, views FROM ({visit_source.sql})
+            ARRAY JOIN pages AS page, page_views AS views
         """  # noqa: S608
-        source = "rollup"
     else:
-        conditions = event_conditions(query)
-        if pageviews_only:
-            conditions.add("event_type = 'pageview'")
-        sql = f"""
-            SELECT {column} AS value, uniq(visitor_id) AS v, uniq(session_id),
-                   countIf(event_type = 'pageview')
-            FROM page_events WHERE {conditions.sql}
-            GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
-        """  # noqa: S608
-        source = "raw"
-    found = rows(sql, {**conditions.parameters, "limit": limit, "offset": offset})
+        value = BREAKDOWNS[dimension]
+        source = f"SELECT visitor_hash, {value}, pageviews AS views FROM ({visit_source.sql})"  # noqa: S608
+    sql = f"""
+        SELECT {value} AS value, uniq(visitor_hash) AS v, count(), sum(views)
+        FROM ({source})
+        GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+    """  # noqa: S608
+    found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
     return {
         "dimension": dimension,
-        "source": source,
+        "source": "rollup" if query.uses_only(VISIT_FILTERS) else "raw",
+        "sample_rate": visit_source.sample_rate,
         "results": [
             {
                 "value": value,
-                "visitors": int(visitors),
-                "visits": int(visits),
-                "pageviews": int(views),
+                "visitors": visit_source.scaled(visitors),
+                "visits": visit_source.scaled(visits),
+                "pageviews": visit_source.scaled(views),
             }
             for value, visitors, visits, views in found
         ],
@@ -237,21 +226,27 @@ def breakdown(
 def entry_exit_pages(
     query: ReportQuery, *, which: str = "entry", limit: int = 10
 ) -> dict[str, Any]:
-    """Pages where visits began (or ended): visits, and for exits the exit rate."""
+    """Pages where visits began (or ended), with their visits and visitors."""
     if which not in {"entry", "exit"}:
         raise InvalidReportQuery("which: entry or exit")
-    conditions = event_conditions(query)
+    visit_source = visit_rows(query)
     sql = f"""
-        SELECT {which}_page AS page, count() AS visits, uniq(visitor) AS visitors
-        FROM ({SESSION_SUMMARY.format(conditions=conditions.sql)})
+        SELECT {which}_page AS page, count() AS visits, uniq(visitor_hash) AS visitors
+        FROM ({visit_source.sql})
         WHERE pageviews > 0
         GROUP BY page ORDER BY visits DESC, page LIMIT {{limit:UInt32}}
     """  # noqa: S608
+    found = rows(sql, {**visit_source.parameters, "limit": limit})
     return {
         "which": which,
+        "sample_rate": visit_source.sample_rate,
         "results": [
-            {"page": page, "visits": int(visits), "visitors": int(visitors)}
-            for page, visits, visitors in rows(sql, {**conditions.parameters, "limit": limit})
+            {
+                "page": page,
+                "visits": visit_source.scaled(visits),
+                "visitors": visit_source.scaled(visitors),
+            }
+            for page, visits, visitors in found
         ],
     }
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from ads.models import Ad, CampaignStatus, Placement
+from analytics import session_facts
 from analytics.traffic_generator import (
     AdInventory,
     Visit,
@@ -84,6 +85,8 @@ class Command(BaseCommand):
                     retention_days=site.retention_days,
                     visits=counted(visits, bar),
                 )
+                # Bulk loads are large: build their visits' facts now rather than on every query.
+                session_facts.refresh()
                 summary = f"{pages:,} page events and {ads:,} ad events loaded"
             else:
                 statuses = send_through_ingest(site_id=site.public_id, visits=counted(visits, bar))

@@ -1,0 +1,42 @@
+"""Periodic jobs for the embedded profile, where there is no broker and no ``celery beat``: a
+daemon thread in the web process runs naboria.periodic_jobs on their schedules, each task in
+this process (the embedded ClickHouse folder can only be opened here anyway).
+
+Entry point: start() (naboria.asgi calls it when tasks run eagerly, i.e. without REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+logger = logging.getLogger(__name__)
+TICK_SECONDS = 5.0
+
+
+def start() -> threading.Thread:
+    thread = threading.Thread(target=_run, name="embedded-beat", daemon=True)
+    thread.start()
+    return thread
+
+
+def _run() -> None:
+    from naboria.celery import app
+    from naboria.periodic_jobs import PERIODIC_JOBS
+
+    app.loader.import_default_modules()
+    last_run: dict[str, datetime] = {name: app.now() for name in PERIODIC_JOBS}
+    while True:
+        time.sleep(TICK_SECONDS)
+        for name, job in PERIODIC_JOBS.items():
+            due, _ = job["schedule"].is_due(last_run[name])
+            if not due:
+                continue
+            last_run[name] = app.now()
+            try:
+                app.tasks[job["task"]].apply(throw=True)
+            except Exception:
+                # A failing job must not stop the others; it runs again at its next time.
+                logger.exception("periodic job %s failed", name)
