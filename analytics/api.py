@@ -3,8 +3,9 @@
 Token (``Authorization: Bearer nab_…``) or session authentication; a caller reads only the sites
 of its organizations (others answer 404, so their existence is not revealed). Every report takes
 the common parameters of analytics.reports.query (``from``, ``to``, ``compare``, ``bots``,
-``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the rows. Answers
-are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400 with a message.
+``sampling``, ``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the
+rows. Answers are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400
+with a message.
 The OpenAPI schema is at /api/schema/, interactive docs at /api/docs/.
 """
 
@@ -182,6 +183,11 @@ COMMON_PARAMETERS = (
     _param("to", "last day, inclusive (default: today)"),
     _param("compare", "previous, or YYYY-MM-DD..YYYY-MM-DD"),
     _param("bots", "exclude (default) or include"),
+    _param(
+        "sampling",
+        "auto (default: periods of more than 250,000 visits read a sample of visitors, "
+        "see sample_rate) or none (exact, slower)",
+    ),
     _param("goal", "only visits with this custom event"),
     _param("property", "only visits with a custom event property key:value"),
     _param("format", "json (default) or csv"),

@@ -5,6 +5,7 @@ refreshed session facts; and rollup and raw answers agree."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -333,6 +334,7 @@ def test_realtime_visitors_and_their_current_pages():
         ({"from": "2026-11-21", "to": "2026-11-20"}, "the range ends before it starts"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "longer than 731 days"),
         ({"bots": "maybe"}, "bots: include or exclude"),
+        ({"sampling": "some"}, "sampling: auto or none"),
         ({"property": "nokey"}, "property: use key:value"),
         ({"compare": "2026-01-01..x"}, "compare: 'x' is not a date"),
     ],
@@ -379,3 +381,44 @@ def test_rows_after_a_refresh_join_their_visit_until_the_next_one():
     assert [(row["page"], row["visits"]) for row in exits] == [("/", 1), ("/thanks", 1)]
     session_facts.refresh()
     assert traffic.overview(query(site))["period"] == expected
+
+
+def test_large_periods_read_a_sample_of_visitors_and_scale_it_back(monkeypatch):
+    site = f"sampled-{uuid.uuid4().hex[:8]}"
+    insert_rows(
+        "page_events",
+        [
+            page(
+                site,
+                f"2026-11-20 {10 + number // 60:02}:{number % 60:02}:00",
+                f"v{number}",
+                f"s{number}",
+                path,
+            )
+            for number in range(400)
+            for path in ("/", "/pricing")
+        ],
+    )
+    session_facts.refresh()
+    monkeypatch.setattr(session_facts, "SAMPLE_ABOVE", 100)  # 400 visits: read 1 in 4
+
+    sampled = traffic.overview(query(site))
+    assert sampled["sample_rate"] == 0.25
+    assert 300 <= sampled["period"]["visits"] <= 500
+    assert sampled["period"]["visitors"] == sampled["period"]["visits"]
+    assert (sampled["period"]["views_per_visit"], sampled["period"]["bounce_rate"]) == (2.0, 0.0)
+
+    exact = traffic.overview(query(site, sampling="none"))
+    assert exact["sample_rate"] == 1.0
+    assert (exact["period"]["visitors"], exact["period"]["pageviews"]) == (400, 800)
+
+
+def test_a_refresh_without_new_rows_rebuilds_nothing():
+    site = f"idle-{uuid.uuid4().hex[:8]}"
+    insert_rows("page_events", [page(site, "2026-11-20 09:00:00", "v1", "s1", "/")])
+    # Insert times have whole seconds, and a refresh also takes the rows of the second it
+    # started in (they may have arrived after it read): let that second pass first.
+    time.sleep(1.1)
+    assert session_facts.refresh() >= 2  # the row's day and the day before
+    assert session_facts.refresh() == 0
+    assert traffic.overview(query(site))["period"]["visits"] == 1
