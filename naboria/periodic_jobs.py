@@ -29,4 +29,12 @@ PERIODIC_JOBS = {
         "task": "analytics.tasks.refresh_session_facts",
         "schedule": crontab(minute="*"),
     },
+    # The models learn from the traffic until yesterday: rebuild the dbt marts (and run their
+    # tests), export them, retrain the CTR and conversion models, and promote each one only if
+    # it beats the serving model on the same validation days. One job, as the steps must run
+    # in that order; at night, when ad traffic is lowest.
+    "refresh-models": {
+        "task": "analytics.tasks.refresh_models",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }

@@ -279,6 +279,8 @@ LOGGING = {
         # reported (health, start-up checks), so their own lines would only repeat it.
         "urllib3.connectionpool": {"level": "ERROR"},
         "clickhouse_connect": {"level": "ERROR"},
+        # MLflow logs each registration and schema inference step at INFO.
+        "mlflow": {"level": "WARNING"},
     },
 }
 
@@ -287,6 +289,27 @@ LOGGING = {
 # How long a rotated site secret keeps verifying tokens, so tracker pages open during a
 # rotation keep working until their tokens are refreshed.
 SITE_SECRET_GRACE_SECONDS = _read_int("SITE_SECRET_GRACE_SECONDS", 3600)
+
+# --- ML models (MLflow) and ad ranking ---------------------------------------------------------
+
+# Runs, metrics and the model registry. The default is a SQLite file beside the other local
+# state, so training, registering and serving work without an MLflow server. With several
+# machines: a database they share (postgresql+psycopg://...) or a tracking server (http://...).
+MLFLOW_TRACKING_URI = _read("MLFLOW_TRACKING_URI") or f"sqlite:///{VAR_DIR / 'mlflow.db'}"
+# Where new experiments keep their artifacts (models, feature importance): a folder (shared by
+# the roles that train and serve) or an object-store URI. Unset: under NABORIA_VAR_DIR, except
+# with a tracking server, which chooses its own.
+MLFLOW_ARTIFACT_ROOT = _read("MLFLOW_ARTIFACT_ROOT") or (
+    "" if urlsplit(MLFLOW_TRACKING_URI).scheme in {"http", "https"} else str(VAR_DIR / "mlruns")
+)
+# Share of ad decisions drawn by weight alone, ignoring the CTR model (epsilon-greedy
+# exploration), so every eligible ad keeps collecting the impressions the next model learns from.
+ADS_EXPLORATION_PERCENT = _read_int("ADS_EXPLORATION_PERCENT", 10)
+if ADS_EXPLORATION_PERCENT > 100:
+    raise ConfigurationError("ADS_EXPLORATION_PERCENT", "must be between 0 and 100")
+# How often each web process asks the registry which CTR model is the champion (a promotion
+# reaches the ad server within this many seconds).
+ADS_MODEL_REFRESH_SECONDS = _read_int("ADS_MODEL_REFRESH_SECONDS", 60, minimum=1)
 
 # --- Django contrib, static files, i18n --------------------------------------------------------
 
