@@ -11,7 +11,8 @@ a decision can be replayed and tested deterministically. The only cache is of im
 ``ZoneInfo`` objects.
 
 ``ineligibility`` explains why one ad may not be shown (None when it may); ``choose_ad``
-filters with it and then picks by priority, rotation and weight.
+filters with it and then picks by priority, rotation, and weight or predicted CTR x weight
+(the CTR model's predictions come in through a batch hook, see ads.ranking).
 """
 
 from __future__ import annotations
@@ -197,21 +198,26 @@ def choose_ad(
     delivery: Mapping[int, CampaignDelivery],
     rng: random.Random,
     avoid: frozenset[int] = frozenset(),
-    score: Callable[[LiveAd], float] | None = None,
+    predict_ctr: Callable[[Sequence[LiveAd]], Sequence[float]] | None = None,
+    exploration: float = 0.0,
 ) -> LiveAd | None:
     """The ad to show in ``slot`` for ``context``, or None when no ad is eligible.
 
     ``delivery`` holds each campaign's counters by campaign id; a campaign missing from it has
     served nothing yet. Among the eligible ads only the highest priority competes. ``avoid``
     holds the ad ids to rotate away from (the ad on screen now): they are skipped unless
-    nothing else of that priority is eligible. The winner is then drawn with probability
-    proportional to ``ad.weight * score(ad)``.
+    nothing else of that priority is eligible.
 
-    ``score`` is the ranking hook: a later model of predicted click-through rate (XGBoost)
-    plugs in here, so better ads win more often without starving the rest. It is called only
-    for the finalists, never for ineligible or outranked ads. Weights that are not positive
-    and finite are never drawn, unless no finalist has a positive weight: then all finalists
-    are drawn uniformly, so the slot is not left empty because of a score.
+    Without ``predict_ctr`` the winner is drawn with probability proportional to ``ad.weight``.
+    With it (the CTR model, ads.ranking), the decision is epsilon-greedy: with probability
+    ``exploration`` it is that same weighted draw (exploring: every eligible ad keeps getting
+    impressions, so the next model learns about it), otherwise the finalist with the highest
+    ``ad.weight * predicted CTR`` wins (exploiting; ties are drawn by weight). ``predict_ctr``
+    is called once per decision with all finalists (one batched prediction) and never for
+    ineligible or outranked ads. Products that are not positive and finite never win, and if
+    no finalist has one the decision falls back to the weighted draw. Weights that are not
+    positive are never drawn, unless no finalist has a positive weight: then all finalists are
+    drawn uniformly, so the slot is not left empty.
     """
     clock = _local_clock(context.now, slot.timezone)
     best_priority: int | None = None
@@ -243,13 +249,33 @@ def choose_ad(
             finalists = fresh
     if len(finalists) == 1:
         return finalists[0]
-    return _draw_by_weight(finalists, rng=rng, score=score)
+    # One draw decides explore or exploit whenever a model is given, so a replay with the same
+    # seed makes the same choices.
+    if predict_ctr is not None and rng.random() >= exploration:
+        best = _best_by_expected_clicks(finalists, predict_ctr(finalists))
+        if best:
+            return best[0] if len(best) == 1 else _draw_by_weight(best, rng=rng)
+    return _draw_by_weight(finalists, rng=rng)
 
 
-def _draw_by_weight(
-    finalists: list[LiveAd], *, rng: random.Random, score: Callable[[LiveAd], float] | None
-) -> LiveAd:
-    weights = [_effective_weight(ad, score) for ad in finalists]
+def _best_by_expected_clicks(finalists: list[LiveAd], predictions: Sequence[float]) -> list[LiveAd]:
+    """The finalists with the highest weight x predicted CTR (several on a tie); empty when no
+    product is positive and finite (a broken or missing prediction)."""
+    best: list[LiveAd] = []
+    best_value = 0.0
+    for ad, predicted in zip(finalists, predictions, strict=True):
+        value = ad.weight * predicted
+        if not (value > 0 and math.isfinite(value)):
+            continue
+        if value > best_value:
+            best, best_value = [ad], value
+        elif value == best_value:
+            best.append(ad)
+    return best
+
+
+def _draw_by_weight(finalists: list[LiveAd], *, rng: random.Random) -> LiveAd:
+    weights = [_drawable_weight(ad) for ad in finalists]
     total = math.fsum(weights)
     if not total > 0:
         return rng.choice(finalists)
@@ -267,7 +293,6 @@ def _draw_by_weight(
     return last_drawable
 
 
-def _effective_weight(ad: LiveAd, score: Callable[[LiveAd], float] | None) -> float:
-    weight = ad.weight * (score(ad) if score is not None else 1.0)
-    # NaN or infinity from a model would break the draw; treat them as "never pick".
+def _drawable_weight(ad: LiveAd) -> float:
+    weight = float(ad.weight)
     return weight if weight > 0 and math.isfinite(weight) else 0.0

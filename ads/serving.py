@@ -15,6 +15,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from ads import ranking
 from ads.counters import campaign_delivery, get_counters
 from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
@@ -93,7 +94,7 @@ async def decide(
     count: int = 1,
 ) -> list[LiveAd]:
     """Up to ``count`` different ads for the slot, best first by the decision's draw (the
-    counters are read once for all of them)."""
+    counters are read once for all of them), ranked by the CTR model when one is promoted."""
     ads = (await snapshot()).ads_for(slot)
     if kinds is not None:
         ads = tuple(ad for ad in ads if ad.creative.kind in kinds)
@@ -111,10 +112,20 @@ async def decide(
         personalised=viewer.personalised,
         frequency=frequency,
     )
+    # One predictor per request: a listing's later picks reuse the first pick's predictions.
+    predict_ctr = ranking.predictor(slot=slot, context=context)
+    exploration = ranking.exploration_share()
     chosen: list[LiveAd] = []
     while len(chosen) < count:
         ad = choose_ad(
-            ads=ads, slot=slot, context=context, delivery=delivery, rng=_rng, avoid=avoid
+            ads=ads,
+            slot=slot,
+            context=context,
+            delivery=delivery,
+            rng=_rng,
+            avoid=avoid,
+            predict_ctr=predict_ctr,
+            exploration=exploration,
         )
         if ad is None or ad in chosen:
             break

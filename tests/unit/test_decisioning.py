@@ -1,4 +1,5 @@
-"""Ad decisioning: eligibility rules, priority, rotation, weights and the score hook.
+"""Ad decisioning: eligibility rules, priority, rotation, weights and CTR ranking with
+exploration.
 
 Pure functions, so no database: every input is built here from plain dataclasses.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,7 +114,8 @@ def choose(
     context: DeliveryContext | None = None,
     delivery: Mapping[int, CampaignDelivery] | None = None,
     avoid: frozenset[int] = frozenset(),
-    score: Callable[[LiveAd], float] | None = None,
+    predict_ctr: Callable[[Sequence[LiveAd]], Sequence[float]] | None = None,
+    exploration: float = 0.0,
 ) -> LiveAd | None:
     return choose_ad(
         ads=ads,
@@ -122,7 +124,8 @@ def choose(
         delivery=delivery or {},
         rng=rng or seeded_rng(seed),
         avoid=avoid,
-        score=score,
+        predict_ctr=predict_ctr,
+        exploration=exploration,
     )
 
 
@@ -460,40 +463,66 @@ def test_avoid_does_not_bring_in_a_lower_priority():
     assert choose([current, lower], avoid=frozenset({1})) == current
 
 
-def test_score_shifts_the_distribution():
-    ads = [make_ad(1), make_ad(2)]
-    unscored = draw_counts(ads, 10_000)
-    scored = draw_counts(ads, 10_000, score=lambda ad: 3.0 if ad.ad_id == 2 else 1.0)
-    assert unscored[2] / 10_000 == pytest.approx(0.5, abs=0.02)
-    assert scored[2] / 10_000 == pytest.approx(0.75, abs=0.02)
+def ctr_by_id(values: dict[int, float]) -> Callable[[Sequence[LiveAd]], list[float]]:
+    return lambda ads: [values[ad.ad_id] for ad in ads]
 
 
-def test_score_multiplies_the_weight():
-    ads = [make_ad(1, weight=3), make_ad(2, weight=1)]
-    counts = draw_counts(ads, 10_000, score=lambda ad: 1.0 if ad.ad_id == 1 else 3.0)
+def test_without_a_model_the_draw_follows_the_weights():
+    counts = draw_counts([make_ad(1, weight=3), make_ad(2, weight=1)], 10_000)
+    assert counts[1] / 10_000 == pytest.approx(0.75, abs=0.02)
+
+
+def test_a_model_ranks_by_weight_times_predicted_ctr():
+    ads = [make_ad(1, weight=3), make_ad(2, weight=1), make_ad(3, weight=1)]
+    # 3 x 1 % < 1 x 4 %: the lighter ad wins on expected clicks.
+    ranked = draw_counts(ads, 300, predict_ctr=ctr_by_id({1: 0.01, 2: 0.04, 3: 0.02}))
+    assert ranked == Counter({2: 300})
+    ranked = draw_counts(ads, 300, predict_ctr=ctr_by_id({1: 0.02, 2: 0.04, 3: 0.02}))
+    assert ranked == Counter({1: 300})
+
+
+def test_exploration_share_draws_by_weight():
+    ads = [make_ad(1, weight=1), make_ad(2, weight=1), make_ad(3, weight=2)]
+    predict = ctr_by_id({1: 0.05, 2: 0.01, 3: 0.01})
+    counts = draw_counts(ads, 20_000, predict_ctr=predict, exploration=0.2)
+    # Exploit (80 %) always picks ad 1; explore (20 %) draws 1:1:2 by weight.
+    assert counts[1] / 20_000 == pytest.approx(0.8 + 0.2 * 0.25, abs=0.01)
+    assert counts[2] / 20_000 == pytest.approx(0.2 * 0.25, abs=0.01)
+    assert counts[3] / 20_000 == pytest.approx(0.2 * 0.5, abs=0.01)
+    assert draw_counts(ads, 2_000, predict_ctr=predict, exploration=1.0)[1] / 2_000 < 0.3
+
+
+def test_tied_predictions_are_drawn_by_weight():
+    ads = [make_ad(1, weight=1), make_ad(2, weight=3), make_ad(3, weight=1)]
+    counts = draw_counts(ads, 10_000, predict_ctr=ctr_by_id({1: 0.03, 2: 0.005, 3: 0.03}))
+    assert set(counts) == {1, 3}
     assert counts[1] / 10_000 == pytest.approx(0.5, abs=0.02)
 
 
-@pytest.mark.parametrize("bad_score", [0.0, -1.0, float("nan"), float("inf")])
-def test_a_non_positive_or_non_finite_score_is_never_drawn(bad_score):
-    def score(ad: LiveAd) -> float:
-        return bad_score if ad.ad_id == 1 else 1.0
-
-    # Both orders, since a broken draw tends to fall through to the first or the last ad.
-    assert draw_counts([make_ad(1), make_ad(2)], 300, score=score) == Counter({2: 300})
-    assert draw_counts([make_ad(2), make_ad(1)], 300, score=score) == Counter({2: 300})
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_non_positive_or_non_finite_prediction_never_wins(bad):
+    predict = ctr_by_id({1: bad, 2: 0.01})
+    # Both orders, since a broken comparison tends to fall through to the first or last ad.
+    assert draw_counts([make_ad(1), make_ad(2)], 300, predict_ctr=predict) == Counter({2: 300})
+    assert draw_counts([make_ad(2), make_ad(1)], 300, predict_ctr=predict) == Counter({2: 300})
 
 
-def test_score_is_only_asked_about_finalists():
-    scored: list[int] = []
+def test_without_any_usable_prediction_the_draw_follows_the_weights():
+    ads = [make_ad(1, weight=3), make_ad(2, weight=1)]
+    counts = draw_counts(ads, 10_000, predict_ctr=ctr_by_id({1: float("nan"), 2: 0.0}))
+    assert counts[1] / 10_000 == pytest.approx(0.75, abs=0.02)
 
-    def score(ad: LiveAd) -> float:
-        scored.append(ad.ad_id)
-        return 1.0
+
+def test_predictions_are_asked_once_per_decision_for_the_finalists_only():
+    batches: list[list[int]] = []
+
+    def predict(ads: Sequence[LiveAd]) -> list[float]:
+        batches.append([ad.ad_id for ad in ads])
+        return [0.01] * len(ads)
 
     ads = [make_ad(1, priority=5), make_ad(2, priority=5), make_ad(3), make_ad(4, ends_at=NOW)]
-    choose(ads, score=score)
-    assert sorted(scored) == [1, 2]
+    choose(ads, predict_ctr=predict)
+    assert batches == [[1, 2]]
 
 
 def test_the_same_seed_gives_the_same_choices():
