@@ -81,6 +81,22 @@ REPORTS = {
             "`compare`, the comparison period and the change in percent.",
         ),
         Report(
+            "dashboard",
+            lambda query, params: traffic.dashboard(
+                query,
+                interval=params.get("interval", "day"),
+                limit=_page(params)["limit"],
+            ),
+            "",
+            "What the dashboard's overview tab shows, in one request: `overview` (as the "
+            "overview report), `timeseries` (as the timeseries report) and `breakdowns` of "
+            "pages, sources, countries, devices and browsers (each as the breakdown report).",
+            (
+                _param("interval", "hour, day (default), week or month"),
+                _param("page_size", f"entries per top list (1-{MAX_PAGE_SIZE}, default 10)", int),
+            ),
+        ),
+        Report(
             "timeseries",
             lambda query, params: traffic.timeseries(query, interval=params.get("interval", "day")),
             "points",
@@ -256,7 +272,11 @@ class ReportView(APIView):
             getattr(request, "accepted_renderer", None)
             and request.accepted_renderer.format == "csv"
         ):
-            rows = answer.get(report.rows_key) if report.rows_key else [answer.get("period", {})]
+            rows = (
+                answer.get(report.rows_key)
+                if report.rows_key
+                else [answer.get("period") or answer["overview"]["period"]]
+            )
             body = {"csv_rows": rows or []}
             response = Response(body)
             response["Content-Disposition"] = (

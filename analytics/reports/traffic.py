@@ -26,6 +26,7 @@ from analytics.reports.query import (
     Conditions,
     InvalidReportQuery,
     ReportQuery,
+    VisitRows,
     bucket_expression,
     bucket_labels,
     event_conditions,
@@ -73,7 +74,10 @@ class Overview:
 
 def overview(query: ReportQuery) -> dict[str, Any]:
     """The overview of the period, and of the comparison period with the change in percent."""
-    current, sample_rate = _overview(query)
+    return _with_comparison(query, *_overview(query))
+
+
+def _with_comparison(query: ReportQuery, current: Overview, sample_rate: float) -> dict[str, Any]:
     answer: dict[str, Any] = {"period": current.as_dict(), "sample_rate": sample_rate}
     if query.compare is not None:
         previous, _ = _overview(query.for_period(query.compare))
@@ -89,14 +93,21 @@ def _change(now: float, before: float) -> float | None:
     return None if not before else round((now - before) / before * 100, 1)
 
 
+# The overview's aggregates over visit rows, in the order _overview_of reads them.
+OVERVIEW_AGGREGATES = """
+    uniq(visitor_hash), count(), sum(pageviews), sum(is_bounce),
+    avg(toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(started_at))
+"""
+
+
 def _overview(query: ReportQuery) -> tuple[Overview, float]:
     visit_source = visit_rows(query)
-    sql = f"""
-        SELECT uniq(visitor_hash), count(), sum(pageviews), sum(is_bounce),
-               avg(toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(started_at))
-        FROM ({visit_source.sql})
-    """  # noqa: S608 (the SQL holds only placeholders; values are parameters)
-    visitors, visits, pageviews, bounces, duration_ms = rows(sql, visit_source.parameters)[0]
+    sql = f"SELECT {OVERVIEW_AGGREGATES} FROM ({visit_source.sql})"  # noqa: S608
+    return _overview_of(rows(sql, visit_source.parameters)[0], visit_source)
+
+
+def _overview_of(aggregates: tuple[Any, ...], visit_source: VisitRows) -> tuple[Overview, float]:
+    visitors, visits, pageviews, bounces, duration_ms = aggregates
     overview = Overview(
         visitors=visit_source.scaled(visitors),
         visits=visit_source.scaled(visits),
@@ -126,10 +137,7 @@ def _rollup_allowed(query: ReportQuery) -> bool:
 def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
     """Visitors and visits (by the time a visit started) and pageviews per hour, day, week or
     month (site time), without holes."""
-    bucket = bucket_expression(interval)
-    labels = bucket_labels(query.period, interval)
-    if len(labels) > 2000:
-        raise InvalidReportQuery("interval: too many points for this range; use a longer one")
+    bucket = _checked_bucket(query, interval)
     visit_source = visit_rows(query)
     visits = rows(
         f"""
@@ -139,6 +147,48 @@ def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
         """,  # noqa: S608
         {**visit_source.parameters, "tz": query.period.timezone},
     )
+    return _timeseries_answer(query, interval=interval, visits=visits, visit_source=visit_source)
+
+
+def _timeseries_answer(
+    query: ReportQuery,
+    *,
+    interval: str,
+    visits: list[tuple[Any, ...]],
+    visit_source: VisitRows,
+) -> dict[str, Any]:
+    """The timeseries answer from (bucket, visitors, visits) rows of visit_source."""
+    source, pageviews = _pageviews_by_bucket(query, bucket=bucket_expression(interval))
+    found = {
+        label: (visit_source.scaled(visitors), visit_source.scaled(count))
+        for label, visitors, count in visits
+    }
+    return {
+        "interval": interval,
+        "source": source,
+        "sample_rate": visit_source.sample_rate,
+        "points": [
+            {
+                "date": label,
+                "visitors": found.get(label, (0, 0))[0],
+                "visits": found.get(label, (0, 0))[1],
+                "pageviews": pageviews.get(label, 0),
+            }
+            for label in bucket_labels(query.period, interval)
+        ],
+    }
+
+
+def _checked_bucket(query: ReportQuery, interval: str) -> str:
+    bucket = bucket_expression(interval)  # refuses an unknown interval
+    if len(bucket_labels(query.period, interval)) > 2000:
+        raise InvalidReportQuery("interval: too many points for this range; use a longer one")
+    return bucket
+
+
+def _pageviews_by_bucket(query: ReportQuery, *, bucket: str) -> tuple[str, dict[str, int]]:
+    """Pageviews per bucket (an expression of bucket_expression), by the time they happened,
+    and where they came from (rollup or raw)."""
     if _rollup_allowed(query):
         conditions = _rollup_conditions(query)
         sql = f"""
@@ -153,25 +203,8 @@ def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
             WHERE {conditions.sql} AND event_type = 'pageview' GROUP BY bucket
         """  # noqa: S608
         source = "raw"
-    pageviews = dict(rows(sql, {**conditions.parameters, "tz": query.period.timezone}))
-    found = {
-        label: (visit_source.scaled(visitors), visit_source.scaled(count))
-        for label, visitors, count in visits
-    }
-    return {
-        "interval": interval,
-        "source": source,
-        "sample_rate": visit_source.sample_rate,
-        "points": [
-            {
-                "date": label,
-                "visitors": found.get(label, (0, 0))[0],
-                "visits": found.get(label, (0, 0))[1],
-                "pageviews": int(pageviews.get(label, 0)),
-            }
-            for label in labels
-        ],
-    }
+    found = rows(sql, {**conditions.parameters, "tz": query.period.timezone})
+    return source, {label: int(count) for label, count in found}
 
 
 def _rollup_conditions(query: ReportQuery) -> Conditions:
@@ -207,6 +240,13 @@ def breakdown(
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
     """  # noqa: S608
     found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
+    return _breakdown_answer(query, dimension=dimension, found=found, visit_source=visit_source)
+
+
+def _breakdown_answer(
+    query: ReportQuery, *, dimension: str, found: list[Any], visit_source: VisitRows
+) -> dict[str, Any]:
+    """The breakdown answer from (value, visitors, visits, pageviews) rows of visit_source."""
     return {
         "dimension": dimension,
         "source": "rollup" if query.uses_only(VISIT_FILTERS) else "raw",
@@ -220,6 +260,53 @@ def breakdown(
             }
             for value, visitors, visits, views in found
         ],
+    }
+
+
+# The top lists of the dashboard's overview tab besides pages (properties of the visit).
+DASHBOARD_LISTS = ("sources", "countries", "devices", "browsers")
+
+
+def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> dict[str, Any]:
+    """What the dashboard's overview tab shows, in as few queries as possible: the overview
+    (with the comparison when asked), the graph, and the top pages, sources, countries,
+    devices and browsers. One scan of the visits answers the overview, the graph's visitors
+    and visits and the top lists (GROUPING SETS); pages and the comparison take one each."""
+    bucket = _checked_bucket(query, interval).replace("timestamp", "started_at")
+    columns = [BREAKDOWNS[name] for name in DASHBOARD_LISTS]
+    visit_source = visit_rows(query)
+    sql = f"""
+        SELECT grouping(bucket), {", ".join(f"grouping({column})" for column in columns)},
+               bucket, {", ".join(columns)}, {OVERVIEW_AGGREGATES}
+        FROM (SELECT *, {bucket} AS bucket FROM ({visit_source.sql}))
+        GROUP BY GROUPING SETS ((), (bucket), {", ".join(f"({column})" for column in columns)})
+    """  # noqa: S608 (column names come from BREAKDOWNS; values are parameters)
+    found = rows(sql, {**visit_source.parameters, "tz": query.period.timezone})
+    width = len(columns) + 1
+    totals: tuple[Any, ...] = (0, 0, 0, 0, 0.0)
+    points = []
+    lists: dict[str, list[tuple[Any, ...]]] = {name: [] for name in DASHBOARD_LISTS}
+    for row in found:
+        flags, values, aggregates = row[:width], row[width : 2 * width], row[2 * width :]
+        if all(flags):
+            totals = aggregates
+        elif flags[0] == 0:
+            points.append((values[0], *aggregates[:2]))
+        else:
+            index = flags.index(0, 1) - 1
+            lists[DASHBOARD_LISTS[index]].append((values[index + 1], *aggregates[:3]))
+    breakdowns = {"pages": breakdown(query, dimension="pages", limit=limit)}
+    for name, entries in lists.items():
+        entries.sort(key=lambda entry: (-entry[1], entry[0]))
+        breakdowns[name] = _breakdown_answer(
+            query, dimension=name, found=entries[:limit], visit_source=visit_source
+        )
+    return {
+        "overview": _with_comparison(query, *_overview_of(totals, visit_source)),
+        "timeseries": _timeseries_answer(
+            query, interval=interval, visits=points, visit_source=visit_source
+        ),
+        "breakdowns": breakdowns,
     }
 
 

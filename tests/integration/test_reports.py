@@ -422,3 +422,14 @@ def test_a_refresh_without_new_rows_rebuilds_nothing():
     assert session_facts.refresh() >= 2  # the row's day and the day before
     assert session_facts.refresh() == 0
     assert traffic.overview(query(site))["period"]["visits"] == 1
+
+
+def test_the_dashboard_answers_as_the_reports_it_gathers(shop):
+    both = query(shop, compare="previous")
+    answer = traffic.dashboard(both, interval="day", limit=8)
+    assert answer["overview"] == traffic.overview(both)
+    assert answer["timeseries"] == traffic.timeseries(both, interval="day")
+    for dimension in ("pages", *traffic.DASHBOARD_LISTS):
+        assert answer["breakdowns"][dimension] == traffic.breakdown(
+            both, dimension=dimension, limit=8
+        )

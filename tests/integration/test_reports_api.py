@@ -80,7 +80,20 @@ def test_token_reads_its_sites_reports(tenants):
     assert answer.json()["site"] == mine.public_id
 
 
-@pytest.mark.parametrize("report", ["overview", "breakdown", "realtime", "ads", "consent"])
+def test_the_dashboard_report_in_one_request(tenants):
+    mine, _, client = tenants
+    answer = client.get(url(mine, "dashboard"), {"page_size": 3})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["overview"]["period"]["pageviews"] == 3
+    assert set(body["breakdowns"]) == {"pages", "sources", "countries", "devices", "browsers"}
+    assert all(len(entry["results"]) <= 3 for entry in body["breakdowns"].values())
+    assert client.get(url(mine, "dashboard"), {"format": "csv"}).content.startswith(b"visitors,")
+
+
+@pytest.mark.parametrize(
+    "report", ["overview", "dashboard", "breakdown", "realtime", "ads", "consent"]
+)
 def test_another_organizations_site_is_a_404(tenants, report):
     _, theirs, client = tenants
     answer = client.get(url(theirs, report))
