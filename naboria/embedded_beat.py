@@ -2,7 +2,8 @@
 daemon thread in the web process runs naboria.periodic_jobs on their schedules, each task in
 this process (the embedded ClickHouse folder can only be opened here anyway).
 
-Entry point: start() (naboria.asgi calls it when tasks run eagerly, i.e. without REDIS_URL).
+Entry points: start() (naboria.asgi calls it when tasks run eagerly, i.e. without REDIS_URL)
+and run_due_jobs() (one pass over the schedule; the thread calls it every TICK_SECONDS).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 5.0
@@ -30,13 +33,24 @@ def _run() -> None:
     last_run: dict[str, datetime] = {name: app.now() for name in PERIODIC_JOBS}
     while True:
         time.sleep(TICK_SECONDS)
-        for name, job in PERIODIC_JOBS.items():
-            due, _ = job["schedule"].is_due(last_run[name])
-            if not due:
-                continue
-            last_run[name] = app.now()
-            try:
-                app.tasks[job["task"]].apply(throw=True)
-            except Exception:
-                # A failing job must not stop the others; it runs again at its next time.
-                logger.exception("periodic job %s failed", name)
+        run_due_jobs(PERIODIC_JOBS, last_run)
+
+
+def run_due_jobs(jobs: Mapping[str, Mapping[str, Any]], last_run: dict[str, datetime]) -> list[str]:
+    """Run, in this thread, the jobs whose schedule is due since their last run (updated in
+    ``last_run``); the names of those run."""
+    from naboria.celery import app
+
+    ran = []
+    for name, job in jobs.items():
+        due, _ = job["schedule"].is_due(last_run[name])
+        if not due:
+            continue
+        last_run[name] = app.now()
+        ran.append(name)
+        try:
+            app.tasks[job["task"]].apply(throw=True)
+        except Exception:
+            # A failing job must not stop the others; it runs again at its next time.
+            logger.exception("periodic job %s failed", name)
+    return ran
