@@ -38,20 +38,49 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 from django.conf import settings
 
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
-from analytics.ml.model import TrainedBundle
+from analytics.ml.model import Matrix, TrainedBundle
 
 logger = logging.getLogger(__name__)
 MODEL_NAME = "naboria-ctr"
+# The model's features that describe the ad (the rest describe the decision's context).
+AD_FEATURES = ("campaign_id", "ad_id", "creative_type", "creative_size")
+MAX_CACHED_ADS = 20_000
+
+
+class _Model:
+    """A loaded model with what decisions reuse: each ad's encoded features (ads change only
+    when republished, with a new version), so a decision encodes only its context."""
+
+    def __init__(self, bundle: TrainedBundle) -> None:
+        self.bundle = bundle
+        names = bundle.encoder.names
+        self.ad_columns = [names.index(name) for name in AD_FEATURES if name in names]
+        self._ads: dict[tuple[int, int], Matrix | None] = {}
+
+    def ad_codes(self, ad: LiveAd) -> Matrix | None:
+        """The ad's encoded features, or None for an ad the model never saw."""
+        key = (ad.ad_id, ad.version)
+        if key not in self._ads:
+            if len(self._ads) >= MAX_CACHED_ADS:
+                self._ads.clear()  # old versions of republished ads pile up otherwise
+            encoder = self.bundle.encoder
+            self._ads[key] = (
+                encoder.encode_rows([ad_features(ad)])[0, self.ad_columns]
+                if encoder.knows("ad_id", ad.ad_id)
+                else None
+            )
+        return self._ads[key]
 
 
 class _Served:
     """The model this process serves, swapped whole by the refresh thread."""
 
     def __init__(self) -> None:
-        self.bundle: TrainedBundle | None = None
+        self.model: _Model | None = None
         self.version: str | None = None
         self.checked_at: float | None = None  # monotonic time of the last registry check
         self.lock = threading.Lock()
@@ -68,7 +97,7 @@ def exploration_share() -> float:
 def use(bundle: TrainedBundle | None, *, version: str = "local") -> None:
     """Serve ``bundle`` (None: no model) until the registry's champion changes."""
     with _served.lock:
-        _served.bundle = bundle
+        _served.model = _Model(bundle) if bundle is not None else None
         _served.version = version if bundle is not None else None
         _served.checked_at = time.monotonic()
 
@@ -154,25 +183,29 @@ class Predictor:
     """Predicted CTR of candidate ads in one decision's context: one batched model call for
     the ads it has not scored yet (a listing asks several times with fewer ads each time)."""
 
-    def __init__(self, bundle: TrainedBundle, shared: dict[str, Any]) -> None:
-        self.bundle = bundle
-        self.shared = shared
+    def __init__(self, model: _Model, shared: dict[str, Any]) -> None:
+        self.model = model
+        self.context_row = model.bundle.encoder.encode_rows([{}], shared=shared)[0]
         self.known: dict[int, float] = {}  # ad id -> prediction, for ads the model knows
         self.unknown: set[int] = set()
 
     def __call__(self, ads: Sequence[LiveAd]) -> list[float]:
-        encoder = self.bundle.encoder
-        fresh = []
+        model = self.model
+        fresh: list[LiveAd] = []
+        codes: list[Matrix] = []
         for ad in ads:
             if ad.ad_id in self.known or ad.ad_id in self.unknown:
                 continue
-            if encoder.knows("ad_id", ad.ad_id):
-                fresh.append(ad)
-            else:
+            ad_codes = model.ad_codes(ad)
+            if ad_codes is None:
                 self.unknown.add(ad.ad_id)
+            else:
+                fresh.append(ad)
+                codes.append(ad_codes)
         if fresh:
-            matrix = encoder.encode_rows([ad_features(ad) for ad in fresh], shared=self.shared)
-            for ad, value in zip(fresh, self.bundle.predict_proba(matrix), strict=True):
+            matrix = np.tile(self.context_row, (len(fresh), 1))
+            matrix[:, model.ad_columns] = np.stack(codes)
+            for ad, value in zip(fresh, model.bundle.predict_proba(matrix), strict=True):
                 self.known[ad.ad_id] = float(value)
         scored = [self.known[ad.ad_id] for ad in ads if ad.ad_id in self.known]
         neutral = sum(scored) / len(scored) if scored else 1.0
@@ -181,7 +214,7 @@ class Predictor:
 
 def predictor(*, slot: PlacementSlot, context: DeliveryContext) -> Predictor | None:
     _refresh_if_due()
-    bundle = _served.bundle
-    if bundle is None:
+    model = _served.model
+    if model is None:
         return None
-    return Predictor(bundle, context_features(slot=slot, context=context))
+    return Predictor(model, context_features(slot=slot, context=context))

@@ -279,8 +279,6 @@ LOGGING = {
         # reported (health, start-up checks), so their own lines would only repeat it.
         "urllib3.connectionpool": {"level": "ERROR"},
         "clickhouse_connect": {"level": "ERROR"},
-        # MLflow logs each registration and schema inference step at INFO.
-        "mlflow": {"level": "WARNING"},
     },
 }
 

@@ -21,6 +21,7 @@ Used by analytics.ml.services (training, promotion) and ads.ranking (the champio
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -66,6 +67,9 @@ def _mlflow() -> Any:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     import mlflow
 
+    # MLflow sets up its own logger at INFO when imported (each registration, each schema
+    # inference step): only its warnings belong in Naboria's logs.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     return mlflow
 
 
