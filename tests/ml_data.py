@@ -73,7 +73,26 @@ def ctr_frame(*, visitors: int, days: int, seed: int = 3) -> pd.DataFrame:
             clicks_before[visit.visitor] = clicks_before.get(visit.visitor, 0) + view.clicked
             key = (visit.visitor, view.campaign)
             campaign_before[key] = campaign_before.get(key, 0) + 1
-    return pd.DataFrame(rows)
+    # The export's types (ClickHouse UInt64 ids, UInt32 counts, UInt8 flags and hours).
+    return pd.DataFrame(rows).astype(
+        {
+            **dict.fromkeys(["campaign_id", "ad_id", "placement_id"], "uint64"),
+            **dict.fromkeys(
+                ["local_hour", "local_weekday", "in_session", "is_returning", "clicked"], "uint8"
+            ),
+            **dict.fromkeys(
+                [
+                    "previous_sessions",
+                    "pageviews_before",
+                    "seconds_in_session",
+                    "prior_impressions",
+                    "prior_clicks",
+                    "prior_campaign_impressions",
+                ],
+                "uint32",
+            ),
+        }
+    )
 
 
 def write_export(frame: pd.DataFrame, *, out_dir: Path, mart: str = "mart_ctr_features") -> Path:
@@ -83,3 +102,49 @@ def write_export(frame: pd.DataFrame, *, out_dir: Path, mart: str = "mart_ctr_fe
         folder.mkdir(parents=True, exist_ok=True)
         rows.drop(columns=["p"], errors="ignore").to_parquet(folder / "part.parquet", index=False)
     return out_dir
+
+
+def conversion_frame(*, visitors: int, days: int, seed: int = 3) -> pd.DataFrame:
+    """One row per generated visit with the columns of mart_conversion_features; a visit
+    converts when it has a Purchase (the marts' default goal)."""
+    zone = ZoneInfo(ZONE)
+    rows = []
+    history: dict[str, tuple[int, int, datetime]] = {}  # visits, conversions, last event
+    for visit in generate_visits(
+        days=days, visitors=visitors, timezone=ZONE, inventory=INVENTORY, seed=seed, end=END
+    ):
+        started = visit.events[0].at
+        local = started.astimezone(zone)
+        visits, conversions, last_seen = history.get(visit.visitor, (0, 0, started))
+        converted = any(event.name == "Purchase" for event in visit.events)
+        entry = visit.events[0].path
+        device, browser, os_name, _, _ = visit.device
+        rows.append(
+            {
+                "session_id": f"{visit.visitor}:{visits + 1}",
+                "event_date": started.date(),
+                "started_at": started,
+                "local_hour": local.hour,
+                "local_weekday": local.isoweekday(),
+                "device_type": device,
+                "country": visit.country,
+                "browser": browser,
+                "os": os_name,
+                "referrer_medium": visit.source.medium,
+                "referrer_source": visit.source.source,
+                "utm_source": visit.source.utm_source,
+                "utm_medium": "",
+                "utm_campaign": visit.source.utm_campaign,
+                "entry_page": entry,
+                "entry_section": "/" + entry.split("/")[1],
+                "is_returning": int(visits > 0),
+                "previous_sessions": visits,
+                "previous_conversions": conversions,
+                "days_since_previous_session": (
+                    (started - last_seen).total_seconds() / 86400 if visits else None
+                ),
+                "converted": int(converted),
+            }
+        )
+        history[visit.visitor] = (visits + 1, conversions + converted, visit.events[-1].at)
+    return pd.DataFrame(rows)

@@ -118,7 +118,13 @@ def log_candidate(
 
     task = training.task
     bundle = training.bundle
-    example = training.split.validation[bundle.encoder.names].head(5)
+    # Types are inferred from many rows (a column may be empty in the first few), the example
+    # stored with the model is short. MLflow's schemas have no unsigned integers (ClickHouse's
+    # UInt64 ids): they are declared as signed 64-bit integers.
+    sample = training.split.validation[bundle.encoder.names].head(1000)
+    unsigned = sample.select_dtypes(include="unsignedinteger").columns
+    sample = sample.astype(dict.fromkeys(unsigned, "int64"))
+    example = sample.head(5)
     with (
         tempfile.TemporaryDirectory(prefix="naboria-model-") as folder,
         mlflow.start_run(
@@ -165,7 +171,7 @@ def log_candidate(
                 python_model=_python_model(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                 signature=infer_signature(
-                    example, bundle.predict_proba(bundle.encoder.encode_frame(example))
+                    sample, bundle.predict_proba(bundle.encoder.encode_frame(sample))
                 ),
                 input_example=example,
                 registered_model_name=task.model_name,

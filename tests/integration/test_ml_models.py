@@ -26,7 +26,7 @@ from analytics.ml import registry, services
 from analytics.ml.metrics import auc
 from analytics.ml.model import TrainedBundle
 from analytics.ml.training import TASKS, Training, fit
-from tests.ml_data import INVENTORY, ctr_frame, write_export
+from tests.ml_data import INVENTORY, conversion_frame, ctr_frame, write_export
 
 SMALL = {"validation_days": 4, "tune_days": 2}
 
@@ -134,8 +134,10 @@ def test_train_registers_every_model_and_promotes_only_better_ones(frame, mlflow
         item.path for item in mlflow.MlflowClient().list_artifacts(worse.run_id)
     }
     model = mlflow.pyfunc.load_model("models:/naboria-ctr@champion")
-    assert model.metadata.signature is not None
+    assert {"campaign_id", "page_path"} <= set(model.metadata.get_input_schema().input_names())
     rows = worse.training.split.validation.head(20)[worse.training.bundle.encoder.names]
+    # The signature declares ClickHouse's unsigned ids as signed 64-bit integers.
+    rows = rows.astype(dict.fromkeys(["campaign_id", "ad_id", "placement_id"], "int64"))
     served = registry.load_bundle("naboria-ctr", better)
     np.testing.assert_allclose(
         np.asarray(model.predict(rows)), served.predict_proba(served.encoder.encode_frame(rows))
@@ -272,6 +274,22 @@ def test_the_training_task_skips_without_an_export(tmp_path):
         result = train_model.apply(args=("ctr",)).get()
     assert "skipped" in result
     assert "export_marts" in result["skipped"]
+
+
+def test_the_conversion_model_trains_on_its_mart_and_is_registered_apart(mlflow_store):
+    visits = conversion_frame(visitors=20000, days=16)
+    marts = write_export(visits, out_dir=mlflow_store / "marts", mart="mart_conversion_features")
+    outcome = services.model_train(kind="conversion", marts_dir=marts, **SMALL)
+    training = outcome.training
+    assert training.bundle.label == "converted"
+    assert "entry_page" in training.bundle.encoder.names
+    assert "session_pageviews" not in training.bundle.encoder.names  # an outcome, not a feature
+    assert training.metrics.log_loss < training.baseline.log_loss
+    assert outcome.decision.promote
+    current = registry.champion("naboria-conversion")
+    assert current is not None
+    assert current.version == outcome.version
+    assert registry.champion("naboria-ctr") is None
 
 
 @override_settings(ADS_EXPLORATION_PERCENT=25)
