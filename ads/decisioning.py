@@ -42,7 +42,7 @@ _NO_DELIVERY = CampaignDelivery()
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
+def placement_zone(name: str) -> ZoneInfo:
     # A placement with a bad timezone must still serve ads; UTC is the least surprising guess.
     try:
         return ZoneInfo(name)
@@ -60,7 +60,7 @@ class _LocalClock:
 
 
 def _local_clock(now: datetime, timezone_name: str) -> _LocalClock:
-    zone = _zone(timezone_name)
+    zone = placement_zone(timezone_name)
     local_now = now.astimezone(zone)
     # Subtracting aware datetimes of the same tzinfo ignores their offsets, so go through UTC
     # to get the real length of 23- and 25-hour days.

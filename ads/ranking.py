@@ -34,13 +34,12 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from django.conf import settings
 
+from ads.decisioning import placement_zone
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
 from analytics.ml.model import Matrix, TrainedBundle
 
@@ -142,18 +141,10 @@ def _refresh_if_due() -> None:
     threading.Thread(target=_refresh_in_background, name="ctr-model-refresh", daemon=True).start()
 
 
-@lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def context_features(*, slot: PlacementSlot, context: DeliveryContext) -> dict[str, Any]:
     """The model's features known for every candidate ad of a decision (as the CTR mart spells
     them: see dbt/models/marts/mart_ctr_features.sql)."""
-    local: datetime = context.now.astimezone(_zone(slot.timezone))
+    local: datetime = context.now.astimezone(placement_zone(slot.timezone))
     path = context.path
     features: dict[str, Any] = {
         "placement_id": slot.placement_id,

@@ -200,21 +200,23 @@ def main() -> None:
 
     # Simulated serving over the validation impressions.
     start = datetime.now(UTC) - timedelta(days=options.days + 1)
-    live = {
-        ad.pk: LiveAd(
-            ad_id=ad.pk,
-            campaign_id=ad.campaign_id,
+
+    def live_ad(*, ad_id: int, campaign_id: int, priority: int) -> LiveAd:
+        """A 300x250 image ad of the benchmark's advertiser, live on its site since the start."""
+        return LiveAd(
+            ad_id=ad_id,
+            campaign_id=campaign_id,
             advertiser_id=advertiser.pk,
             organization_id=organization.pk,
             site_ids=frozenset({site.pk}),
-            priority=5,
+            priority=priority,
             weight=10,
             starts_at=start,
             ends_at=None,
             creative=Creative(kind="image", width=300, height=250),
         )
-        for ad in ads
-    }
+
+    live = {ad.pk: live_ad(ad_id=ad.pk, campaign_id=ad.campaign_id, priority=5) for ad in ads}
     candidates = list(live.values())
     slots = {
         placement.pk: PlacementSlot(
@@ -284,18 +286,7 @@ def main() -> None:
 
     # Decision latency with the model: 200 live ads, the inventory's as finalists.
     filler = [
-        LiveAd(
-            ad_id=1_000_000 + number,
-            campaign_id=1_000_000 + number // 4,
-            advertiser_id=advertiser.pk,
-            organization_id=organization.pk,
-            site_ids=frozenset({site.pk}),
-            priority=1,
-            weight=10,
-            starts_at=start,
-            ends_at=None,
-            creative=Creative(kind="image", width=300, height=250),
-        )
+        live_ad(ad_id=1_000_000 + number, campaign_id=1_000_000 + number // 4, priority=1)
         for number in range(LIVE_ADS - len(candidates))
     ]
     every_ad = [*filler, *candidates]
