@@ -111,8 +111,8 @@ def refresh(*, full: bool = False) -> int:
         client.command(f"DROP TABLE IF EXISTS {scratch}")
     client.insert(
         "session_facts_refreshes",
-        [[datetime.now(UTC), inserted_before, datetime.now(UTC), len(days)]],
-        column_names=["refreshed_at", "inserted_before", "cutoff", "days_rebuilt"],
+        [[datetime.now(UTC), inserted_before, len(days)]],
+        column_names=["refreshed_at", "inserted_before", "days_rebuilt"],
     )
     logger.info("session facts: %d days rebuilt", len(days))
     return len(days)
@@ -167,11 +167,14 @@ def rows_sql(
     Visits with rows inserted since the last refresh ("touched") are computed from their raw
     events and left out of the facts. One cheap look first (the ``inserted_at`` skip index)
     keeps the query simple when there are none, as right after a refresh."""
+    # The rows of visits that started in the range lie within VISIT_SPAN of it.
+    around_range = (
+        f"timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL {VISIT_SPAN.days} DAY "
+        f"AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL {VISIT_SPAN.days} DAY"
+    )
     touched_rows = f"""
         FROM page_events
-        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH}
-          AND timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL 1 DAY
-          AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL 1 DAY
+        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {around_range}
     """
     in_range = (
         "started_at >= {start:DateTime64(3, 'UTC')} AND started_at < {end:DateTime64(3, 'UTC')}"
@@ -202,9 +205,7 @@ def rows_sql(
         UNION ALL
         SELECT * FROM (
             SELECT {SESSION_COLUMNS} FROM page_events
-            WHERE site_id = {{site:String}}
-              AND timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL 1 DAY
-              AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL 1 DAY
+            WHERE site_id = {{site:String}} AND {around_range}
               AND session_id IN (SELECT session_id {touched_rows})
             GROUP BY site_id, session_id
         )

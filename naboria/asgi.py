@@ -32,8 +32,7 @@ with exit_on_configuration_error():
 
         republish_all()
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        # No broker and no beat process: this process runs the periodic jobs itself.
+    if settings.EMBEDDED_BEAT:
         from naboria import embedded_beat
 
         embedded_beat.start()

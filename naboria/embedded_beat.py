@@ -2,7 +2,7 @@
 daemon thread in the web process runs naboria.periodic_jobs on their schedules, each task in
 this process (the embedded ClickHouse folder can only be opened here anyway).
 
-Entry points: start() (naboria.asgi calls it when tasks run eagerly, i.e. without REDIS_URL)
+Entry points: start() (naboria.asgi calls it when settings.EMBEDDED_BEAT: without REDIS_URL)
 and run_due_jobs() (one pass over the schedule; the thread calls it every TICK_SECONDS).
 """
 

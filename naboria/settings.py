@@ -217,6 +217,9 @@ else:
     # Embedded profile: no broker, tasks run in the calling process.
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
+# Without a broker there is no beat either: the web process runs the periodic jobs itself
+# (naboria.embedded_beat).
+EMBEDDED_BEAT = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -17,6 +17,8 @@ from naboria.settings import *  # noqa: F403
 STARTUP_CHECKS = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
+# Tests run their jobs when they mean to, never from a background thread of the test server.
+EMBEDDED_BEAT = False
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

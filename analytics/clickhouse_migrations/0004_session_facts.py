@@ -1,15 +1,15 @@
-"""Session facts: one finished row per visit, so session reports scan plain columns instead of
+"""Session facts: one row per visit, so session reports scan plain columns instead of
 grouping raw events by session on every request.
 
 ``session_facts`` is rebuilt a day partition at a time by ``analytics.session_facts.refresh``
 (a periodic job): days that received rows since the last refresh are computed again from
 ``page_events`` and swapped in with REPLACE PARTITION, so a refresh is idempotent and late
-events (up to the 7 days ingestion accepts) land in their day. Each refresh logs its cutoff in
-``session_facts_refreshes``; reports read facts for visits that started before the cutoff and
-compute the visits that started after it from raw events.
+events (up to the 7 days ingestion accepts) land in their day. Each refresh logs in
+``session_facts_refreshes`` the insert time it covers (``inserted_before``); reports read the
+facts, except for visits with rows inserted since then, which they compute from raw events.
 
-``inserted_at`` on the event tables tells a refresh which days changed (event time says when a
-visit happened, not when its rows arrived).
+``inserted_at`` on page events tells a refresh which days changed, and a report which visits
+the facts do not hold yet (event time says when a visit happened, not when its rows arrived).
 """
 
 TIME = "DateTime64(3, 'UTC')"
@@ -64,7 +64,6 @@ OPERATIONS = [
     (
         refreshed_at {TIME},
         inserted_before DateTime('UTC'),
-        cutoff {TIME},
         days_rebuilt UInt32
     )
     ENGINE = MergeTree

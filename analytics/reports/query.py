@@ -185,6 +185,16 @@ class Conditions:
         return " AND ".join(self.clauses) or "1"
 
 
+def _add_bots_and_filters(conditions: Conditions, query: ReportQuery) -> Conditions:
+    """The query's bot exclusion and filters, on columns that page events and visit rows
+    name alike."""
+    if not query.include_bots:
+        conditions.add("is_bot = 0")
+    for index, (name, value) in enumerate(sorted(query.filters.items())):
+        conditions.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
+    return conditions
+
+
 def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Conditions:
     """Conditions on page_events rows for the query's site, period, bots and filters."""
     conditions = Conditions()
@@ -195,10 +205,7 @@ def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Co
         start=query.period.start_utc,
         end=query.period.end_utc,
     )
-    if not query.include_bots:
-        conditions.add("is_bot = 0")
-    for index, (name, value) in enumerate(sorted(query.filters.items())):
-        conditions.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
+    _add_bots_and_filters(conditions, query)
     if query.has_event_filters:
         # Session-level: the sessions in which the goal (and property) happened.
         inner = Conditions()
@@ -242,11 +249,7 @@ def visit_rows(query: ReportQuery) -> VisitRows:
     period; large periods read a sample of visitors unless ``query.exact``), else grouped from
     the raw events that pass the filters (visits with an event in the period)."""
     if query.uses_only(VISIT_FILTERS):
-        filters = Conditions()
-        if not query.include_bots:
-            filters.add("is_bot = 0")
-        for index, (name, value) in enumerate(sorted(query.filters.items())):
-            filters.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
+        filters = _add_bots_and_filters(Conditions(), query)
         sql, changed, per_mille = session_facts.rows_sql(
             filters_sql=filters.sql,
             site_id=query.site_id,

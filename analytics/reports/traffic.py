@@ -223,7 +223,14 @@ def breakdown(
     dimension is a property of the visit, counted once per visit with all its pageviews."""
     if dimension not in BREAKDOWNS:
         raise InvalidReportQuery(f"dimension: one of {', '.join(sorted(BREAKDOWNS))}")
-    visit_source = visit_rows(query)
+    return _breakdown(
+        query, dimension=dimension, limit=limit, offset=offset, visit_source=visit_rows(query)
+    )
+
+
+def _breakdown(
+    query: ReportQuery, *, dimension: str, limit: int, offset: int, visit_source: VisitRows
+) -> dict[str, Any]:
     if dimension == "pages":
         # Each page a visit viewed, with how many times.
         value = "page"
@@ -271,7 +278,8 @@ def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> d
     """What the dashboard's overview tab shows, in as few queries as possible: the overview
     (with the comparison when asked), the graph, and the top pages, sources, countries,
     devices and browsers. One scan of the visits answers the overview, the graph's visitors
-    and visits and the top lists (GROUPING SETS); pages and the comparison take one each."""
+    and visits and the top lists (GROUPING SETS); pages read the same visits again, and the
+    comparison takes its own."""
     bucket = _checked_bucket(query, interval).replace("timestamp", "started_at")
     columns = [BREAKDOWNS[name] for name in DASHBOARD_LISTS]
     visit_source = visit_rows(query)
@@ -295,7 +303,11 @@ def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> d
         else:
             index = flags.index(0, 1) - 1
             lists[DASHBOARD_LISTS[index]].append((values[index + 1], *aggregates[:3]))
-    breakdowns = {"pages": breakdown(query, dimension="pages", limit=limit)}
+    breakdowns = {
+        "pages": _breakdown(
+            query, dimension="pages", limit=limit, offset=0, visit_source=visit_source
+        )
+    }
     for name, entries in lists.items():
         entries.sort(key=lambda entry: (-entry[1], entry[0]))
         breakdowns[name] = _breakdown_answer(
