@@ -25,6 +25,7 @@ from django.conf import settings
 from ads import serving
 from ads.signing import InvalidTrackingToken, TrackedImpression, unsign
 from ads.vast import empty_vast, vast_xml
+from events.schemas import AdEventPayload, Consent
 from ingest.endpoints import (
     TRANSPARENT_GIF,
     Endpoint,
@@ -38,7 +39,6 @@ from ingest.endpoints import (
     site_config,
     store_ad_event,
 )
-from ingest.schemas import AdEventPayload, Consent
 from ingest.services import RequestFacts
 from ingest.sinks import SinkUnavailable
 

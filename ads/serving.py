@@ -21,8 +21,8 @@ from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
 from ads.signing import TrackedImpression, sign
 from ads.snapshot import Snapshot, current, current_if_fresh
+from events.schemas import Consent
 from ingest.endpoints import Refusal, check_origin, identify, site_config, verified_consent
-from ingest.schemas import Consent
 from ingest.selectors import SiteConfig
 from ingest.services import RequestFacts
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from asgiref.sync import async_to_sync
 
 from analytics.click_model import ImpressionFeatures, click_probability
-from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 
 

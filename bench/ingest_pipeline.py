@@ -196,8 +196,8 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
 
     from django.test import override_settings
 
+    from events.rows import PageRow, clickhouse_time, encoder
     from ingest.drain import CONSUMERS, Drain
-    from ingest.rows import PageRow, clickhouse_time, encoder
     from ingest.storage import insert_rows
     from naboria import clickhouse, kafka_client
 

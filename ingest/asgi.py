@@ -13,8 +13,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
+from events.schemas import MAX_BODY_BYTES
 from ingest.endpoints import ENDPOINTS, TrackingRequest, TrackingResponse, dispatch, error_response
-from ingest.schemas import MAX_BODY_BYTES
 from naboria.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 TRACKING_PATHS = frozenset(ENDPOINTS)

@@ -31,8 +31,8 @@ import msgspec
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
+from events.rows import essentials_decoder, kafka_provenance, with_fields
 from ingest.batching import Batch
-from ingest.rows import essentials_decoder, kafka_provenance, with_fields
 from ingest.sessions import Sessionizer
 from ingest.storage import insert_rows, max_kafka_offsets, open_sessions
 from ingest.topics import DEAD_LETTER, ensure_ingest_topics

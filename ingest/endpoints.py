@@ -25,8 +25,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from ads.counters import count_impression, get_counters
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from consent.services import consent_record_create
-from ingest import identity
-from ingest.schemas import (
+from events.schemas import (
     MAX_BODY_BYTES,
     AdEventPayload,
     Consent,
@@ -37,6 +36,7 @@ from ingest.schemas import (
     consent_decision_decoder,
     envelope_decoder,
 )
+from ingest import identity
 from ingest.selectors import SiteConfig, cached_site_config, load_site_config
 from ingest.services import (
     InvalidToken,

@@ -1,7 +1,7 @@
 """Accepting events: identity, consent, clock-skew clamping and enrichment into table rows.
 
 The endpoints (ingest.endpoints) decode and authenticate; these functions turn what was sent
-plus what the request tells (IP, user agent, time of arrival) into the rows of ingest.rows,
+plus what the request tells (IP, user agent, time of arrival) into the rows of events.rows,
 and never keep the IP.
 
 Entry points: RequestFacts.from_headers, visitor_identity, page_rows_from_batch, ad_row_from_event.
@@ -18,18 +18,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ingest import geo
-from ingest.enrichment import (
-    UserAgentInfo,
-    classify_referrer,
-    client_ip,
-    describe_user_agent,
-    utm_parameters,
-)
-from ingest.event_ids import new_event_id
-from ingest.identity import cookieless_visitor_id, token_is_valid
-from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
-from ingest.schemas import (
+from events.ids import new_event_id
+from events.rows import AdRow, PageRow, clickhouse_time, encoder
+from events.schemas import (
     AdEventPayload,
     Consent,
     CustomEvent,
@@ -40,6 +31,15 @@ from ingest.schemas import (
     event_type,
     page_event_decoder,
 )
+from ingest import geo
+from ingest.enrichment import (
+    UserAgentInfo,
+    classify_referrer,
+    client_ip,
+    describe_user_agent,
+    utm_parameters,
+)
+from ingest.identity import cookieless_visitor_id, token_is_valid
 from ingest.selectors import SiteConfig
 
 # Events may be queued on a device (offline apps, retries); older than this they are dated

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from ingest.rows import RowEssentials, essentials_decoder, with_fields
+from events.rows import RowEssentials, essentials_decoder, with_fields
 
 SESSION_GAP_MS = 30 * 60 * 1000
 

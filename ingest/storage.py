@@ -1,7 +1,7 @@
 """Writes of event rows into ClickHouse, shared by the drain and the direct path, and the reads
 the drain needs to resume (stored offsets, open sessions).
 
-Rows arrive as their JSON encoding (see ingest.rows) and are inserted as JSONEachRow, so
+Rows arrive as their JSON encoding (see events.rows) and are inserted as JSONEachRow, so
 ClickHouse parses them in C++ and Python never rebuilds them column by column.
 
 Entry points: insert_rows, max_kafka_offsets, open_sessions.

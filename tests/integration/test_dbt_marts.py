@@ -24,7 +24,7 @@ from analytics.click_model import ImpressionFeatures, click_probability
 from analytics.ml.dbt_runner import DbtOutcome, dbt_build, dbt_invoke
 from analytics.ml.export import MARTS, export_marts, mart_columns
 from analytics.traffic_generator import AdInventory, Visit, bulk_load, generate_visits
-from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from naboria import clickhouse
 

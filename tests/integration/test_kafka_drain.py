@@ -13,9 +13,9 @@ from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
+from events.rows import PageRow, encoder
 from ingest import sinks, topics
 from ingest.drain import CONSUMERS, Drain, DrainRunner
-from ingest.rows import PageRow, encoder
 from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER

@@ -15,7 +15,7 @@ import pytest
 from analytics import session_facts
 from analytics.reports import ads_and_consent, conversions, traffic
 from analytics.reports.query import InvalidReportQuery, Period, ReportQuery
-from ingest.rows import AdRow, PageRow, clickhouse_time, encoder
+from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from naboria import clickhouse
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from ingest.rows import PageRow, clickhouse_time, encoder
+from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from sites.models import Role
 from sites.services import api_token_create, membership_set

@@ -6,7 +6,7 @@ import uuid
 import msgspec
 import pytest
 
-from ingest.rows import PageRow, encoder, essentials_decoder, kafka_provenance, with_fields
+from events.rows import PageRow, encoder, essentials_decoder, kafka_provenance, with_fields
 from ingest.sessions import Sessionizer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from ingest.event_ids import new_event_id
+from events.ids import new_event_id
 
 
 def test_ids_are_unique_version_4_uuids():
