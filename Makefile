@@ -63,6 +63,7 @@ test: $(DEV_STAMP) $(TRACKER_STAMP) browser lint typecheck test-js
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
