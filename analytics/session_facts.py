@@ -7,15 +7,17 @@ Entry points:
                          rows since the previous refresh, and logs the refresh (periodic job
                          ``analytics.tasks.refresh_session_facts``; ``generate_traffic --bulk``)
     rows_sql(...)        the SQL of one visit per row for a site and a UTC range, from the facts
-                         plus, live, the visits that received rows since the last refresh
-                         (used by analytics.reports)
-    SESSION_COLUMNS      the aggregate expressions that turn a session's page events into its
-                         facts, shared by the refresh and by reports that must read raw events
+                         plus, live, the visits of visitors that received rows since the last
+                         refresh (used by analytics.reports)
+    raw_rows_sql(...)    the same rows computed from raw events only (tests and benchmarks
+                         compare the two)
+    visits_sql(events)   visits, as facts rows, of a selection of page events: the visit rule
+                         of events.visits, aggregated; shared by the refresh and the reports
 
-Freshness: a visit with a row inserted after the last refresh is computed from raw events at
-query time (and left out of the facts), so reports are always current, late events included;
-the refresh only decides how much of that work is done ahead of time. Without any refresh
-(an embedded installation that never ran it) every visit is computed live.
+Freshness: a visitor with a row inserted after the last refresh has their visits computed from
+raw events at query time (and left out of the facts), so reports are always current, late and
+out-of-order events included; the refresh only decides how much of that work is done ahead of
+time. Without any refresh (an embedded installation that never ran it) every visit is live.
 """
 
 from __future__ import annotations
@@ -25,34 +27,45 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from events.visits import (
+    IS_ACTIVITY,
+    VISIT_ID,
+    VISIT_SPAN,
+    numbered_events_sql,
+    visit_events_sql,
+)
 from naboria import clickhouse
 
 logger = logging.getLogger(__name__)
 
-# Expressions over page_events grouped by (site_id, session_id): the columns of session_facts.
-SESSION_COLUMNS = """
+# Aggregates over one visit's numbered events (events.visits.numbered_events_sql, grouped by
+# site, visitor and visit number): the columns of session_facts, in their order. Where the visit
+# came from (source, UTM, hostname, entry page) is its first pageview's; what it ran on, its
+# first event's.
+SESSION_COLUMNS = f"""
     site_id,
-    session_id,
-    sipHash64(any(visitor_id)) AS visitor_hash,
+    {VISIT_ID} AS session_id,
+    sipHash64(visitor_id) AS visitor_hash,
     max(is_bot) AS is_bot,
     min(timestamp) AS started_at,
-    max(timestamp) AS ended_at,
+    maxIf(timestamp, {IS_ACTIVITY}) AS ended_at,
     toUInt32(countIf(event_type = 'pageview')) AS pageviews,
     toUInt32(countIf(event_type = 'event')) AS custom_events,
-    toUInt8(pageviews = 1 AND custom_events = 0) AS is_bounce,
+    toUInt8(pageviews = 1 AND countIf(event_type IN ('event', 'outbound', 'download')) = 0)
+        AS is_bounce,
     argMinIf(pathname, timestamp, event_type = 'pageview') AS entry_page,
     argMaxIf(pathname, timestamp, event_type = 'pageview') AS exit_page,
-    argMin(hostname, timestamp) AS hostname,
-    argMin(referrer_source, timestamp) AS referrer_source,
-    argMin(referrer_medium, timestamp) AS referrer_medium,
-    argMin(utm_source, timestamp) AS utm_source,
-    argMin(utm_medium, timestamp) AS utm_medium,
-    argMin(utm_campaign, timestamp) AS utm_campaign,
-    any(country) AS country,
-    any(region) AS region,
-    any(device_type) AS device_type,
-    any(browser) AS browser,
-    any(os) AS os,
+    argMinIf(hostname, timestamp, event_type = 'pageview') AS hostname,
+    argMinIf(referrer_source, timestamp, event_type = 'pageview') AS referrer_source,
+    argMinIf(referrer_medium, timestamp, event_type = 'pageview') AS referrer_medium,
+    argMinIf(utm_source, timestamp, event_type = 'pageview') AS utm_source,
+    argMinIf(utm_medium, timestamp, event_type = 'pageview') AS utm_medium,
+    argMinIf(utm_campaign, timestamp, event_type = 'pageview') AS utm_campaign,
+    argMin(country, timestamp) AS country,
+    argMin(region, timestamp) AS region,
+    argMin(device_type, timestamp) AS device_type,
+    argMin(browser, timestamp) AS browser,
+    argMin(os, timestamp) AS os,
     arraySlice(
         arrayMap(
             step -> step.2,
@@ -64,20 +77,31 @@ SESSION_COLUMNS = """
                 )
             )
         ),
-        1, {max_steps:UInt16}
+        1, {{max_steps:UInt16}}
     ) AS steps,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).1 AS pages,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).2 AS page_views,
+    arraySort(groupUniqArrayIf(event_name, event_type = 'event')) AS goals,
     max(retention_days) AS retention_days
 """
+
+
+def visits_sql(events: str) -> str:
+    """One row per visit, with the columns of session_facts, of the page events that the
+    query ``events`` selects (all of each visitor's events around the wanted range)."""
+    return f"""
+        SELECT {SESSION_COLUMNS} FROM ({numbered_events_sql(events)})
+        WHERE visit_number > 0
+        GROUP BY site_id, visitor_id, visit_number
+        HAVING pageviews > 0
+    """  # noqa: S608 (events is SQL made by callers; values are parameters)
+
+
 # SESSION_COLUMNS names its results after the columns they aggregate (country, is_bot...):
 # conditions next to them must mean the event columns, not the aggregates.
 QUERY_SETTINGS = {"prefer_column_name_to_alias": 1}
 # Funnels look at a visit's first MAX_STEPS pageviews and custom events.
 MAX_STEPS = 64
-# Rows of a visit lie within this distance of its start (visits longer than a day are split
-# by the analysis, not by ingestion: vanishingly rare and bounded by it).
-VISIT_SPAN = timedelta(days=1)
 # Reports over more visits than this read a sample of visitors (as Plausible and Google
 # Analytics do on large sites): distinct counts over millions of visitors cost 50 ms a query.
 SAMPLE_ABOVE = 250_000
@@ -100,8 +124,9 @@ def refresh(*, full: bool = False) -> int:
         "WHERE inserted_at >= {since:DateTime('UTC')}",
         parameters={"since": since},
     ).result_rows
-    # A visit's rows can reach into the next day, so a changed day may change the day before.
-    days = sorted({day for (day,) in changed} | {day - timedelta(days=1) for (day,) in changed})
+    # A row on one day can move the start of a visit of the day before (it extends it) or take
+    # in a visit of the day after (it closes the gap before it), so those days change too.
+    days = sorted({day + timedelta(days=shift) for (day,) in changed for shift in (-1, 0, 1)})
     scratch = f"session_facts_scratch_{inserted_before:%Y%m%d%H%M%S}"
     client.command(f"CREATE TABLE IF NOT EXISTS {scratch} AS session_facts")
     try:
@@ -121,15 +146,14 @@ def refresh(*, full: bool = False) -> int:
 def _rebuild_day(client: Any, *, scratch: str, day: date) -> None:
     start = datetime.combine(day, datetime.min.time())
     client.command(f"TRUNCATE TABLE {scratch}")
+    events = """
+        SELECT * FROM page_events
+        WHERE timestamp >= {from:DateTime('UTC')} AND timestamp < {to:DateTime('UTC')}
+    """
     client.command(
         f"""
         INSERT INTO {scratch}
-        SELECT * FROM (
-            SELECT {SESSION_COLUMNS} FROM page_events
-            WHERE timestamp >= {{from:DateTime('UTC')}} AND timestamp < {{to:DateTime('UTC')}}
-            GROUP BY site_id, session_id
-        )
-        WHERE toDate(started_at) = {{day:Date}}
+        SELECT * FROM ({visits_sql(events)}) WHERE toDate(started_at) = {{day:Date}}
         """,  # noqa: S608 (the scratch name is made here; values are parameters)
         parameters={
             "from": start - VISIT_SPAN,
@@ -156,62 +180,93 @@ def sample_per_mille(*, visits: int) -> int:
     return max(1, min(1000, SAMPLE_ABOVE * 1000 // visits))
 
 
+# The events that visits which started in [{start}, {end}) can hold lie within VISIT_SPAN of it.
+_AROUND_RANGE = (
+    f"timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL {VISIT_SPAN.days} DAY "
+    f"AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL {VISIT_SPAN.days} DAY"
+)
+_IN_RANGE = "started_at >= {start:DateTime64(3, 'UTC')} AND started_at < {end:DateTime64(3, 'UTC')}"
+
+
 def rows_sql(
     *, filters_sql: str, site_id: str, start: datetime, end: datetime, sampling: bool
-) -> tuple[str, dict[str, Any], int]:
+) -> tuple[str, int]:
     """One visit per row, with the columns of session_facts, for visits of site ``{site}``
     that started in [``{start}``, ``{end}``) and pass ``filters_sql`` (conditions on those
-    columns, bots included), the parameters it adds to site, start, end and max_steps, and
-    how many visitors in a thousand it keeps (``sampling``: see sample_per_mille).
+    columns, bots included), and how many visitors in a thousand it keeps (``sampling``: see
+    sample_per_mille). Parameters: site, start, end, max_steps and those of ``filters_sql``.
 
-    Visits with rows inserted since the last refresh ("touched") are computed from their raw
-    events and left out of the facts. One cheap look first (the ``inserted_at`` skip index)
-    keeps the query simple when there are none, as right after a refresh."""
-    # The rows of visits that started in the range lie within VISIT_SPAN of it.
-    around_range = (
-        f"timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL {VISIT_SPAN.days} DAY "
-        f"AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL {VISIT_SPAN.days} DAY"
-    )
-    touched_rows = f"""
-        FROM page_events
-        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {around_range}
-    """
-    in_range = (
-        "started_at >= {start:DateTime64(3, 'UTC')} AND started_at < {end:DateTime64(3, 'UTC')}"
-    )
+    Visitors with rows inserted since the last refresh ("touched") have their visits computed
+    from their raw events, and their facts are left out: a late row can join, split or merge
+    their visits. One cheap look first (the ``inserted_at`` skip index) keeps the query simple
+    when there are none, as right after a refresh."""
+    touched_visitors = f"""
+        SELECT DISTINCT visitor_id FROM page_events
+        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {_AROUND_RANGE}
+    """  # noqa: S608
     sample = _sample_for(site_id=site_id, start=start, end=end) if sampling else 1000
     if sample < 1000:
         # A range of hashes is a random share of visitors that the facts' order can skip to.
         filters_sql = f"{filters_sql} AND visitor_hash < {sample * (2**64 // 1000)}"
     facts = f"""
         SELECT * FROM session_facts
-        WHERE site_id = {{site:String}} AND {in_range} AND {filters_sql}
+        WHERE site_id = {{site:String}} AND {_IN_RANGE} AND {filters_sql}
     """  # noqa: S608
-    touched, touched_from = (
-        clickhouse.get_client()
-        .query(
-            f"SELECT count(), min(timestamp) {touched_rows}",
-            parameters={"site": site_id, "start": start, "end": end},
-        )
-        .result_rows[0]
+    touched = clickhouse.get_client().command(
+        f"SELECT count() FROM ({touched_visitors})",  # noqa: S608
+        parameters={"site": site_id, "start": start, "end": end},
     )
-    if not touched:
-        return facts, {}, sample
+    if not int(touched):
+        return facts, sample
     sql = f"""
-        {facts}
-          -- Only visits active around the earliest touched row can have changed.
-          AND (ended_at < {{touched_from:DateTime64(3, 'UTC')}} - INTERVAL 1 HOUR
-               OR session_id NOT IN (SELECT session_id {touched_rows}))
+        {facts} AND visitor_hash NOT IN (SELECT sipHash64(visitor_id) FROM ({touched_visitors}))
         UNION ALL
-        SELECT * FROM (
-            SELECT {SESSION_COLUMNS} FROM page_events
-            WHERE site_id = {{site:String}} AND {around_range}
-              AND session_id IN (SELECT session_id {touched_rows})
-            GROUP BY site_id, session_id
-        )
-        WHERE {in_range} AND {filters_sql}
+        {_live_visits_sql(f"AND visitor_id IN ({touched_visitors})", filters_sql)}
     """  # noqa: S608
-    return sql, {"touched_from": touched_from}, sample
+    return sql, sample
+
+
+def raw_rows_sql(*, filters_sql: str) -> str:
+    """As rows_sql, with every visit computed from the raw events (no facts, no sampling)."""
+    return _live_visits_sql("", filters_sql)
+
+
+def _events_of_visitors_matching(match_sql: str) -> str:
+    """The page events around the range, with their visit ids, of the visitors of site {site}
+    who have an event matching ``match_sql`` (a condition on page events) around it."""
+    visitors = f"""
+        SELECT DISTINCT visitor_id FROM page_events
+        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} AND {match_sql}
+    """  # noqa: S608
+    return visit_events_sql(
+        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {_AROUND_RANGE} "  # noqa: S608
+        f"AND visitor_id IN ({visitors})"
+    )
+
+
+def matching_visit_ids_sql(match_sql: str) -> str:
+    """SQL of the ids of the visits of site {site} around [{start}, {end}) that hold an event
+    matching ``match_sql``."""
+    return (
+        f"SELECT visit_id FROM ({_events_of_visitors_matching(match_sql)}) "  # noqa: S608
+        f"WHERE visit_id != '' AND {match_sql}"
+    )
+
+
+def matching_visit_events_sql(match_sql: str) -> str:
+    """SQL of the event ids of every event of those visits."""
+    return (
+        f"SELECT event_id FROM ({_events_of_visitors_matching(match_sql)}) "  # noqa: S608
+        f"WHERE visit_id IN ({matching_visit_ids_sql(match_sql)})"
+    )
+
+
+def _live_visits_sql(visitors_sql: str, filters_sql: str) -> str:
+    events = f"""
+        SELECT * FROM page_events
+        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} {visitors_sql}
+    """  # noqa: S608
+    return f"SELECT * FROM ({visits_sql(events)}) WHERE {_IN_RANGE} AND {filters_sql}"  # noqa: S608
 
 
 _visit_counts: dict[tuple[str, datetime, datetime], tuple[float, int]] = {}

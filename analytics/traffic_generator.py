@@ -167,7 +167,6 @@ class AdView:
 @dataclass
 class Visit:
     visitor: str
-    session: str
     device: Device
     country: str
     source: Source
@@ -358,7 +357,7 @@ def _visit(
             )
         moment += dwell + timedelta(seconds=rng.randint(1, 20))
         path = _next_path(rng, path)
-    return Visit(visitor, uuid.uuid4().hex, device, country, source, ip, events, ads)
+    return Visit(visitor, device, country, source, ip, events, ads)
 
 
 def _ms(moment: datetime) -> str:
@@ -379,7 +378,6 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                     received_at=_ms(event.at),
                     event_type=event.kind,
                     visitor_id=visit.visitor,
-                    session_id=visit.session,
                     consent_state="none",
                     pathname=event.path,
                     url=f"https://shop.example{event.path}",

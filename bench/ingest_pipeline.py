@@ -212,7 +212,6 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
                 received_at=clickhouse_time(now),
                 event_type="pageview",
                 visitor_id=f"v{i % 5000}",
-                session_id="",
                 consent_state="none",
                 pathname=f"/p/{i % 300}",
                 url=f"https://localhost/p/{i % 300}",

@@ -111,7 +111,7 @@ def main() -> None:
         return ReportQuery.parse(site_id=SITE, timezone=TIMEZONE, params=params)
 
     def raw(report_query: ReportQuery) -> ReportQuery:
-        return replace(report_query, use_rollups=False)
+        return replace(report_query, use_facts=False)
 
     month = query()
     day = query(**{"from": month.period.end.isoformat(), "to": month.period.end.isoformat()})

@@ -23,7 +23,7 @@ a time: Kafka is keyed by site, so a site's events are in one partition, read by
 (the direct path runs in one process). Reports count plain rows (no FINAL), rollups are
 rebuilt from them (analytics.session_facts), so no number counts an event twice.
 
-Entry points: new_rows, repair_window.
+Entry points: EventKey.of, new_rows, repair_window.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from events.rows import RowEssentials
 from events.tables import RAW_TABLES
 from naboria import clickhouse
 
@@ -38,6 +39,10 @@ from naboria import clickhouse
 class EventKey(NamedTuple):
     site_id: str
     event_id: str  # canonical lower-case text (str(uuid.UUID))
+
+    @classmethod
+    def of(cls, row: RowEssentials) -> EventKey:
+        return cls(row.site_id, row.event_id.lower())
 
 
 def _table(name: str) -> str:

@@ -1,11 +1,11 @@
 """Rows as they travel through Kafka and land in ClickHouse: one struct per table.
 
-The struct fields are exactly the table's columns, so the same bytes serve three purposes:
-ingest encodes a row once (msgspec JSON), Kafka carries it, and the writer stage (the drain, or
-the direct writer) hands the bytes to ClickHouse as JSONEachRow without rebuilding them. The
-writer checks what it relies on (``RowEssentials``) and adds the columns only it knows (session
-id, Kafka provenance) in front of the encoded row (``with_fields``); ClickHouse parses and
-type-checks the rest, and a row it refuses goes to the dead-letter topic.
+The struct fields are exactly the table's columns (events.tables; a test compares them), so the
+same bytes serve three purposes: ingest encodes a row once (msgspec JSON), Kafka carries it,
+and the writer stage (the drain, or the direct writer) hands the bytes to ClickHouse as
+JSONEachRow without rebuilding them. The writer decodes only what it checks and deduplicates
+by (``RowEssentials``); ClickHouse parses and type-checks the rest, and a row it refuses goes to
+the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Annotated
 import msgspec
 
 # DateTime64(3) text as ingest writes it ("2026-11-22 14:41:31.123"). Only the length is checked
-# here (a regex would triple the drain's decoding cost); the sessionizer parses the value and
-# ClickHouse checks it again, and either sends a malformed one to the dead-letter topic.
+# here (a regex would triple the drain's decoding cost); ClickHouse parses the value, and a
+# malformed one goes to the dead-letter topic.
 Timestamp = Annotated[str, msgspec.Meta(min_length=23, max_length=23)]
 # A UUID in its 36-character text form. Decoding into uuid.UUID would cost the drain more than
 # the rest of a row together (~4 µs); ClickHouse parses the UUID column and refuses a bad one.
@@ -36,7 +36,6 @@ class PageRow(msgspec.Struct, omit_defaults=True):
     pathname: str
     url: str
     retention_days: int
-    session_id: str = ""  # set by the writer stage (ingest.sessions)
     event_name: str = ""
     app_id: str = ""
     hostname: str = ""
@@ -56,6 +55,7 @@ class PageRow(msgspec.Struct, omit_defaults=True):
     os_version: str = ""
     device_type: str = ""
     is_bot: int = 0
+    bot_reason: str = ""
     visible_ms: int = 0
     scroll_depth: int = 0
     target: str = ""
@@ -82,12 +82,14 @@ class AdRow(msgspec.Struct, omit_defaults=True):
     region: str = ""
     device_type: str = ""
     is_bot: int = 0
+    bot_reason: str = ""
 
 
 class RowEssentials(msgspec.Struct):
-    """What the writer stage checks of either row before storing it: the fields it reads, and
-    those that ClickHouse would otherwise fill with a harmful default (a zero retention expires
-    the row at once). Decoding only these costs a third of decoding the whole row."""
+    """What the writer stage checks of either row before storing it: its deduplication key
+    (site, event id), and the fields that ClickHouse would otherwise fill with a harmful default
+    (a zero retention expires the row at once). Decoding only these costs a third of decoding
+    the whole row."""
 
     event_id: EventId
     site_id: str
@@ -98,22 +100,6 @@ class RowEssentials(msgspec.Struct):
 
 encoder = msgspec.json.Encoder()
 essentials_decoder = msgspec.json.Decoder(RowEssentials)
-
-
-def with_fields(encoded_row: bytes, fields: bytes) -> bytes:
-    """The encoded row with ``fields`` (encoded members, each followed by a comma, such as
-    ``b'"session_id":"ab12",'``) put first. The row must have been decoded as an object."""
-    return b"{" + fields + encoded_row[1:]
-
-
-def kafka_provenance(topic: str, partition: int, offset: int) -> bytes:
-    """The Kafka topic, partition and offset of a row, as fields for ``with_fields``: stored
-    with the row, they let a restarted drain skip what is already in ClickHouse."""
-    return b'"kafka_topic":%b,"kafka_partition":%d,"kafka_offset":%d,' % (
-        encoder.encode(topic),
-        partition,
-        offset,
-    )
 
 
 def clickhouse_time(epoch_ms: int) -> str:

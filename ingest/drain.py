@@ -6,11 +6,14 @@ only then commit offsets. A writer thread does the inserts, so the next batch is
 decoded meanwhile; commits stay in the consumer thread, in order. Hosted in every Celery worker
 by a bootstep (naboria.celery) or run alone with ``python manage.py drain``.
 
-Exactly-once into ClickHouse: each row is inserted together with its Kafka topic, partition
-and offset. When a consumer is given a partition it reads the highest offset already stored
-(ingest.storage.max_kafka_offsets) and starts after it, so a drain killed between insert and
-commit does not insert the same events again, and neither do the materialized rollups, which
-an after-the-fact ReplacingMergeTree merge could not have undone.
+Exactly once into ClickHouse: a consumer resumes at its committed offsets, so after a crash
+between insert and commit, a rebalance, or a topic read again from its start, it reads messages
+it had stored already; the writer stores only rows whose event is not stored yet
+(events.dedup), checked on every attempt, after the deduplication window has been repaired on
+start, on every new assignment and before retrying an insert whose outcome is unknown. Nothing
+derived is written here: the session facts are rebuilt from the stored rows. A topic that was
+deleted and created again (a broker that lost its state) is read from its beginning: its
+offsets start anew, and a committed offset of its previous life would skip events.
 
 A message that is not a valid row (or that ClickHouse refuses on its own) is a poison message:
 it goes to the dead-letter topic with the error in its headers and the drain moves on.
@@ -31,16 +34,22 @@ import msgspec
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
-from events.rows import essentials_decoder, kafka_provenance, with_fields
+from events import dedup
+from events.dedup import EventKey
+from events.rows import essentials_decoder
 from ingest.batching import Batch
-from ingest.sessions import Sessionizer
-from ingest.storage import insert_rows, max_kafka_offsets, open_sessions
+from ingest.storage import store_new_rows
 from ingest.topics import DEAD_LETTER, ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 
 logger = logging.getLogger(__name__)
 
 ROWS_INSERTED = Counter("naboria_drain_rows_total", "Rows inserted by the drain.", ["consumer"])
+DUPLICATES = Counter(
+    "naboria_drain_duplicates_total",
+    "Rows not inserted because their event was stored already (retries, redeliveries).",
+    ["consumer"],
+)
 DEAD_LETTERS = Counter(
     "naboria_drain_dead_letters_total",
     "Poison messages sent to the dead-letter topic.",
@@ -58,14 +67,13 @@ class ConsumerSpec:
     name: str
     topic_kind: str
     table: str
-    sessionized: bool  # page rows get session ids; ad rows do not
 
 
 CONSUMERS = {
     spec.name: spec
     for spec in (
-        ConsumerSpec("page-events", "page", "page_events", sessionized=True),
-        ConsumerSpec("ad-events", "ad", "ad_events", sessionized=False),
+        ConsumerSpec("page-events", "page", "page_events"),
+        ConsumerSpec("ad-events", "ad", "ad_events"),
     )
 }
 
@@ -77,7 +85,11 @@ class Drain:
         self.spec = spec
         self.stop = stop
         self.topic = kafka_client.topic_name(spec.topic_kind)
-        self.sessions = Sessionizer()
+        # The id of the topic this drain last read: another one under the same name is read
+        # from its start.
+        self.topic_id: str | None = None
+        # Set on start and on every assignment; the writer repairs the window before it inserts.
+        self.repair_due = threading.Event()
         self.consumer: Any = None
         self.batch: Batch[Any] = Batch(
             max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
@@ -96,6 +108,7 @@ class Drain:
         self.consumer.subscribe([self.topic], on_assign=self._on_assign)
         # After a crash, what the last run held was never committed and will be read again.
         self.batch.take()
+        self.repair_due.set()
         batch = self.batch
         writer = _BatchWriter(self)
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
@@ -121,51 +134,40 @@ class Drain:
             self.consumer.close()
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        stored = max_kafka_offsets(self.spec.table, self.topic)
-        committed = consumer.committed(partitions, timeout=10)
-        for partition, commit in zip(partitions, committed, strict=True):
-            resume_after_stored = stored.get(partition.partition, -1) + 1
-            end = kafka_client.high_watermark(consumer, self.topic, partition.partition)
-            if resume_after_stored > end:
-                # More stored than the topic holds: it was recreated; its offsets start anew.
-                continue
-            if resume_after_stored > max(commit.offset, 0):
-                partition.offset = resume_after_stored
-                logger.info(
-                    "drain %s: partition %d resumes at %d (already in ClickHouse)",
-                    self.spec.name,
-                    partition.partition,
-                    resume_after_stored,
-                )
-        if self.spec.sessionized:
-            numbers = [partition.partition for partition in partitions]
-            self.sessions.remember(open_sessions(self.spec.table, self.topic, numbers))
+        # Whoever held these partitions before may have died inside an insert.
+        self.repair_due.set()
+        topic_id = kafka_client.topic_id(self.topic)
+        if self.topic_id is not None and topic_id is not None and topic_id != self.topic_id:
+            logger.warning(
+                "drain %s: topic %s was created anew; reading it from its start",
+                self.spec.name,
+                self.topic,
+            )
+            for partition in partitions:
+                partition.offset = kafka_client.OFFSET_BEGINNING
+        self.topic_id = topic_id or self.topic_id
         consumer.assign(partitions)
 
     def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
-        """Check and sessionize the rows of these messages and add their provenance (in the
-        consumer thread); invalid rows go to the dead-letter topic."""
+        """Check the rows of these messages and take their keys (in the consumer thread);
+        invalid rows go to the dead-letter topic."""
         if not messages:
             return None
         rows: list[bytes] = []
+        keys: list[EventKey] = []
         sources: list[Any] = []
         for message in messages:
-            provenance = kafka_provenance(self.topic, message.partition(), message.offset())
             # A message holds the rows of one accepted batch, one per line.
             for line in message.value().split(b"\n"):
                 try:
-                    essentials = essentials_decoder.decode(line)
-                    fields = (
-                        provenance + self.sessions.session_field(essentials)
-                        if self.spec.sessionized
-                        else provenance
-                    )
+                    key = EventKey.of(essentials_decoder.decode(line))
                 except (msgspec.DecodeError, ValueError) as error:
                     self._dead_letter(message, line, f"invalid row: {error}")
                     continue
-                rows.append(with_fields(line, fields))
+                rows.append(line)
+                keys.append(key)
                 sources.append((message, line))
-        return PreparedBatch(rows, sources, messages)
+        return PreparedBatch(rows, keys, sources, messages)
 
     def _commit_written(self, writer: _BatchWriter) -> None:
         """Commit, in order, the batches the writer has inserted. Commits stay in the consumer's
@@ -174,30 +176,39 @@ class Drain:
         for messages in writer.take_written():
             self._commit(messages)
 
-    def _insert(self, encoded: list[bytes], sources: list[Any]) -> None:
+    def _insert(self, prepared: PreparedBatch) -> None:
+        table = self.spec.table
         while True:
             try:
+                if self.repair_due.is_set():
+                    self.repair_due.clear()
+                    dedup.repair_window(table)
                 with INSERT_SECONDS.labels(self.spec.name).time():
-                    insert_rows(self.spec.table, encoded)
-                ROWS_INSERTED.labels(self.spec.name).inc(len(encoded))
+                    stored = store_new_rows(table, prepared.encoded, prepared.keys)
+                ROWS_INSERTED.labels(self.spec.name).inc(stored)
+                DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - stored)
                 return
             except Exception as error:
+                # The insert may have happened before the answer was lost: the next attempt
+                # must see its rows.
+                self.repair_due.set()
                 if self._clickhouse_is_up():
                     # ClickHouse answers but refuses the batch: find the rows it refuses.
-                    self._insert_one_by_one(encoded, sources, error)
+                    self._insert_one_by_one(prepared, error)
                     return
                 logger.warning("drain %s: ClickHouse unavailable, retrying", self.spec.name)
                 if self.stop.wait(RETRY_SECONDS):
                     raise  # stopping: nothing was committed, the batch will be read again
 
-    def _insert_one_by_one(
-        self, encoded: list[bytes], sources: list[Any], first: Exception
-    ) -> None:
+    def _insert_one_by_one(self, prepared: PreparedBatch, first: Exception) -> None:
         logger.error("drain %s: batch refused (%s); inserting row by row", self.spec.name, first)
-        for row, (message, line) in zip(encoded, sources, strict=True):
+        dedup.repair_window(self.spec.table)
+        for row, key, (message, line) in zip(
+            prepared.encoded, prepared.keys, prepared.sources, strict=True
+        ):
             try:
-                insert_rows(self.spec.table, [row])
-                ROWS_INSERTED.labels(self.spec.name).inc()
+                stored = store_new_rows(self.spec.table, [row], [key])
+                ROWS_INSERTED.labels(self.spec.name).inc(stored)
             except Exception as error:
                 self._dead_letter(message, line, f"refused by ClickHouse: {error}")
 
@@ -239,6 +250,7 @@ class Drain:
 @dataclass(frozen=True)
 class PreparedBatch:
     encoded: list[bytes]
+    keys: list[EventKey]  # the deduplication key of each encoded row
     sources: list[tuple[Any, bytes]]  # (message, line) of each encoded row
     messages: list[Any]
 
@@ -263,7 +275,7 @@ class _BatchWriter:
         while (prepared := self.pending.get()) is not None:
             if self.error is None:  # after a failure nothing more is inserted
                 try:
-                    self.drain._insert(prepared.encoded, prepared.sources)
+                    self.drain._insert(prepared)
                 except BaseException as error:
                     self.error = error
                 else:

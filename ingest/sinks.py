@@ -28,9 +28,11 @@ from typing import Any, Protocol
 from django.conf import settings
 from prometheus_client import Counter, Gauge
 
+from events import dedup
+from events.dedup import EventKey
+from events.rows import essentials_decoder
 from ingest.batching import Batch
-from ingest.sessions import Sessionizer
-from ingest.storage import insert_rows
+from ingest.storage import store_new_rows
 from ingest.topics import AD, PAGE, ensure_ingest_topics
 from naboria import kafka_client
 
@@ -177,7 +179,9 @@ class DirectSink:
         self._ads: list[tuple[bytes, Future[None]]] = []
         self._closed = False
         self._stop_retrying = threading.Event()
-        self.sessions = Sessionizer()
+        # Tables whose deduplication window is repaired before the next insert: before the
+        # first, and after a failed one (events.dedup.repair_window).
+        self._repair_due = {PAGE_TABLE, AD_TABLE}
         self._writer = threading.Thread(
             target=self._write_forever, name="direct-writer", daemon=True
         )
@@ -222,17 +226,17 @@ class DirectSink:
                 return
 
     def _write(self, pages: list[bytes], ads: list[tuple[bytes, Future[None]]]) -> bool:
-        """Insert what is due; False when the page rows must be tried again."""
+        """Store what is due, each event once; False when the page rows must be tried again."""
         pages_written = True
         if pages:
             try:
-                insert_rows(PAGE_TABLE, self.sessions.assign_encoded(pages))
+                self._store(PAGE_TABLE, pages)
             except Exception:
                 logger.exception("direct path: %d page events not inserted yet", len(pages))
                 pages_written = False
         if ads:
             try:
-                insert_rows(AD_TABLE, [row for row, _ in ads])
+                self._store(AD_TABLE, [row for row, _ in ads])
             except Exception as error:
                 for _, durable in ads:
                     durable.set_exception(SinkUnavailable(str(error).splitlines()[0]))
@@ -241,6 +245,19 @@ class DirectSink:
                 for _, durable in ads:
                     durable.set_result(None)
         return pages_written
+
+    def _store(self, table: str, rows: list[bytes]) -> None:
+        # Rows were checked when accepted; only their keys are read here.
+        keys = [EventKey.of(essentials_decoder.decode(row)) for row in rows]
+        try:
+            if table in self._repair_due:
+                dedup.repair_window(table)
+                self._repair_due.discard(table)
+            store_new_rows(table, rows, keys)
+        except Exception:
+            # The insert may have happened: the next attempt must see its rows.
+            self._repair_due.add(table)
+            raise
 
     def close(self) -> None:
         """Flush everything still waiting, then stop the writer."""

@@ -1,22 +1,17 @@
-"""Ad performance (from the hourly rollup) and consent rates per purpose (from the mirrored
-consent decisions)."""
+"""Ad performance (from the deduplicated raw ad events) and consent rates per purpose (from the
+mirrored consent decisions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from analytics.reports.query import (
-    InvalidReportQuery,
-    ReportQuery,
-    hourly_rollup_conditions,
-    rows,
-)
+from analytics.reports.query import Conditions, InvalidReportQuery, ReportQuery, rows
 
 AD_GROUPINGS = {
     "campaign": "toString(campaign_id)",
     "ad": "toString(ad_id)",
     "placement": "toString(placement_id)",
-    "day": "toString(toDate(hour, {tz:String}))",
+    "day": "toString(toDate(timestamp, {tz:String}))",
 }
 
 
@@ -24,11 +19,19 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
     """Impressions, viewable rate, clicks and CTR per campaign, ad, placement or day."""
     if by not in AD_GROUPINGS:
         raise InvalidReportQuery(f"by: one of {', '.join(AD_GROUPINGS)}")
-    conditions = hourly_rollup_conditions(query)
+    conditions = Conditions()
+    conditions.add("site_id = {site:String}", site=query.site_id)
+    conditions.add(
+        "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
+        start=query.period.start_utc,
+        end=query.period.end_utc,
+    )
+    if not query.include_bots:
+        conditions.add("is_bot = 0")
     sql = f"""
-        SELECT {AD_GROUPINGS[by]} AS key, sum(impressions) AS shown,
-               sum(viewable_impressions), sum(clicks)
-        FROM ad_performance_hourly WHERE {conditions.sql}
+        SELECT {AD_GROUPINGS[by]} AS key, countIf(event_type = 'impression') AS shown,
+               countIf(event_type = 'viewable'), countIf(event_type = 'click')
+        FROM ad_events WHERE {conditions.sql}
         GROUP BY key ORDER BY {"key" if by == "day" else "shown DESC, key"}
     """  # noqa: S608 (groupings and orderings are fixed strings)
     results = []

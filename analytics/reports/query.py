@@ -10,7 +10,7 @@ of ``InvalidReportQuery`` when they are wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,7 +20,9 @@ from analytics import session_facts
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
-# filter name -> page_events column (session-constant dimensions and the page)
+# filter name -> column of page events and of visit rows. A visit keeps the values of its first
+# pageview (source, UTM, hostname) and first event (country, device...); the page is any page of
+# the visit (``pages`` of a visit row).
 FILTER_COLUMNS = {
     "path": "pathname",  # ("page" is the API's pagination)
     "hostname": "hostname",
@@ -34,9 +36,6 @@ FILTER_COLUMNS = {
     "browser": "browser",
     "os": "os",
 }
-# Filters that session facts answer: properties of the whole visit (its first hostname and
-# source, its country, device...). A page filter needs the visit's events.
-VISIT_FILTERS = frozenset(FILTER_COLUMNS) - {"path"}
 
 
 class InvalidReportQuery(ValueError):
@@ -83,8 +82,8 @@ class ReportQuery:
     include_bots: bool = False
     compare: Period | None = None
     exact: bool = False  # no sampling of large periods
-    # False computes everything from raw events (benchmarks and tests compare the two ways).
-    use_rollups: bool = True
+    # False computes every visit from raw events (benchmarks and tests compare the two ways).
+    use_facts: bool = True
 
     @classmethod
     def parse(cls, *, site_id: str, timezone: str, params: Mapping[str, str]) -> ReportQuery:
@@ -144,10 +143,6 @@ class ReportQuery:
     def has_event_filters(self) -> bool:
         return bool(self.goal or self.property_filter)
 
-    def uses_only(self, allowed: Set[str]) -> bool:
-        """True when rollups may answer and every filter is one of ``allowed``."""
-        return self.use_rollups and not self.has_event_filters and set(self.filters) <= allowed
-
 
 def _date(text: str | None, name: str, default: date | None = None) -> date:
     if not text:
@@ -185,45 +180,66 @@ class Conditions:
         return " AND ".join(self.clauses) or "1"
 
 
-def _add_bots_and_filters(conditions: Conditions, query: ReportQuery) -> Conditions:
-    """The query's bot exclusion and filters, on columns that page events and visit rows
-    name alike."""
+def _custom_event_match(query: ReportQuery, conditions: Conditions) -> str:
+    """The condition on page events of the query's goal and property (a custom event that is
+    the goal, and has the property with that value); its parameters go to ``conditions``."""
+    match = ["event_type = 'event'"]
+    if query.goal:
+        match.append("event_name = {goal:String}")
+        conditions.parameters["goal"] = query.goal
+    if query.property_filter:
+        # An event without the key does not match an empty value.
+        match.append(
+            "mapContains(properties, {property_key:String}) "
+            "AND properties[{property_key:String}] = {property_value:String}"
+        )
+        conditions.parameters.update(
+            property_key=query.property_filter[0], property_value=query.property_filter[1]
+        )
+    return " AND ".join(match)
+
+
+def visit_conditions(query: ReportQuery) -> Conditions:
+    """Conditions on visit rows (the columns of session_facts) for the query's bots and filters:
+    a visit passes when its own values match (source, country...), when one of its pages is the
+    page filter, and when one of its custom events is the goal (with the property)."""
+    conditions = Conditions()
+    if not query.include_bots:
+        conditions.add("is_bot = 0")
+    for index, (name, value) in enumerate(sorted(query.filters.items())):
+        parameter = f"{{f{index}:String}}"
+        test = (
+            f"has(pages, {parameter})"
+            if name == "path"
+            else f"{FILTER_COLUMNS[name]} = {parameter}"
+        )
+        conditions.add(test, **{f"f{index}": value})
+    if query.property_filter:
+        match = _custom_event_match(query, conditions)
+        conditions.add(f"session_id IN ({session_facts.matching_visit_ids_sql(match)})")
+    elif query.goal:
+        conditions.add("has(goals, {goal:String})", goal=query.goal)
+    return conditions
+
+
+def event_conditions(query: ReportQuery) -> Conditions:
+    """Conditions on page_events rows for the query's site, period, bots and filters. With a
+    goal or a property, the events are those of the visits that hold a matching custom event
+    (the visits of visit_conditions)."""
+    conditions = Conditions()
+    conditions.add("site_id = {site:String}", site=query.site_id)
+    conditions.add(
+        "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
+        start=query.period.start_utc,
+        end=query.period.end_utc,
+    )
     if not query.include_bots:
         conditions.add("is_bot = 0")
     for index, (name, value) in enumerate(sorted(query.filters.items())):
         conditions.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
-    return conditions
-
-
-def event_conditions(query: ReportQuery, *, table_time: str = "timestamp") -> Conditions:
-    """Conditions on page_events rows for the query's site, period, bots and filters."""
-    conditions = Conditions()
-    conditions.add("site_id = {site:String}", site=query.site_id)
-    conditions.add(
-        f"{table_time} >= {{start:DateTime64(3, 'UTC')}} "
-        f"AND {table_time} < {{end:DateTime64(3, 'UTC')}}",
-        start=query.period.start_utc,
-        end=query.period.end_utc,
-    )
-    _add_bots_and_filters(conditions, query)
     if query.has_event_filters:
-        # Session-level: the sessions in which the goal (and property) happened.
-        inner = Conditions()
-        inner.add("site_id = {site:String}", site=query.site_id)
-        inner.add("event_type = 'event'")
-        if query.goal:
-            inner.add("event_name = {goal:String}", goal=query.goal)
-        if query.property_filter:
-            inner.add(
-                "properties[{property_key:String}] = {property_value:String}",
-                property_key=query.property_filter[0],
-                property_value=query.property_filter[1],
-            )
-        inner.add(
-            "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}"
-        )
-        conditions.add(f"session_id IN (SELECT session_id FROM page_events WHERE {inner.sql})")  # noqa: S608
-        conditions.parameters.update(inner.parameters)
+        match = _custom_event_match(query, conditions)
+        conditions.add(f"event_id IN ({session_facts.matching_visit_events_sql(match)})")
     return conditions
 
 
@@ -235,6 +251,7 @@ class VisitRows:
     sql: str
     parameters: dict[str, Any]
     per_mille: int = 1000
+    origin: str = "facts"  # or "raw": where the visits come from, as answers name it
 
     @property
     def sample_rate(self) -> float:
@@ -245,47 +262,28 @@ class VisitRows:
 
 
 def visit_rows(query: ReportQuery) -> VisitRows:
-    """Visits from the session facts when the filters allow (visits that started in the
-    period; large periods read a sample of visitors unless ``query.exact``), else grouped from
-    the raw events that pass the filters (visits with an event in the period)."""
-    if query.uses_only(VISIT_FILTERS):
-        filters = _add_bots_and_filters(Conditions(), query)
-        sql, changed, per_mille = session_facts.rows_sql(
-            filters_sql=filters.sql,
-            site_id=query.site_id,
-            start=query.period.start_utc,
-            end=query.period.end_utc,
-            sampling=not query.exact,
-        )
-        parameters = {
-            **filters.parameters,
-            **changed,
-            "site": query.site_id,
-            "start": query.period.start_utc,
-            "end": query.period.end_utc,
-            "max_steps": session_facts.MAX_STEPS,
-        }
-        return VisitRows(sql, parameters, per_mille)
-    conditions = event_conditions(query)
-    sql = f"""
-        SELECT {session_facts.SESSION_COLUMNS} FROM page_events WHERE {conditions.sql}
-        GROUP BY site_id, session_id
-    """  # noqa: S608 (conditions hold only placeholders; values are parameters)
-    return VisitRows(sql, {**conditions.parameters, "max_steps": session_facts.MAX_STEPS})
-
-
-def hourly_rollup_conditions(query: ReportQuery) -> Conditions:
-    """Conditions on an hourly rollup (``hour`` in UTC) for the query's site, period and bots."""
-    conditions = Conditions()
-    conditions.add("site_id = {site:String}", site=query.site_id)
-    conditions.add(
-        "hour >= {start:DateTime('UTC')} AND hour < {end:DateTime('UTC')}",
-        start=query.period.start_utc.replace(tzinfo=None),
-        end=query.period.end_utc.replace(tzinfo=None),
+    """The visits that started in the period and pass the filters: from the session facts
+    (kept current for visitors with new rows; large periods read a sample of visitors unless
+    ``query.exact``), or all computed from raw events when ``query.use_facts`` is False."""
+    filters = visit_conditions(query)
+    parameters = {
+        **filters.parameters,
+        "site": query.site_id,
+        "start": query.period.start_utc,
+        "end": query.period.end_utc,
+        "max_steps": session_facts.MAX_STEPS,
+    }
+    if not query.use_facts:
+        sql = session_facts.raw_rows_sql(filters_sql=filters.sql)
+        return VisitRows(sql, parameters, origin="raw")
+    sql, per_mille = session_facts.rows_sql(
+        filters_sql=filters.sql,
+        site_id=query.site_id,
+        start=query.period.start_utc,
+        end=query.period.end_utc,
+        sampling=not query.exact,
     )
-    if not query.include_bots:
-        conditions.add("is_bot = 0")
-    return conditions
+    return VisitRows(sql, parameters, per_mille)
 
 
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -8,11 +8,11 @@ Definitions (the dashboards and docs/analytics.md use the same words):
 - **visit duration**: from its first to its last event (engagement reports extend it).
 
 Visits come from the session facts (``analytics.session_facts``: one row per visit, kept
-current at query time) unless a filter needs the events themselves (a page, a goal or a
-property): then from the raw events that pass the filters, grouped by visit. Pageviews over
-time come from the ``pageviews_hourly`` rollup when the filters and the site's timezone allow
-(whole-hour offsets). Distinct counts use ClickHouse's ``uniq`` (exact for small sets, within
-about 1 % beyond). Both ways give the same numbers (tests compare them).
+current at query time), made from the deduplicated raw events by the visit rule of
+events.visits; every filter keeps or leaves out whole visits (query.visit_conditions). The
+graph counts what the cards count: a visit and all its pageviews in the bucket where it
+started. Distinct counts use ClickHouse's ``uniq`` (exact for small sets, within about 1 %
+beyond). Facts and raw events give the same numbers (tests compare them).
 """
 
 from __future__ import annotations
@@ -22,15 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics.reports.query import (
-    VISIT_FILTERS,
-    Conditions,
     InvalidReportQuery,
     ReportQuery,
     VisitRows,
     bucket_expression,
     bucket_labels,
-    event_conditions,
-    hourly_rollup_conditions,
     rows,
     visit_rows,
 )
@@ -119,30 +115,14 @@ def _overview_of(aggregates: tuple[Any, ...], visit_source: VisitRows) -> tuple[
     return overview, visit_source.sample_rate
 
 
-def _rollup_allowed(query: ReportQuery) -> bool:
-    """The hourly rollup answers unfiltered (or page-filtered) questions of sites whose offset
-    from UTC is whole hours during the period (half-hour zones need raw events)."""
-    if not query.uses_only({"path"}):
-        return False
-    zone = query.period.zone
-    moment = query.period.start_utc
-    while moment <= query.period.end_utc:
-        offset = zone.utcoffset(moment.replace(tzinfo=None))
-        if offset is None or offset.total_seconds() % 3600:
-            return False
-        moment += timedelta(days=7)
-    return True
-
-
 def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
-    """Visitors and visits (by the time a visit started) and pageviews per hour, day, week or
-    month (site time), without holes."""
+    """Visitors, visits and their pageviews per hour, day, week or month (site time, by the
+    time a visit started), without holes."""
     bucket = _checked_bucket(query, interval)
     visit_source = visit_rows(query)
     visits = rows(
         f"""
-        SELECT {bucket.replace("timestamp", "started_at")} AS bucket,
-               uniq(visitor_hash), count()
+        SELECT {bucket} AS bucket, uniq(visitor_hash), count(), sum(pageviews)
         FROM ({visit_source.sql}) GROUP BY bucket
         """,  # noqa: S608
         {**visit_source.parameters, "tz": query.period.timezone},
@@ -157,61 +137,31 @@ def _timeseries_answer(
     visits: list[tuple[Any, ...]],
     visit_source: VisitRows,
 ) -> dict[str, Any]:
-    """The timeseries answer from (bucket, visitors, visits) rows of visit_source."""
-    source, pageviews = _pageviews_by_bucket(query, bucket=bucket_expression(interval))
-    found = {
-        label: (visit_source.scaled(visitors), visit_source.scaled(count))
-        for label, visitors, count in visits
-    }
+    """The timeseries answer from (bucket, visitors, visits, pageviews) rows of visit_source."""
+    found = {label: [visit_source.scaled(count) for count in counts] for label, *counts in visits}
     return {
         "interval": interval,
-        "source": source,
+        "source": visit_source.origin,
         "sample_rate": visit_source.sample_rate,
         "points": [
-            {
-                "date": label,
-                "visitors": found.get(label, (0, 0))[0],
-                "visits": found.get(label, (0, 0))[1],
-                "pageviews": pageviews.get(label, 0),
-            }
+            dict(
+                zip(
+                    ("date", "visitors", "visits", "pageviews"),
+                    (label, *found.get(label, (0, 0, 0))),
+                    strict=True,
+                )
+            )
             for label in bucket_labels(query.period, interval)
         ],
     }
 
 
 def _checked_bucket(query: ReportQuery, interval: str) -> str:
-    bucket = bucket_expression(interval)  # refuses an unknown interval
+    """The bucket of a visit row (by its start), refusing an unknown interval or too many."""
+    bucket = bucket_expression(interval).replace("timestamp", "started_at")
     if len(bucket_labels(query.period, interval)) > 2000:
         raise InvalidReportQuery("interval: too many points for this range; use a longer one")
     return bucket
-
-
-def _pageviews_by_bucket(query: ReportQuery, *, bucket: str) -> tuple[str, dict[str, int]]:
-    """Pageviews per bucket (an expression of bucket_expression), by the time they happened,
-    and where they came from (rollup or raw)."""
-    if _rollup_allowed(query):
-        conditions = _rollup_conditions(query)
-        sql = f"""
-            SELECT {bucket.replace("timestamp", "hour")} AS bucket, sum(pageviews)
-            FROM pageviews_hourly WHERE {conditions.sql} GROUP BY bucket
-        """  # noqa: S608
-        source = "rollup"
-    else:
-        conditions = event_conditions(query)
-        sql = f"""
-            SELECT {bucket} AS bucket, count() FROM page_events
-            WHERE {conditions.sql} AND event_type = 'pageview' GROUP BY bucket
-        """  # noqa: S608
-        source = "raw"
-    found = rows(sql, {**conditions.parameters, "tz": query.period.timezone})
-    return source, {label: int(count) for label, count in found}
-
-
-def _rollup_conditions(query: ReportQuery) -> Conditions:
-    conditions = hourly_rollup_conditions(query)
-    if "path" in query.filters:
-        conditions.add("pathname = {path:String}", path=query.filters["path"])
-    return conditions
 
 
 def breakdown(
@@ -256,7 +206,7 @@ def _breakdown_answer(
     """The breakdown answer from (value, visitors, visits, pageviews) rows of visit_source."""
     return {
         "dimension": dimension,
-        "source": "rollup" if query.uses_only(VISIT_FILTERS) else "raw",
+        "source": visit_source.origin,
         "sample_rate": visit_source.sample_rate,
         "results": [
             {
@@ -280,7 +230,7 @@ def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> d
     devices and browsers. One scan of the visits answers the overview, the graph's visitors
     and visits and the top lists (GROUPING SETS); pages read the same visits again, and the
     comparison takes its own."""
-    bucket = _checked_bucket(query, interval).replace("timestamp", "started_at")
+    bucket = _checked_bucket(query, interval)
     columns = [BREAKDOWNS[name] for name in DASHBOARD_LISTS]
     visit_source = visit_rows(query)
     sql = f"""
@@ -299,7 +249,7 @@ def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> d
         if all(flags):
             totals = aggregates
         elif flags[0] == 0:
-            points.append((values[0], *aggregates[:2]))
+            points.append((values[0], *aggregates[:3]))
         else:
             index = flags.index(0, 1) - 1
             lists[DASHBOARD_LISTS[index]].append((values[index + 1], *aggregates[:3]))

@@ -10,7 +10,8 @@ Entry points:
                                  compressed, lingering), built on first use
     build_consumer(group_id=...) a consumer in a group with manual offset commits
     commit_offsets(consumer, ...) synchronous commit of the next offsets to read
-    high_watermark(consumer, ...) the offset the next produced message of a partition will get
+    topic_id(name)               the broker's id of a topic (another id: it was created anew)
+    OFFSET_BEGINNING             the offset that means "the start of the partition"
     ensure_topics(names)         creates missing topics with the configured partitions
     ping()                       raises ``KafkaUnavailable`` if no broker answers
     reset()                      flushes and forgets the producer (tests, shutdown)
@@ -101,11 +102,23 @@ def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> N
     )
 
 
-def high_watermark(consumer: Any, topic: str, partition: int, *, timeout: float = 10.0) -> int:
-    from confluent_kafka import TopicPartition
+# librdkafka's logical offset for "the first message still held" (confluent_kafka's
+# OFFSET_BEGINNING), so callers need not import confluent_kafka.
+OFFSET_BEGINNING = -2
 
-    _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-    return int(high)
+
+def topic_id(name: str, *, timeout: float = 5.0) -> str | None:
+    """The id the broker gave the topic (KIP-516), or None when it cannot tell (no such topic,
+    a broker without topic ids, or none answering)."""
+    from confluent_kafka import KafkaException, TopicCollection
+
+    try:
+        futures = _admin().describe_topics(TopicCollection([name]), request_timeout=timeout)
+        description = futures[name].result(timeout=timeout)
+    except (KafkaException, TimeoutError):
+        return None
+    found = getattr(description, "topic_id", None)
+    return str(found) if found is not None else None
 
 
 def _admin() -> Any:

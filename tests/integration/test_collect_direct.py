@@ -90,9 +90,9 @@ def test_batch_is_enriched_stored_and_keeps_no_ip(shop):
 
     stored = rows(
         "SELECT event_type, event_name, pathname, referrer_source, referrer_medium, utm_source,"
-        " country, browser, os, device_type, is_bot, consent_state, visitor_id, session_id,"
-        " visible_ms, scroll_depth, properties, target FROM page_events WHERE site_id = {s:String}"
-        " ORDER BY timestamp, event_type",
+        " country, browser, os, device_type, is_bot, consent_state, visitor_id, visit_id,"
+        " visible_ms, scroll_depth, properties, target FROM page_event_visits"
+        " WHERE site_id = {s:String} ORDER BY timestamp, event_type",
         s=shop.public_id,
     )
     by_type = {row[0]: row for row in stored}
@@ -297,12 +297,13 @@ def test_sessions_split_after_thirty_idle_minutes(shop):
         post("/collect", {"site": shop.public_id, "sent_at": now, "events": events}).status_code
         == 202
     )
-    sessions = rows(
-        "SELECT session_id, sum(pageviews), argMinMerge(entry_page), argMaxMerge(exit_page)"
-        " FROM sessions WHERE site_id = {s:String} GROUP BY session_id ORDER BY min(started_at)",
+    visits = rows(
+        "SELECT visit_id, count(), argMin(pathname, timestamp), argMax(pathname, timestamp)"
+        " FROM page_event_visits WHERE site_id = {s:String} GROUP BY visit_id"
+        " ORDER BY min(timestamp)",
         s=shop.public_id,
     )
-    assert [row[1:] for row in sessions] == [(2, "/a", "/b"), (1, "/c", "/c")]
+    assert [row[1:] for row in visits] == [(2, "/a", "/b"), (1, "/c", "/c")]
 
 
 def test_ad_event_answers_after_the_insert_and_counts_once(shop):

@@ -1,7 +1,7 @@
 """Every report against numbers computed by hand from a small fixed data set (below), in a
 site timezone that is not UTC, including its day boundaries. Each test runs twice: with the
 visits computed live (rows inserted after the last session-facts refresh) and from the
-refreshed session facts; and rollup and raw answers agree."""
+refreshed session facts; and facts and raw answers agree."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def at(text: str) -> str:
     return clickhouse_time(int(moment.timestamp() * 1000))
 
 
-def page(site, moment, visitor, session, path, kind="pageview", **extra) -> bytes:
+def page(site, moment, visitor, path, kind="pageview", **extra) -> bytes:
     return encoder.encode(
         PageRow(
             event_id=str(uuid.uuid4()),
@@ -38,7 +38,6 @@ def page(site, moment, visitor, session, path, kind="pageview", **extra) -> byte
             received_at=at(moment),
             event_type=kind,
             visitor_id=visitor,
-            session_id=session,
             consent_state="none",
             pathname=path,
             url=f"https://shop.example{path}",
@@ -65,36 +64,34 @@ def shop(request: pytest.FixtureRequest) -> str:
     insert_rows(
         "page_events",
         [
-            page(site, "2026-11-20 09:00:00", "v1", "s1", "/"),
-            page(site, "2026-11-20 09:00:30", "v1", "s1", "/pricing"),
+            page(site, "2026-11-20 09:00:00", "v1", "/"),
+            page(site, "2026-11-20 09:00:30", "v1", "/pricing"),
             page(
                 site,
                 "2026-11-20 09:01:00",
                 "v1",
-                "s1",
                 "/pricing",
                 "event",
                 event_name="Signup",
                 properties={"plan": "pro"},
             ),
-            page(site, "2026-11-20 09:02:00", "v1", "s1", "/thanks"),
+            page(site, "2026-11-20 09:02:00", "v1", "/thanks"),
             page(
                 site,
                 "2026-11-20 10:00:00",
                 "v2",
-                "s2",
                 "/",
                 referrer_source="Google",
                 referrer_medium="search",
                 country="FR",
                 device_type="mobile",
             ),
-            page(site, "2026-11-21 12:00:00", "v2", "s3", "/pricing"),
-            page(site, "2026-11-21 12:05:00", "v2", "s3", "/"),
-            page(site, "2026-11-21 23:30:00", "v3", "s4", "/"),
-            page(site, "2026-11-19 23:30:00", "v4", "s5", "/"),
-            page(site, "2026-11-20 11:00:00", "bot", "s6", "/", is_bot=1),
-            page(site, "2026-11-24 10:00:00", "v1", "s7", "/"),
+            page(site, "2026-11-21 12:00:00", "v2", "/pricing"),
+            page(site, "2026-11-21 12:05:00", "v2", "/"),
+            page(site, "2026-11-21 23:30:00", "v3", "/"),
+            page(site, "2026-11-19 23:30:00", "v4", "/"),
+            page(site, "2026-11-20 11:00:00", "bot", "/", is_bot=1),
+            page(site, "2026-11-24 10:00:00", "v1", "/"),
         ],
     )
     ads = [
@@ -182,7 +179,7 @@ def query(
 
 
 def raw(report_query: ReportQuery) -> ReportQuery:
-    return replace(report_query, use_rollups=False)
+    return replace(report_query, use_facts=False)
 
 
 def test_overview_counts_visits_bounces_and_durations(shop):
@@ -207,15 +204,15 @@ def test_comparison_with_the_previous_period(shop):
     assert answer["change"]["visitors"] == -66.7
 
 
-def test_timeseries_by_day_in_site_time_from_rollup_and_raw_alike(shop):
+def test_timeseries_by_day_in_site_time_from_facts_and_raw_alike(shop):
     expected = [
         {"date": "2026-11-20", "visitors": 3, "visits": 3, "pageviews": 5},
         {"date": "2026-11-21", "visitors": 1, "visits": 1, "pageviews": 2},
     ]
-    from_rollup = traffic.timeseries(query(shop), interval="day")
+    from_facts = traffic.timeseries(query(shop), interval="day")
     from_raw = traffic.timeseries(raw(query(shop)), interval="day")
-    assert (from_rollup["source"], from_raw["source"]) == ("rollup", "raw")
-    assert from_rollup["points"] == from_raw["points"] == expected
+    assert (from_facts["source"], from_raw["source"]) == ("facts", "raw")
+    assert from_facts["points"] == from_raw["points"] == expected
 
 
 def test_hourly_timeseries_has_every_hour_of_the_days(shop):
@@ -225,16 +222,16 @@ def test_hourly_timeseries_has_every_hour_of_the_days(shop):
     assert points[10] == {"date": "2026-11-20 10:00", "visitors": 1, "visits": 1, "pageviews": 3}
 
 
-def test_top_pages_from_rollup_and_raw_alike(shop):
+def test_top_pages_from_facts_and_raw_alike(shop):
     expected = [
         {"value": "/", "visitors": 3, "visits": 4, "pageviews": 4},
         {"value": "/pricing", "visitors": 2, "visits": 2, "pageviews": 2},
         {"value": "/thanks", "visitors": 1, "visits": 1, "pageviews": 1},
     ]
-    from_rollup = traffic.breakdown(query(shop), dimension="pages")
+    from_facts = traffic.breakdown(query(shop), dimension="pages")
     from_raw = traffic.breakdown(raw(query(shop)), dimension="pages")
-    assert (from_rollup["source"], from_raw["source"]) == ("rollup", "raw")
-    assert from_rollup["results"] == from_raw["results"] == expected
+    assert (from_facts["source"], from_raw["source"]) == ("facts", "raw")
+    assert from_facts["results"] == from_raw["results"] == expected
 
 
 def test_sources_countries_and_devices(shop):
@@ -313,11 +310,11 @@ def test_realtime_visitors_and_their_current_pages():
     insert_rows(
         "page_events",
         [
-            page(site, ago(4), "a", "sa", "/other"),
-            page(site, ago(1), "a", "sa", "/live"),  # a moved on: counted on /live only
-            page(site, ago(2), "b", "sb", "/live"),
-            page(site, ago(3), "c", "sc", "/other"),
-            page(site, ago(10), "d", "sd", "/gone"),
+            page(site, ago(4), "a", "/other"),
+            page(site, ago(1), "a", "/live"),  # a moved on: counted on /live only
+            page(site, ago(2), "b", "/live"),
+            page(site, ago(3), "c", "/other"),
+            page(site, ago(10), "d", "/gone"),
         ],
     )
     assert traffic.realtime(site_id=site) == {
@@ -356,16 +353,16 @@ def test_rows_after_a_refresh_join_their_visit_until_the_next_one():
     insert_rows(
         "page_events",
         [
-            page(site, "2026-11-20 09:00:00", "v1", "s1", "/"),
-            page(site, "2026-11-20 09:01:00", "v1", "s1", "/pricing"),
+            page(site, "2026-11-20 09:00:00", "v1", "/"),
+            page(site, "2026-11-20 09:01:00", "v1", "/pricing"),
         ],
     )
     session_facts.refresh()
     insert_rows(
         "page_events",
         [
-            page(site, "2026-11-20 09:05:00", "v1", "s1", "/thanks"),  # late, same visit
-            page(site, "2026-11-20 12:00:00", "v2", "s2", "/"),
+            page(site, "2026-11-20 09:05:00", "v1", "/thanks"),  # late, same visit
+            page(site, "2026-11-20 12:00:00", "v2", "/"),
         ],
     )
     expected = {
@@ -392,7 +389,6 @@ def test_large_periods_read_a_sample_of_visitors_and_scale_it_back(monkeypatch):
                 site,
                 f"2026-11-20 {10 + number // 60:02}:{number % 60:02}:00",
                 f"v{number}",
-                f"s{number}",
                 path,
             )
             for number in range(400)
@@ -415,7 +411,7 @@ def test_large_periods_read_a_sample_of_visitors_and_scale_it_back(monkeypatch):
 
 def test_a_refresh_without_new_rows_rebuilds_nothing():
     site = f"idle-{uuid.uuid4().hex[:8]}"
-    insert_rows("page_events", [page(site, "2026-11-20 09:00:00", "v1", "s1", "/")])
+    insert_rows("page_events", [page(site, "2026-11-20 09:00:00", "v1", "/")])
     # Insert times have whole seconds, and a refresh also takes the rows of the second it
     # started in (they may have arrived after it read): let that second pass first.
     time.sleep(1.1)

@@ -40,7 +40,6 @@ def pageviews(site, *paths: str, minutes_ago: float = 60) -> None:
                     received_at=text,
                     event_type="pageview",
                     visitor_id=f"v{index}",
-                    session_id=f"s{uuid.uuid4().hex}",
                     consent_state="none",
                     pathname=path,
                     url=f"https://shop.example{path}",

@@ -12,7 +12,8 @@ select
     toUInt32(session_number - 1) as previous_sessions,
     toUInt8(session_number > 1) as is_returning,
     min(event_at) as started_at,
-    max(event_at) as ended_at,
+    -- Engagement reports on a pageview: it does not lengthen the visit (events/visits.py).
+    maxIf(event_at, event_type != 'engagement') as ended_at,
     toUInt32(dateDiff('second', started_at, ended_at)) as duration_seconds,
     toUInt32(countIf(event_type = 'pageview')) as pageviews,
     toUInt32(countIf(event_type = 'event')) as custom_events,

@@ -1,4 +1,4 @@
--- Ad events of people: bots left out, duplicates folded (FINAL), event types of the protocol.
+-- Ad events of people: bots left out, event types of the protocol (stored once: no FINAL).
 select
     event_id,
     impression_id,
@@ -13,5 +13,5 @@ select
     pathname,
     country,
     if(device_type = '', 'unknown', device_type) as device_type
-from {{ source('naboria', 'ad_events') }} final
+from {{ source('naboria', 'ad_events') }}
 where is_bot = 0

@@ -1,5 +1,6 @@
--- Page events of people: bots and rows without a visitor (nothing to sessionise) left out, a
--- row a client sent twice folded into one (FINAL applies the raw table's ReplacingMergeTree).
+-- Page events of people, each with its visit as the product's visit rule makes it (the
+-- page_event_visits view, events/visits.py): bots and rows without a visitor left out,
+-- `timestamp` renamed event_at. Rows are stored once (deduplicated before insert): no FINAL.
 select
     event_id,
     site_id,
@@ -7,7 +8,7 @@ select
     event_type,
     event_name,
     visitor_id,
-    session_id as tracker_session_id,
+    visit_id,
     pathname,
     referrer_source,
     referrer_medium,
@@ -20,5 +21,5 @@ select
     os,
     visible_ms,
     scroll_depth
-from {{ source('naboria', 'page_events') }} final
+from {{ source('naboria', 'page_event_visits') }}
 where is_bot = 0 and visitor_id != ''
