@@ -3,7 +3,7 @@
 once). Redis when REDIS_URL is set, shared by every process; in process otherwise (the embedded
 profile has one process).
 
-Written when an ad event is stored (ingest.endpoints.store_ad_event), read by every decision.
+Written when an ad event is stored (ads.services.ad_event_store), read by every decision.
 Entry points: get_counters(), reset_counters(), count_impression().
 """
 
@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from ads.delivery import CampaignDelivery
+from ads.snapshot import current, current_if_fresh
 
 DAY_SECONDS = 86400
 SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
@@ -233,8 +234,6 @@ def reset_counters() -> None:
 
 async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
     """Count a stored impression for its campaign's caps and the visitor's frequency cap."""
-    from ads.snapshot import current, current_if_fresh
-
     # Reloading the snapshot reads MongoDB: off the event loop, and only when it is due.
     snapshot = current_if_fresh() or await sync_to_async(current, thread_sensitive=False)()
     period = snapshot.campaign_frequency_periods.get(campaign_id, 0)

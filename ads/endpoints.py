@@ -1,7 +1,9 @@
 """Request/response endpoints of the ad server (the SSE stream is ads.streams). Like the
-tracking endpoints they are served by a lean ASGI application ahead of Django (naboria.asgi):
-they are hit for every ad an app or a player shows.
+tracking endpoints they are served by a lean ASGI application ahead of Django (naboria.asgi),
+on the same plumbing (ingest.http): they are hit for every ad an app or a player shows.
 
+- ``POST /ad-event``: an impression, viewable impression or click confirmed by the tracker,
+  stored before the answer (docs/tracking-protocol.md).
 - ``GET /ads/listing?placement=<key>``: mobile apps fetch a few ads for a placement and rotate
   them locally; each comes with signed tracking URLs. ETag and cache headers let apps poll
   cheaply.
@@ -20,29 +22,45 @@ import json
 from typing import Any
 
 import msgspec
-from django.conf import settings
 
 from ads import serving
+from ads.services import ad_event_store
 from ads.signing import InvalidTrackingToken, TrackedImpression, unsign
 from ads.vast import empty_vast, vast_xml
-from events.schemas import AdEventPayload, Consent
-from ingest.endpoints import (
+from events.schemas import AdEventPayload, Consent, ad_event_decoder
+from ingest.http import (
     TRANSPARENT_GIF,
-    Endpoint,
+    EndpointTable,
     Refusal,
     TrackingRequest,
     TrackingResponse,
+    decoded_body,
     error_response,
-    identify,
     json_response,
     request_host,
-    site_config,
-    store_ad_event,
 )
-from ingest.services import RequestFacts
+from ingest.selectors import consent_verified, site_config_for_request, site_config_get
+from ingest.services import request_facts, visitor_identify
 from ingest.sinks import SinkUnavailable
 
 LISTING_SIZE = 5
+
+
+async def ad_event(request: TrackingRequest) -> TrackingResponse:
+    event = decoded_body(request, decoder=ad_event_decoder, what="ad event")
+    site = await site_config_for_request(public_id=event.site, headers=request.headers)
+    if not site.ads_enabled:
+        raise Refusal(403, "ads are disabled for this site")
+    facts = request_facts(request=request)
+    event.consent = await consent_verified(site=site, bid=event.bid, claimed=event.consent)
+    visitor_id = await visitor_identify(
+        site=site, bid=event.bid, token=event.token, consent=event.consent, facts=facts
+    )
+    try:
+        event_id = await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    except (SinkUnavailable, TimeoutError) as error:
+        return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
+    return json_response(200, {"stored": True, "event_id": event_id})
 
 
 async def _placement_and_viewer(request: TrackingRequest) -> tuple[Any, serving.Viewer]:
@@ -110,13 +128,11 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
 
 async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
     """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer."""
-    site = await site_config(tracked.site)
-    facts = RequestFacts.from_headers(
-        headers=request.headers,
-        remote_addr=request.remote_addr,
-        trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
+    site = await site_config_get(public_id=tracked.site)
+    facts = request_facts(request=request)
+    visitor_id = await visitor_identify(
+        site=site, bid=None, token=None, consent=Consent(), facts=facts
     )
-    visitor_id = await identify(site, None, None, Consent(), facts)
     event = msgspec.convert(
         {
             "type": tracked.event,
@@ -129,7 +145,7 @@ async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
         },
         AdEventPayload,
     )
-    await store_ad_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
 
 
 def _text(status: int, text: str) -> TrackingResponse:
@@ -169,7 +185,8 @@ async def track(request: TrackingRequest) -> TrackingResponse:
     )
 
 
-ENDPOINTS: dict[str, tuple[Endpoint, frozenset[str]]] = {
+ENDPOINTS: EndpointTable = {
+    "/ad-event": (ad_event, frozenset({"POST"})),
     "/ads/listing": (listing, frozenset({"GET"})),
     "/ads/vast": (vast, frozenset({"GET"})),
     "/ads/click": (click, frozenset({"GET"})),

@@ -1,13 +1,17 @@
-"""Writes of ad authoring that are more than a save: sanitising HTML creatives, pausing and
-resuming in bulk. Each publishes what it changed (ads.publishing)."""
+"""Writes of the ads app: storing an ad event (the confirmed /ad-event, click redirects and
+tracking URLs), and the writes of ad authoring that are more than a save: sanitising HTML
+creatives, pausing and resuming in bulk, each publishing what it changed (ads.publishing)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import nh3
+from django.conf import settings
 from django.db import transaction
 
+from ads.counters import count_impression, get_counters
 from ads.models import (
     Ad,
     AdStatus,
@@ -18,7 +22,36 @@ from ads.models import (
     Placement,
 )
 from ads.publishing import ads_publish, campaigns_publish, placements_publish
+from events.schemas import AdEventPayload, Impression
+from ingest.selectors import SiteConfig
+from ingest.services import RequestFacts, ad_row_from_event
+from ingest.sinks import get_sink
 from sites.models import Site
+
+
+async def ad_event_store(
+    *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
+) -> str:
+    """Make the ad event durable (Kafka ack or ClickHouse insert) and count an impression for
+    caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored."""
+    event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    # A retried event (same impression and type) is answered as stored without a second row,
+    # which the raw table would fold only at merge time and the rollups would count twice.
+    counters = get_counters()
+    if not await counters.claim(event_id):
+        return event_id
+    try:
+        await asyncio.wait_for(
+            asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
+            timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
+        )
+    except BaseException:
+        await counters.release(event_id)  # not stored: a retry must be able to store it
+        raise
+    if isinstance(event, Impression):
+        await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)
+    return event_id
+
 
 # What an HTML banner may contain: markup, images and links. No scripts, styles sheets, forms,
 # frames or event handlers; it is also shown in a sandboxed frame without scripts.

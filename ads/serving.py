@@ -1,7 +1,7 @@
 """Serving one ad: who is asking (consent checked on the server), the decision over the
 process's snapshot and counters, and the ad as the browser or app receives it, with signed
 tracking and click URLs. Shared by the SSE stream (ads.streams), the listing and the VAST
-endpoint (ads.views).
+endpoint (ads.endpoints).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
 from ads.signing import TrackedImpression, sign
 from ads.snapshot import Snapshot, current, current_if_fresh
 from events.schemas import Consent
-from ingest.endpoints import Refusal, check_origin, identify, site_config, verified_consent
-from ingest.selectors import SiteConfig
-from ingest.services import RequestFacts
+from ingest.http import Refusal
+from ingest.selectors import SiteConfig, consent_verified, site_config_get, site_origin_check
+from ingest.services import RequestFacts, visitor_identify
 
 _rng = random.Random()  # noqa: S311 (ad rotation, not secrecy)
 
@@ -60,21 +60,25 @@ async def viewer_for(
     *, slot: PlacementSlot, query: dict[str, str], headers: dict[str, str], remote_addr: str
 ) -> Viewer:
     """The viewer of a request for this placement; Refusal when the site refuses it."""
-    site = await site_config(slot.site_public_id)
+    site = await site_config_get(public_id=slot.site_public_id)
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
-    check_origin(headers, site)
+    site_origin_check(site=site, headers=headers)
     facts = RequestFacts.from_headers(
         headers=headers, remote_addr=remote_addr, trusted_proxies=settings.INGEST_TRUSTED_PROXIES
     )
     bid = query.get("bid") or None
     claimed = Consent(analytics=bool(bid), ads=query.get("ads") == "1")
-    consent = await verified_consent(site, bid, claimed)
+    consent = await consent_verified(site=site, bid=bid, claimed=claimed)
     try:
-        visitor_id = await identify(site, bid, query.get("token"), consent, facts)
+        visitor_id = await visitor_identify(
+            site=site, bid=bid, token=query.get("token"), consent=consent, facts=facts
+        )
     except Refusal:
         consent = Consent()
-        visitor_id = await identify(site, None, None, consent, facts)
+        visitor_id = await visitor_identify(
+            site=site, bid=None, token=None, consent=consent, facts=facts
+        )
     return Viewer(
         site=site,
         visitor_id=visitor_id,

@@ -4,7 +4,7 @@ A click URL carries the advertiser's address inside its signed token, so the red
 goes anywhere that Naboria did not put there (no open redirect) and keeps working after the ad
 is withdrawn; a tracking URL carries which event of which impression it records. Both expire
 after TRACKING_URL_MAX_AGE_SECONDS. Used by the stream, the listing, the VAST endpoint and the
-views that answer the URLs (ads.views).
+views that answer the URLs (ads.endpoints).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 from ads import serving
 from ads.delivery import LiveAd, PlacementSlot
 from ads.snapshot import changes, ensure_listening
-from ingest.endpoints import Refusal, request_host
+from ingest.http import Refusal, request_host
 from naboria.sse import Refused, StreamConsumer
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from events.schemas import MAX_BODY_BYTES
-from ingest.endpoints import ENDPOINTS, TrackingRequest, TrackingResponse, dispatch, error_response
+from ingest.endpoints import ENDPOINTS
+from ingest.http import TrackingRequest, TrackingResponse, dispatch, error_response
 from naboria.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 TRACKING_PATHS = frozenset(ENDPOINTS)

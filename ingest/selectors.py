@@ -1,16 +1,25 @@
-"""What the collect endpoints need to know about a site, cached in process.
+"""Reads of the request side of tracking: what the endpoints need to know about a site (cached
+in process), whether a request's origin may use it, and the consent the server accepts.
 
 Endpoints must not query the database per request; a site's settings and secrets are kept for
 ``SITE_CACHE_SECONDS`` so a change in the admin (a new allowed domain, a rotated secret) takes
 effect within that time in every web process.
+
+Used by the tracking endpoints (ingest.endpoints) and the ad server (ads.serving,
+ads.endpoints). Entry points: site_config_get, site_origin_check, site_config_for_request,
+consent_verified; forget_site_configs (tests).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from consent.models import ConsentPurpose
+from consent.selectors import cached_recorded_purposes, recorded_purposes
+from events.schemas import Consent
+from ingest.http import Refusal, in_database
 from sites.models import Site
 from sites.selectors import site_secrets_valid
 
@@ -78,3 +87,53 @@ def load_site_config(public_id: str) -> SiteConfig | None:
 
 def forget_site_configs() -> None:
     _cache.clear()
+
+
+async def site_config_get(*, public_id: str) -> SiteConfig:
+    """The site's settings (cached in process); 404 when there is no such site."""
+    found, config = cached_site_config(public_id)
+    if not found:
+        config = await in_database(load_site_config)(public_id)
+    if config is None:
+        raise Refusal(404, f"unknown site {public_id!r}")
+    return config
+
+
+def site_origin_check(*, site: SiteConfig, headers: dict[str, str]) -> None:
+    """403 unless the request's Origin (if any) is one of the site's allowed domains."""
+    # Apps and servers send no Origin; browsers always do on cross-site requests.
+    origin = headers.get("origin")
+    if not origin or origin == "null":
+        return
+    host = urlsplit(origin).hostname or ""
+    if not site.allows_origin_host(host):
+        raise Refusal(403, f"origin {host!r} is not an allowed domain of this site")
+
+
+async def site_config_for_request(*, public_id: str, headers: dict[str, str]) -> SiteConfig:
+    """The site, if it exists and the request's origin is one of its allowed domains."""
+    config = await site_config_get(public_id=public_id)
+    site_origin_check(site=config, headers=headers)
+    return config
+
+
+NO_CONSENT = Consent()
+
+
+async def consent_verified(*, site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
+    """The consent the server accepts: on sites that use Naboria's banner a claim counts only
+    as far as the browser id's latest recorded decision granted it, whatever the page sends.
+    (A site with a CMP of its own is trusted with what its page claims.)"""
+    if not site.consent_banner_enabled or claimed == NO_CONSENT:
+        return claimed
+    if bid is None:
+        return NO_CONSENT
+    found, granted = cached_recorded_purposes(site_public_id=site.public_id, visitor_id=bid)
+    if not found:
+        granted = await in_database(recorded_purposes)(
+            site_public_id=site.public_id, visitor_id=bid
+        )
+    return Consent(
+        analytics=claimed.analytics and "analytics" in granted,
+        ads=claimed.ads and "ads" in granted,
+    )

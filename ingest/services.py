@@ -1,10 +1,11 @@
 """Accepting events: identity, consent, clock-skew clamping and enrichment into table rows.
 
-The endpoints (ingest.endpoints) decode and authenticate; these functions turn what was sent
-plus what the request tells (IP, user agent, time of arrival) into the rows of events.rows,
-and never keep the IP.
+The endpoints (ingest.endpoints, and the ad server's ads.endpoints) decode and authenticate;
+these functions turn what was sent plus what the request tells (IP, user agent, time of
+arrival) into the rows of events.rows, and never keep the IP.
 
-Entry points: RequestFacts.from_headers, visitor_identity, page_rows_from_batch, ad_row_from_event.
+Entry points: request_facts, visitor_identify (and its pure part visitor_identity),
+page_rows_from_batch, ad_row_from_event.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import msgspec
+from django.conf import settings
 
 from events.ids import new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
@@ -31,7 +33,7 @@ from events.schemas import (
     event_type,
     page_event_decoder,
 )
-from ingest import geo
+from ingest import geo, identity
 from ingest.enrichment import (
     UserAgentInfo,
     classify_referrer,
@@ -39,6 +41,7 @@ from ingest.enrichment import (
     describe_user_agent,
     utm_parameters,
 )
+from ingest.http import Refusal, TrackingRequest, in_database
 from ingest.identity import cookieless_visitor_id, token_is_valid
 from ingest.selectors import SiteConfig
 
@@ -101,6 +104,14 @@ def consent_state(consent: Consent) -> str:
     return "+".join(granted) or "none"
 
 
+def request_facts(*, request: TrackingRequest) -> RequestFacts:
+    return RequestFacts.from_headers(
+        headers=request.headers,
+        remote_addr=request.remote_addr,
+        trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
+    )
+
+
 def visitor_identity(
     *, site: SiteConfig, bid: str | None, token: str | None, consent: Consent, facts: RequestFacts
 ) -> str:
@@ -116,6 +127,24 @@ def visitor_identity(
     return cookieless_visitor_id(
         site_id=site.public_id, ip=facts.ip, user_agent=facts.user_agent, day=facts.day
     )
+
+
+async def visitor_identify(
+    *,
+    site: SiteConfig,
+    bid: str | None,
+    token: str | None,
+    consent: Consent,
+    facts: RequestFacts,
+) -> str:
+    """``visitor_identity`` from the event loop: the first cookieless visitor of the day reads
+    (or makes) the day's salt in the database; a bad token is a 403."""
+    if not identity.salt_is_cached(facts.day):
+        await in_database(identity.salt_for)(facts.day)
+    try:
+        return visitor_identity(site=site, bid=bid, token=token, consent=consent, facts=facts)
+    except InvalidToken:
+        raise Refusal(403, "invalid or expired token: call /init for a new one") from None
 
 
 def event_time_ms(*, sent_ms: int | None, sent_at: int | None, received_ms: int) -> int:

@@ -1,9 +1,10 @@
-"""An in-process client for the tracking endpoints (or another lean application, such as the
-ad server's), which live outside Django's URLconf.
+"""An in-process client for the lean endpoints, which live outside Django's URLconf: by
+default the tracking endpoints and the ad server's request/response endpoints (/ad-event,
+/ads/...), as naboria.asgi mounts them; or another lean application.
 
-Calls ingest.asgi.tracking_application with a real ASGI scope and answers with the parts of
-Django's test response the tests use (status_code, json(), content, headers by name), taking
-Django-style keyword headers (HTTP_USER_AGENT=..., REMOTE_ADDR=...).
+Calls the application with a real ASGI scope and answers with the parts of Django's test
+response the tests use (status_code, json(), content, headers by name), taking Django-style
+keyword headers (HTTP_USER_AGENT=..., REMOTE_ADDR=...).
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
 
-from ingest.asgi import tracking_application
+from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
+from ingest.asgi import lean_application
+from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
+
+lean_endpoints = lean_application({**TRACKING_ENDPOINTS, **AD_ENDPOINTS})
 
 
 class TrackingResponse:
@@ -31,7 +36,7 @@ class TrackingResponse:
 
 
 class TrackingClient:
-    def __init__(self, application: Any = tracking_application) -> None:
+    def __init__(self, application: Any = lean_endpoints) -> None:
         self.application = application
 
     def request(
