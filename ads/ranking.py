@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from ads import model_registry
+from ads.ctr_model import Matrix, TrainedBundle
 from ads.decisioning import placement_zone
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
-from analytics.ml.model import Matrix, TrainedBundle
 
 logger = logging.getLogger(__name__)
 MODEL_NAME = "naboria-ctr"
@@ -103,14 +104,12 @@ def use(bundle: TrainedBundle | None, *, version: str = "local") -> None:
 
 def refresh() -> str | None:
     """Load the registry's champion if it is not the version served; the version served."""
-    from analytics.ml import registry
-
-    current = registry.champion(MODEL_NAME)
+    current = model_registry.champion(MODEL_NAME)
     if current is None:
         use(None)
         return None
     if current.version != _served.version:
-        bundle = registry.load_bundle(MODEL_NAME, current.version)
+        bundle = model_registry.load_bundle(MODEL_NAME, current.version)
         use(bundle, version=current.version)
         logger.info("serving CTR model v%s", current.version)
     return _served.version

@@ -33,6 +33,10 @@ from urllib.parse import unquote, urlsplit
 import yaml
 from django.conf import settings
 
+from ads.models import Ad
+from analytics.ml.dbt_chdb import embedded_connections
+from sites.models import Site
+
 PROJECT_DIR = Path(settings.BASE_DIR) / "dbt"
 PROFILE = "naboria"
 # Flags given to the subcommands that take them, unless the caller gave them: where the project,
@@ -113,9 +117,6 @@ def profile() -> dict[str, Any]:
 def project_vars() -> dict[str, Any]:
     """dbt vars that come from what people edit in Django: each site's time zone (the local hour
     and weekday of the marts) and each ad's creative kind and size."""
-    from ads.models import Ad
-    from sites.models import Site
-
     timezones = dict(
         Site.objects.exclude(timezone="UTC").values_list("public_id", "timezone").order_by("pk")
     )
@@ -217,8 +218,6 @@ def dbt_invoke(
             words.append("--quiet")
         started = time.monotonic()
         if is_embedded():
-            from analytics.ml.dbt_chdb import embedded_connections
-
             with embedded_connections():
                 result = dbtRunner().invoke(words)
         else:

@@ -1,48 +1,39 @@
-"""MLflow for Naboria: the only module that imports ``mlflow`` (imported on first use, never at
-import time of the web process's hot paths).
-
-Tracking and registry live where ``settings.MLFLOW_TRACKING_URI`` says: by default a SQLite
-file in NABORIA_VAR_DIR with artifacts under ``<NABORIA_VAR_DIR>/mlruns``, so nothing needs an
-MLflow server; a tracking server URL works the same.
+"""MLflow for Naboria's training: logging a candidate, registering it as a new version,
+tagging and promoting versions. The connection to MLflow and the read side the ad server uses
+(the champion, loading its bundle) are ads.model_registry's.
 
 A model version holds a pyfunc model whose ``predict`` takes a table of the mart's feature
 columns and returns calibrated probabilities (``mlflow.pyfunc.load_model(
 "models:/naboria-ctr@champion")`` works where Naboria is installed), and inside it the two files
-of analytics.ml.model that the ad server loads directly.
+of ads.ctr_model that the ad server loads directly.
 
 Entry points:
     log_candidate(training, tags=...)  one run: params, metrics, feature importance, the model
                                        (with its signature), registered as a new version
-    champion(model_name)               the version under the serving alias, or None
-    load_bundle(model_name, version)   that version's TrainedBundle
     promote(model_name, version)       moves the serving alias to the version
-Used by analytics.ml.services (training, promotion) and ads.ranking (the champion to serve).
+    tag_version(model_name, version, tags=...)
+Used by analytics.ml.services (training, promotion).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from analytics.ml.model import TrainedBundle
+from ads.ctr_model import TrainedBundle
+from ads.model_registry import BUNDLE_ARTIFACT, SERVING_ALIAS, configured_mlflow, mlflow_client
+from analytics.ml.training import Training
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from analytics.ml.training import Training
-
-SERVING_ALIAS = "champion"
 EXPERIMENT_PREFIX = "naboria-"
-BUNDLE_ARTIFACT = "bundle"
 # What a loaded pyfunc model needs besides Naboria's own code (given, not inferred: MLflow's
 # inference starts a subprocess that imports the model, slow and noisy).
 _REQUIREMENTS = ("xgboost-cpu", "pandas", "numpy", "pyarrow")
@@ -54,38 +45,8 @@ class LoggedCandidate:
     version: str
 
 
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    version: str
-    run_id: str
-
-
-@cache
-def _mlflow() -> Any:
-    # A progress bar per artifact download means nothing in a server's log.
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    import mlflow
-
-    # MLflow sets up its own logger at INFO when imported (each registration, each schema
-    # inference step): only its warnings belong in Naboria's logs.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    return mlflow
-
-
-def _configured() -> Any:
-    """mlflow, pointed at the current setting (tests switch it)."""
-    mlflow = _mlflow()
-    mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
-    return mlflow
-
-
-def _client() -> Any:
-    return _configured().MlflowClient()
-
-
 def _experiment_id(name: str) -> str:
-    client = _client()
+    client = mlflow_client()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
@@ -95,7 +56,7 @@ def _experiment_id(name: str) -> str:
 
 
 def _python_model() -> Any:
-    mlflow = _configured()
+    mlflow = configured_mlflow()
 
     class NaboriaModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         """Calibrated probabilities for a table of feature columns."""
@@ -113,9 +74,7 @@ def log_candidate(
     training: Training, *, tags: dict[str, str], extra_metrics: dict[str, float]
 ) -> LoggedCandidate:
     """Log the training run and register its model as a new version (not promoted)."""
-    mlflow = _configured()
-    from mlflow.models import infer_signature
-
+    mlflow = configured_mlflow()
     task = training.task
     bundle = training.bundle
     # Types are inferred from many rows (a column may be empty in the first few), the example
@@ -170,7 +129,7 @@ def log_candidate(
                 name="model",
                 python_model=_python_model(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-                signature=infer_signature(
+                signature=mlflow.models.infer_signature(
                     sample, bundle.predict_proba(bundle.encoder.encode_frame(sample))
                 ),
                 input_example=example,
@@ -180,31 +139,11 @@ def log_candidate(
     return LoggedCandidate(run_id=run.info.run_id, version=str(info.registered_model_version))
 
 
-def champion(model_name: str) -> ModelVersion | None:
-    """The version under the serving alias; None before the first promotion."""
-    mlflow = _configured()
-    try:
-        version = _client().get_model_version_by_alias(model_name, SERVING_ALIAS)
-    except mlflow.exceptions.MlflowException:
-        # No registered model of that name yet, or no version under the alias.
-        return None
-    return ModelVersion(name=model_name, version=str(version.version), run_id=version.run_id)
-
-
-def load_bundle(model_name: str, version: str) -> TrainedBundle:
-    mlflow = _configured()
-    with tempfile.TemporaryDirectory(prefix="naboria-model-") as folder:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_name}/{version}", dst_path=folder
-        )
-        return TrainedBundle.load(Path(local) / "artifacts" / BUNDLE_ARTIFACT)
-
-
 def promote(model_name: str, version: str) -> None:
-    _client().set_registered_model_alias(model_name, SERVING_ALIAS, version)
+    mlflow_client().set_registered_model_alias(model_name, SERVING_ALIAS, version)
 
 
 def tag_version(model_name: str, version: str, *, tags: dict[str, str]) -> None:
-    client = _client()
+    client = mlflow_client()
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from ads import model_registry
 from analytics.ml import promotion, registry
+from analytics.ml.dbt_runner import dbt_build
+from analytics.ml.export import export_marts
 from analytics.ml.metrics import Metrics, evaluate
 from analytics.ml.training import TASKS, Training, fit, load_mart
 
@@ -35,19 +38,16 @@ class TrainOutcome:
 
 def marts_refresh(*, out_dir: Path | None = None) -> int:
     """Build every dbt model (and run its tests), then export the marts; the rows exported."""
-    from analytics.ml.dbt_runner import dbt_build
-    from analytics.ml.export import export_marts
-
     dbt_build(quiet=True)
     return sum(mart.rows for mart in export_marts(out_dir=out_dir))
 
 
 def _champion_metrics(training: Training) -> tuple[str | None, Metrics | None]:
-    current = registry.champion(training.task.model_name)
+    current = model_registry.champion(training.task.model_name)
     if current is None:
         return None, None
     try:
-        bundle = registry.load_bundle(current.name, current.version)
+        bundle = model_registry.load_bundle(current.name, current.version)
     except Exception:
         # A champion that cannot be loaded cannot serve either: compare as if there were none.
         logger.exception("champion %s v%s could not be loaded", current.name, current.version)

@@ -30,17 +30,10 @@ import pandas as pd
 import pyarrow.dataset as pads
 import xgboost as xgb
 
+from ads.ctr_model import Calibration, Encoder, FeatureSpec, TrainedBundle, calibrated
 from analytics.ml.export import default_out_dir, mart_columns
 from analytics.ml.metrics import Metrics, evaluate
-from analytics.ml.model import (
-    MAX_CATEGORIES,
-    Calibration,
-    Encoder,
-    FeatureSpec,
-    TrainedBundle,
-    calibrated,
-    fit_platt,
-)
+from analytics.ml.model import MAX_CATEGORIES, fit_platt
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from ads import ranking
+from ads import model_registry, ranking
+from ads.ctr_model import TrainedBundle
 from ads.decisioning import choose_ad
 from ads.delivery import Creative, DeliveryContext, LiveAd, PlacementSlot
-from analytics.ml import registry, services
+from analytics.ml import services
 from analytics.ml.metrics import auc
-from analytics.ml.model import TrainedBundle
 from analytics.ml.training import TASKS, Training, fit
 from tests.ml_data import INVENTORY, conversion_frame, ctr_frame, write_export
 
@@ -89,7 +89,7 @@ def test_a_saved_bundle_predicts_the_same_and_serving_rows_encode_as_training_ro
 
 
 def champion_version() -> str:
-    current = registry.champion("naboria-ctr")
+    current = model_registry.champion("naboria-ctr")
     assert current is not None
     return current.version
 
@@ -138,7 +138,7 @@ def test_train_registers_every_model_and_promotes_only_better_ones(frame, mlflow
     rows = worse.training.split.validation.head(20)[worse.training.bundle.encoder.names]
     # The signature declares ClickHouse's unsigned ids as signed 64-bit integers.
     rows = rows.astype(dict.fromkeys(["campaign_id", "ad_id", "placement_id"], "int64"))
-    served = registry.load_bundle("naboria-ctr", better)
+    served = model_registry.load_bundle("naboria-ctr", better)
     np.testing.assert_allclose(
         np.asarray(model.predict(rows)), served.predict_proba(served.encoder.encode_frame(rows))
     )
@@ -286,10 +286,10 @@ def test_the_conversion_model_trains_on_its_mart_and_is_registered_apart(mlflow_
     assert "session_pageviews" not in training.bundle.encoder.names  # an outcome, not a feature
     assert training.metrics.log_loss < training.baseline.log_loss
     assert outcome.decision.promote
-    current = registry.champion("naboria-conversion")
+    current = model_registry.champion("naboria-conversion")
     assert current is not None
     assert current.version == outcome.version
-    assert registry.champion("naboria-ctr") is None
+    assert model_registry.champion("naboria-ctr") is None
 
 
 @override_settings(ADS_EXPLORATION_PERCENT=25)

@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from ads.ctr_model import calibrated
 from analytics.ml.metrics import Metrics, auc, evaluate, expected_calibration_error, log_loss
-from analytics.ml.model import calibrated, fit_platt
+from analytics.ml.model import fit_platt
 from analytics.ml.promotion import decide
 
 
