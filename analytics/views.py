@@ -8,8 +8,8 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from ingest.tracker_script import built_bundles
 from sites.selectors import sites_readable_by
-from sites.tracker_script import built_bundles
 
 
 @staff_member_required

@@ -1,7 +1,7 @@
 """Consent management: each site's banner (texts per language, purposes, look, IAB TCF and Google
 Consent Mode settings) and the record of every decision a visitor made.
 
-Marketers edit banners in the admin; the tracker loader (sites.views) serves them to browsers;
+Marketers edit banners in the admin; the tracker loader (ingest.views) serves them to browsers;
 the /consent endpoint (ingest.endpoints → consent.services) writes the records, which are the
 proof of consent exported from the admin and mirrored to ClickHouse for consent-rate reports.
 """
@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from django.utils.timezone import now
 
+from consent.vendor_list import unknown_vendor_ids
 from sites.models import Site
 
 CONSENT_MODE_SIGNALS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
@@ -103,9 +104,6 @@ class ConsentBanner(models.Model):
     def clean(self) -> None:
         if self.tcf_enabled and not 2 <= self.tcf_cmp_id < 4096:
             raise ValidationError({"tcf_cmp_id": "TCF needs the CMP id the IAB assigned (2-4095)."})
-        # Imported here: the vendor list is read from disk only when someone edits TCF settings.
-        from consent.vendor_list import unknown_vendor_ids
-
         unknown = unknown_vendor_ids(self.tcf_vendor_ids or [])
         if unknown:
             raise ValidationError({"tcf_vendor_ids": f"not in the vendor list: {unknown}"})

@@ -1,5 +1,6 @@
-"""Writes of the consent app: default banners, banner versions, decision records and their
-mirror in ClickHouse. Called by the /consent endpoint (ingest.endpoints), the admin and tasks."""
+"""Writes of the consent app: default banners, banner versions and decision records (each
+mirrored to ClickHouse soon after, consent.mirroring). Called by the /consent endpoint
+(ingest.endpoints), the admin, consent.receivers and the demo seeding."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from consent import selectors
 from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
-from naboria import clickhouse
+from consent.tasks import mirror_consent_records
 from sites.models import Site
 
 DEFAULT_PURPOSES: list[dict[str, Any]] = [
@@ -40,7 +39,6 @@ DEFAULT_PURPOSES: list[dict[str, Any]] = [
         "consent_mode_signals": ["ad_storage", "ad_user_data", "ad_personalization"],
     },
 ]
-MIRROR_BATCH = 1000
 logger = logging.getLogger(__name__)
 TEXT_FIELDS = (
     "language",
@@ -126,62 +124,8 @@ def consent_record_create(
 
 
 def _mirror_soon() -> None:
-    # Imported here: tasks import this module.
-    from consent.tasks import mirror_consent_records
-
     try:
         mirror_consent_records.delay()
     except Exception:
         # The record is safe in the database; the periodic job mirrors it later.
         logger.warning("consent record not mirrored yet", exc_info=True)
-
-
-def consent_records_mirror(*, now: datetime | None = None) -> int:
-    """Copy records not yet in ClickHouse there, oldest first; the number copied.
-
-    A record is marked only after the insert succeeded, so a failure leaves it for the next run
-    (the periodic job retries) and nothing is lost.
-    """
-    mirrored = 0
-    while True:
-        records = list(
-            ConsentRecord.objects.filter(mirrored_at__isnull=True)
-            .select_related("site")
-            .order_by("id")[:MIRROR_BATCH]
-        )
-        if not records:
-            return mirrored
-        clickhouse.get_client().insert(
-            "consent_events",
-            [
-                [
-                    record.pk,
-                    record.site.public_id,
-                    record.recorded_at,
-                    record.visitor_id_kind,
-                    record.granted,
-                    record.denied,
-                    record.banner_version,
-                    record.language,
-                    record.user_agent_family,
-                    record.country,
-                ]
-                for record in records
-            ],
-            column_names=[
-                "record_id",
-                "site_id",
-                "recorded_at",
-                "visitor_kind",
-                "granted",
-                "denied",
-                "banner_version",
-                "language",
-                "user_agent_family",
-                "country",
-            ],
-        )
-        ConsentRecord.objects.filter(pk__in=[record.pk for record in records]).update(
-            mirrored_at=now or timezone.now()
-        )
-        mirrored += len(records)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from consent.services import consent_records_mirror
+from consent.mirroring import consent_records_mirror
 
 
 @shared_task

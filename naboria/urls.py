@@ -5,8 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics import views as analytics_views
+from ingest import views as tracker_views
 from naboria import views
-from sites import views as site_views
 
 admin.site.site_header = "Naboria"
 admin.site.site_title = "Naboria admin"
@@ -18,8 +18,8 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("demo/", views.demo, name="demo"),
     path("dashboard/<str:public_id>/", analytics_views.dashboard, name="dashboard"),
-    path("t/<str:public_id>.js", site_views.tracker_loader, name="tracker-loader"),
-    path("t/<str:public_id>.json", site_views.tracker_config_json, name="tracker-config"),
+    path("t/<str:public_id>.js", tracker_views.tracker_loader, name="tracker-loader"),
+    path("t/<str:public_id>.json", tracker_views.tracker_config_json, name="tracker-config"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
     path("api/v1/", include("analytics.api_urls")),

@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from consent.services import consent_banner_ensure
 from sites.models import (
     ROLES_MANAGING_MEMBERS,
     ApiToken,
@@ -21,6 +20,7 @@ from sites.models import (
     SiteSecret,
 )
 from sites.services import api_token_create, api_token_revoke, site_secret_rotate
+from sites.signals import site_created
 from sites.tenancy import OrganizationScopedAdmin
 
 
@@ -118,7 +118,7 @@ class SiteAdmin(OrganizationScopedAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             site_secret_rotate(site=obj)
-            consent_banner_ensure(site=obj)
+            site_created.send(sender=Site, site=obj)  # consent gives it its banner
 
     @admin.action(description="Rotate the HMAC secret (old one valid during the grace period)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:

@@ -2,7 +2,8 @@
 
 Views, admin and commands call these instead of touching models directly, so the rules live in
 one place (a site always has a current secret; a member can log into the admin; token
-plaintext is never stored).
+plaintext is never stored). Creating a site sends sites.signals.site_created, by which the
+apps above (consent: the default banner) attach their part.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from consent.services import consent_banner_ensure
 from sites.models import ApiToken, Membership, Organization, Role, Site, SiteSecret
+from sites.signals import site_created
 
 API_TOKEN_PREFIX = "nab_"  # noqa: S105 (a public marker, not a secret)
 
@@ -49,7 +50,7 @@ def site_create(*, organization: Organization, name: str, **fields: Any) -> Site
         site.full_clean()
         site.save()
         SiteSecret.objects.create(site=site)
-        consent_banner_ensure(site=site)
+        site_created.send(sender=Site, site=site)  # consent gives it its banner
     return site
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from consent.services import consent_banner_ensure
-from sites.tracker_script import CONFIG_PLACEHOLDER
+from ingest.tracker_script import CONFIG_PLACEHOLDER
 
 pytestmark = pytest.mark.django_db
 

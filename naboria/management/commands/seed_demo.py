@@ -1,4 +1,9 @@
-"""``python manage.py seed_demo``: the demo organization, site and users used by ``make run``.
+"""``python manage.py seed_demo``: the demo organization, site and users used by ``make run``
+(and ``manage.py prepare --demo``), with the demo site's banner, ads and a month of generated
+traffic.
+
+It composes every app (sites, consent, ads, analytics), so it lives in the composition root
+(naboria), not in one of them.
 
 Idempotent: a second run finds what the first made and prints the same credentials, which are
 generated once and kept in ``<NABORIA_VAR_DIR>/demo-credentials.json`` (never committed).
@@ -17,7 +22,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from ads.services import demo_ads_ensure
+from analytics.management.commands.generate_traffic import ad_inventory
+from analytics.traffic_generator import bulk_load, generate_visits
 from consent.services import consent_banner_ensure
+from naboria import clickhouse
 from sites.models import Organization, Role, Site
 from sites.selectors import DEMO_ORGANIZATION_SLUG
 from sites.services import membership_set, organization_create, site_create
@@ -40,10 +48,6 @@ DEMO_VISITORS = 1500
 
 def demo_traffic_ensure(*, site: Site) -> str:
     """A month of generated traffic for the demo site, once; what was loaded ("" if nothing)."""
-    from analytics.management.commands.generate_traffic import ad_inventory
-    from analytics.traffic_generator import bulk_load, generate_visits
-    from naboria import clickhouse
-
     existing = clickhouse.get_client().query(
         "SELECT count() FROM page_events WHERE site_id = {site:String}",
         parameters={"site": site.public_id},

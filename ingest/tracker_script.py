@@ -3,7 +3,11 @@
 
 The loader is tracker/dist/loader.js with the site's config written into it, so a page needs
 no second request to learn the site's features and banner; it then loads the versioned,
-long-cacheable bundles listed in the config. Used by sites.views.
+long-cacheable bundles listed in the config. Used by ingest.views; the dashboard
+(analytics.views) reads the manifest of built bundles too.
+
+It belongs to the tracking side (ingest), above consent: the config carries the site's
+consent banner (consent.selectors).
 """
 
 from __future__ import annotations

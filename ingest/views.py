@@ -1,4 +1,6 @@
-"""Public endpoints of the sites app: the per-site tracker loader and its JSON config."""
+"""The per-site tracker loader (/t/<site public id>.js) and its JSON config (/t/<id>.json):
+Django views (unlike the tracking endpoints), served with cache headers (ingest.tracker_script
+builds them)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from ingest.tracker_script import loader_script, tracker_config
 from sites.models import Site
-from sites.tracker_script import loader_script, tracker_config
 
 # Browsers and CDNs keep the loader this long: a change in the admin reaches visitors within it.
 LOADER_MAX_AGE_SECONDS = 300
