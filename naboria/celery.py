@@ -10,6 +10,9 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.signals import worker_init
 
+from naboria.config import exit_on_configuration_error
+from naboria.periodic_jobs import PERIODIC_JOBS
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
 
 app = Celery("naboria")
@@ -19,8 +22,6 @@ app.autodiscover_tasks()
 
 @app.on_after_configure.connect
 def _install_periodic_jobs(sender: Celery, **kwargs: object) -> None:
-    from naboria.periodic_jobs import PERIODIC_JOBS
-
     sender.conf.beat_schedule = PERIODIC_JOBS
 
 
@@ -38,6 +39,7 @@ class DrainStep(bootsteps.StartStopStep):
         from django.conf import settings
 
         if settings.KAFKA_BOOTSTRAP_SERVERS and settings.DRAIN_IN_WORKER:
+            # After django.setup(), and only in the workers that host the drain.
             from ingest.drain import DrainRunner
 
             self.runner = DrainRunner()
@@ -56,7 +58,8 @@ app.steps["worker"].add(DrainStep)
 def _check_backends_before_work(**kwargs: object) -> None:
     from django.conf import settings
 
-    from naboria.config import exit_on_configuration_error
+    # Imported when a worker starts, after django.setup(): this module is imported while the
+    # settings module itself loads (naboria/__init__), too early for the backends' clients.
     from naboria.health import assert_dependencies_reachable
 
     with exit_on_configuration_error():
