@@ -40,7 +40,7 @@ from ingest.http import (
     request_host,
 )
 from ingest.selectors import consent_verified, site_config_for_request, site_config_get
-from ingest.services import request_facts, visitor_identify
+from ingest.services import EventTooOld, request_facts, visitor_identify
 from ingest.sinks import SinkUnavailable
 
 LISTING_SIZE = 5
@@ -58,6 +58,8 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     )
     try:
         event_id = await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    except EventTooOld as too_old:
+        raise Refusal(400, f"ad event {too_old}") from None
     except (SinkUnavailable, TimeoutError) as error:
         return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
     return json_response(200, {"stored": True, "event_id": event_id})

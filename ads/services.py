@@ -33,7 +33,9 @@ async def ad_event_store(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> str:
     """Make the ad event durable (Kafka ack or ClickHouse insert) and count an impression for
-    caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored."""
+    caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored, and
+    ingest.services.EventTooOld (before anything is stored) for an event older than the
+    deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     # A retried event (same impression and type) is answered as stored without a second row,
     # which the raw table would fold only at merge time and the rollups would count twice.

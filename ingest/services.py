@@ -1,11 +1,16 @@
-"""Accepting events: identity, consent, clock-skew clamping and enrichment into table rows.
+"""Accepting events: identity, clock-skew correction, the age limit and enrichment into rows.
 
 The endpoints (ingest.endpoints, and the ad server's ads.endpoints) decode and authenticate;
 these functions turn what was sent plus what the request tells (IP, user agent, time of
 arrival) into the rows of events.rows, and never keep the IP.
 
+Event time: an event's ``ts`` is moved to the server's clock by the sender's clock offset (the
+batch's ``sent_at``); an event from the future is dated to its arrival, and an event older than
+events.tables.DEDUP_WINDOW_DAYS is refused (``EventTooOld``): its id is remembered only that
+long (events.dedup), so a retry of it arriving later would be stored twice.
+
 Entry points: request_facts, visitor_identify (and its pure part visitor_identity),
-page_rows_from_batch, ad_row_from_event.
+page_rows_from_batch, ad_row_from_event, event_time_ms.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from events.schemas import (
     event_type,
     page_event_decoder,
 )
+from events.tables import DEDUP_WINDOW_DAYS
 from ingest import geo, identity
 from ingest.enrichment import (
     UserAgentInfo,
@@ -45,9 +51,17 @@ from ingest.http import Refusal, TrackingRequest, in_database
 from ingest.identity import cookieless_visitor_id, token_is_valid
 from ingest.selectors import SiteConfig
 
-# Events may be queued on a device (offline apps, retries); older than this they are dated
-# to their arrival instead of being believed.
-MAX_EVENT_AGE_MS = 7 * 24 * 3600 * 1000
+# Events may be queued on a device (offline apps, retries), but not for longer than event ids
+# are remembered for deduplication.
+MAX_EVENT_AGE_MS = DEDUP_WINDOW_DAYS * 24 * 3600 * 1000
+TOO_OLD = f"older than {DEDUP_WINDOW_DAYS} days: not accepted"
+
+
+class EventTooOld(Exception):
+    """An event dated more than DEDUP_WINDOW_DAYS before its arrival."""
+
+    def __init__(self) -> None:
+        super().__init__(TOO_OLD)
 
 
 class InvalidToken(Exception):
@@ -149,11 +163,14 @@ async def visitor_identify(
 
 def event_time_ms(*, sent_ms: int | None, sent_at: int | None, received_ms: int) -> int:
     """Event time on the server's clock: shifted by the sender's clock offset (from the batch's
-    ``sent_at``), then clamped between MAX_EVENT_AGE_MS ago and now."""
+    ``sent_at``), never later than the arrival. EventTooOld if that is more than
+    MAX_EVENT_AGE_MS (DEDUP_WINDOW_DAYS) before the arrival."""
     if sent_ms is None:
         return received_ms
     shifted = sent_ms + (received_ms - sent_at if sent_at is not None else 0)
-    return min(max(shifted, received_ms - MAX_EVENT_AGE_MS), received_ms)
+    if shifted < received_ms - MAX_EVENT_AGE_MS:
+        raise EventTooOld
+    return min(shifted, received_ms)
 
 
 def page_rows_from_batch(
@@ -178,9 +195,13 @@ def page_rows_from_batch(
         hostname = (parts.hostname or "")[:253]
         utm = utm_parameters(parts.query)
         source, medium = classify_referrer(referrer=event.referrer, page_host=hostname, utm=utm)
-        moment = event_time_ms(
-            sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
-        )
+        try:
+            moment = event_time_ms(
+                sent_ms=event.ts, sent_at=envelope.sent_at, received_ms=facts.received_ms
+            )
+        except EventTooOld:
+            rejections.append(Rejection(index, TOO_OLD))
+            continue
         row = PageRow(
             event_id=str(event.id or new_event_id()),
             site_id=site.public_id,
@@ -226,7 +247,8 @@ def ad_row_from_event(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> tuple[str, bytes]:
     """The event id and the encoded row. The id is derived from (impression, type), so a
-    retried or replayed event is the same row and counts once."""
+    retried or replayed event is the same row and counts once. EventTooOld for an event sent
+    with a ``ts`` older than MAX_EVENT_AGE_MS."""
     kind = event_type(event)
     event_id = str(event.id or uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{event.impression}:{kind}"))
     moment = event_time_ms(sent_ms=event.ts, sent_at=None, received_ms=facts.received_ms)

@@ -1,4 +1,4 @@
-"""Enrichment on sample user agents, IPs, referrers and clocks."""
+"""Enrichment on sample user agents, IPs and referrers (event time: test_event_time.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from ingest.enrichment import classify_referrer, client_ip, describe_user_agent, utm_parameters
 from ingest.geo import locate
-from ingest.services import MAX_EVENT_AGE_MS, event_time_ms
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -120,16 +119,3 @@ def test_referrer_classification(referrer, page, expected):
     parts = urlsplit(page)
     utm = utm_parameters(parts.query)
     assert classify_referrer(referrer=referrer, page_host=parts.hostname, utm=utm) == expected
-
-
-def test_clock_skew_is_corrected_by_sent_at_and_clamped():
-    now = 1_800_000_000_000
-    # The device clock is one hour fast: its event from 10 s before sending lands 10 s ago.
-    fast = 3_600_000
-    assert (
-        event_time_ms(sent_ms=now + fast - 10_000, sent_at=now + fast, received_ms=now)
-        == now - 10_000
-    )
-    assert event_time_ms(sent_ms=now + 60_000, sent_at=None, received_ms=now) == now
-    assert event_time_ms(sent_ms=0, sent_at=None, received_ms=now) == now - MAX_EVENT_AGE_MS
-    assert event_time_ms(sent_ms=None, sent_at=None, received_ms=now) == now
