@@ -2,9 +2,10 @@
 leave the request: the cookieless visitor hash and the geo lookup need it, and after them it is
 dropped. The rest (user agent, referrer, UTM) is computed here too so Kafka carries finished
 rows and the drain is a plain, fast loader. Everything that depends only on the user agent is
-computed once per distinct user agent (an LRU cache), so a batch of 20 events costs one lookup.
+computed once per distinct user agent (an LRU cache), so a batch of 20 events costs one lookup;
+whether it is a bot, and why, comes from ingest.bots.
 
-Entry points: client_ip, describe_user_agent, looks_like_bot, classify_referrer, utm_parameters.
+Entry points: client_ip, describe_user_agent, classify_referrer, utm_parameters.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
-from crawlerdetect import CrawlerDetect
 from ua_parser import parse as parse_user_agent
 
+from ingest.bots import classify_user_agent
 from ingest.referrers import lookup_referrer
-
-_crawler_detect = CrawlerDetect()
-_AUTOMATION_MARKERS = ("headlesschrome", "phantomjs", "selenium", "puppeteer", "playwright")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +30,8 @@ class UserAgentInfo:
     os_version: str
     device_type: str
     is_bot: bool
+    # Why it is a bot ("list:<pattern>", "heuristic:<name>"), "" for a person: see ingest.bots.
+    bot_reason: str = ""
 
 
 def client_ip(*, remote_addr: str, forwarded_for: str, trusted_proxies: int) -> str:
@@ -62,25 +62,16 @@ def describe_user_agent(user_agent: str) -> UserAgentInfo:
     agent, system, device = parsed.user_agent, parsed.os, parsed.device
     os_family = system.family if system else "Other"
     device_family = device.family if device else ""
+    bot = classify_user_agent(user_agent)
     return UserAgentInfo(
         browser=agent.family if agent else "Other",
         browser_version=(agent.major or "") if agent else "",
         os=os_family,
         os_version=(system.major or "") if system else "",
         device_type=_device_type(user_agent, os_family, device_family),
-        is_bot=looks_like_bot(user_agent) or device_family == "Spider",
+        is_bot=bot.is_bot,
+        bot_reason=bot.reason,
     )
-
-
-def looks_like_bot(user_agent: str) -> bool:
-    """The maintained CrawlerDetect list, plus what it does not cover: no user agent at all,
-    and browsers driven by automation frameworks."""
-    if not user_agent.strip():
-        return True
-    lowered = user_agent.lower()
-    if any(marker in lowered for marker in _AUTOMATION_MARKERS):
-        return True
-    return bool(_crawler_detect.isCrawler(user_agent))
 
 
 _NO_UTM: Mapping[str, str] = MappingProxyType({})
