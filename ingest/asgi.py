@@ -1,10 +1,10 @@
 """ASGI application of the tracking endpoints (and, built the same way, of the ad server's
 request/response endpoints), mounted ahead of Django by naboria.asgi.
 
-It reads the request (refusing bodies over the protocol's limit while reading), hands a
-``TrackingRequest`` to ingest.endpoints, writes the answer and counts it in the same
-Prometheus metrics as Django requests. No Django middleware, sessions or URL resolving: that
-is what makes the hot path fast.
+It reads the request (refusing headers and query strings that are not UTF-8, and bodies over
+the protocol's limit before reading the rest), hands a ``TrackingRequest`` to the endpoints,
+writes the answer and counts it in the same Prometheus metrics as Django requests. No Django
+middleware, sessions or URL resolving: that is what makes the hot path fast.
 """
 
 from __future__ import annotations
@@ -21,9 +21,38 @@ from naboria.metrics import HTTP_LATENCY, HTTP_REQUESTS
 TRACKING_PATHS = frozenset(ENDPOINTS)
 
 
+class _Unreadable(Exception):
+    """A request line or header the endpoints cannot read: answered 400 with this message."""
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers by lower-case name. Values must be UTF-8 (ASCII, or what apps put in a
+    User-Agent): read as Latin-1 they would reach the tables as mojibake."""
+    headers = {}
+    for name, value in raw:
+        try:
+            headers[name.decode("latin-1").lower()] = value.decode()
+        except UnicodeDecodeError:
+            raise _Unreadable(f"header {name.decode('latin-1')} is not valid UTF-8") from None
+    return headers
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query parameters, percent-decoded. What they decode to must be UTF-8: parse_qsl
+    would replace anything else with U+FFFD and store that."""
+    try:
+        return {
+            key.encode("latin-1").decode(): value.encode("latin-1").decode()
+            for key, value in parse_qsl(raw.decode("latin-1"), encoding="latin-1")
+        }
+    except UnicodeDecodeError:
+        raise _Unreadable("query string is not valid UTF-8") from None
+
+
 async def _read_body(receive: Any, declared: str) -> bytes | None:
-    """The body, or None if it exceeds the limit (declared or actual)."""
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    """The body, or None as soon as it exceeds the limit: declared, or while it streams in
+    (chunked, or longer than declared), without reading the rest."""
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
@@ -43,24 +72,31 @@ def lean_application(endpoints: dict[str, Any]) -> Any:
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope["headers"]
-        }
-        body = await _read_body(receive, headers.get("content-length", ""))
-        if body is None:
-            response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            headers = _headers(scope["headers"])
+            query = _query(scope.get("query_string", b""))
+        except _Unreadable as unreadable:
+            body = None
+            response = error_response(400, str(unreadable))
         else:
-            client = scope.get("client") or ("", 0)
-            request = TrackingRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-                headers=headers,
-                body=body,
-                remote_addr=client[0],
-            )
-            response = await dispatch(request, endpoints)
+            body = await _read_body(receive, headers.get("content-length", ""))
+            if body is None:
+                response = error_response(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            else:
+                client = scope.get("client") or ("", 0)
+                request = TrackingRequest(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=query,
+                    headers=headers,
+                    body=body,
+                    remote_addr=client[0],
+                )
+                response = await dispatch(request, endpoints)
+        if body is None:
+            # Answered before the body was read: the server must not read the rest (uvicorn
+            # would, to reuse the connection), so it closes the connection instead.
+            response.headers["connection"] = "close"
         await _send(send, response)
         route = scope["path"].lstrip("/")
         HTTP_REQUESTS.labels(route, scope["method"], str(response.status)).inc()
