@@ -24,4 +24,4 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
 USER naboria
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "naboria.asgi:application"]
+CMD ["python", "-m", "naboria.web", "-b", "0.0.0.0", "-p", "8000", "naboria.asgi:application"]

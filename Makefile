@@ -52,7 +52,7 @@ run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
 	@echo "  metrics: http://$(HOST):$(PORT)/metrics"
 	@echo "  API:     http://$(HOST):$(PORT)/api/v1/sites/"
 	@echo ""
-	$(BIN)/daphne -b $(HOST) -p $(PORT) naboria.asgi:application
+	$(BIN)/python -m naboria.web -b $(HOST) -p $(PORT) naboria.asgi:application
 
 browser:
 	scripts/install_browser.sh

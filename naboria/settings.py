@@ -252,6 +252,12 @@ STARTUP_CHECKS = _read_bool("NABORIA_STARTUP_CHECKS", True)
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
 # When set, GET /metrics requires "Authorization: Bearer <token>".
 METRICS_TOKEN = _read("METRICS_TOKEN")
+# Largest request body of the web and ingest roles (the tracking and ad endpoints: 64 KiB),
+# refused with 413 before it is read (naboria.request_limits, naboria.web). At least the
+# tracking limit, which the web role's server would otherwise refuse first. Django's own check,
+# made only after reading, is the same.
+WEB_MAX_BODY_BYTES = _read_int("WEB_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEB_MAX_BODY_BYTES
 
 LOG_FORMAT = _read("LOG_FORMAT", "text").lower()
 if LOG_FORMAT not in {"text", "json"}:

@@ -1,6 +1,6 @@
 """What `make run` promises, checked as a new user would: prepare the embedded installation,
-serve it with daphne, get a 200 from /health with every embedded backend ok, and log into the
-admin with the printed credentials in a real browser."""
+serve it with the web role's server (naboria.web: daphne), get a 200 from /health with every
+embedded backend ok, and log into the admin with the printed credentials in a real browser."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from scripts.test_services import ROOT, embedded_environment, free_port, prepare_demo
 
+WEB_APP = "naboria.asgi:application"
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
@@ -32,9 +32,8 @@ def embedded(tmp_path_factory) -> Iterator[dict[str, str]]:
     assert password, first
 
     port = free_port()
-    daphne = Path(sys.executable).with_name("daphne")
     server = subprocess.Popen(
-        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "naboria.asgi:application"],
+        [sys.executable, "-m", "naboria.web", "-b", "127.0.0.1", "-p", str(port), WEB_APP],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,0 +1,167 @@
+"""The web role's server: daphne with request limits, started as
+
+    python -m naboria.web -b 0.0.0.0 -p 8000 naboria.asgi:application
+
+with every option of the ``daphne`` command.
+
+Daphne has no option for them, and they cannot live in the ASGI application: Twisted reads a
+request's whole body (into memory, or a temporary file above 100 kB) before daphne hands the
+application its first byte, and keeps a header line of any length until it ends. So they are
+applied where Twisted receives the bytes:
+
+- a body over WEB_MAX_BODY_BYTES is answered 413 from its declared Content-Length, before any
+  of it is read, or as soon as a chunked body grows past it; the connection is then closed,
+  not read to the end;
+- a head (request line and header fields) over request_limits.MAX_HEAD_BYTES or with more
+  than MAX_HEADER_FIELDS fields is answered 431 as it arrives (Twisted would answer an empty
+  400, or close without a word when a single line is longer than 16 KiB);
+- daphne's own refusals (a header, path or query string it cannot decode) are JSON too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# daphne.server installs Twisted's asyncio reactor when imported: before Twisted's own modules.
+from daphne import server as daphne_server
+from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
+from django.conf import settings
+from twisted.web.http import HTTPChannel
+
+from naboria.request_limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, head_refusal, refusal
+
+
+class LimitedRequest(WebRequest):
+    """Daphne's request, refusing a body over its factory's ``max_body_bytes`` as Twisted
+    receives it."""
+
+    _received = 0
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.channel.factory.max_body_bytes:
+            self._refuse()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.channel.factory.max_body_bytes:
+            self._refuse()
+        else:
+            super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # A refused body may still end within the bytes already received; it is not served.
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def basic_error(self, status: int, status_text: bytes, body: str) -> None:
+        """Daphne's own refusals (a header, path or query string it cannot read; a timeout)
+        with a JSON ``error`` like every other refusal, rather than an HTML page."""
+        self.handle_reply(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        self.handle_reply(
+            {"type": "http.response.body", "body": json.dumps({"error": body}).encode()}
+        )
+
+    def _refuse(self) -> None:
+        self._refused = True
+        # Twisted would otherwise invite the client to send the body (Expect: 100-continue).
+        self.requestHeaders.removeHeader(b"expect")
+        limit = self.channel.factory.max_body_bytes
+        self.channel.transport.write(refusal(413, f"body larger than {limit} bytes"))
+        self.channel.loseConnection()
+
+
+class LimitedChannel(HTTPChannel):
+    """Twisted's HTTP/1.1 channel, answering a head over the limits with 431."""
+
+    MAX_LENGTH = MAX_HEAD_BYTES  # the longest line LineReceiver buffers
+    _head_bytes = 0
+    _head_lines = 0
+    _refused = False
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        self._head_bytes += len(line) + 2
+        self._head_lines += 1
+        # The request line, the fields and the empty line that ends them.
+        if self._head_bytes > MAX_HEAD_BYTES or self._head_lines > MAX_HEADER_FIELDS + 2:
+            self._refuse_head()
+        else:
+            super().lineReceived(line)
+
+    def allHeadersReceived(self) -> None:
+        self._head_bytes = self._head_lines = 0  # the next request on this connection
+        super().allHeadersReceived()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._refuse_head()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's answer to a request it cannot parse (an empty 400), with a JSON error."""
+        self._refuse(refusal(400, "malformed HTTP request"))
+
+    def _refuse_head(self) -> None:
+        self._refuse(head_refusal())
+
+    def _refuse(self, response: bytes) -> None:
+        self._refused = True
+        # Typed as a zope interface, whose methods mypy cannot call.
+        transport: Any = self.transport
+        transport.write(response)
+        self.loseConnection()
+
+
+class LimitedHTTPFactory(HTTPFactory):
+    """Daphne's factory, building limited channels and requests. HTTP/1.1 only: daphne speaks
+    HTTP/2 only over its own TLS, which the web role leaves to the load balancer."""
+
+    protocol = LimitedChannel
+
+    def __init__(self, server: daphne_server.Server) -> None:
+        super().__init__(server)
+        self.max_body_bytes: int = server.max_body_bytes
+
+    def buildProtocol(self, addr: object) -> LimitedChannel:
+        channel: LimitedChannel = super().buildProtocol(addr)
+        channel.requestFactory = LimitedRequest
+        return channel
+
+    def acceptableProtocols(self) -> list[bytes]:
+        return [b"http/1.1"]
+
+
+class WebServer(daphne_server.Server):
+    """Daphne's server with the limits; the body limit is WEB_MAX_BODY_BYTES."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_body_bytes: int = settings.WEB_MAX_BODY_BYTES
+
+
+class WebCommand(CommandLineInterface):
+    description = "Naboria's web role: daphne with request limits"
+    server_class = WebServer
+
+
+def main() -> None:
+    # Server.run builds its HTTP factory from this module-level name, and offers no other way
+    # to choose one.
+    daphne_server.HTTPFactory = LimitedHTTPFactory
+    WebCommand.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
