@@ -1,4 +1,4 @@
-"""ASGI entry point of the web role: ``daphne naboria.asgi:application``.
+"""ASGI entry point of the web role: ``python -m naboria.web naboria.asgi:application``.
 
 Serves the tracking endpoints (ingest.asgi, outside Django's request cycle because they are the
 hot path) and, for every other path, Django: views, the REST API and the admin. Before it
@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from naboria.config import exit_on_configuration_error
+from naboria.request_limits import BodyLimitMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
 
@@ -19,7 +20,9 @@ with exit_on_configuration_error():
     from django.conf import settings
     from django.core.asgi import get_asgi_application
 
-    django_application = get_asgi_application()
+    # Django and Channels read a whole body before looking at it; the lean paths have a limit of
+    # their own.
+    django_application = BodyLimitMiddleware(get_asgi_application(), settings.WEB_MAX_BODY_BYTES)
 
     if settings.STARTUP_CHECKS:
         from naboria.health import assert_dependencies_reachable
@@ -45,9 +48,11 @@ with exit_on_configuration_error():
     from analytics.streams import RealtimeStream
     from ingest.asgi import TRACKING_PATHS, lean_application, tracking_application
 
-    ad_stream = AdStream.as_asgi()
+    ad_stream = BodyLimitMiddleware(AdStream.as_asgi(), settings.WEB_MAX_BODY_BYTES)
     # The dashboard's realtime stream needs the admin session's user.
-    realtime_stream = AuthMiddlewareStack(RealtimeStream.as_asgi())
+    realtime_stream = BodyLimitMiddleware(
+        AuthMiddlewareStack(RealtimeStream.as_asgi()), settings.WEB_MAX_BODY_BYTES
+    )
     ad_application = lean_application(AD_ENDPOINTS)
 
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it

@@ -380,6 +380,29 @@ def test_a_streamed_body_is_refused_as_soon_as_it_is_over_the_limit(application)
     assert answer.headers["connection"] == "close"
 
 
+@pytest.mark.parametrize("path", ["/admin/login/", "/api/v1/sites/", "/ads/stream", "/nowhere"])
+def test_django_and_channels_refuse_a_body_over_the_web_limit_unread(application, path):
+    limit = django_settings.WEB_MAX_BODY_BYTES
+    declared = [(b"content-length", b"%d" % (200 * MiB))]
+    answer = call(application, "POST", path, headers=declared, chunks=[b"x" * MiB] * 200)
+    assert answer.status == 413
+    assert answer.error() == f"body larger than {limit} bytes"
+    assert answer.body_reads == 0
+    answer = call(application, "POST", path, chunks=[b"x" * MiB] * 200)  # chunked
+    assert answer.status == 413
+    assert answer.body_reads == limit // MiB + 1
+
+
+def test_django_still_reads_bodies_within_the_web_limit(application):
+    body = b"username=nobody&password=" + b"x" * MiB
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    answer = call(application, "POST", "/admin/login/", headers=headers, chunks=[body])
+    assert answer.status == 403  # Django's CSRF check: the body was read and the form looked at
+
+
 def test_a_malformed_content_length_is_no_500(application, shop):
     headers = [(b"content-type", b"application/json"), (b"content-length", "²".encode())]
     answer = call(application, "POST", "/collect", headers=headers, chunks=[batch(shop, PAGEVIEW)])
@@ -604,7 +627,7 @@ def _read_answer(connection: socket.socket) -> tuple[int, dict[str, Any]]:
     return status, json.loads(content) if json_body else {}
 
 
-@pytest.mark.parametrize("path", ["/collect", "/ad-event"])
+@pytest.mark.parametrize("path", ["/collect", "/ad-event", "/admin/login/", "/api/v1/sites/"])
 def test_servers_refuse_a_declared_body_over_the_limit_before_it_is_sent(server, path):
     head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" % path.encode()
     status, content, seconds = exchange(
