@@ -60,6 +60,10 @@ INSERT_SECONDS = Histogram(
 )
 RETRY_SECONDS = 2.0
 CONSUME_AT_ONCE = 500
+# How often a running drain asks whether its topic is still the one it reads: a broker that
+# restarted without its state makes the topic anew without any rebalance, and the consumer
+# would go on at its old positions, skipping the new topic's first messages.
+TOPIC_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,16 @@ class Drain:
         batch = self.batch
         writer = _BatchWriter(self)
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
+        next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
         try:
             while not self.stop.is_set():
                 self._commit_written(writer)
+                if time.monotonic() >= next_topic_check:
+                    next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
+                    if self._topic_created_anew():
+                        for partition in self.consumer.assignment():
+                            partition.offset = kafka_client.OFFSET_BEGINNING
+                            self.consumer.seek(partition)
                 # consume() hands over what librdkafka prefetched in one call; poll() would
                 # cost a call (and a wait) per message.
                 wait = min(max(batch.seconds_left(), 0.0), 0.5)
@@ -136,17 +147,25 @@ class Drain:
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         # Whoever held these partitions before may have died inside an insert.
         self.repair_due.set()
-        topic_id = kafka_client.topic_id(self.topic)
-        if self.topic_id is not None and topic_id is not None and topic_id != self.topic_id:
+        if self._topic_created_anew():
+            for partition in partitions:
+                partition.offset = kafka_client.OFFSET_BEGINNING
+        consumer.assign(partitions)
+
+    def _topic_created_anew(self) -> bool:
+        """Whether the topic has another id than when this drain last looked (it was deleted
+        and created again, e.g. by a broker that lost its state): its offsets start anew, so it
+        is read from its start (what was stored already is skipped by deduplication)."""
+        found = kafka_client.topic_id(self.topic)
+        anew = self.topic_id is not None and found is not None and found != self.topic_id
+        if anew:
             logger.warning(
                 "drain %s: topic %s was created anew; reading it from its start",
                 self.spec.name,
                 self.topic,
             )
-            for partition in partitions:
-                partition.offset = kafka_client.OFFSET_BEGINNING
-        self.topic_id = topic_id or self.topic_id
-        consumer.assign(partitions)
+        self.topic_id = found or self.topic_id
+        return anew
 
     def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
         """Check the rows of these messages and take their keys (in the consumer thread);

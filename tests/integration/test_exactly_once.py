@@ -1,0 +1,177 @@
+"""Every event counted once, in the raw table and in what reports read (the session facts, live
+and refreshed), under the duplicates clients and crashes make: a retried batch, the same id
+several times in a batch, an insert whose answer was lost, rows stored without their ids being
+recorded. Counts are compared with plain SQL on the raw table and with the hand-made data."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from analytics import session_facts
+from analytics.reports import traffic
+from analytics.reports.query import Period, ReportQuery
+from events import dedup
+from events.dedup import EventKey
+from events.rows import PageRow, clickhouse_time, encoder, essentials_decoder
+from ingest import storage
+from ingest.sinks import reset_sink
+from naboria import clickhouse
+from tests.tracking_client import TrackingClient
+from tests.unit.test_enrichment import WINDOWS_CHROME
+
+pytestmark = [
+    pytest.mark.clickhouse,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path"),
+]
+
+
+def post(site, events: list[dict[str, object]]) -> None:
+    now = int(time.time() * 1000)
+    response = TrackingClient().post(
+        "/collect",
+        data=json.dumps({"site": site.public_id, "sent_at": now, "events": events}),
+        content_type="application/json",
+        HTTP_USER_AGENT=WINDOWS_CHROME,
+        REMOTE_ADDR="81.2.69.142",
+    )
+    assert response.status_code == 202, response.content
+
+
+def raw_counts(site_id: str) -> tuple[int, int]:
+    """(rows, distinct event ids) of the site in the raw table: plain SQL."""
+    reset_sink()  # what the direct writer holds is stored now
+    found = clickhouse.get_client().query(
+        "SELECT count(), uniqExact(event_id) FROM page_events WHERE site_id = {s:String}",
+        parameters={"s": site_id},
+    )
+    return tuple(int(value) for value in found.result_rows[0])  # type: ignore[return-value]
+
+
+def reported_pageviews(site_id: str) -> tuple[int, int, int]:
+    """Pageviews as the overview, the graph and the pages list count them."""
+    today = datetime.now(UTC).date()
+    query = ReportQuery(site_id=site_id, period=Period(today - timedelta(days=1), today, "UTC"))
+    overview = traffic.overview(query)["period"]["pageviews"]
+    graph = sum(point["pageviews"] for point in traffic.timeseries(query)["points"])
+    pages = sum(row["pageviews"] for row in traffic.breakdown(query, dimension="pages")["results"])
+    return overview, graph, pages
+
+
+def pageviews(count: int, *, prefix: str = "/p") -> list[dict[str, object]]:
+    now = int(time.time() * 1000)
+    return [
+        {
+            "type": "pageview",
+            "id": str(uuid.uuid4()),
+            "url": f"https://example.com{prefix}{index}",
+            "ts": now - 60_000 + index,
+        }
+        for index in range(count)
+    ]
+
+
+@pytest.mark.parametrize("refreshed", [False, True], ids=["live", "refreshed"])
+def test_a_batch_resent_later_with_the_same_ids_counts_once(site, refreshed):
+    batch = pageviews(3)
+    post(site, batch)
+    assert raw_counts(site.public_id) == (3, 3)
+    if refreshed:
+        session_facts.refresh()
+    post(site, [*batch, *pageviews(1, prefix="/new")])  # the retry, with one new event
+    assert raw_counts(site.public_id) == (4, 4)
+    if refreshed:
+        session_facts.refresh()
+    assert reported_pageviews(site.public_id) == (4, 4, 4)
+
+
+def test_the_same_id_five_times_in_one_batch_is_one_event(site):
+    (event,) = pageviews(1)
+    post(site, [event] * 5 + pageviews(2, prefix="/other"))
+    assert raw_counts(site.public_id) == (3, 3)
+    assert reported_pageviews(site.public_id) == (3, 3, 3)
+    session_facts.refresh()
+    assert reported_pageviews(site.public_id) == (3, 3, 3)
+
+
+def test_an_event_id_counts_per_site(site, organization):
+    from tests.factories import SiteFactory
+
+    other = SiteFactory(organization=organization)
+    batch = pageviews(2)
+    post(site, batch)
+    post(other, batch)  # another site's client happens to send the same ids
+    assert raw_counts(site.public_id) == (2, 2)
+    assert raw_counts(other.public_id) == (2, 2)
+
+
+def encoded_rows(site_id: str, count: int) -> list[bytes]:
+    now = int(time.time() * 1000)
+    return [
+        encoder.encode(
+            PageRow(
+                event_id=str(uuid.uuid4()),
+                site_id=site_id,
+                timestamp=clickhouse_time(now - index),
+                received_at=clickhouse_time(now),
+                event_type="pageview",
+                visitor_id="v",
+                consent_state="none",
+                pathname="/",
+                url="https://example.com/",
+                retention_days=30,
+            )
+        )
+        for index in range(count)
+    ]
+
+
+def keys_of(rows: list[bytes]) -> list[EventKey]:
+    return [EventKey.of(essentials_decoder.decode(row)) for row in rows]
+
+
+def test_an_insert_whose_answer_was_lost_is_retried_without_a_second_copy(monkeypatch):
+    """ClickHouse stored the batch but the writer saw an error (a timeout, a dropped
+    connection): the retry, after the window's repair, stores nothing again."""
+    site_id = f"lost-{uuid.uuid4().hex[:8]}"
+    rows = encoded_rows(site_id, 50)
+    real_insert = storage.insert_rows
+    calls = []
+
+    def insert_then_fail(table, encoded):
+        real_insert(table, encoded)
+        calls.append(len(encoded))
+        if len(calls) == 1:
+            raise ConnectionResetError("answer lost")
+
+    monkeypatch.setattr(storage, "insert_rows", insert_then_fail)
+    with pytest.raises(ConnectionResetError):
+        storage.store_new_rows("page_events", rows, keys_of(rows))
+    dedup.repair_window("page_events")
+    assert storage.store_new_rows("page_events", rows, keys_of(rows)) == 0
+    assert calls == [50, 0]
+    assert raw_counts(site_id) == (50, 50)
+
+
+def test_rows_stored_without_their_ids_are_found_after_the_repair():
+    """A ClickHouse killed between writing the rows and the ids their view records: the
+    writer's repair on start records them, so a redelivered batch is not stored twice."""
+    site_id = f"repair-{uuid.uuid4().hex[:8]}"
+    rows = encoded_rows(site_id, 20)
+    storage.store_new_rows("page_events", rows, keys_of(rows))
+    client = clickhouse.get_client()
+    client.command(
+        "DELETE FROM event_ids WHERE site_id = {s:String}",
+        parameters={"s": site_id},
+        settings={"lightweight_deletes_sync": 2},
+    )
+    assert not dedup.stored_keys("page_events", keys_of(rows))  # the window lost them
+    dedup.repair_window("page_events")
+    assert dedup.stored_keys("page_events", keys_of(rows)) == set(keys_of(rows))
+    assert storage.store_new_rows("page_events", rows, keys_of(rows)) == 0
+    assert raw_counts(site_id) == (20, 20)
