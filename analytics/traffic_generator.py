@@ -24,8 +24,11 @@ from zoneinfo import ZoneInfo
 
 from asgiref.sync import async_to_sync
 
+from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from analytics.click_model import ImpressionFeatures, click_probability
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
+from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
+from ingest.http import TrackingRequest, dispatch
 from ingest.storage import insert_rows
 
 
@@ -468,8 +471,6 @@ def send_through_ingest(
 ) -> dict[str, int]:
     """Every visit as the tracker would send it: a /collect batch (cookieless visitor from its
     IP and user agent), and each ad event as a confirmed /ad-event. Statuses are counted."""
-    from ingest.endpoints import TrackingRequest, dispatch
-
     statuses: dict[str, int] = {}
 
     async def send(path: str, body: dict[str, object], visit: Visit) -> None:
@@ -481,7 +482,8 @@ def send_through_ingest(
             remote_addr=visit.ip,
             headers={"content-type": "text/plain", "user-agent": visit.device[4]},
         )
-        response = await dispatch(request)
+        endpoints = AD_ENDPOINTS if path in AD_ENDPOINTS else TRACKING_ENDPOINTS
+        response = await dispatch(request, endpoints)
         statuses[f"{path} {response.status}"] = statuses.get(f"{path} {response.status}", 0) + 1
 
     async def run() -> None:

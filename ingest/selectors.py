@@ -105,7 +105,10 @@ def site_origin_check(*, site: SiteConfig, headers: dict[str, str]) -> None:
     origin = headers.get("origin")
     if not origin or origin == "null":
         return
-    host = urlsplit(origin).hostname or ""
+    try:
+        host = urlsplit(origin).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket: urlsplit cannot take it apart
+        raise Refusal(400, "malformed Origin header") from None
     if not site.allows_origin_host(host):
         raise Refusal(403, f"origin {host!r} is not an allowed domain of this site")
 

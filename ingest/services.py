@@ -231,6 +231,7 @@ def page_rows_from_batch(
             os_version=agent.os_version,
             device_type=agent.device_type,
             is_bot=int(agent.is_bot),
+            bot_reason=agent.bot_reason,
         )
         if isinstance(event, CustomEvent):
             row.event_name = event.name
@@ -272,5 +273,6 @@ def ad_row_from_event(
         region=facts.region,
         device_type=facts.agent.device_type,
         is_bot=int(facts.agent.is_bot),
+        bot_reason=facts.agent.bot_reason,
     )
     return event_id, encoder.encode(row)

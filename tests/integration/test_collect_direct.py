@@ -8,8 +8,10 @@ import time
 import uuid
 
 import pytest
+from django.db import OperationalError
 from django.test import override_settings
 
+from ingest import selectors
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from naboria import clickhouse
@@ -329,6 +331,37 @@ def test_ad_event_answers_after_the_insert_and_counts_once(shop):
     ) == [(1,)]
 
 
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def test_bot_events_are_stored_flagged_with_the_reason(shop):
+    page = {
+        "site": shop.public_id,
+        "events": [{"type": "pageview", "url": "https://shop.example/"}],
+    }
+    assert post("/collect", page, user_agent=GOOGLEBOT).status_code == 202
+    assert post("/collect", page).status_code == 202
+    ad = {
+        "type": "impression",
+        "site": shop.public_id,
+        "impression": "i-bot",
+        "campaign": 7,
+        "ad": 70,
+    }
+    assert post("/ad-event", ad, user_agent=GOOGLEBOT).status_code == 200
+
+    flags = (
+        "SELECT is_bot, bot_reason != '' FROM {t:Identifier} WHERE site_id = {s:String}"
+        " ORDER BY is_bot"
+    )
+    assert rows(flags, t="page_events", s=shop.public_id) == [(0, False), (1, True)]
+    assert rows(flags, t="ad_events", s=shop.public_id) == [(1, True)]
+    assert rows(
+        "SELECT bot_reason FROM page_events WHERE site_id = {s:String} AND is_bot",
+        s=shop.public_id,
+    ) == rows("SELECT bot_reason FROM ad_events WHERE site_id = {s:String}", s=shop.public_id)
+
+
 def test_ad_event_validation(shop):
     response = post("/ad-event", {"type": "impression", "site": shop.public_id})
     assert response.status_code == 400
@@ -361,15 +394,11 @@ def test_ad_events_are_refused_when_the_site_has_ads_disabled(shop):
 
 
 def test_database_outage_is_a_503_not_a_500(shop, monkeypatch):
-    from django.db import OperationalError
-
-    from ingest import endpoints
-
     def database_down(public_id):
         raise OperationalError("connection refused")
 
     forget_site_configs()
-    monkeypatch.setattr(endpoints, "load_site_config", database_down)
+    monkeypatch.setattr(selectors, "load_site_config", database_down)
     body = {
         "site": shop.public_id,
         "events": [{"type": "pageview", "url": "https://shop.example/"}],

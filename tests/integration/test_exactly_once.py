@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -21,6 +22,8 @@ from events.rows import PageRow, clickhouse_time, encoder, essentials_decoder
 from ingest import storage
 from ingest.sinks import reset_sink
 from naboria import clickhouse
+from sites.models import Site
+from tests.factories import SiteFactory
 from tests.tracking_client import TrackingClient
 from tests.unit.test_enrichment import WINDOWS_CHROME
 
@@ -100,9 +103,7 @@ def test_the_same_id_five_times_in_one_batch_is_one_event(site):
 
 
 def test_an_event_id_counts_per_site(site, organization):
-    from tests.factories import SiteFactory
-
-    other = SiteFactory(organization=organization)
+    other = cast(Site, SiteFactory(organization=organization))
     batch = pageviews(2)
     post(site, batch)
     post(other, batch)  # another site's client happens to send the same ids

@@ -38,17 +38,6 @@ ALLOWED = {
     ("analytics/tasks.py", "train_model", "analytics.ml"): "lazy ML stack",
     ("analytics/tasks.py", "train_model", "analytics.ml.training"): "lazy ML stack",
 }
-# In files of other engineers, to become module-level imports (then remove the entry):
-PENDING = {
-    # analytics/traffic_generator.py: the tracking and ad server tables, from ingest.endpoints,
-    # ads.endpoints and ingest.http (TrackingRequest, dispatch), at module level.
-    ("analytics/traffic_generator.py", "send_through_ingest", "ingest.endpoints"),
-    # analytics/management/commands/train.py: the command imports analytics.ml.training (and
-    # so XGBoost and pandas) at module level already.
-    ("analytics/management/commands/train.py", "Command.handle", "analytics.ml"),
-    # analytics/management/commands/export_marts.py: naboria.clickhouse is light.
-    ("analytics/management/commands/export_marts.py", "Command.handle", "naboria.clickhouse"),
-}
 
 
 def _is_first_party(module: str) -> bool:
@@ -99,7 +88,7 @@ def test_no_function_local_import_of_a_first_party_module():
     unexpected = [
         f"{path}:{line}: import of {module} inside {function}()"
         for path, function, line, module in found
-        if (path, function, module) not in ALLOWED and (path, function, module) not in PENDING
+        if (path, function, module) not in ALLOWED
     ]
     assert not unexpected, (
         "Import first-party modules at module level; if that makes a cycle, fix the structure "

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analytics.ml.export import MARTS, default_out_dir, export_marts
+from naboria.clickhouse import ClickHouseUnavailable
 
 
 class Command(BaseCommand):
@@ -24,8 +25,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from naboria.clickhouse import ClickHouseUnavailable
-
         try:
             exported = export_marts(
                 out_dir=options["out"] or default_out_dir(), marts=options["mart"] or MARTS

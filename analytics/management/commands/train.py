@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from analytics.ml import services
 from analytics.ml.training import MAX_ROUNDS, TASKS, NotEnoughData
 
 
@@ -36,9 +37,6 @@ class Command(BaseCommand):
         parser.add_argument("--max-rounds", type=int, default=MAX_ROUNDS)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # XGBoost, pandas and MLflow load only when a model is trained.
-        from analytics.ml import services
-
         if options["build"]:
             self.stdout.write("building the marts (dbt build) and exporting them…")
             rows = services.marts_refresh(out_dir=options["marts"])
