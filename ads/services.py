@@ -37,10 +37,11 @@ async def ad_event_store(
     ingest.services.EventTooOld (before anything is stored) for an event older than the
     deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
-    # A retried event (same impression and type) is answered as stored without a second row,
-    # which the raw table would fold only at merge time and the rollups would count twice.
+    # A retried event (same site, impression and type) is answered as stored at once: the
+    # writer's deduplication would skip its row, but caps and pacing would count it again.
     counters = get_counters()
-    if not await counters.claim(event_id):
+    claim = f"{site.public_id}:{event_id}"
+    if not await counters.claim(claim):
         return event_id
     try:
         await asyncio.wait_for(
@@ -48,7 +49,7 @@ async def ad_event_store(
             timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
         )
     except BaseException:
-        await counters.release(event_id)  # not stored: a retry must be able to store it
+        await counters.release(claim)  # not stored: a retry must be able to store it
         raise
     if isinstance(event, Impression):
         await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)

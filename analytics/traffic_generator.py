@@ -26,6 +26,7 @@ from asgiref.sync import async_to_sync
 
 from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from analytics.click_model import ImpressionFeatures, click_probability
+from events.ids import ad_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
 from ingest.http import TrackingRequest, dispatch
@@ -414,8 +415,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
             ads.append(
                 encoder.encode(
                     AdRow(
-                        event_id=str(
-                            uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{view.impression}:{kind}")
+                        event_id=ad_event_id(
+                            site_id=site_id, impression=view.impression, kind=kind
                         ),
                         impression_id=view.impression,
                         site_id=site_id,

@@ -1,14 +1,17 @@
 """Benchmarks of the event pipeline (issue 2/6). Prints every figure; see bench/RESULTS.md.
 
     .venv/bin/python bench/ingest_pipeline.py [--seconds 10] [--servers daphne,uvicorn,uvicorn2]
+        [--phases http,drain,queryable] [--drain-rows 200000] [--preload-ids 2000000]
 
-Needs wrk and hey (Debian: apt-get install wrk hey). Starts Tansu on a free port, prepares a
-throw-away installation, and measures:
+The http phase needs wrk and hey (Debian: apt-get install wrk hey). Starts Tansu on a free
+port, prepares a throw-away installation, and measures:
 
 1. POST /collect with 1-event and 20-event batches under wrk (a separate process), per HTTP
    server, next to a trivial ASGI app on the same server (bench/noop_asgi.py) as the baseline;
 2. latency at half the measured maximum rate (hey, rate-limited);
-3. drain throughput (rows/s from Kafka into ClickHouse) next to a direct insert of the same rows;
+3. drain throughput (rows/s from Kafka into ClickHouse, deduplicated by event id against a
+   window already holding --preload-ids ids) next to a plain insert of the same rows, and to
+   the direct path's deduplicated insert (ingest.storage.store_new_rows);
 4. time from a 202 to the event being queryable in ClickHouse, under background load.
 """
 
@@ -190,15 +193,30 @@ def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds:
     return lines
 
 
+def preload_event_ids(count: int) -> None:
+    """Fill the deduplication window with ``count`` ids of earlier events of other sites, as a
+    running installation's week holds: every lookup of the drain searches among them."""
+    from naboria import clickhouse
+
+    clickhouse.get_client().command(
+        "INSERT INTO event_ids (event_table, site_id, event_id, timestamp)"
+        " SELECT 'page_events', concat('site-', toString(number % 50)), generateUUIDv4(),"
+        " now() - toIntervalSecond(number % 518400) FROM numbers({count:UInt64})",
+        parameters={"count": count},
+    )
+
+
 def drain_benchmark(rows: int, batch_size: int) -> list[str]:
-    """Rows/s through the drain, next to inserting the same encoded rows directly."""
+    """Rows/s through the drain, next to inserting the same encoded rows directly: plainly (the
+    ratio's baseline) and deduplicated as the direct path does."""
     import threading as _threading
 
     from django.test import override_settings
 
-    from events.rows import PageRow, clickhouse_time, encoder
+    from events.dedup import EventKey
+    from events.rows import PageRow, clickhouse_time, encoder, essentials_decoder
     from ingest.drain import CONSUMERS, Drain
-    from ingest.storage import insert_rows
+    from ingest.storage import insert_rows, store_new_rows
     from naboria import clickhouse, kafka_client
 
     site = f"drain-{uuid.uuid4().hex[:8]}"
@@ -229,6 +247,17 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
         "page_events", [row.replace(site.encode(), b"direct-" + site.encode()) for row in encoded]
     )
     direct_rate = rows / (time.perf_counter() - started)
+    # The direct path in the same batches as the drain: a lookup, then an insert, per batch.
+    deduplicated_site = f"dedup-{site}"
+    started = time.perf_counter()
+    for start in range(0, rows, batch_size):
+        chunk = [
+            row.replace(site.encode(), deduplicated_site.encode())
+            for row in encoded[start : start + batch_size]
+        ]
+        keys = [EventKey.of(essentials_decoder.decode(row)) for row in chunk]
+        store_new_rows("page_events", chunk, keys)
+    deduplicated_rate = rows / (time.perf_counter() - started)
 
     # A topic of its own: the HTTP benchmarks left a backlog in the default one.
     prefix = f"drain-bench-{uuid.uuid4().hex[:6]}."
@@ -271,8 +300,9 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     line = (
         f"drain, batches of {batch_size} rows: {rows} rows in {elapsed:.2f} s = "
         f"{rows / elapsed:,.0f} rows/s including the group join; {steady:,.0f} rows/s from the "
-        f"first insert on | one direct insert of the same rows {direct_rate:,.0f} rows/s "
-        f"(steady ratio {steady / direct_rate:.2f})"
+        f"first insert on | one plain insert of the same rows {direct_rate:,.0f} rows/s "
+        f"(steady ratio {steady / direct_rate:.2f}) | deduplicated direct inserts in "
+        f"batches of {batch_size} {deduplicated_rate:,.0f} rows/s"
     )
     print(line, flush=True)
     return [line]
@@ -367,10 +397,13 @@ def main() -> None:
     parser.add_argument("--servers", default="daphne,uvicorn,uvicorn2")
     parser.add_argument("--drain-rows", type=int, default=200_000)
     parser.add_argument("--tracers", type=int, default=40)
+    parser.add_argument("--phases", default="http,drain,queryable")
+    parser.add_argument("--preload-ids", type=int, default=2_000_000)
     options = parser.parse_args()
+    phases = set(options.phases.split(","))
     for tool in ("wrk", "hey"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is missing: apt-get install wrk hey")
+        if "http" in phases and not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install wrk hey (or leave out --phases http)")
 
     work = Path(tempfile.mkdtemp(prefix="naboria-bench-"))
     tansu, bootstrap = start_tansu(work / "tansu.log")
@@ -394,11 +427,17 @@ def main() -> None:
     clickhouse_migrations.apply_pending()
     try:
         results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
-        servers = options.servers.split(",")
-        results += http_benchmarks(server_env, site, servers, options.seconds)
-        for batch_size in (1_000, 10_000):
-            results += drain_benchmark(options.drain_rows, batch_size)
-        results += queryable_benchmark(server_env, site, options.tracers)
+        if "http" in phases:
+            results += http_benchmarks(
+                server_env, site, options.servers.split(","), options.seconds
+            )
+        if "drain" in phases:
+            preload_event_ids(options.preload_ids)
+            results.append(f"deduplication window preloaded with {options.preload_ids:,} ids")
+            for batch_size in (1_000, 10_000):
+                results += drain_benchmark(options.drain_rows, batch_size)
+        if "queryable" in phases:
+            results += queryable_benchmark(server_env, site, options.tracers)
         print("\n".join(["", "summary:", *results]))
     finally:
         tansu.terminate()

@@ -95,6 +95,7 @@ class Drain:
         # Set on start and on every assignment; the writer repairs the window before it inserts.
         self.repair_due = threading.Event()
         self.consumer: Any = None
+        self.writer: _BatchWriter | None = None
         self.batch: Batch[Any] = Batch(
             max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
         )
@@ -109,12 +110,17 @@ class Drain:
         self.consumer = kafka_client.build_consumer(
             group_id=f"{settings.DRAIN_GROUP_ID}.{self.spec.name}"
         )
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign)
         # After a crash, what the last run held was never committed and will be read again.
         self.batch.take()
         self.repair_due.set()
         batch = self.batch
-        writer = _BatchWriter(self)
+        writer = self.writer = _BatchWriter(self)
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
         next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
         try:
@@ -142,6 +148,9 @@ class Drain:
             self._commit_written(writer)
         finally:
             writer.abandon()
+            # Closing revokes the partitions: what had to be stored is (the loop ended), or the
+            # run failed and there is nothing to hand over.
+            self.writer = None
             self.consumer.close()
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -151,6 +160,22 @@ class Drain:
             for partition in partitions:
                 partition.offset = kafka_client.OFFSET_BEGINNING
         consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        # The next owner of these partitions resumes at their commits and looks up which events
+        # are stored once this returns: what was read of them is stored and committed first, so
+        # no insert of this consumer can land after that lookup (and count twice).
+        if self.writer is None:
+            return
+        self.writer.submit(self._prepare(self.batch.take()))
+        self.writer.wait_until_idle()
+        self._commit_written(self.writer)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        # Taken away without a handover (this consumer missed the group's deadline): another
+        # owner may be reading them already, so nothing more is inserted from what was read.
+        logger.warning("drain %s: partitions lost: %s", self.spec.name, partitions)
+        self.batch.take()
 
     def _topic_created_anew(self) -> bool:
         """Whether the topic has another id than when this drain last looked (it was deleted
@@ -291,14 +316,24 @@ class _BatchWriter:
         self.thread.start()
 
     def _insert_forever(self) -> None:
-        while (prepared := self.pending.get()) is not None:
-            if self.error is None:  # after a failure nothing more is inserted
-                try:
-                    self.drain._insert(prepared)
-                except BaseException as error:
-                    self.error = error
-                else:
-                    self.written.put(prepared.messages)
+        while True:
+            prepared = self.pending.get()
+            try:
+                if prepared is None:
+                    return
+                if self.error is None:  # after a failure nothing more is inserted
+                    try:
+                        self.drain._insert(prepared)
+                    except BaseException as error:
+                        self.error = error
+                    else:
+                        self.written.put(prepared.messages)
+            finally:
+                self.pending.task_done()
+
+    def wait_until_idle(self) -> None:
+        """Wait until every batch submitted is inserted (or failed: see raise_if_failed)."""
+        self.pending.join()
 
     def raise_if_failed(self) -> None:
         if self.error is not None:

@@ -16,7 +16,6 @@ page_rows_from_batch, ad_row_from_event, event_time_ms.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 import msgspec
 from django.conf import settings
 
-from events.ids import new_event_id
+from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from events.schemas import (
     AdEventPayload,
@@ -247,11 +246,13 @@ def page_rows_from_batch(
 def ad_row_from_event(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> tuple[str, bytes]:
-    """The event id and the encoded row. The id is derived from (impression, type), so a
+    """The event id and the encoded row. The id is derived from (site, impression, type), so a
     retried or replayed event is the same row and counts once. EventTooOld for an event sent
     with a ``ts`` older than MAX_EVENT_AGE_MS."""
     kind = event_type(event)
-    event_id = str(event.id or uuid.uuid5(uuid.NAMESPACE_URL, f"naboria:{event.impression}:{kind}"))
+    event_id = str(event.id or "") or ad_event_id(
+        site_id=site.public_id, impression=event.impression, kind=kind
+    )
     moment = event_time_ms(sent_ms=event.ts, sent_at=None, received_ms=facts.received_ms)
     row = AdRow(
         event_id=event_id,

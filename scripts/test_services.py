@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND_VARIABLES = (
@@ -193,6 +195,9 @@ def main(command: list[str]) -> int:
             missing.append("PostgreSQL")
         if ensure_system_service("Redis", 6379, redis_start, stops):
             env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+            # Each run starts empty: what an earlier run left (claimed ad event ids, counters)
+            # would make this run's events look seen.
+            redis.Redis.from_url(env["REDIS_URL"]).flushdb()
         else:
             missing.append("Redis")
 

@@ -147,10 +147,18 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     producer.flush(10)
     collect(site, 3)
 
-    dead = kafka_client.build_consumer(group_id=f"dlq-{marker}")
-    dead.subscribe([kafka_client.topic_name(DEAD_LETTER)])
     drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
     run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 3)
+    # Read by assignment, once the drain has made the topic: a subscription made before the
+    # topic exists would wait for the next metadata refresh (minutes).
+    dead = kafka_client.build_consumer(group_id=f"dlq-{marker}")
+    dead_topic = kafka_client.topic_name(DEAD_LETTER)
+    dead.assign(
+        [
+            TopicPartition(dead_topic, partition, kafka_client.OFFSET_BEGINNING)
+            for partition in range(6)
+        ]
+    )
     found: list[Any] = []
     deadline = time.monotonic() + 20
     while len(found) < len(poison) and time.monotonic() < deadline:

