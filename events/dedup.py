@@ -28,12 +28,16 @@ Entry points: EventKey.of, new_rows, repair_window.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from events.rows import RowEssentials
 from events.tables import RAW_TABLES
 from naboria import clickhouse
+
+# The canonical text of a UUID (what EventKey.event_id holds).
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class EventKey(NamedTuple):
@@ -42,13 +46,33 @@ class EventKey(NamedTuple):
 
     @classmethod
     def of(cls, row: RowEssentials) -> EventKey:
-        return cls(row.site_id, row.event_id.lower())
+        """The key of a decoded row; ValueError if its event id is not a UUID (the drain
+        sends such a row to the dead-letter topic at once)."""
+        event_id = row.event_id.lower()
+        if not _CANONICAL_UUID.fullmatch(event_id):
+            raise ValueError(f"event_id is not a UUID: {row.event_id!r}")
+        return cls(row.site_id, event_id)
 
 
 def _table(name: str) -> str:
     if name not in RAW_TABLES:
         raise ValueError(f"not a raw event table: {name!r}")
     return name
+
+
+class _UuidArrayText:
+    """An ``Array(UUID)`` query parameter already in ClickHouse's text form. clickhouse-connect
+    formats a list of strings character by character (~3 µs per id, a third of a 10,000-row
+    lookup, with the GIL held); it passes a value of a type it has no rule for as ``str(value)``.
+    Only canonical UUIDs are accepted, so the text needs no escaping."""
+
+    def __init__(self, event_ids: Sequence[str]) -> None:
+        if not all(map(_CANONICAL_UUID.fullmatch, event_ids)):
+            raise ValueError("event ids must be canonical UUID text")
+        self.text = "[" + ",".join(f"'{event_id}'" for event_id in event_ids) + "]"
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def stored_keys(table: str, keys: Sequence[EventKey]) -> set[EventKey]:
@@ -58,7 +82,10 @@ def stored_keys(table: str, keys: Sequence[EventKey]) -> set[EventKey]:
     found = clickhouse.get_client().query(
         "SELECT site_id, toString(event_id) FROM event_ids "
         "WHERE event_table = {table:String} AND event_id IN {ids:Array(UUID)}",
-        parameters={"table": _table(table), "ids": sorted({key.event_id for key in keys})},
+        parameters={
+            "table": _table(table),
+            "ids": _UuidArrayText(sorted({key.event_id for key in keys})),
+        },
     )
     wanted = set(keys)
     return {key for key in (EventKey(*row) for row in found.result_rows) if key in wanted}

@@ -176,3 +176,26 @@ def test_rows_stored_without_their_ids_are_found_after_the_repair():
     assert dedup.stored_keys("page_events", keys_of(rows)) == set(keys_of(rows))
     assert storage.store_new_rows("page_events", rows, keys_of(rows)) == 0
     assert raw_counts(site_id) == (20, 20)
+
+
+def test_an_id_in_capitals_is_the_same_event_and_text_that_is_no_uuid_is_refused():
+    """Lookups write the ids into the query's parameter as text of their own: only canonical
+    UUIDs get there (an upper-case id is the same event; anything else is refused before any
+    query, and the drain dead-letters such a row)."""
+    site_id = f"case-{uuid.uuid4().hex[:8]}"
+    rows = encoded_rows(site_id, 3)
+    storage.store_new_rows("page_events", rows, keys_of(rows))
+    shouted = [
+        json.dumps({**json.loads(row), "event_id": json.loads(row)["event_id"].upper()}).encode()
+        for row in rows
+    ]
+    assert keys_of(shouted) == keys_of(rows)
+    assert storage.store_new_rows("page_events", shouted, keys_of(shouted)) == 0
+    assert raw_counts(site_id) == (3, 3)
+
+    forged = json.loads(rows[0])
+    forged["event_id"] = "x' OR 1=1) UNION SELECT '1', '2"[:36].ljust(36, "-")
+    with pytest.raises(ValueError, match="not a UUID"):
+        EventKey.of(essentials_decoder.decode(json.dumps(forged)))
+    with pytest.raises(ValueError, match="canonical UUID"):
+        dedup.stored_keys("page_events", [EventKey(site_id, forged["event_id"])])
