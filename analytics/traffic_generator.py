@@ -26,7 +26,7 @@ from asgiref.sync import async_to_sync
 
 from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from analytics.click_model import ImpressionFeatures, click_probability
-from events.ids import ad_event_id
+from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
 from ingest.http import TrackingRequest, dispatch
@@ -376,7 +376,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
         pages.append(
             encoder.encode(
                 PageRow(
-                    event_id=str(uuid.uuid4()),
+                    # Made when the event happened, as a client makes it.
+                    event_id=str(new_event_id(at_millis=int(event.at.timestamp() * 1000))),
                     site_id=site_id,
                     timestamp=_ms(event.at),
                     received_at=_ms(event.at),

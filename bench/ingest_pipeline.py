@@ -195,13 +195,18 @@ def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds:
 
 def preload_event_ids(count: int) -> None:
     """Fill the deduplication window with ``count`` ids of earlier events of other sites, as a
-    running installation's week holds: every lookup of the drain searches among them."""
+    running installation's week holds: every lookup of the drain searches among them. The ids
+    are version 7 (as the tracker and the server make them), their times spread over 6 days."""
     from naboria import clickhouse
 
     clickhouse.get_client().command(
-        "INSERT INTO event_ids (event_table, site_id, event_id, timestamp)"
-        " SELECT 'page_events', concat('site-', toString(number % 50)), generateUUIDv4(),"
-        " now() - toIntervalSecond(number % 518400) FROM numbers({count:UInt64})",
+        "INSERT INTO event_id_window (event_table, site_id, event_id, timestamp)"
+        " SELECT 'page_events', concat('site-', toString(number % 50)),"
+        " toUUID(concat(substring(millis, 1, 8), '-', substring(millis, 9, 4), '-7',"
+        " substring(toString(generateUUIDv4(number)), 16, 21))), at"
+        " FROM (SELECT number, now() - toIntervalSecond(number % 518400) AS at,"
+        " leftPad(lower(hex(toUInt64(toUnixTimestamp(at)) * 1000 + number % 1000)), 12, '0')"
+        " AS millis FROM numbers({count:UInt64}))",
         parameters={"count": count},
     )
 
@@ -214,51 +219,55 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     from django.test import override_settings
 
     from events.dedup import EventKey
+    from events.ids import new_event_id
     from events.rows import PageRow, clickhouse_time, encoder, essentials_decoder
     from ingest.drain import CONSUMERS, Drain
     from ingest.storage import insert_rows, store_new_rows
     from naboria import clickhouse, kafka_client
 
-    site = f"drain-{uuid.uuid4().hex[:8]}"
     now = int(time.time() * 1000)
-    encoded = [
-        encoder.encode(
-            PageRow(
-                event_id=str(uuid.uuid4()),
-                site_id=site,
-                timestamp=clickhouse_time(now - i),
-                received_at=clickhouse_time(now),
-                event_type="pageview",
-                visitor_id=f"v{i % 5000}",
-                consent_state="none",
-                pathname=f"/p/{i % 300}",
-                url=f"https://localhost/p/{i % 300}",
-                retention_days=30,
-                browser="Chrome",
-                os="Windows",
-                device_type="desktop",
-                country="FR",
+
+    def encoded_rows(site: str) -> list[bytes]:
+        """The rows of one run: the same content for every run, ids of their own (an id
+        stored for another site would be found by every lookup, which real traffic never
+        makes it do)."""
+        return [
+            encoder.encode(
+                PageRow(
+                    event_id=str(new_event_id()),
+                    site_id=site,
+                    timestamp=clickhouse_time(now - i),
+                    received_at=clickhouse_time(now),
+                    event_type="pageview",
+                    visitor_id=f"v{i % 5000}",
+                    consent_state="none",
+                    pathname=f"/p/{i % 300}",
+                    url=f"https://localhost/p/{i % 300}",
+                    retention_days=30,
+                    browser="Chrome",
+                    os="Windows",
+                    device_type="desktop",
+                    country="FR",
+                )
             )
-        )
-        for i in range(rows)
-    ]
+            for i in range(rows)
+        ]
+
+    site = f"drain-{uuid.uuid4().hex[:8]}"
+    plain = encoded_rows(f"direct-{site}")
     started = time.perf_counter()
-    insert_rows(
-        "page_events", [row.replace(site.encode(), b"direct-" + site.encode()) for row in encoded]
-    )
+    insert_rows("page_events", plain)
     direct_rate = rows / (time.perf_counter() - started)
     # The direct path in the same batches as the drain: a lookup, then an insert, per batch.
-    deduplicated_site = f"dedup-{site}"
+    deduplicated = encoded_rows(f"dedup-{site}")
     started = time.perf_counter()
     for start in range(0, rows, batch_size):
-        chunk = [
-            row.replace(site.encode(), deduplicated_site.encode())
-            for row in encoded[start : start + batch_size]
-        ]
+        chunk = deduplicated[start : start + batch_size]
         keys = [EventKey.of(essentials_decoder.decode(row)) for row in chunk]
         store_new_rows("page_events", chunk, keys)
     deduplicated_rate = rows / (time.perf_counter() - started)
 
+    encoded = encoded_rows(site)
     # A topic of its own: the HTTP benchmarks left a backlog in the default one.
     prefix = f"drain-bench-{uuid.uuid4().hex[:6]}."
     producer = kafka_client.get_producer()
@@ -312,6 +321,7 @@ def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> 
     """202 -> visible in ClickHouse, with the drain in this process and background load."""
     from django.test import override_settings
 
+    from events.ids import new_event_id
     from ingest import topics
     from ingest.drain import DrainRunner
     from naboria import clickhouse
@@ -345,7 +355,7 @@ def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> 
     try:
         time.sleep(8)  # consumer group joined, load running
         for _ in range(tracers):
-            event_id = str(uuid.uuid4())
+            event_id = str(new_event_id())
             body = json.dumps(
                 {
                     "site": site,

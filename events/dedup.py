@@ -5,18 +5,24 @@ path's writer) is the only place that stores events, and it keeps a batch's rows
 their key is
 
 1. the first of its kind in the batch (a batch holding the same id five times keeps one), and
-2. not in ``event_ids``, the window of ids stored in the last DEDUP_WINDOW_DAYS (a client's
+2. not in ``event_id_window``, the ids stored in the last DEDUP_WINDOW_DAYS (a client's
    retry in any later batch, a Kafka batch delivered again after a crash between insert and
    commit, after a rebalance, or read again from the start of a recreated topic).
 
 Ingestion refuses events older than the window, so a retry can never outlive its id.
 
-``event_ids`` is filled by materialized views on the raw tables, in the same INSERT as the rows
-(events.tables). The one way for the two to part is a ClickHouse killed between writing the
-rows and writing their ids (in the embedded profile, the process that holds chdb); or an
-insert whose answer was lost. ``repair_window`` closes that gap: it records again the ids of
-the rows inserted since the newest id recorded, and writers call it when they start and
-before they retry an insert whose outcome they do not know.
+The window is ordered by the time in each id (UUIDv7, events.ids), which is a function of the
+id: a lookup asks for ``id_time >= the smallest id time in the batch``, which every id of the
+batch satisfies, so the bound never hides a stored id; it only spares reading the window's
+older part. A batch holding an id without a plausible time (another version, or a clock far
+off) is looked up across the whole window.
+
+``event_id_window`` is filled by materialized views on the raw tables, in the same INSERT as
+the rows (events.tables). The one way for the two to part is a ClickHouse killed between
+writing the rows and writing their ids (in the embedded profile, the process that holds
+chdb); or an insert whose answer was lost. ``repair_window`` closes that gap: it records
+again the ids of the rows inserted since the newest id recorded, and writers call it when they
+start and before they retry an insert whose outcome they do not know.
 
 Rows that pass are also unique across writers as long as one writer stores a site's events at
 a time: Kafka is keyed by site, so a site's events are in one partition, read by one consumer
@@ -29,15 +35,34 @@ Entry points: EventKey.of, new_rows, repair_window.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence, Set
 from typing import NamedTuple
 
+from events.ids import id_millis
 from events.rows import RowEssentials
-from events.tables import RAW_TABLES
+from events.tables import EVENT_IDS_TTL_DAYS, RAW_TABLES
 from naboria import clickhouse
 
 # The canonical text of a UUID (what EventKey.event_id holds).
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+# What canonical UUID text is made of, but its dashes.
+_DROP_HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
+
+
+def _all_canonical(event_ids: Sequence[str]) -> bool:
+    """Whether every id is canonical UUID text (36 characters, lower-case hex, dashes at 8, 13,
+    18 and 23): a few passes over the joined text, a tenth of a regular expression per id."""
+    count = len(event_ids)
+    joined = ",".join(event_ids)
+    return count == 0 or (
+        len(joined) == 37 * count - 1
+        and joined[36::37] == "," * (count - 1)
+        and all(joined[dash::37] == "-" * count for dash in (8, 13, 18, 23))
+        and joined.translate(_DROP_HEX_DIGITS) == ("----," * count)[:-1]
+    )
 
 
 class EventKey(NamedTuple):
@@ -53,6 +78,15 @@ class EventKey(NamedTuple):
             raise ValueError(f"event_id is not a UUID: {row.event_id!r}")
         return cls(row.site_id, event_id)
 
+    @classmethod
+    def all_of(cls, rows: Sequence[RowEssentials]) -> list[EventKey]:
+        """The keys of decoded rows, as ``of`` makes them, checked together (a batch's worth
+        in a fraction of the time); ValueError if one of them is not a UUID."""
+        event_ids = [row.event_id.lower() for row in rows]
+        if not _all_canonical(event_ids):
+            raise ValueError("an event_id is not a UUID")
+        return [cls(row.site_id, event_id) for row, event_id in zip(rows, event_ids, strict=True)]
+
 
 def _table(name: str) -> str:
     if name not in RAW_TABLES:
@@ -64,39 +98,73 @@ class _UuidArrayText:
     """An ``Array(UUID)`` query parameter already in ClickHouse's text form. clickhouse-connect
     formats a list of strings character by character (~3 µs per id, a third of a 10,000-row
     lookup, with the GIL held); it passes a value of a type it has no rule for as ``str(value)``.
-    Only canonical UUIDs are accepted, so the text needs no escaping."""
+    Only canonical UUID text is let through, so the text needs no escaping."""
 
     def __init__(self, event_ids: Sequence[str]) -> None:
-        if not all(map(_CANONICAL_UUID.fullmatch, event_ids)):
+        if not _all_canonical(event_ids):
             raise ValueError("event ids must be canonical UUID text")
-        self.text = "[" + ",".join(f"'{event_id}'" for event_id in event_ids) + "]"
+        self.text = "['" + "','".join(event_ids) + "']"
 
     def __str__(self) -> str:
         return self.text
 
 
-def stored_keys(table: str, keys: Sequence[EventKey]) -> set[EventKey]:
+LOOKUP_SQL = (
+    "SELECT site_id, toString(event_id) FROM event_id_window "
+    "WHERE event_table = {table:String} "
+    "AND id_time >= fromUnixTimestamp64Milli({oldest:Int64}, 'UTC') "
+    "AND event_id IN {ids:Array(UUID)}"
+)
+
+# Id times outside these bounds around now are not used to narrow a lookup: ClickHouse reads
+# the time of a version-7 id exactly only within DateTime64's range, and such a clock is off.
+_PLAUSIBLE_PAST_MS = (EVENT_IDS_TTL_DAYS + 1) * 86_400_000
+_PLAUSIBLE_FUTURE_MS = 86_400_000
+
+
+def oldest_id_millis(event_ids: Sequence[str]) -> int:
+    """The lower bound of a lookup of ``event_ids`` (canonical text) on ``id_time``, in Unix
+    milliseconds: the smallest time in them, or 0 (the whole window) when one of them is not
+    a version-7 id or has no plausible time."""
+    if not event_ids or any(event_id[14] != "7" for event_id in event_ids):
+        return 0
+    # The canonical text of version-7 ids sorts as their times do (fixed-width hex first).
+    oldest = id_millis(min(event_ids)) or 0
+    newest = id_millis(max(event_ids)) or 0
+    now = time.time_ns() // 1_000_000
+    if oldest < now - _PLAUSIBLE_PAST_MS or newest > now + _PLAUSIBLE_FUTURE_MS:
+        return 0
+    return oldest
+
+
+def stored_keys(table: str, keys: Collection[EventKey]) -> set[EventKey]:
     """The keys among ``keys`` whose event is already stored in ``table`` (within the window)."""
     if not keys:
         return set()
+    event_ids = list({key.event_id for key in keys})
     found = clickhouse.get_client().query(
-        "SELECT site_id, toString(event_id) FROM event_ids "
-        "WHERE event_table = {table:String} AND event_id IN {ids:Array(UUID)}",
+        LOOKUP_SQL,
         parameters={
             "table": _table(table),
-            "ids": _UuidArrayText(sorted({key.event_id for key in keys})),
+            "oldest": oldest_id_millis(event_ids),
+            "ids": _UuidArrayText(event_ids),
         },
     )
     wanted = set(keys)
     return {key for key in (EventKey(*row) for row in found.result_rows) if key in wanted}
 
 
-def new_rows(table: str, keys: Sequence[EventKey]) -> list[int]:
-    """Indexes (in order) of the rows to store: the first row of each key that is not stored."""
+def new_rows(
+    table: str, keys: Sequence[EventKey], *, in_flight: Set[EventKey] = frozenset()
+) -> list[int]:
+    """Indexes (in order) of the rows to store: the first row of each key that is neither
+    stored nor ``in_flight`` (handed to an insert that may not have finished: a writer that
+    looks up a batch while it inserts the one before)."""
     first: dict[EventKey, int] = {}
     for index, key in enumerate(keys):
-        first.setdefault(key, index)
-    stored = stored_keys(table, list(first))
+        if key not in in_flight:
+            first.setdefault(key, index)
+    stored = stored_keys(table, first.keys())
     return [index for key, index in first.items() if key not in stored]
 
 
@@ -108,13 +176,13 @@ def repair_window(table: str) -> int:
     since = client.command(
         # No id recorded yet (a new window): every row of the table.
         "SELECT if(count() = 0, toDateTime(0), max(inserted_at) - INTERVAL 1 MINUTE) "
-        "FROM event_ids "
+        "FROM event_id_window "
         "WHERE event_table = {table:String}",
         parameters={"table": _table(table)},
     )
     summary = client.command(
         f"""
-        INSERT INTO event_ids (event_table, site_id, event_id, timestamp)
+        INSERT INTO event_id_window (event_table, site_id, event_id, timestamp)
         SELECT {{table:String}}, site_id, event_id, toDateTime(timestamp) FROM {table}
         WHERE inserted_at >= {{since:DateTime('UTC')}}
         """,  # noqa: S608 (the table name is checked against RAW_TABLES)

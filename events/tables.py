@@ -1,5 +1,5 @@
 """The raw tables' ClickHouse DDL, in one place: ``page_events``, ``ad_events`` and the
-``event_ids`` window that deduplication reads (events.dedup).
+``event_id_window`` that deduplication reads (events.dedup).
 
 Migrations (analytics/clickhouse_migrations) only call what is defined here, and a test
 compares these columns with the row structs of events.rows and with ``system.columns``.
@@ -9,7 +9,7 @@ compares these columns with the row structs of events.rows and with ``system.col
   different ones. ``inserted_at`` (set by ClickHouse) tells the session-facts refresh which days
   changed and reports which visitors the facts do not hold yet; a minmax index keeps that look
   to a few granules.
-- Each raw table feeds ``event_ids`` through a materialized view: written by the same INSERT
+- Each raw table feeds ``event_id_window`` through a materialized view: written by the same INSERT
   as the rows, so the window of stored ids is complete by construction (see events.dedup for
   the one gap, a process killed between the two writes, and how a writer repairs it).
 - ReplacingMergeTree on the raw tables is a last line of defence only: deduplication happens
@@ -120,29 +120,43 @@ def raw_table_sql(name: str) -> str:
     """
 
 
-# Point lookups by (table, site, id): small granules, so a batch's ids read little.
-EVENT_IDS_SQL = f"""
-    CREATE TABLE IF NOT EXISTS event_ids
+# Ordered by the time in the id (UUIDv7, events.ids): a batch of fresh ids is looked up in the
+# window's recent end (``id_time >= the batch's oldest id time``) instead of all of it; ids
+# of other versions have id_time 1970-01-01 and sort first. The id's time, not the event's:
+# ClickHouse compares UUIDs by their second half first, so the id alone would not sort by time.
+EVENT_ID_WINDOW_SQL = f"""
+    CREATE TABLE IF NOT EXISTS event_id_window
     (
         event_table LowCardinality(String),
         site_id LowCardinality(String),
         event_id UUID,
+        id_time DateTime64(3, 'UTC') MATERIALIZED UUIDv7ToDateTime(event_id, 'UTC'),
         timestamp DateTime('UTC'),
         inserted_at DateTime('UTC') DEFAULT now()
     )
     ENGINE = ReplacingMergeTree
-    ORDER BY (event_table, site_id, event_id)
+    ORDER BY (event_table, id_time, event_id)
     TTL timestamp + toIntervalDay({EVENT_IDS_TTL_DAYS})
     SETTINGS index_granularity = 256
 """
 
 
-def event_ids_view_sql(table: str) -> str:
+def event_id_window_view_sql(table: str) -> str:
     """The materialized view that records the ids of every row inserted into ``table``."""
     return f"""
-    CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_ids_mv TO event_ids AS
+    CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_id_window_mv TO event_id_window AS
     SELECT '{table}' AS event_table, site_id, event_id, toDateTime(timestamp) AS timestamp
     FROM {table}
+    """  # noqa: S608 (table names come from RAW_TABLES)
+
+
+def event_id_window_backfill_sql(table: str) -> str:
+    """Record the ids of ``table``'s rows that are inside the window (ids recorded twice are
+    harmless: lookups ask whether an id is there)."""
+    return f"""
+    INSERT INTO event_id_window (event_table, site_id, event_id, timestamp)
+    SELECT '{table}', site_id, event_id, toDateTime(timestamp) FROM {table}
+    WHERE timestamp >= now() - INTERVAL {EVENT_IDS_TTL_DAYS} DAY
     """  # noqa: S608 (table names come from RAW_TABLES)
 
 

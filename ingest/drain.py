@@ -1,16 +1,19 @@
 """The drain: long-lived Kafka consumers that load event rows into ClickHouse.
 
 Consumers are registered by name in ``CONSUMERS`` (page-events, ad-events). Each runs a loop:
-consume, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), validate, insert, and
-only then commit offsets. A writer thread does the inserts, so the next batch is read and
-decoded meanwhile; commits stay in the consumer thread, in order. Hosted in every Celery worker
+consume, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), validate, look up which
+events are stored already, insert, and only then commit offsets. A writer thread does the
+inserts, so the next batch is read, decoded and looked up meanwhile; commits stay in the
+consumer thread, in order. Hosted in every Celery worker
 by a bootstep (naboria.celery) or run alone with ``python manage.py drain``.
 
 Exactly once into ClickHouse: a consumer resumes at its committed offsets, so after a crash
 between insert and commit, a rebalance, or a topic read again from its start, it reads messages
 it had stored already; the writer stores only rows whose event is not stored yet
-(events.dedup), checked on every attempt, after the deduplication window has been repaired on
-start, on every new assignment and before retrying an insert whose outcome is unknown. Nothing
+(events.dedup), after the deduplication window has been repaired on start, on every new
+assignment and before retrying an insert whose outcome is unknown. A batch is looked up while
+the batches before it may still be inserting: their keys count as stored (``in_flight``), and
+a repair, a retry or a failed lookup makes the writer look the batch up again itself. Nothing
 derived is written here: the session facts are rebuilt from the stored rows. A topic that was
 deleted and created again (a broker that lost its state) is read from its beginning: its
 offsets start anew, and a committed offset of its previous life would skip events.
@@ -36,9 +39,9 @@ from prometheus_client import Counter, Histogram
 
 from events import dedup
 from events.dedup import EventKey
-from events.rows import essentials_decoder
+from events.rows import RowEssentials, essentials_decoder
 from ingest.batching import Batch
-from ingest.storage import store_new_rows
+from ingest.storage import insert_rows, store_new_rows
 from ingest.topics import DEAD_LETTER, ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 
@@ -94,6 +97,11 @@ class Drain:
         self.topic_id: str | None = None
         # Set on start and on every assignment; the writer repairs the window before it inserts.
         self.repair_due = threading.Event()
+        # Held by a repair and by a lookup: no lookup sees a window half repaired.
+        self.repair_lock = threading.Lock()
+        # The keys of the batches handed to the writer whose insert this (consumer) thread has
+        # not seen finish: a lookup of a later batch counts them as stored.
+        self.in_flight: dict[PreparedBatch, frozenset[EventKey]] = {}
         self.consumer: Any = None
         self.writer: _BatchWriter | None = None
         self.batch: Batch[Any] = Batch(
@@ -112,6 +120,7 @@ class Drain:
         )
         # After a crash, what the last run held was never committed and will be read again.
         self.batch.take()
+        self.in_flight.clear()
         self.repair_due.set()
         batch = self.batch
         writer = self.writer = _BatchWriter(self)
@@ -198,43 +207,77 @@ class Drain:
         if not messages:
             return None
         rows: list[bytes] = []
-        keys: list[EventKey] = []
+        decoded: list[RowEssentials] = []
         sources: list[Any] = []
         for message in messages:
             # A message holds the rows of one accepted batch, one per line.
             for line in message.value().split(b"\n"):
                 try:
-                    key = EventKey.of(essentials_decoder.decode(line))
-                except (msgspec.DecodeError, ValueError) as error:
+                    decoded.append(essentials_decoder.decode(line))
+                except msgspec.DecodeError as error:
                     self._dead_letter(message, line, f"invalid row: {error}")
                     continue
                 rows.append(line)
-                keys.append(key)
                 sources.append((message, line))
-        return PreparedBatch(rows, keys, sources, messages)
+        try:
+            keys = EventKey.all_of(decoded)
+        except ValueError:  # some event id is not a UUID: find which, row by row
+            keys, valid = [], []
+            for index, row in enumerate(decoded):
+                try:
+                    keys.append(EventKey.of(row))
+                except ValueError as error:
+                    message, line = sources[index]
+                    self._dead_letter(message, line, f"invalid row: {error}")
+                else:
+                    valid.append(index)
+            rows = [rows[index] for index in valid]
+            sources = [sources[index] for index in valid]
+        prepared = PreparedBatch(rows, keys, sources, messages, self._look_up(keys))
+        self.in_flight[prepared] = frozenset(keys)
+        return prepared
+
+    def _look_up(self, keys: list[EventKey]) -> list[int] | None:
+        """Which rows to insert, while the writer inserts earlier batches; None leaves it to
+        the writer (a repair is due, or ClickHouse did not answer: the writer retries)."""
+        in_flight = frozenset().union(*self.in_flight.values())
+        with self.repair_lock:
+            if self.repair_due.is_set():
+                return None
+            try:
+                return dedup.new_rows(self.spec.table, keys, in_flight=in_flight)
+            except Exception:
+                return None
 
     def _commit_written(self, writer: _BatchWriter) -> None:
         """Commit, in order, the batches the writer has inserted. Commits stay in the consumer's
         own thread: a synchronous commit from another thread deadlocks against consume()."""
         writer.raise_if_failed()
-        for messages in writer.take_written():
-            self._commit(messages)
+        for prepared in writer.take_written():
+            self.in_flight.pop(prepared, None)
+            self._commit(prepared.messages)
 
     def _insert(self, prepared: PreparedBatch) -> None:
         table = self.spec.table
+        keep = prepared.keep
         while True:
             try:
                 if self.repair_due.is_set():
-                    self.repair_due.clear()
-                    dedup.repair_window(table)
+                    with self.repair_lock:
+                        self.repair_due.clear()
+                        dedup.repair_window(table)
+                    keep = None  # looked up before the repair
                 with INSERT_SECONDS.labels(self.spec.name).time():
-                    stored = store_new_rows(table, prepared.encoded, prepared.keys)
-                ROWS_INSERTED.labels(self.spec.name).inc(stored)
-                DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - stored)
+                    if keep is None:
+                        keep = dedup.new_rows(table, prepared.keys)
+                    insert_rows(table, [prepared.encoded[index] for index in keep])
+                ROWS_INSERTED.labels(self.spec.name).inc(len(keep))
+                DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - len(keep))
                 return
             except Exception as error:
                 # The insert may have happened before the answer was lost: the next attempt
-                # must see its rows.
+                # repairs the window and looks the batch up again.
+                keep = None
                 self.repair_due.set()
                 if self._clickhouse_is_up():
                     # ClickHouse answers but refuses the batch: find the rows it refuses.
@@ -291,24 +334,26 @@ class Drain:
         kafka_client.commit_offsets(self.consumer, self.topic, next_offsets)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity
 class PreparedBatch:
     encoded: list[bytes]
     keys: list[EventKey]  # the deduplication key of each encoded row
     sources: list[tuple[Any, bytes]]  # (message, line) of each encoded row
     messages: list[Any]
+    keep: list[int] | None  # indexes of the rows to insert, if looked up already
 
 
 class _BatchWriter:
     """Inserts prepared batches in a thread of its own, in order and one at a time, while the
-    consumer thread reads and prepares the next batch, so ClickHouse's insert and Python's
-    decoding overlap. At most one batch waits, so a slow ClickHouse slows the reading too.
-    Inserted batches are handed back (``take_written``) for the consumer thread to commit."""
+    consumer thread reads, decodes and looks up the next batch, so ClickHouse's insert overlaps
+    with them (chdb releases the GIL while it works). At most one batch waits, so a slow
+    ClickHouse slows the reading too. Inserted batches are handed back (``take_written``) for
+    the consumer thread to commit."""
 
     def __init__(self, drain: Drain) -> None:
         self.drain = drain
         self.pending: queue.Queue[PreparedBatch | None] = queue.Queue(maxsize=1)
-        self.written: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self.written: queue.SimpleQueue[PreparedBatch] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.thread = threading.Thread(
             target=self._insert_forever, name=f"drain-writer-{drain.spec.name}", daemon=True
@@ -327,7 +372,7 @@ class _BatchWriter:
                     except BaseException as error:
                         self.error = error
                     else:
-                        self.written.put(prepared.messages)
+                        self.written.put(prepared)
             finally:
                 self.pending.task_done()
 
@@ -339,7 +384,7 @@ class _BatchWriter:
         if self.error is not None:
             raise self.error
 
-    def take_written(self) -> list[list[Any]]:
+    def take_written(self) -> list[PreparedBatch]:
         batches = []
         while not self.written.empty():
             batches.append(self.written.get())

@@ -1,8 +1,7 @@
 """Every event stored once, and every number derived from the stored events.
 
-- ``event_ids``, the window of stored event ids that deduplication reads before each insert,
-  filled by a materialized view per raw table (events.tables, events.dedup), and backfilled
-  here from the rows already stored.
+- (The window of stored event ids that deduplication reads was created here first, as
+  ``event_ids``; 0006 makes it ``event_id_window``, and fresh installations get only that.)
 - Raw tables as events.tables defines them: ``bot_reason``; ``inserted_at`` on ad events too.
   Columns that the writer filled in order of arrival go: ``session_id`` (visits are now made by
   event time when read, events.visits) and the Kafka provenance of the old resume guard.
@@ -14,7 +13,7 @@
   refreshes makes every day "changed", and reports compute every visit live meanwhile.
 """
 
-from events.tables import EVENT_IDS_SQL, RAW_TABLES, event_ids_view_sql
+from events.tables import RAW_TABLES
 from events.visits import PAGE_EVENT_VISITS_VIEW_SQL
 
 _OLD_VIEWS = (
@@ -51,14 +50,6 @@ OPERATIONS = [
         f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}"
         for table in RAW_TABLES
         for column in ("kafka_topic", "kafka_partition", "kafka_offset")
-    ),
-    EVENT_IDS_SQL,
-    *(event_ids_view_sql(table) for table in RAW_TABLES),
-    *(
-        f"INSERT INTO event_ids (event_table, site_id, event_id, timestamp) "  # noqa: S608
-        f"SELECT '{table}', site_id, event_id, toDateTime(timestamp) FROM {table} "
-        "WHERE timestamp >= now() - INTERVAL 8 DAY"
-        for table in RAW_TABLES
     ),
     # Custom events of a visit, so that a goal filter reads the facts.
     "ALTER TABLE session_facts ADD COLUMN IF NOT EXISTS goals Array(LowCardinality(String)) "

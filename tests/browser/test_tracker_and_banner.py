@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from consent.models import ConsentRecord
+from events.ids import id_millis
 from naboria import clickhouse
 from scripts.test_services import ROOT
 from tests.conftest import CHROMIUM
@@ -117,6 +119,14 @@ def test_pageview_lands_with_its_fields_and_nothing_is_stored_before_a_decision(
         "bid" not in body and body["consent"] == {"analytics": False, "ads": False}
         for body in collected
     )
+    # The event's id is a UUIDv7 made with it (events.ids): its time is the event's, and it is
+    # the id stored.
+    (sent,) = [
+        event for body in collected for event in body["events"] if event["type"] == "pageview"
+    ]
+    assert uuid.UUID(sent["id"]).version == 7
+    assert id_millis(sent["id"]) == sent["ts"]
+    assert page_rows(shop, "toString(event_id)", "event_type = 'pageview'") == [(sent["id"],)]
 
 
 def expect_banner_visible(page: Any) -> None:

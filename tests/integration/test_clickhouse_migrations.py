@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from analytics import clickhouse_migrations
+from events.ids import new_event_id
 from naboria import clickhouse
 
 pytestmark = pytest.mark.clickhouse
@@ -72,3 +75,43 @@ def test_two_migrations_with_one_number_are_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RuntimeError, match="share a number"):
         clickhouse_migrations.discover("clashing_migrations")
+
+
+def test_an_installation_with_the_first_window_gets_the_time_ordered_one(clickhouse_schema):
+    """0006 on an installation that has 0005's ``event_ids`` (and its views): the ids of stored
+    rows are in ``event_id_window`` afterwards, the old window is gone, and new inserts are
+    recorded in the new one; applied twice, it changes nothing more."""
+    client = clickhouse.get_client()
+    client.command(
+        "CREATE TABLE event_ids (event_table LowCardinality(String), "
+        "site_id LowCardinality(String), event_id UUID, timestamp DateTime('UTC'), "
+        "inserted_at DateTime('UTC') DEFAULT now()) ENGINE = ReplacingMergeTree "
+        "ORDER BY (event_table, site_id, event_id)"
+    )
+    client.command(
+        "CREATE MATERIALIZED VIEW page_events_ids_mv TO event_ids AS SELECT 'page_events' AS "
+        "event_table, site_id, event_id, toDateTime(timestamp) AS timestamp FROM page_events"
+    )
+    site_id = f"upgrade-{uuid.uuid4().hex[:8]}"
+    before, after = (str(uuid.uuid4()), str(new_event_id()))
+
+    def insert(event_id: str) -> None:
+        client.command(
+            "INSERT INTO page_events (event_id, site_id, timestamp, received_at, event_type, "
+            "retention_days) VALUES ({id:UUID}, {s:String}, now64(3), now64(3), 'pageview', 30)",
+            parameters={"id": event_id, "s": site_id},
+        )
+
+    insert(before)
+    (migration,) = [m for m in clickhouse_migrations.discover() if m.name.startswith("0006")]
+    for _ in range(2):
+        for statement in migration.operations:
+            client.command(statement)
+    insert(after)
+    tables = {row[0] for row in client.query("SHOW TABLES").result_rows}
+    assert not {"event_ids", "page_events_ids_mv"} & tables
+    recorded = client.query(
+        "SELECT toString(event_id) FROM event_id_window FINAL WHERE site_id = {s:String}",
+        parameters={"s": site_id},
+    ).result_rows
+    assert sorted(recorded) == sorted([(before,), (after,)])

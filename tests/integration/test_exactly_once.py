@@ -6,6 +6,7 @@ recorded. Counts are compared with plain SQL on the raw table and with the hand-
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from analytics.reports import traffic
 from analytics.reports.query import Period, ReportQuery
 from events import dedup
 from events.dedup import EventKey
+from events.ids import ad_event_id, id_millis, new_event_id
 from events.rows import PageRow, clickhouse_time, encoder, essentials_decoder
 from ingest import storage
 from ingest.sinks import reset_sink
@@ -111,12 +113,15 @@ def test_an_event_id_counts_per_site(site, organization):
     assert raw_counts(other.public_id) == (2, 2)
 
 
-def encoded_rows(site_id: str, count: int) -> list[bytes]:
+def encoded_rows(
+    site_id: str, count: int, *, event_ids: list[uuid.UUID] | None = None
+) -> list[bytes]:
     now = int(time.time() * 1000)
+    event_ids = event_ids or [uuid.uuid4() for _ in range(count)]
     return [
         encoder.encode(
             PageRow(
-                event_id=str(uuid.uuid4()),
+                event_id=str(event_ids[index]),
                 site_id=site_id,
                 timestamp=clickhouse_time(now - index),
                 received_at=clickhouse_time(now),
@@ -167,7 +172,7 @@ def test_rows_stored_without_their_ids_are_found_after_the_repair():
     storage.store_new_rows("page_events", rows, keys_of(rows))
     client = clickhouse.get_client()
     client.command(
-        "DELETE FROM event_ids WHERE site_id = {s:String}",
+        "DELETE FROM event_id_window WHERE site_id = {s:String}",
         parameters={"s": site_id},
         settings={"lightweight_deletes_sync": 2},
     )
@@ -199,3 +204,70 @@ def test_an_id_in_capitals_is_the_same_event_and_text_that_is_no_uuid_is_refused
         EventKey.of(essentials_decoder.decode(json.dumps(forged)))
     with pytest.raises(ValueError, match="canonical UUID"):
         dedup.stored_keys("page_events", [EventKey(site_id, forged["event_id"])])
+
+
+DAY_MS = 86_400_000
+
+
+def test_time_ordered_ids_are_found_whatever_their_time_or_version():
+    """Lookups read the window from the oldest id time in their batch (events.dedup): a retry of
+    an id made days ago, by a clock far ahead or behind, or of another version, is found alone
+    and among fresh ids; ClickHouse reads the same time in each id as events.ids."""
+    site_id = f"v7-{uuid.uuid4().hex[:8]}"
+    now = int(time.time() * 1000)
+    odd = [
+        new_event_id(at_millis=now - 3 * DAY_MS),
+        new_event_id(at_millis=now + 3_600_000),
+        new_event_id(at_millis=now + 400 * DAY_MS),
+        new_event_id(at_millis=5),
+        uuid.uuid4(),
+        uuid.UUID(ad_event_id(site_id=site_id, impression="i", kind="click")),
+    ]
+    fresh = [new_event_id() for _ in range(5)]
+    stored = encoded_rows(site_id, len(odd) + len(fresh), event_ids=[*odd, *fresh])
+    assert storage.store_new_rows("page_events", stored, keys_of(stored)) == 11
+    recorded = clickhouse.get_client().query(
+        "SELECT toString(event_id), toUnixTimestamp64Milli(id_time) FROM event_id_window "
+        "WHERE site_id = {s:String}",
+        parameters={"s": site_id},
+    )
+    assert dict(recorded.result_rows) == {
+        str(event_id): id_millis(str(event_id)) or 0 for event_id in [*odd, *fresh]
+    }
+    for index, row in enumerate(stored[: len(odd)]):
+        retry = [row, *encoded_rows(site_id, 3, event_ids=[new_event_id() for _ in range(3)])]
+        assert storage.store_new_rows("page_events", retry, keys_of(retry)) == 3, odd[index]
+        assert storage.store_new_rows("page_events", [row], keys_of([row])) == 0, odd[index]
+    assert storage.store_new_rows("page_events", stored, keys_of(stored)) == 0
+    assert raw_counts(site_id) == (11 + 3 * len(odd), 11 + 3 * len(odd))
+
+
+def test_a_lookup_of_fresh_ids_reads_only_the_recent_end_of_the_window():
+    """Why ids carry their time: a batch of fresh ids does not read the window's older ids
+    (a regression here makes every lookup read the whole week)."""
+    client = clickhouse.get_client()
+    client.command(
+        "INSERT INTO event_id_window (event_table, site_id, event_id, timestamp) "
+        "SELECT 'page_events', 'older-site', toUUID(concat(substring(millis, 1, 8), '-', "
+        "substring(millis, 9, 4), '-7', substring(toString(generateUUIDv4(number)), 16, 21))), "
+        "now() - INTERVAL 4 DAY FROM (SELECT number, leftPad(lower(hex(toUInt64("
+        "toUnixTimestamp(now() - INTERVAL 5 DAY)) * 1000 + number)), 12, '0') AS millis "
+        "FROM numbers(200000))"
+    )
+    client.command("OPTIMIZE TABLE event_id_window FINAL")
+    fresh = sorted(str(new_event_id()) for _ in range(100))
+    plan = "\n".join(
+        row[0]
+        for row in client.query(
+            f"EXPLAIN indexes = 1 {dedup.LOOKUP_SQL}",
+            parameters={
+                "table": "page_events",
+                "oldest": dedup.oldest_id_millis(fresh),
+                "ids": fresh,
+            },
+        ).result_rows
+    )
+    primary_key = plan[plan.index("PrimaryKey") :]
+    selected, total = (int(n) for n in re.search(r"Granules: (\d+)/(\d+)", primary_key).groups())
+    assert total >= 200_000 // 256
+    assert selected <= 3, plan

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 from confluent_kafka import TopicPartition
 from django.conf import settings
@@ -141,14 +142,21 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
         url="https://example.com/",
         retention_days=30,
     )
+    no_uuid = msgspec.structs.replace(bad_time, event_id="z" * 36, timestamp=bad_time.received_at)
     poison = [f'{{"poison": "{marker}"}}'.encode(), encoder.encode(bad_time)]
     for value in poison:
         producer.produce(page_topic, key=site.public_id.encode(), value=value)
+    # Among valid rows of the same message: only the row without a UUID is refused.
+    valid = encoder.encode(msgspec.structs.replace(no_uuid, event_id=str(uuid.uuid4())))
+    producer.produce(
+        page_topic, key=site.public_id.encode(), value=b"\n".join([valid, encoder.encode(no_uuid)])
+    )
+    poison.append(encoder.encode(no_uuid))
     producer.flush(10)
     collect(site, 3)
 
     drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
-    run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 3)
+    run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 4)
     # Read by assignment, once the drain has made the topic: a subscription made before the
     # topic exists would wait for the next metadata refresh (minutes).
     dead = kafka_client.build_consumer(group_id=f"dlq-{marker}")
@@ -171,6 +179,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
     # Not a row at all: refused by the drain; a time ClickHouse cannot read: refused by it.
     assert errors[poison[0]].startswith(b"invalid row")
     assert errors[poison[1]].startswith(b"refused by ClickHouse")
+    assert errors[poison[2]].startswith(b"invalid row: event_id is not a UUID")
     assert {dict(message.headers())["source-topic"] for message in found} == {page_topic.encode()}
 
 

@@ -1,18 +1,39 @@
-"""Event ids: valid UUIDv4, unique, and different in a forked child."""
+"""Event ids: valid UUIDv7 carrying the time they were made, unique, different in a forked
+child; and the time read back from an id."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
-from events.ids import new_event_id
+from events.ids import id_millis, new_event_id
 
 
-def test_ids_are_unique_version_4_uuids():
-    ids = {new_event_id() for _ in range(50_000)}
-    assert len(ids) == 50_000
-    assert {event_id.version for event_id in ids} == {4}
-    assert all(event_id.variant == uuid.RFC_4122 for event_id in list(ids)[:100])
+def test_ids_are_unique_version_7_uuids_that_carry_their_time():
+    before = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(50_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == 50_000
+    assert {event_id.version for event_id in ids} == {7}
+    assert {event_id.variant for event_id in ids} == {uuid.RFC_4122}
+    times = [id_millis(str(event_id)) for event_id in ids]
+    assert all(before <= millis <= after for millis in times)  # type: ignore[operator]
+    assert times == sorted(times)
+    # Their text sorts as they were made (what a lookup's bound relies on, events.dedup).
+    pairs = zip(ids, ids[1:], times, times[1:], strict=False)
+    assert all(
+        str(earlier) < str(later)
+        for earlier, later, earlier_ms, later_ms in pairs
+        if earlier_ms < later_ms  # type: ignore[operator]
+    )
+
+
+def test_an_id_made_at_a_given_time_carries_it_and_other_versions_carry_none():
+    assert id_millis(str(new_event_id(at_millis=1_796_286_328_230))) == 1_796_286_328_230
+    assert id_millis(str(new_event_id(at_millis=0))) == 0
+    assert id_millis(str(uuid.uuid4())) is None
+    assert id_millis(str(uuid.uuid5(uuid.NAMESPACE_URL, "x"))) is None
 
 
 def test_a_forked_worker_does_not_repeat_the_parents_sequence():

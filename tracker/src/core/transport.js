@@ -59,8 +59,11 @@ export function createTransport(options) {
 
   return {
     push: function (event) {
-      event.ts = Date.now()
-      event.id = crypto.randomUUID ? crypto.randomUUID() : undefined
+      var now = (event.ts = Date.now()).toString(16).padStart(12, '0')
+      // A UUIDv7 (RFC 9562): the time first, so the server looks it up among recent ids only.
+      event.id = crypto.randomUUID
+        ? now.slice(0, 8) + '-' + now.slice(8) + '-7' + crypto.randomUUID().slice(15)
+        : undefined
       queue.push(event)
       keep()
       queue.length >= MAX_BATCH ? flush() : schedule(FLUSH_DELAY_MS)
