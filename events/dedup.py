@@ -34,7 +34,6 @@ Entry points: EventKey.of, new_rows, repair_window.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection, Sequence, Set
 from typing import NamedTuple
@@ -44,17 +43,14 @@ from events.rows import RowEssentials
 from events.tables import EVENT_IDS_TTL_DAYS, RAW_TABLES
 from naboria import clickhouse
 
-# The canonical text of a UUID (what EventKey.event_id holds).
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 # What canonical UUID text is made of, but its dashes.
 _DROP_HEX_DIGITS = str.maketrans("", "", "0123456789abcdef")
 
 
 def _all_canonical(event_ids: Sequence[str]) -> bool:
     """Whether every id is canonical UUID text (36 characters, lower-case hex, dashes at 8, 13,
-    18 and 23): a few passes over the joined text, a tenth of a regular expression per id."""
+    18 and 23, what EventKey.event_id holds): a few passes over the joined text, a tenth of
+    the time of a regular expression per id."""
     count = len(event_ids)
     joined = ",".join(event_ids)
     return count == 0 or (
@@ -74,7 +70,7 @@ class EventKey(NamedTuple):
         """The key of a decoded row; ValueError if its event id is not a UUID (the drain
         sends such a row to the dead-letter topic at once)."""
         event_id = row.event_id.lower()
-        if not _CANONICAL_UUID.fullmatch(event_id):
+        if len(event_id) != 36 or not _all_canonical([event_id]):
             raise ValueError(f"event_id is not a UUID: {row.event_id!r}")
         return cls(row.site_id, event_id)
 

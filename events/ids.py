@@ -33,7 +33,6 @@ os.register_at_fork(after_in_child=_reseed)
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
-_MASK_12 = (1 << 12) - 1
 _MASK_62 = (1 << 62) - 1
 
 

@@ -4,8 +4,8 @@ Consumers are registered by name in ``CONSUMERS`` (page-events, ad-events). Each
 consume, batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``), validate, look up which
 events are stored already, insert, and only then commit offsets. A writer thread does the
 inserts, so the next batch is read, decoded and looked up meanwhile; commits stay in the
-consumer thread, in order. Hosted in every Celery worker
-by a bootstep (naboria.celery) or run alone with ``python manage.py drain``.
+consumer thread, in order. Hosted in every Celery worker by a bootstep (naboria.celery) or run
+alone with ``python manage.py drain``.
 
 Exactly once into ClickHouse: a consumer resumes at its committed offsets, so after a crash
 between insert and commit, a rebalance, or a topic read again from its start, it reads messages
@@ -99,9 +99,9 @@ class Drain:
         self.repair_due = threading.Event()
         # Held by a repair and by a lookup: no lookup sees a window half repaired.
         self.repair_lock = threading.Lock()
-        # The keys of the batches handed to the writer whose insert this (consumer) thread has
-        # not seen finish: a lookup of a later batch counts them as stored.
-        self.in_flight: dict[PreparedBatch, frozenset[EventKey]] = {}
+        # The batches handed to the writer whose insert this (consumer) thread has not seen
+        # finish: a lookup of a later batch counts their keys as stored.
+        self.in_flight: set[PreparedBatch] = set()
         self.consumer: Any = None
         self.writer: _BatchWriter | None = None
         self.batch: Batch[Any] = Batch(
@@ -234,13 +234,13 @@ class Drain:
             rows = [rows[index] for index in valid]
             sources = [sources[index] for index in valid]
         prepared = PreparedBatch(rows, keys, sources, messages, self._look_up(keys))
-        self.in_flight[prepared] = frozenset(keys)
+        self.in_flight.add(prepared)
         return prepared
 
     def _look_up(self, keys: list[EventKey]) -> list[int] | None:
         """Which rows to insert, while the writer inserts earlier batches; None leaves it to
         the writer (a repair is due, or ClickHouse did not answer: the writer retries)."""
-        in_flight = frozenset().union(*self.in_flight.values())
+        in_flight = set().union(*(batch.keys for batch in self.in_flight))
         with self.repair_lock:
             if self.repair_due.is_set():
                 return None
@@ -254,7 +254,7 @@ class Drain:
         own thread: a synchronous commit from another thread deadlocks against consume()."""
         writer.raise_if_failed()
         for prepared in writer.take_written():
-            self.in_flight.pop(prepared, None)
+            self.in_flight.discard(prepared)
             self._commit(prepared.messages)
 
     def _insert(self, prepared: PreparedBatch) -> None:

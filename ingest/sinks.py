@@ -248,7 +248,7 @@ class DirectSink:
 
     def _store(self, table: str, rows: list[bytes]) -> None:
         # Rows were checked when accepted; only their keys are read here.
-        keys = [EventKey.of(essentials_decoder.decode(row)) for row in rows]
+        keys = EventKey.all_of([essentials_decoder.decode(row) for row in rows])
         try:
             if table in self._repair_due:
                 dedup.repair_window(table)

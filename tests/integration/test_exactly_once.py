@@ -268,6 +268,8 @@ def test_a_lookup_of_fresh_ids_reads_only_the_recent_end_of_the_window():
         ).result_rows
     )
     primary_key = plan[plan.index("PrimaryKey") :]
-    selected, total = (int(n) for n in re.search(r"Granules: (\d+)/(\d+)", primary_key).groups())
+    granules = re.search(r"Granules: (\d+)/(\d+)", primary_key)
+    assert granules, plan
+    selected, total = (int(n) for n in granules.groups())
     assert total >= 200_000 // 256
     assert selected <= 3, plan
