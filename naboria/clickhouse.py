@@ -4,8 +4,9 @@ One client API serves both profiles: ``CLICKHOUSE_URL=chdb:///path`` runs the Cl
 in process through clickhouse-connect's chdb backend, ``http(s)://host:8123`` talks to a server.
 
 Entry points:
-    get_client()       the process-wide client bound to ``settings.CLICKHOUSE_DATABASE`` (built
-                       on first use, never at import time)
+    get_client()       the client bound to ``settings.CLICKHOUSE_DATABASE`` (built on first use,
+                       never at import time): one per process for a server, one per thread for
+                       the embedded engine
     new_client()       a client of its own, for a caller that changes session state (USE, SET):
                        dbt's connections in the embedded profile (analytics.ml.dbt_chdb)
     ensure_database()  creates the database if it is missing (used by the migration runner)
@@ -26,6 +27,13 @@ from django.conf import settings
 
 _lock = threading.Lock()
 _client: Any = None
+# The embedded engine's clients, one per thread: clickhouse-connect's chdb backend runs one call
+# at a time per client (a lock around its engine handle), so a client shared by the drain's
+# consumer and writer threads would make a lookup wait for the insert beside it. Handles on one
+# path share the engine and its data. Bumping the generation (reset) makes every thread build
+# a new one.
+_thread_clients = threading.local()
+_generation = 0
 
 
 class ClickHouseUnavailable(Exception):
@@ -63,6 +71,11 @@ def _build(*, database: str | None, session_settings: dict[str, Any] | None = No
 
 def get_client() -> Any:
     global _client
+    if settings.CLICKHOUSE_URL.startswith("chdb:"):
+        if getattr(_thread_clients, "generation", None) != _generation:
+            _thread_clients.client = _build(database=settings.CLICKHOUSE_DATABASE)
+            _thread_clients.generation = _generation
+        return _thread_clients.client
     if _client is None:
         with _lock:
             if _client is None:
@@ -91,6 +104,7 @@ def ping() -> None:
 
 
 def reset() -> None:
-    global _client
+    global _client, _generation
     with _lock:
         _client = None
+        _generation += 1

@@ -235,6 +235,9 @@ INGEST_TRUSTED_PROXIES = _read_int("INGEST_TRUSTED_PROXIES", 0)
 # Events wait in memory at most this long / this many before one ClickHouse insert (drain and
 # the direct path alike).
 INGEST_BATCH_SIZE = _read_int("INGEST_BATCH_SIZE", 1000, minimum=1)
+# A drain batch keeps growing while the insert before it runs, up to this many rows: under a
+# backlog inserts are few and large (each insert makes parts that ClickHouse merges later).
+DRAIN_MAX_BATCH_ROWS = _read_int("DRAIN_MAX_BATCH_ROWS", 50_000, minimum=1)
 INGEST_BATCH_SECONDS = float(_read_int("INGEST_BATCH_MILLISECONDS", 5000, minimum=10)) / 1000
 # Page events held in memory while Kafka is unreachable; beyond it /collect answers 503.
 INGEST_BUFFER_EVENTS = _read_int("INGEST_BUFFER_EVENTS", 100_000, minimum=100)

@@ -260,11 +260,7 @@ def test_a_lookup_of_fresh_ids_reads_only_the_recent_end_of_the_window():
         row[0]
         for row in client.query(
             f"EXPLAIN indexes = 1 {dedup.LOOKUP_SQL}",
-            parameters={
-                "table": "page_events",
-                "oldest": dedup.oldest_id_millis(fresh),
-                "ids": fresh,
-            },
+            parameters=dedup.lookup_parameters("page_events", fresh),
         ).result_rows
     )
     primary_key = plan[plan.index("PrimaryKey") :]

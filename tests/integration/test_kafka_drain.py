@@ -102,6 +102,34 @@ def test_events_flow_through_kafka_into_clickhouse(site):
     assert len(partitions_holding(site.public_id)) == 1
 
 
+def test_a_backlog_is_drained_in_batches_that_grow_while_an_insert_runs(site, monkeypatch):
+    """A due batch keeps filling while the writer is busy (up to DRAIN_MAX_BATCH_ROWS, which
+    one read of at most CONSUME_AT_ONCE messages may pass), so a backlog makes few large
+    inserts; every row is stored once all the same."""
+    from ingest import drain as drain_module
+
+    for _ in range(60):
+        collect(site, 10)  # a backlog of 60 messages of 10 rows
+    inserted: list[int] = []
+    real_insert = drain_module.insert_rows
+
+    def slow_insert(table, rows):
+        inserted.append(len(rows))
+        time.sleep(0.4)  # a slow ClickHouse: the consumer reads on meanwhile
+        real_insert(table, rows)
+
+    monkeypatch.setattr(drain_module, "insert_rows", slow_insert)
+    monkeypatch.setattr(drain_module, "CONSUME_AT_ONCE", 5)
+    with override_settings(INGEST_BATCH_SIZE=20, DRAIN_MAX_BATCH_ROWS=200):
+        drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
+        run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 600)
+    assert sum(inserted) == 600
+    assert max(inserted) > 20  # grew past INGEST_BATCH_SIZE while an insert ran
+    assert max(inserted) <= 200 + 5 * 10
+    assert len(inserted) < 600 // 20
+    assert facts_pageviews(site.public_id) == 600
+
+
 class CrashAfterInsert(Exception):
     pass
 
