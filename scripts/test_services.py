@@ -10,8 +10,9 @@ process helpers (free ports, Tansu, the embedded environment) that tests and ben
 - ClickHouse: embedded chdb in a temporary folder (no server can be had on this machine).
 
 The command gets DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL,
-CLICKHOUSE_URL and NABORIA_VAR_DIR pointing at them. In CI (CI=true) a service that cannot be
-had is an error, never a reason to skip its tests.
+CLICKHOUSE_URL and NABORIA_VAR_DIR pointing at them. NABORIA_TEST_DATABASE (default naboria)
+and NABORIA_TEST_REDIS_DB (default 15) let two runs share the machine. In CI (CI=true) a
+service that cannot be had is an error, never a reason to skip its tests.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from pathlib import Path
 import redis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Two runs at once on one machine (a developer's and a review's) need their own PostgreSQL
+# database and Redis db: pytest-django drops and makes test_<name>, and each run flushes Redis.
+TEST_DATABASE = os.environ.get("NABORIA_TEST_DATABASE", "naboria")
+TEST_REDIS_DB = os.environ.get("NABORIA_TEST_REDIS_DB", "15")
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND_VARIABLES = (
     "DATABASE_URL",
@@ -190,11 +195,11 @@ def main(command: list[str]) -> int:
     missing: list[str] = []
     try:
         if ensure_system_service("PostgreSQL", 5432, postgres_start, stops):
-            env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/naboria"
+            env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{TEST_DATABASE}"
         else:
             missing.append("PostgreSQL")
         if ensure_system_service("Redis", 6379, redis_start, stops):
-            env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+            env["REDIS_URL"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
             # Each run starts empty: what an earlier run left (claimed ad event ids, counters)
             # would make this run's events look seen.
             redis.Redis.from_url(env["REDIS_URL"]).flushdb()
