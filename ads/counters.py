@@ -40,8 +40,6 @@ def _bucket(now: float, period_seconds: int) -> int:
 class Counters(Protocol):
     async def claim(self, key: str) -> bool: ...
 
-    async def release(self, key: str) -> None: ...
-
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int
     ) -> None: ...
@@ -75,10 +73,6 @@ class MemoryCounters:
             return False
         self._incr(f"seen:{key}", now, SEEN_EVENT_SECONDS)
         return True
-
-    async def release(self, key: str) -> None:
-        self.values.pop(f"seen:{key}", None)
-        self.expiry.pop(f"seen:{key}", None)
 
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int
@@ -139,9 +133,6 @@ class RedisCounters:
         return bool(
             await self.redis.set(f"{self.PREFIX}seen:{key}", 1, nx=True, ex=SEEN_EVENT_SECONDS)
         )
-
-    async def release(self, key: str) -> None:
-        await self.redis.delete(f"{self.PREFIX}seen:{key}")
 
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int

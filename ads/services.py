@@ -32,26 +32,23 @@ from sites.models import Site
 async def ad_event_store(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> str:
-    """Make the ad event durable (Kafka ack or ClickHouse insert) and count an impression for
-    caps and pacing; its event id. Raises SinkUnavailable or TimeoutError when not stored, and
-    ingest.services.EventTooOld (before anything is stored) for an event older than the
+    """Make the ad event durable (Kafka ack or ClickHouse insert), then count an impression for
+    caps and pacing once; its event id. Raises SinkUnavailable or TimeoutError when not stored,
+    and ingest.services.EventTooOld (before anything is stored) for an event older than the
     deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
-    # A retried event (same site, impression and type) is answered as stored at once: the
-    # writer's deduplication would skip its row, but caps and pacing would count it again.
-    counters = get_counters()
-    claim = f"{site.public_id}:{event_id}"
-    if not await counters.claim(claim):
-        return event_id
-    try:
-        await asyncio.wait_for(
-            asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
-            timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
-        )
-    except BaseException:
-        await counters.release(claim)  # not stored: a retry must be able to store it
-        raise
-    if isinstance(event, Impression):
+    # The durable write comes first, for a retry too: a 503 (a write that failed or timed out,
+    # and may still be delivered later) is then always safe to retry, and a 200 always means
+    # stored. Writing an event twice is harmless: its id derives from (site, impression, type)
+    # and the writers store each id once.
+    await asyncio.wait_for(
+        asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
+        timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
+    )
+    # Counting is not idempotent, so a stored impression is counted by whoever claims its id
+    # first: a retry is not counted twice. Claimed before counting, so a crash in between
+    # leaves one impression uncounted rather than counted twice.
+    if isinstance(event, Impression) and await get_counters().claim(f"{site.public_id}:{event_id}"):
         await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)
     return event_id
 

@@ -1,17 +1,23 @@
 """Where accepted events go: Kafka when it is configured, else straight to ClickHouse.
 
-Both sinks offer the same two calls:
+Both sinks offer the same calls:
 
 - ``submit_page_rows(rows, key=site)``: fire-and-forget (on Kafka, one message holding the
-  batch's rows, newline-separated). Raises ``SinkFull`` when the bounded
-  in-memory buffer (librdkafka's queue while the broker is away, or the direct writer's
+  batch's rows, newline-separated), and kept: a delivery that fails is tried again while the
+  process lives, and what is still undelivered when the sink closes is spooled to local disk
+  (ingest.spool) and sent by the next process that builds a sink. Raises ``SinkFull`` when the
+  bounded in-memory buffer (events accepted and not yet delivered, or the direct writer's
   pending batch) cannot take the whole batch, so the endpoint answers 503 and nothing is
   half-accepted.
 - ``write_ad_row(row, key=site)``: returns a future resolved once the row is durable (Kafka
   delivery report with acks=all, or the ClickHouse insert in the direct path); it fails with
   ``SinkUnavailable`` otherwise.
+- ``close()``: delivers what is buffered within ``INGEST_SHUTDOWN_SECONDS`` and spools the rest.
 
-Entry point: ``get_sink()`` (one per process, built on first use); ``reset_sink()`` for tests.
+The promise and what an operator sees are in docs/durability.md.
+
+Entry point: ``get_sink()`` (one per process, built on first use; it replays the spool);
+``reset_sink()`` at exit and for tests.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import functools
 import logging
 import threading
 import time
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -31,9 +39,10 @@ from prometheus_client import Counter, Gauge
 from events import dedup
 from events.dedup import EventKey
 from events.rows import essentials_decoder
+from ingest import spool
 from ingest.batching import Batch
 from ingest.storage import store_new_rows
-from ingest.topics import AD, PAGE, ensure_ingest_topics
+from ingest.topics import AD, PAGE, ensure_ingest_topics, ingest_topics_missing, topics_ensured
 from naboria import kafka_client
 
 logger = logging.getLogger(__name__)
@@ -58,6 +67,18 @@ BUFFERED = Gauge("naboria_ingest_buffered_events", "Events waiting in this proce
 PAGE_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(PAGE_TABLE)
 AD_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(AD_TABLE)
 
+# How often the poll thread asks whether the topics still exist: a broker restarted without its
+# state has none, and producing waits until they are created again.
+TOPIC_CHECK_SECONDS = 2.0
+# ... and how often when nothing seems wrong.
+TOPIC_RECHECK_SECONDS = 30.0
+# A failed page message is produced again after this pause (not in a tight loop).
+RETRY_SECONDS = 1.0
+# At shutdown, giving up on delivery once nothing was acknowledged for this long.
+SHUTDOWN_STALL_SECONDS = 2.0
+# Rows per message when a spool file is produced again.
+REPLAY_MESSAGE_ROWS = 1000
+
 
 class SinkFull(Exception):
     """The in-memory buffer cannot take this batch; the client should retry later."""
@@ -75,8 +96,29 @@ class EventSink(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _PageMessage:
+    """One produced page message: an accepted batch's rows (or a spool file's, by site)."""
+
+    value: bytes
+    key: bytes
+    rows: int
+    replay: spool.Claim | None = None
+
+
+def _rows_of(messages: Sequence[_PageMessage]) -> list[bytes]:
+    return [row for message in messages for row in message.value.split(b"\n")]
+
+
 class KafkaSink:
-    """Produces to the page and ad topics with the process's one idempotent producer."""
+    """Produces to the page and ad topics with the process's one producer.
+
+    A page message whose delivery fails (message timeout, unknown topic, purge...) is produced
+    again a second later, for as long as the process lives: it stays counted in the bounded
+    buffer until Kafka acknowledges it. A message delivered twice that way is stored once (the
+    drain deduplicates by event id). At ``close`` what is left after ``INGEST_SHUTDOWN_SECONDS``
+    is purged from the producer and written to the spool (ingest.spool).
+    """
 
     def __init__(self) -> None:
         self.producer = kafka_client.get_producer()
@@ -84,29 +126,164 @@ class KafkaSink:
         self.ad_topic = kafka_client.topic_name(AD)
         self.capacity = settings.INGEST_BUFFER_EVENTS
         self._lock = threading.Lock()
-        self._in_flight = 0  # page events handed to the producer and not yet acknowledged
+        # Page events accepted and not yet acknowledged, those waiting to be produced again
+        # included: the bound of the buffer.
+        self._in_flight = 0
+        self._delivered = 0
+        self._last_ack = self._last_topic_check = time.monotonic()
+        self._ad_failed = False
+        self._retry: deque[tuple[float, _PageMessage]] = deque()
+        self._failed_rows = 0  # since the last log line about failed deliveries
+        self._last_error = ""
+        self._closing = False
+        self._purged: list[_PageMessage] = []
+        self._replays: list[spool.Claim] = []
+        self._replay_pending = spool.has_pending()
+        self._next_replay = 0.0
         self._stop = threading.Event()
         # Delivery reports are served by poll(): requests serve them as they go, and this
-        # thread keeps them flowing when no request comes. It also creates the topics, so a
-        # broker that is slow or away never blocks the request (and its event loop) that
+        # thread keeps them flowing when no request comes. It also creates the topics (again,
+        # when a broker lost them), produces failed messages again and replays the spool, so
+        # a broker that is slow or away never blocks the request (and its event loop) that
         # happened to build the sink; messages produced meanwhile wait in librdkafka.
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
         self._poller.start()
 
     def _poll_forever(self) -> None:
-        next_topic_check: float | None = 0.0
+        next_topic_check = 0.0
+        next_failure_log = 0.0
         while not self._stop.is_set():
-            if next_topic_check is not None and time.monotonic() >= next_topic_check:
-                next_topic_check = None if ensure_ingest_topics() else time.monotonic() + 5.0
-            self.producer.poll(0.1)
-            BUFFERED.set(self._in_flight)
+            # Nothing may end this thread: without it delivery reports of a quiet process
+            # would wait, and with them the answers of ad events.
+            try:
+                now = time.monotonic()
+                if now >= next_topic_check and (not topics_ensured() or self._stalled(now)):
+                    self._ad_failed = False
+                    self._last_topic_check = now
+                    if not topics_ensured() or ingest_topics_missing(self.producer):
+                        ensure_ingest_topics()
+                    next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
+                self._produce_again(now)
+                if self._replay_pending and now >= self._next_replay:
+                    self._replay_next_file()
+                self.producer.poll(0.1)
+                if now >= next_failure_log:
+                    self._log_failures()
+                    next_failure_log = now + 1.0
+                BUFFERED.set(self._in_flight)
+            except Exception:
+                logger.exception("Kafka poll loop: unexpected error, going on")
+                self._stop.wait(0.5)
 
-    def _on_page_delivery(self, rows: int, error: Any, message: Any) -> None:
+    def _stalled(self, now: float) -> bool:
+        """Whether to ask the broker if the topics are still there: events wait and nothing
+        was acknowledged lately, an ad event failed, or it was not asked for a while. (Each
+        question blocks this loop while a broker is away, so not at every turn.)"""
+        waiting = self._in_flight > 0 and now - self._last_ack > TOPIC_CHECK_SECONDS
+        return waiting or self._ad_failed or now - self._last_topic_check > TOPIC_RECHECK_SECONDS
+
+    def _log_failures(self) -> None:
         with self._lock:
-            self._in_flight -= rows
-        if error is not None:
-            PRODUCE_FAILURES.labels(self.page_topic).inc(rows)
-            logger.error("%d page events not delivered to Kafka: %s", rows, error)
+            failed, self._failed_rows = self._failed_rows, 0
+            waiting = sum(message.rows for _, message in self._retry)
+        if failed:
+            logger.warning(
+                "%d page events not delivered to Kafka yet (%s): producing them again; "
+                "%d waiting, %d in the buffer",
+                failed,
+                self._last_error,
+                waiting,
+                self._in_flight,
+            )
+
+    def _on_page_delivery(self, message: _PageMessage, error: Any, report: Any) -> None:
+        # Runs inside poll() or flush() on any thread: an exception would come out of that
+        # call (a request's, or the poll thread's), so none may escape.
+        try:
+            if error is None:
+                with self._lock:
+                    self._in_flight -= message.rows
+                    self._delivered += message.rows
+                    self._last_ack = time.monotonic()
+                if message.replay is not None:
+                    self._replay_delivered(message.replay, message.rows)
+                return
+            PRODUCE_FAILURES.labels(self.page_topic).inc(message.rows)
+            with self._lock:
+                self._last_error = str(error)
+                self._failed_rows += message.rows
+                if self._closing:
+                    self._purged.append(message)
+                else:
+                    self._retry.append((time.monotonic() + RETRY_SECONDS, message))
+        except Exception:
+            logger.exception("page delivery report of %d events not handled", message.rows)
+
+    def _replay_delivered(self, claim: spool.Claim, rows: int) -> None:
+        with self._lock:
+            claim.outstanding -= 1
+            claim.delivered += rows
+            finished = claim.outstanding == 0 and claim in self._replays
+            if finished:
+                self._replays.remove(claim)
+        if finished:
+            spool.done(claim)
+            spool.REPLAYED.inc(claim.delivered)
+            logger.info("spool: replayed %d page events from %s", claim.delivered, claim.path)
+
+    def _produce(self, message: _PageMessage) -> None:
+        self.producer.produce(
+            self.page_topic,
+            value=message.value,
+            key=message.key,
+            on_delivery=functools.partial(self._on_page_delivery, message),
+        )
+
+    def _produce_again(self, now: float, *, all_of_them: bool = False) -> None:
+        while True:
+            with self._lock:
+                if not self._retry or (self._retry[0][0] > now and not all_of_them):
+                    return
+                _, message = self._retry.popleft()
+            try:
+                self._produce(message)
+            except BufferError:
+                with self._lock:  # librdkafka's queue is full: try again in a moment
+                    self._retry.appendleft((now + RETRY_SECONDS, message))
+                return
+
+    def _replay_next_file(self) -> None:
+        """Produce the rows of the next spool file, once the buffer has room for them (a file
+        larger than the whole buffer goes when the buffer is empty)."""
+        claim = spool.claim_next()
+        if claim is None:
+            self._replay_pending = False
+            return
+        with self._lock:
+            room = self.capacity - self._in_flight
+            if len(claim.rows) > room and self._in_flight > 0:
+                spool.release(claim)
+                self._next_replay = time.monotonic() + RETRY_SECONDS
+                return
+            self._in_flight += len(claim.rows)
+        by_site: dict[str, list[bytes]] = defaultdict(list)
+        for row in claim.rows:
+            by_site[essentials_decoder.decode(row).site_id].append(row)
+        messages = [
+            _PageMessage(b"\n".join(chunk), site.encode(), len(chunk), claim)
+            for site, rows in by_site.items()
+            for chunk in _chunks(rows, REPLAY_MESSAGE_ROWS)
+        ]
+        claim.outstanding = len(messages)
+        with self._lock:
+            self._replays.append(claim)
+        logger.info("spool: replaying %d page events from %s", len(claim.rows), claim.path)
+        for message in messages:
+            try:
+                self._produce(message)
+            except BufferError:
+                with self._lock:
+                    self._retry.append((time.monotonic() + RETRY_SECONDS, message))
 
     def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
         # One message per accepted batch (rows separated by newlines): one produce call and
@@ -117,35 +294,39 @@ class KafkaSink:
                 raise SinkFull("event buffer full while Kafka is unreachable")
             self._in_flight += len(rows)
         try:
-            self.producer.produce(
-                self.page_topic,
-                value=b"\n".join(rows),
-                key=key.encode(),
-                on_delivery=functools.partial(self._on_page_delivery, len(rows)),
-            )
+            self._produce(_PageMessage(b"\n".join(rows), key.encode(), len(rows)))
         except BufferError as error:
             with self._lock:
                 self._in_flight -= len(rows)
             SINK_REJECTIONS.inc()
             raise SinkFull(str(error)) from error
         PAGE_EVENTS_ACCEPTED.inc(len(rows))
+        BUFFERED.set(self._in_flight)
         self._serve_delivery_reports()
 
     def _serve_delivery_reports(self) -> None:
         # Run waiting delivery callbacks here, on the request's own thread, without blocking:
         # left to the poller thread, each one would take the GIL away from the event loop.
-        self.producer.poll(0)
+        # The event is accepted whatever happens to another event's report.
+        try:
+            self.producer.poll(0)
+        except Exception:
+            logger.exception("serving Kafka delivery reports failed")
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
-        durable: Future[None] = Future()
+        durable = _uncancellable_future()
 
         def on_delivery(error: Any, message: Any) -> None:
-            if error is None:
-                AD_EVENTS_ACCEPTED.inc()
-                durable.set_result(None)
-            else:
-                PRODUCE_FAILURES.labels(self.ad_topic).inc()
-                durable.set_exception(SinkUnavailable(str(error)))
+            try:
+                if error is None:
+                    AD_EVENTS_ACCEPTED.inc()
+                    durable.set_result(None)
+                else:
+                    self._ad_failed = True
+                    PRODUCE_FAILURES.labels(self.ad_topic).inc()
+                    durable.set_exception(SinkUnavailable(str(error)))
+            except Exception:
+                logger.exception("ad delivery report not handled")
 
         try:
             self.producer.produce(
@@ -157,9 +338,83 @@ class KafkaSink:
         return durable
 
     def close(self) -> None:
+        """Deliver what is buffered for at most INGEST_SHUTDOWN_SECONDS (less once nothing
+        moves for SHUTDOWN_STALL_SECONDS: the broker is away), then spool the rest."""
+        started = time.monotonic()
+        deadline = started + settings.INGEST_SHUTDOWN_SECONDS
         self._stop.set()
-        self._poller.join(timeout=2)
-        self.producer.flush(10)
+        self._poller.join(timeout=5)
+        delivered_before = self._delivered
+        last_progress, last_in_flight = started, self._in_flight
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self._produce_again(time.monotonic(), all_of_them=True)
+            self.producer.flush(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            now = time.monotonic()
+            if self._in_flight < last_in_flight:
+                last_progress, last_in_flight = now, self._in_flight
+            elif now - last_progress >= SHUTDOWN_STALL_SECONDS:
+                break
+        with self._lock:
+            self._closing = True
+        # What librdkafka still holds comes back in delivery reports (purged), with values.
+        self.producer.purge(in_queue=True, in_flight=True)
+        self.producer.flush(1.0)
+        with self._lock:
+            left = self._purged + [message for _, message in self._retry]
+            self._purged, self._retry = [], deque()
+            replays, self._replays = self._replays, []
+        delivered = self._delivered - delivered_before
+        _spool_leftovers("Kafka", _rows_of(left), delivered=delivered, replays=replays)
+        BUFFERED.set(0)
+
+
+def _chunks(rows: list[bytes], size: int) -> list[list[bytes]]:
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def _uncancellable_future() -> Future[None]:
+    # A request that stops waiting (its timeout) cancels the asyncio future wrapping this one;
+    # marked running, this one cannot be cancelled with it, so resolving it later never
+    # raises InvalidStateError in a delivery report or the writer thread.
+    durable: Future[None] = Future()
+    durable.set_running_or_notify_cancel()
+    return durable
+
+
+def _spool_leftovers(
+    path_name: str, rows: list[bytes], *, delivered: int, replays: list[spool.Claim]
+) -> None:
+    """Write what a closing sink could not deliver to the spool, then drop the spool files it
+    was replaying (their undelivered rows are in the new file); one log line either way."""
+    if not rows:
+        logger.info(
+            "%s sink stopped: %d page events delivered during shutdown, none spooled",
+            path_name,
+            delivered,
+        )
+        for claim in replays:
+            spool.done(claim)
+        return
+    try:
+        written = spool.write(rows)
+    except OSError:
+        logger.exception(
+            "%s sink stopped: %d page events delivered during shutdown, %d LOST: the spool "
+            "could not be written",
+            path_name,
+            delivered,
+            len(rows),
+        )
+        return
+    for claim in replays:
+        spool.done(claim)
+    logger.warning(
+        "%s sink stopped: %d page events delivered during shutdown, %d spooled to %s",
+        path_name,
+        delivered,
+        len(rows),
+        written,
+    )
 
 
 class DirectSink:
@@ -167,7 +422,8 @@ class DirectSink:
 
     Page rows wait for a due batch (``INGEST_BATCH_SIZE`` rows or ``INGEST_BATCH_SECONDS``);
     ad rows are flushed at once together with whatever else is waiting (group commit), and their
-    futures resolve after the insert.
+    futures resolve after the insert. Rows not inserted when the sink closes are spooled
+    (ingest.spool); spool files are inserted by the writer before anything else.
     """
 
     def __init__(self) -> None:
@@ -177,8 +433,12 @@ class DirectSink:
             max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
         )
         self._ads: list[tuple[bytes, Future[None]]] = []
+        self._in_hand: list[bytes] = []  # page rows the writer is inserting now
+        self._inserted = 0
         self._closed = False
         self._stop_retrying = threading.Event()
+        self._replay_pending = spool.has_pending()
+        self._next_replay = 0.0
         # Tables whose deduplication window is repaired before the next insert: before the
         # first, and after a failed one (events.dedup.repair_window).
         self._repair_due = {PAGE_TABLE, AD_TABLE}
@@ -200,7 +460,7 @@ class DirectSink:
                 self._lock.notify()
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
-        durable: Future[None] = Future()
+        durable = _uncancellable_future()
         with self._lock:
             if self._closed:
                 durable.set_exception(SinkUnavailable("the direct writer is shut down"))
@@ -211,19 +471,49 @@ class DirectSink:
 
     def _write_forever(self) -> None:
         while True:
+            if self._replay_pending and time.monotonic() >= self._next_replay:
+                self._replay_spool()
             with self._lock:
                 while not (self._closed or self._ads or self._pages.is_due()):
-                    self._lock.wait(timeout=max(self._pages.seconds_left(), 0.01))
+                    wait = self._pages.seconds_left()
+                    if self._replay_pending:
+                        wait = min(wait, self._next_replay - time.monotonic())
+                        if wait <= 0:
+                            break
+                    self._lock.wait(timeout=max(wait, 0.01))
                 pages = self._pages.take() if (self._pages.is_due() or self._closed) else []
                 ads, self._ads = self._ads, []
+                self._in_hand = pages
                 closing = self._closed
                 BUFFERED.set(len(self._pages))
-            if not self._write(pages, ads) and not closing:
-                with self._lock:  # keep them, in order, for the next attempt
+            written = self._write(pages, ads)
+            with self._lock:
+                self._in_hand = []
+                if written:
+                    self._inserted += len(pages)
+                else:  # keep them, in order, for the next attempt (or the spool)
                     self._pages.put_back(pages, rows=len(pages))
-                self._stop_retrying.wait(1.0)
             if closing:
                 return
+            if not written:
+                self._stop_retrying.wait(1.0)
+
+    def _replay_spool(self) -> None:
+        """Insert the rows of every spool file nobody replays; a file is deleted once its rows
+        are stored, and tried again in 5 s when ClickHouse refused them."""
+        while not self._closed and (claim := spool.claim_next()) is not None:
+            try:
+                for chunk in _chunks(claim.rows, settings.INGEST_BATCH_SIZE):
+                    self._store(PAGE_TABLE, chunk)
+            except Exception:
+                logger.exception("spool: %s not replayed yet", claim.path)
+                spool.release(claim)
+                self._next_replay = time.monotonic() + 5.0
+                return
+            spool.done(claim)
+            spool.REPLAYED.inc(len(claim.rows))
+            logger.info("spool: replayed %d page events from %s", len(claim.rows), claim.path)
+        self._replay_pending = False
 
     def _write(self, pages: list[bytes], ads: list[tuple[bytes, Future[None]]]) -> bool:
         """Store what is due, each event once; False when the page rows must be tried again."""
@@ -260,16 +550,25 @@ class DirectSink:
             raise
 
     def close(self) -> None:
-        """Flush everything still waiting, then stop the writer."""
+        """Insert everything still waiting (one attempt, at most INGEST_SHUTDOWN_SECONDS),
+        then stop the writer; what was not inserted goes to the spool."""
+        inserted_before = self._inserted
         with self._lock:
             self._closed = True
             self._lock.notify()
         self._stop_retrying.set()
-        self._writer.join(timeout=30)
+        self._writer.join(timeout=settings.INGEST_SHUTDOWN_SECONDS)
+        with self._lock:
+            # An insert still running has an unknown outcome: its rows are spooled too, and
+            # stored once all the same (the replay deduplicates).
+            left = (self._in_hand if self._writer.is_alive() else []) + self._pages.take()
+            BUFFERED.set(0)
+        _spool_leftovers("direct", left, delivered=self._inserted - inserted_before, replays=[])
 
 
 _sink: EventSink | None = None
 _sink_lock = threading.Lock()
+_exit_hook = threading.Event()
 
 
 def get_sink() -> EventSink:
@@ -278,13 +577,17 @@ def get_sink() -> EventSink:
         with _sink_lock:
             if _sink is None:
                 _sink = KafkaSink() if kafka_client.is_enabled() else DirectSink()
-                # Events still buffered when the process exits are flushed, not dropped.
-                atexit.register(reset_sink)
+                # Events still buffered when the process exits are delivered or spooled, not
+                # dropped: SIGTERM ends both server roles normally (daphne stops Twisted's
+                # reactor, uvicorn returns from its loop), so atexit handlers run.
+                if not _exit_hook.is_set():
+                    atexit.register(reset_sink)
+                    _exit_hook.set()
     return _sink
 
 
 def reset_sink() -> None:
-    """Flush and forget the sink (process shutdown, tests that switch profiles)."""
+    """Deliver (or spool) and forget the sink (process shutdown, tests that switch profiles)."""
     global _sink
     with _sink_lock:
         if _sink is not None:

@@ -243,6 +243,10 @@ INGEST_BATCH_SECONDS = float(_read_int("INGEST_BATCH_MILLISECONDS", 5000, minimu
 INGEST_BUFFER_EVENTS = _read_int("INGEST_BUFFER_EVENTS", 100_000, minimum=100)
 # Seconds an ad event waits for its durable write before the request gets a 503.
 INGEST_AD_EVENT_TIMEOUT_SECONDS = 5.0
+# At shutdown a sink delivers what it holds for at most this long (less when nothing moves);
+# what is left is written to INGEST_SPOOL_DIR and sent again by the next process with a sink.
+INGEST_SHUTDOWN_SECONDS = _read_int("INGEST_SHUTDOWN_SECONDS", 10, minimum=1)
+INGEST_SPOOL_DIR = Path(_read("INGEST_SPOOL_DIR") or VAR_DIR / "spool").resolve()
 # Run the drain's consumers inside every Celery worker (a bootstep); turn off to scale the
 # drain separately with `python manage.py drain`.
 DRAIN_IN_WORKER = _read_bool("DRAIN_IN_WORKER", True)

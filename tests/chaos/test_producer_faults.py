@@ -1,0 +1,365 @@
+"""Accepted means kept, on the Kafka path, with real processes: the web role (daphne, ``python
+-m naboria.web``) against a Tansu broker of the test's own that is killed and restarted empty,
+paused (SIGSTOP) and resumed, or away when the server gets SIGTERM. Every event answered 202 is
+read back from the page topic with a plain consumer, by the ids the test gave it.
+
+And an ad event whose delivery times out (broker paused): 503, then its retry stores one row
+(drained into ClickHouse, counted with plain SQL) and counts the impression once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from django.db import connection
+from django.test import override_settings
+
+from ads.counters import get_counters
+from ingest.drain import CONSUMERS, Drain
+from ingest.selectors import forget_site_configs
+from ingest.sinks import reset_sink
+from naboria import clickhouse, kafka_client
+from scripts.test_services import ROOT, free_port, tansu_binary, wait_for_port
+from tests.tracking_client import TrackingClient
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
+# Neither Tansu's default for a topic it creates itself (4) nor Naboria's default (6).
+PARTITIONS = 3
+WEB_COMMAND = [sys.executable, "-m", "naboria.web"]
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
+
+
+@dataclass
+class Broker:
+    """A Tansu broker in memory on a port of its own, which the test stops and starts."""
+
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = f"tcp://{self.address}"
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    listener,
+                    "--advertised-listener-url",
+                    listener,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=output,
+            )
+        wait_for_port(self.port, "tansu")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(number)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    own = Broker(tmp_path / "tansu.log")
+    own.start()
+    yield own
+    if own.process is not None:
+        own.signal(signal.SIGCONT)
+        own.kill()
+
+
+@dataclass
+class WebRole:
+    """``python -m naboria.web`` (daphne) as a process, restartable on the same var folder."""
+
+    env: dict[str, str]
+    log: Path
+    site: str
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.port = free_port()
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [*WEB_COMMAND, "-b", "127.0.0.1", "-p", str(self.port), "naboria.asgi:application"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, "naboria.web", timeout=60)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+    def post(self, path: str, body: dict[str, Any], timeout: float = 30) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    def collect(self, events: int = 10) -> tuple[int, list[str]]:
+        """One batch of pageviews; (status, the ids of its events)."""
+        ids = [str(uuid.uuid4()) for _ in range(events)]
+        batch = [{"type": "pageview", "url": "https://shop.example/", "id": i} for i in ids]
+        return self.post("/collect", {"site": self.site, "events": batch}), ids
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def web(transactional_db: None, site: Any, broker: Broker, tmp_path: Path) -> Iterator[WebRole]:
+    """The web role on the test database and the test's broker, with its own var folder (the
+    spool) and topics; its ClickHouse folder is never opened (no start-up checks)."""
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}",
+        "KAFKA_BOOTSTRAP_SERVERS": broker.address,
+        "KAFKA_TOPIC_PREFIX": f"durability-{uuid.uuid4().hex[:8]}.",
+        "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
+        "NABORIA_VAR_DIR": str(tmp_path / "var"),
+        "CLICKHOUSE_URL": f"chdb://{tmp_path / 'clickhouse'}",
+        "NABORIA_STARTUP_CHECKS": "false",
+        "INGEST_SHUTDOWN_SECONDS": "5",
+        "DJANGO_SETTINGS_MODULE": "naboria.settings",
+    }
+    role = WebRole(env, tmp_path / "web.log", site.public_id)
+    role.start()
+    yield role
+    if role.process is not None:
+        role.process.kill()
+        role.process.wait(timeout=10)
+
+
+def page_topic(web: WebRole) -> str:
+    return f"{web.env['KAFKA_TOPIC_PREFIX']}page"
+
+
+def read_back(web: WebRole, broker: Broker, expected: set[str], timeout: float = 60) -> set[str]:
+    """The event ids in the page topic, read from its start until ``expected`` are all there
+    (or the timeout); duplicates are fine (the drain stores each id once)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.address,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.assign([TopicPartition(page_topic(web), p, 0) for p in range(PARTITIONS)])
+    found: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while not expected <= found and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                value = message.value()
+                if message.error() or value is None:
+                    continue
+                for row in value.split(b"\n"):
+                    found.add(json.loads(row)["event_id"])
+    finally:
+        consumer.close()
+    return found
+
+
+def topic_partitions(broker: Broker, topic: str) -> int:
+    metadata = AdminClient({"bootstrap.servers": broker.address}).list_topics(timeout=10)
+    return len(metadata.topics[topic].partitions)
+
+
+class Load:
+    """Batches posted one after another from a thread, recording the ids of every 202."""
+
+    def __init__(self, web: WebRole) -> None:
+        self.web = web
+        self.accepted: set[str] = set()
+        self.statuses: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            status, ids = self.web.collect()
+            self.statuses.append(status)
+            if status == 202:
+                self.accepted.update(ids)
+            time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_broker_restarted_empty_under_load_loses_no_accepted_event(web, broker):
+    status, before = web.collect()
+    assert status == 202
+    assert set(before) <= read_back(web, broker, set(before))  # what the first broker held
+    with Load(web) as load:
+        wait_for(lambda: len(load.statuses) >= 20, 30, "no load")
+        broker.kill()
+        # What the old broker acknowledged died with it (its loss, not the producer's):
+        # only events accepted from now on must all reach the new broker.
+        load.accepted.clear()
+        time.sleep(1.0)  # accepted while no broker runs
+        broker.start()  # empty: no topics, no offsets
+        restarted = time.monotonic()
+        time.sleep(3.0)
+    assert set(load.statuses) == {202}, load.statuses
+    found = read_back(web, broker, load.accepted)
+    print(f"recovered: all accepted events in the new topic {time.monotonic() - restarted:.1f} s")
+    assert load.accepted <= found, f"{len(load.accepted - found)} accepted events lost"
+    # Created again by the producer with the configured partitions, not by the broker.
+    assert topic_partitions(broker, page_topic(web)) == PARTITIONS
+    assert "Traceback" not in web.output()
+
+
+def test_broker_paused_then_resumed_under_load_loses_nothing(web, broker):
+    with Load(web) as load:
+        wait_for(lambda: len(load.statuses) >= 20, 30, "no load")
+        broker.signal(signal.SIGSTOP)
+        time.sleep(3.0)
+        broker.signal(signal.SIGCONT)
+        time.sleep(1.0)
+    assert set(load.statuses) == {202}, load.statuses
+    found = read_back(web, broker, load.accepted)
+    assert load.accepted <= found, f"{len(load.accepted - found)} accepted events lost"
+    assert "Traceback" not in web.output()
+
+
+def test_sigterm_with_the_broker_away_spools_and_the_next_start_replays(web, broker):
+    status, first = web.collect()
+    assert status == 202
+    read_back(web, broker, set(first))
+    broker.kill()
+    accepted: set[str] = set()
+    for _ in range(20):
+        status, ids = web.collect()
+        assert status == 202
+        accepted.update(ids)
+    started = time.monotonic()
+    assert web.stop() == 0
+    stopped_in = time.monotonic() - started
+    assert "page events delivered during shutdown, 200 spooled to" in web.output(), web.output()
+    spool_folder = Path(web.env["NABORIA_VAR_DIR"]) / "spool"
+    files = list(spool_folder.glob("page-*.jsonl"))
+    assert len(files) == 1
+    spooled = {json.loads(line)["event_id"] for line in files[0].read_text().splitlines()}
+    assert spooled == accepted
+    assert stopped_in < 15, stopped_in
+
+    broker.start()  # empty: the topics are created again
+    web.start()
+    status, later = web.collect()  # the first request builds the sink, which replays
+    assert status == 202
+    found = read_back(web, broker, accepted | set(later))
+    assert accepted | set(later) <= found
+    wait_for(lambda: "spool: replayed 200 page events" in web.output(), 30, web.output())
+    assert list(spool_folder.iterdir()) == []
+    assert "Traceback" not in web.output()
+
+
+@pytest.mark.clickhouse
+@pytest.mark.usefixtures("clickhouse_schema")
+def test_ad_event_not_delivered_in_time_is_503_and_its_retry_stores_and_counts_once(
+    transactional_db, site, broker
+):
+    prefix = f"ad-{uuid.uuid4().hex[:8]}."
+    forget_site_configs()
+    with override_settings(KAFKA_BOOTSTRAP_SERVERS=broker.address, KAFKA_TOPIC_PREFIX=prefix):
+        kafka_client.reset()
+        reset_sink()
+        try:
+            impression = uuid.uuid4().hex
+            body = {
+                "type": "impression",
+                "site": site.public_id,
+                "impression": impression,
+                "campaign": 4242,
+                "ad": 1,
+            }
+            client = TrackingClient()
+            again = dict(body, impression=f"{impression}-2")
+            json_type = "application/json"
+            assert client.post("/ad-event", body, content_type=json_type).status_code == 200
+            broker.signal(signal.SIGSTOP)  # acks stop coming: the write times out
+            first = client.post("/ad-event", again, content_type=json_type)
+            broker.signal(signal.SIGCONT)
+            assert first.status_code == 503, first.content
+            retry = client.post("/ad-event", again, content_type=json_type)
+            assert retry.status_code == 200, retry.content
+            kafka_client.get_producer().flush(10)
+
+            drain = Drain(CONSUMERS["ad-events"], stop=threading.Event())
+            thread = threading.Thread(target=drain.run)
+            thread.start()
+            stored = "SELECT count() FROM ad_events WHERE site_id = {s:String}"
+            try:
+                wait_for(lambda: clickhouse_count(stored, site.public_id) >= 2, 30, "not drained")
+                time.sleep(1.0)  # the late delivery of the first attempt, if any, too
+            finally:
+                drain.stop.set()
+                thread.join(timeout=30)
+            assert clickhouse_count(stored, site.public_id) == 2  # each impression once
+            delivery = async_to_sync(get_counters().campaign_delivery)([4242])[4242]
+            assert delivery.lifetime == 2  # and counted once
+        finally:
+            reset_sink()
+            kafka_client.reset()
+
+
+def clickhouse_count(query: str, site_id: str) -> int:
+    return int(clickhouse.get_client().query(query, parameters={"s": site_id}).result_rows[0][0])
