@@ -12,7 +12,7 @@ PORT ?= 8000
 TRACKER_STAMP := tracker/dist/manifest.json
 TRACKER_SOURCES := $(shell find tracker/src -name '*.js') tracker/build.mjs tracker/package-lock.json
 
-.PHONY: run test test-js lint format typecheck install install-dev browser tracker clean
+.PHONY: run stack stack-stop test test-js lint format typecheck install install-dev browser tracker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
 	@echo "  API:     http://$(HOST):$(PORT)/api/v1/sites/"
 	@echo ""
 	$(BIN)/python -m naboria.web -b $(HOST) -p $(PORT) naboria.asgi:application
+
+# The production topology as separate processes against real services (scripts/stack.py);
+# Ctrl-C, or `make stack-stop` from another terminal, stops it.
+stack: $(DEV_STAMP) $(TRACKER_STAMP)
+	$(BIN)/python scripts/stack.py --port $(PORT)
+
+stack-stop:
+	$(BIN)/python scripts/stack.py --stop
 
 browser:
 	scripts/install_browser.sh
