@@ -211,7 +211,9 @@ def built(django_db_setup: None, django_db_blocker: Any, clickhouse_schema: None
             )
         finally:
             client = clickhouse.get_client()
-            for suffix in ("", "_staging", "_intermediate", "_marts"):
+            # The client is bound to DATABASE: a server refuses a query of a client whose
+            # database is gone, so that one is dropped last.
+            for suffix in ("_staging", "_intermediate", "_marts", ""):
                 client.command(f"DROP DATABASE IF EXISTS {DATABASE}{suffix}")
             clickhouse.reset()
     clickhouse.reset()
