@@ -15,6 +15,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
@@ -111,13 +113,32 @@ def _backends() -> list[tuple[str, str, str, Callable[[], None]]]:
     ]
 
 
+# The checks of the backends reached over a network socket run here, so that a backend that
+# accepts connections and never answers (a paused process, a full accept queue) costs a
+# check HEALTH_CHECK_TIMEOUT_SECONDS, not its client's own read timeout (60 s for ClickHouse,
+# none for MongoDB). A check still waiting keeps its thread until its client gives up.
+_checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health-check")
+
+
+def _run_check(name: str, check: Callable[[], None]) -> None:
+    if name == "database":
+        check()  # Django's connection belongs to the calling thread
+        return
+    try:
+        _checks.submit(check).result(timeout=settings.HEALTH_CHECK_TIMEOUT_SECONDS)
+    except FutureTimeout:
+        raise TimeoutError(
+            f"no answer within {settings.HEALTH_CHECK_TIMEOUT_SECONDS:g} s"
+        ) from None
+
+
 def check_dependencies() -> list[DependencyStatus]:
     results = []
     for name, variable, backend, check in _backends():
         started = time.perf_counter()
         error = ""
         try:
-            check()
+            _run_check(name, check)
         except Exception as exc:  # a health check reports any failure instead of raising it
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         elapsed = time.perf_counter() - started

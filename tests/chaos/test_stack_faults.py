@@ -367,4 +367,4 @@ def test_the_reports_read_what_the_stack_stored(stack: Stack) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         overview = json.load(answer)
-    assert overview["pageviews"] == len(load.acknowledged)
+    assert overview["period"]["pageviews"] == len(load.acknowledged)
