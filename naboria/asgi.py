@@ -1,11 +1,19 @@
-"""ASGI entry point of the web role: ``python -m naboria.web naboria.asgi:application``.
+"""ASGI entry point of the web role (``python -m naboria.web naboria.asgi:application``) and
+of the ingest role (uvicorn, with ``--lifespan on``).
 
 Serves the tracking endpoints (ingest.asgi, outside Django's request cycle because they are the
 hot path) and, for every other path, Django: views, the REST API and the admin. Before it
 serves, it checks every configured backend (NABORIA_STARTUP_CHECKS) so a wrong URL fails at
 start with one line.
+
+The ASGI lifespan (uvicorn sends it, daphne does not) builds the event sink at start, so events
+spooled by an earlier process are sent again at once (docs/durability.md), and closes it at
+shutdown: uvicorn ends by raising the signal it received again, which kills the process before
+any exit hook runs, so this is where an ingest process delivers or spools what it accepted.
+The web role's daphne exits normally, and the sink's exit hook does the same there.
 """
 
+import asyncio
 import gc
 import os
 from typing import Any
@@ -47,6 +55,7 @@ with exit_on_configuration_error():
     from analytics.streams import PATH as REALTIME_PATH
     from analytics.streams import RealtimeStream
     from ingest.asgi import TRACKING_PATHS, lean_application, tracking_application
+    from ingest.sinks import get_sink, reset_sink
 
     ad_stream = BodyLimitMiddleware(AdStream.as_asgi(), settings.WEB_MAX_BODY_BYTES)
     # The dashboard's realtime stream needs the admin session's user.
@@ -73,4 +82,16 @@ async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await django_application(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http_application})
+async def lifespan_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await asyncio.to_thread(get_sink)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await asyncio.to_thread(reset_sink)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = ProtocolTypeRouter({"http": http_application, "lifespan": lifespan_application})

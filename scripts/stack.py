@@ -278,7 +278,7 @@ class Stack:
                 [PYTHON, "-m", "uvicorn", "naboria.asgi:application", "--host", "127.0.0.1",
                  "--port", str(self.ingest_port), "--http",
                  "naboria.ingest_http:HttpToolsProtocol", "--no-access-log", "--lifespan",
-                 "off"],
+                 "on"],
                 self.ingest_port,
             ),
         }  # fmt: skip

@@ -42,7 +42,14 @@ from tests.tracking_client import TrackingClient
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
 # Neither Tansu's default for a topic it creates itself (4) nor Naboria's default (6).
 PARTITIONS = 3
-WEB_COMMAND = [sys.executable, "-m", "naboria.web"]
+# The two server roles that accept events: the web role's daphne and the ingest role's uvicorn.
+SERVERS = {
+    "daphne": [sys.executable, "-m", "naboria.web", "-b", "127.0.0.1", "-p", "{port}",
+               "naboria.asgi:application"],
+    "uvicorn": [sys.executable, "-m", "uvicorn", "naboria.asgi:application", "--host",
+                "127.0.0.1", "--port", "{port}", "--http",
+                "naboria.ingest_http:HttpToolsProtocol", "--lifespan", "on"],
+}  # fmt: skip
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 
 
@@ -100,11 +107,12 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 @dataclass
 class WebRole:
-    """``python -m naboria.web`` (daphne) as a process, restartable on the same var folder."""
+    """A server role (daphne by default) as a process, restartable on the same var folder."""
 
     env: dict[str, str]
     log: Path
     site: str
+    server: str = "daphne"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -112,13 +120,13 @@ class WebRole:
         self.port = free_port()
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [*WEB_COMMAND, "-b", "127.0.0.1", "-p", str(self.port), "naboria.asgi:application"],
+                [part.format(port=self.port) for part in SERVERS[self.server]],
                 cwd=ROOT,
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port, "naboria.web", timeout=60)
+        wait_for_port(self.port, self.server, timeout=60)
 
     def stop(self) -> int:
         assert self.process is not None
@@ -150,9 +158,16 @@ class WebRole:
 
 
 @pytest.fixture
-def web(transactional_db: None, site: Any, broker: Broker, tmp_path: Path) -> Iterator[WebRole]:
-    """The web role on the test database and the test's broker, with its own var folder (the
-    spool) and topics; its ClickHouse folder is never opened (no start-up checks)."""
+def web(
+    request: pytest.FixtureRequest,
+    transactional_db: None,
+    site: Any,
+    broker: Broker,
+    tmp_path: Path,
+) -> Iterator[WebRole]:
+    """The web role (or, parametrized, the ingest role's uvicorn) on the test database and the
+    test's broker, with its own var folder (the spool) and topics; its ClickHouse folder is
+    never opened (no start-up checks)."""
     database = connection.settings_dict
     env = {
         **os.environ,
@@ -167,7 +182,7 @@ def web(transactional_db: None, site: Any, broker: Broker, tmp_path: Path) -> It
         "INGEST_SHUTDOWN_SECONDS": "5",
         "DJANGO_SETTINGS_MODULE": "naboria.settings",
     }
-    role = WebRole(env, tmp_path / "web.log", site.public_id)
+    role = WebRole(env, tmp_path / "web.log", site.public_id, getattr(request, "param", "daphne"))
     role.start()
     yield role
     if role.process is not None:
@@ -280,6 +295,7 @@ def test_broker_paused_then_resumed_under_load_loses_nothing(web, broker):
     assert "Traceback" not in web.output()
 
 
+@pytest.mark.parametrize("web", ["daphne", "uvicorn"], indirect=True)
 def test_sigterm_with_the_broker_away_spools_and_the_next_start_replays(web, broker):
     status, first = web.collect()
     assert status == 202
@@ -291,7 +307,8 @@ def test_sigterm_with_the_broker_away_spools_and_the_next_start_replays(web, bro
         assert status == 202
         accepted.update(ids)
     started = time.monotonic()
-    assert web.stop() == 0
+    # uvicorn ends by raising the signal again, after its lifespan shutdown closed the sink.
+    assert web.stop() in (0, -signal.SIGTERM)
     stopped_in = time.monotonic() - started
     assert "page events delivered during shutdown, 200 spooled to" in web.output(), web.output()
     spool_folder = Path(web.env["NABORIA_VAR_DIR"]) / "spool"
