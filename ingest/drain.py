@@ -21,8 +21,26 @@ derived is written here: the session facts are rebuilt from the stored rows. A t
 deleted and created again (a broker that lost its state) is read from its beginning: its
 offsets start anew, and a committed offset of its previous life would skip events.
 
-A message that is not a valid row (or that ClickHouse refuses on its own) is a poison message:
-it goes to the dead-letter topic with the error in its headers and the drain moves on.
+Failures (ingest.storage.classify_failure tells them apart by ClickHouse's error code) never
+let a batch be committed before all of its rows are stored or dead-lettered:
+
+- transient (ClickHouse unreachable or timing out, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, too
+  many queries, read-only replicas, Keeper, a table missing during a migration, ...): the batch
+  is inserted again as a whole every ``RETRY_SECONDS``, however long it takes, and nothing of
+  it is dead-lettered;
+- poison (ClickHouse cannot parse or keep what a row holds: CANNOT_PARSE_*, TYPE_MISMATCH,
+  INCORRECT_DATA, ...): the batch's new rows are inserted in halves of what was refused, down
+  to the single rows ClickHouse refuses, which go to the dead-letter topic; rows stored before
+  a failure are not stored again (the window is repaired and the rows looked up first);
+- a code in neither list (or no code and no network error): transient while ClickHouse does
+  not answer a ping; while it does, ``UNKNOWN_FAILURES_BEFORE_POISON`` attempts, then poison;
+- a message that is not a valid row (not JSON of a row, an event id that is no UUID) is
+  dead-lettered without asking ClickHouse.
+
+Dead letters carry the error in their headers. A batch is committed only once Kafka has
+acknowledged every dead letter of it (its delivery report, within ``DEAD_LETTER_SECONDS``);
+otherwise the attempt failed and the batch is tried again after a pause (its stored rows are
+skipped then), so a dead letter may reach its topic twice but is never lost.
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -44,7 +62,7 @@ from events import dedup
 from events.dedup import EventKey
 from events.rows import RowEssentials, essentials_decoder
 from ingest.batching import Batch
-from ingest.storage import insert_rows, store_new_rows
+from ingest.storage import Failure, classify_failure, insert_rows
 from ingest.topics import DEAD_LETTER, ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 
@@ -58,13 +76,21 @@ DUPLICATES = Counter(
 )
 DEAD_LETTERS = Counter(
     "naboria_drain_dead_letters_total",
-    "Poison messages sent to the dead-letter topic.",
+    "Poison rows sent to the dead-letter topic (and acknowledged by Kafka).",
     ["consumer"],
 )
 INSERT_SECONDS = Histogram(
     "naboria_drain_insert_seconds", "Duration of one batch insert.", ["consumer"]
 )
+# The pause before a failed attempt to store a batch is made again.
 RETRY_SECONDS = 2.0
+# Attempts at a batch whose failure is neither known transient nor known poison (while
+# ClickHouse answers a ping) before the rows it refuses are looked for and
+# dead-lettered: a lasting error of the server that no list names must not stop the drain for
+# good, nor must a passing one dead-letter good rows at its first occurrence.
+UNKNOWN_FAILURES_BEFORE_POISON = 3
+# How long the drain waits for Kafka's delivery reports of a batch's dead letters.
+DEAD_LETTER_SECONDS = 10.0
 CONSUME_AT_ONCE = 500
 # How long a due batch waits for more messages while the writer is still busy.
 BUSY_WRITER_WAIT = 0.05
@@ -72,6 +98,16 @@ BUSY_WRITER_WAIT = 0.05
 # restarted without its state makes the topic anew without any rebalance, and the consumer
 # would go on at its old positions, skipping the new topic's first messages.
 TOPIC_CHECK_SECONDS = 5.0
+
+
+class DeadLetter(NamedTuple):
+    message: Any  # the Kafka message the row came in
+    row: bytes  # the row: a line of that message
+    error: str
+
+
+class DeadLetterFailed(Exception):
+    """Kafka did not acknowledge a dead letter in time: the batch must not be committed."""
 
 
 @dataclass(frozen=True)
@@ -211,9 +247,10 @@ class Drain:
 
     def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
         """Check the rows of these messages and take their keys (in the consumer thread);
-        invalid rows go to the dead-letter topic."""
+        invalid rows are kept for the writer to dead-letter."""
         if not messages:
             return None
+        invalid: list[DeadLetter] = []
         rows: list[bytes] = []
         decoded: list[RowEssentials] = []
         sources: list[Any] = []
@@ -223,7 +260,7 @@ class Drain:
                 try:
                     decoded.append(essentials_decoder.decode(line))
                 except msgspec.DecodeError as error:
-                    self._dead_letter(message, line, f"invalid row: {error}")
+                    invalid.append(DeadLetter(message, line, f"invalid row: {error}"))
                     continue
                 rows.append(line)
                 sources.append((message, line))
@@ -236,12 +273,12 @@ class Drain:
                     keys.append(EventKey.of(row))
                 except ValueError as error:
                     message, line = sources[index]
-                    self._dead_letter(message, line, f"invalid row: {error}")
+                    invalid.append(DeadLetter(message, line, f"invalid row: {error}"))
                 else:
                     valid.append(index)
             rows = [rows[index] for index in valid]
             sources = [sources[index] for index in valid]
-        prepared = PreparedBatch(rows, keys, sources, messages, self._look_up(keys))
+        prepared = PreparedBatch(rows, keys, sources, messages, self._look_up(keys), invalid)
         self.in_flight.add(prepared)
         return prepared
 
@@ -266,8 +303,16 @@ class Drain:
             self._commit(prepared.messages)
 
     def _insert(self, prepared: PreparedBatch) -> None:
+        """Store the batch's new rows and dead-letter the rows refused; return once both are
+        done (the batch may then be committed), or raise if asked to stop before.
+
+        A failed attempt is made again after ``RETRY_SECONDS``, the batch as a whole. Once a
+        failure says (or, unknown, has said often enough) that ClickHouse refuses rows for what
+        they hold, the attempts look for the rows it refuses (_insert_finding_refused)."""
         table = self.spec.table
         keep = prepared.keep
+        finding_refused = False
+        unknown_failures = 0
         while True:
             try:
                 if self.repair_due.is_set():
@@ -275,37 +320,111 @@ class Drain:
                         self.repair_due.clear()
                         dedup.repair_window(table)
                     keep = None  # looked up before the repair
-                with INSERT_SECONDS.labels(self.spec.name).time():
-                    if keep is None:
-                        keep = dedup.new_rows(table, prepared.keys)
-                    insert_rows(table, [prepared.encoded[index] for index in keep])
-                ROWS_INSERTED.labels(self.spec.name).inc(len(keep))
-                DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - len(keep))
+                if finding_refused:
+                    refused = self._insert_finding_refused(
+                        prepared,
+                        refuse_unknown=unknown_failures >= UNKNOWN_FAILURES_BEFORE_POISON,
+                    )
+                else:
+                    with INSERT_SECONDS.labels(self.spec.name).time():
+                        if keep is None:
+                            keep = dedup.new_rows(table, prepared.keys)
+                        insert_rows(table, [prepared.encoded[index] for index in keep])
+                    ROWS_INSERTED.labels(self.spec.name).inc(len(keep))
+                    DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - len(keep))
+                    refused = []
+                self._send_dead_letters([*prepared.invalid, *refused])
                 return
+            except DeadLetterFailed as error:
+                # The rows are stored: the next attempt finds them stored and sends the dead
+                # letters again.
+                logger.warning(
+                    "drain %s: %s; batch not committed, retrying in %g s",
+                    self.spec.name,
+                    error,
+                    RETRY_SECONDS,
+                )
+                self._pause(error)
             except Exception as error:
                 # The insert may have happened before the answer was lost: the next attempt
                 # repairs the window and looks the batch up again.
-                keep = None
                 self.repair_due.set()
-                if self._clickhouse_is_up():
-                    # ClickHouse answers but refuses the batch: find the rows it refuses.
-                    self._insert_one_by_one(prepared, error)
-                    return
-                logger.warning("drain %s: ClickHouse unavailable, retrying", self.spec.name)
-                if self.stop.wait(RETRY_SECONDS):
-                    raise  # stopping: nothing was committed, the batch will be read again
+                failure = classify_failure(error)
+                if failure is Failure.UNKNOWN:
+                    if not self._clickhouse_is_up():
+                        failure = Failure.TRANSIENT
+                    else:
+                        unknown_failures += 1
+                        if unknown_failures >= UNKNOWN_FAILURES_BEFORE_POISON:
+                            failure = Failure.POISON
+                if failure is Failure.POISON and not finding_refused:
+                    logger.error(
+                        "drain %s: batch refused (%s); looking for the rows refused",
+                        self.spec.name,
+                        error,
+                    )
+                    finding_refused = True
+                    continue
+                logger.warning(
+                    "drain %s: insert failed (%s: %s), retrying in %g s",
+                    self.spec.name,
+                    failure.value,
+                    error,
+                    RETRY_SECONDS,
+                )
+                self._pause(error)
+            keep = None
 
-    def _insert_one_by_one(self, prepared: PreparedBatch, first: Exception) -> None:
-        logger.error("drain %s: batch refused (%s); inserting row by row", self.spec.name, first)
-        dedup.repair_window(self.spec.table)
-        for row, key, (message, line) in zip(
-            prepared.encoded, prepared.keys, prepared.sources, strict=True
-        ):
+    def _pause(self, error: Exception) -> None:
+        """Wait before the next attempt; raise ``error`` if asked to stop meanwhile (nothing
+        was committed: the batch will be read again)."""
+        if self.stop.wait(RETRY_SECONDS):
+            raise error
+
+    def _insert_finding_refused(
+        self, prepared: PreparedBatch, *, refuse_unknown: bool
+    ) -> list[DeadLetter]:
+        """Insert the batch's new rows in halves of the part ClickHouse refused, down to the
+        single rows it refuses, and return those for the dead-letter topic: a few dozen
+        inserts for a 50,000-row batch with one bad row, where one insert per row would take
+        minutes. Called after a repair of the window, so the lookup skips what an earlier
+        attempt stored. A transient failure raises (the batch is tried again), and so does an
+        unknown one until the batch has had its attempts (``refuse_unknown``)."""
+        table = self.spec.table
+        keep = dedup.new_rows(table, prepared.keys)
+        DUPLICATES.labels(self.spec.name).inc(len(prepared.encoded) - len(keep))
+        refused: list[DeadLetter] = []
+        parts = [keep]
+        while parts:
+            part = parts.pop()
             try:
-                stored = store_new_rows(self.spec.table, [row], [key])
-                ROWS_INSERTED.labels(self.spec.name).inc(stored)
+                insert_rows(table, [prepared.encoded[index] for index in part])
             except Exception as error:
-                self._dead_letter(message, line, f"refused by ClickHouse: {error}")
+                failure = classify_failure(error)
+                if failure is Failure.TRANSIENT or (
+                    failure is Failure.UNKNOWN and not (refuse_unknown and self._clickhouse_is_up())
+                ):
+                    raise
+                if len(part) == 1:
+                    message, line = prepared.sources[part[0]]
+                    refused.append(DeadLetter(message, line, f"refused by ClickHouse: {error}"))
+                    continue
+                # A refusal by a materialized view comes after ClickHouse stored the rows in
+                # the raw table (it writes the table, then its views): what of this part is
+                # stored already is recorded and left out before it is split.
+                dedup.repair_window(table)
+                stored = set(part) - {
+                    part[index]
+                    for index in dedup.new_rows(table, [prepared.keys[index] for index in part])
+                }
+                part = [index for index in part if index not in stored]
+                middle = len(part) // 2
+                parts += [part[middle:], part[:middle]]  # the first half is inserted first
+            else:
+                ROWS_INSERTED.labels(self.spec.name).inc(len(part))
+        if refused:
+            self.repair_due.set()  # the single rows refused by a view are in the raw table
+        return refused
 
     @staticmethod
     def _clickhouse_is_up() -> bool:
@@ -315,24 +434,50 @@ class Drain:
             return False
         return True
 
-    def _dead_letter(self, message: Any, row: bytes, error: str) -> None:
-        """Send one refused row (a line of its message) to the dead-letter topic."""
-        DEAD_LETTERS.labels(self.spec.name).inc()
+    def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Send refused rows to the dead-letter topic and wait for Kafka's delivery report of
+        each; DeadLetterFailed unless all were acknowledged within DEAD_LETTER_SECONDS (a
+        letter whose report came late may then be delivered as well as sent again)."""
+        if not letters:
+            return
         producer = kafka_client.get_producer()
-        producer.produce(
-            kafka_client.topic_name(DEAD_LETTER),
-            value=row,
-            key=message.key(),
-            headers={
-                "error": error[:1000].encode(),
-                "source-topic": message.topic().encode(),
-                "source-partition": str(message.partition()).encode(),
-                "source-offset": str(message.offset()).encode(),
-                "consumer": self.spec.name.encode(),
-            },
-        )
-        # Durable before the offset that skips it is committed.
-        producer.flush(10)
+        # The error of each delivery report (None: acknowledged), appended by whichever thread
+        # polls the producer: this one below, or the sink's poller in the same process.
+        reports: list[Any] = []
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            reports.append(error)
+
+        topic = kafka_client.topic_name(DEAD_LETTER)
+        try:
+            for letter in letters:
+                producer.produce(
+                    topic,
+                    value=letter.row,
+                    key=letter.message.key(),
+                    headers={
+                        "error": letter.error[:1000].encode(),
+                        "source-topic": letter.message.topic().encode(),
+                        "source-partition": str(letter.message.partition()).encode(),
+                        "source-offset": str(letter.message.offset()).encode(),
+                        "consumer": self.spec.name.encode(),
+                    },
+                    on_delivery=on_delivery,
+                )
+        except Exception as error:  # BufferError (the producer's queue is full), KafkaException
+            raise DeadLetterFailed(f"dead letter not queued: {error}") from error
+        deadline = time.monotonic() + DEAD_LETTER_SECONDS
+        while len(reports) < len(letters) and (left := deadline - time.monotonic()) > 0:
+            producer.poll(min(left, 0.1))
+        failed = [error for error in reports if error is not None]
+        if failed:
+            raise DeadLetterFailed(f"dead letter not delivered: {failed[0]}")
+        if len(reports) < len(letters):
+            raise DeadLetterFailed(
+                f"{len(letters) - len(reports)} of {len(letters)} dead letters without a "
+                f"delivery report after {DEAD_LETTER_SECONDS:.0f} s"
+            )
+        DEAD_LETTERS.labels(self.spec.name).inc(len(letters))
 
     def _commit(self, messages: list[Any]) -> None:
         next_offsets: dict[int, int] = {}
@@ -349,6 +494,7 @@ class PreparedBatch:
     sources: list[tuple[Any, bytes]]  # (message, line) of each encoded row
     messages: list[Any]
     keep: list[int] | None  # indexes of the rows to insert, if looked up already
+    invalid: list[DeadLetter]  # rows that are not valid rows, for the dead-letter topic
 
 
 class _BatchWriter:
