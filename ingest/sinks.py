@@ -578,8 +578,9 @@ def get_sink() -> EventSink:
             if _sink is None:
                 _sink = KafkaSink() if kafka_client.is_enabled() else DirectSink()
                 # Events still buffered when the process exits are delivered or spooled, not
-                # dropped: SIGTERM ends both server roles normally (daphne stops Twisted's
-                # reactor, uvicorn returns from its loop), so atexit handlers run.
+                # dropped: SIGTERM ends the web role's daphne normally, so atexit handlers
+                # run. uvicorn re-raises the signal, which no exit hook survives: the ingest
+                # role closes the sink in its ASGI lifespan shutdown (naboria.asgi).
                 if not _exit_hook.is_set():
                     atexit.register(reset_sink)
                     _exit_hook.set()

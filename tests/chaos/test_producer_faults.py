@@ -1,10 +1,13 @@
-"""Accepted means kept, on the Kafka path, with real processes: the web role (daphne, ``python
+"""Accepted means kept, with real processes. On the Kafka path: the web role (daphne, ``python
 -m naboria.web``) against a Tansu broker of the test's own that is killed and restarted empty,
 paused (SIGSTOP) and resumed, or away when the server gets SIGTERM. Every event answered 202 is
 read back from the page topic with a plain consumer, by the ids the test gave it.
 
 And an ad event whose delivery times out (broker paused): 503, then its retry stores one row
 (drained into ClickHouse, counted with plain SQL) and counts the impression once.
+
+On the direct path (no Kafka): SIGTERM while ClickHouse is away spools what the web role
+accepted, and its next start inserts it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import clickhouse_connect
 import pytest
 from asgiref.sync import async_to_sync
 from confluent_kafka import Consumer, TopicPartition
@@ -36,6 +40,7 @@ from ingest.drain import CONSUMERS, Drain
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from naboria import clickhouse, kafka_client
+from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT, free_port, tansu_binary, wait_for_port
 from tests.tracking_client import TrackingClient
 
@@ -380,3 +385,79 @@ def test_ad_event_not_delivered_in_time_is_503_and_its_retry_stores_and_counts_o
 
 def clickhouse_count(query: str, site_id: str) -> int:
     return int(clickhouse.get_client().query(query, parameters={"s": site_id}).result_rows[0][0])
+
+
+@pytest.mark.clickhouse
+def test_direct_path_sigterm_with_clickhouse_away_spools_and_the_next_start_inserts(
+    transactional_db, site, tmp_path
+):
+    """The direct path (no Kafka) against a ClickHouse reached over HTTP (the stand-in,
+    scripts/clickhouse_http_standin.py): with ClickHouse gone, batches are still answered 202
+    and wait in memory; SIGTERM spools them; the next start, with ClickHouse back, inserts
+    each event once."""
+    standin, url = start_clickhouse_standin(tmp_path / "clickhouse", tmp_path / "ch.log")
+    port = int(url.rsplit(":", 1)[1])
+    database = connection.settings_dict
+    env = {
+        **{key: value for key, value in os.environ.items() if key != "KAFKA_BOOTSTRAP_SERVERS"},
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}",
+        "CLICKHOUSE_URL": url,
+        "CLICKHOUSE_DATABASE": "naboria",
+        "NABORIA_VAR_DIR": str(tmp_path / "var"),
+        "NABORIA_STARTUP_CHECKS": "false",
+        "INGEST_BATCH_MILLISECONDS": "200",
+        "INGEST_SHUTDOWN_SECONDS": "3",
+        "DJANGO_SETTINGS_MODULE": "naboria.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate_clickhouse"], cwd=ROOT, env=env, check=True
+    )
+    stored_client = clickhouse_connect.get_client(dsn=url, database="naboria")
+
+    def stored() -> list[str]:
+        return [
+            str(row[0])
+            for row in stored_client.query(
+                "SELECT event_id FROM page_events WHERE site_id = {site:String}",
+                parameters={"site": site.public_id},
+            ).result_rows
+        ]
+
+    web = WebRole(env, tmp_path / "web.log", site.public_id)
+    web.start()
+    try:
+        status, first = web.collect()
+        assert status == 202
+        wait_for(lambda: len(stored()) == len(first), 30, web.output())
+        standin.kill()
+        standin.wait(timeout=10)
+        accepted: set[str] = set()
+        for _ in range(20):
+            status, ids = web.collect()
+            assert status == 202
+            accepted.update(ids)
+        assert web.stop() == 0
+        assert "direct sink stopped: 0 page events delivered during shutdown, 200 spooled to" in (
+            web.output()
+        ), web.output()
+        [spooled] = (tmp_path / "var" / "spool").glob("page-*.jsonl")
+        assert {json.loads(line)["event_id"] for line in spooled.read_text().splitlines()} == (
+            accepted
+        )
+
+        standin, _ = start_clickhouse_standin(
+            tmp_path / "clickhouse", tmp_path / "ch.log", port=port
+        )
+        web.start()
+        status, later = web.collect()  # daphne builds its sink, which replays, at this request
+        assert status == 202
+        expected = set(first) | accepted | set(later)
+        wait_for(lambda: len(stored()) >= len(expected), 60, web.output())
+        rows = stored()
+        assert sorted(rows) == sorted(expected)  # each once
+    finally:
+        if web.process is not None:
+            web.process.kill()
+        standin.kill()
+        standin.wait(timeout=10)
