@@ -3,8 +3,8 @@
     .venv/bin/python bench/ingest_pipeline.py [--seconds 10] [--servers daphne,uvicorn,uvicorn2]
         [--phases http,drain,queryable] [--drain-rows 200000] [--preload-ids 2000000]
 
-The http phase needs wrk and hey (Debian: apt-get install wrk hey). Starts Tansu on a free
-port, prepares a throw-away installation, and measures:
+The http phase needs wrk and hey: installed with apt-get when missing (as root on Debian).
+Starts Tansu on a free port, prepares a throw-away installation, and measures:
 
 1. POST /collect with 1-event and 20-event batches under wrk (a separate process), per HTTP
    server, next to a trivial ASGI app on the same server (bench/noop_asgi.py) as the baseline;
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -41,7 +42,6 @@ from scripts.test_services import (  # noqa: E402
     free_port,
     prepare_demo,
     start_tansu,
-    wait_for_port,
 )
 
 USER_AGENT = (
@@ -52,18 +52,26 @@ UVICORN = [
     "{bin}/uvicorn",
     "--port",
     "{port}",
+    # info: each worker says "Started server process" once it has imported the application
+    # (requests are not logged: --no-access-log).
     "--log-level",
-    "warning",
+    "info",
     "--no-access-log",
     "--lifespan",
     "off",
     "{app}",
 ]
+LOAD_TOOLS = ("wrk", "hey")
 SERVERS = {
     "daphne": ["{bin}/daphne", "-b", "127.0.0.1", "-p", "{port}", "{app}"],
     "uvicorn": UVICORN,
     "uvicorn2": [*UVICORN, "--workers", "2"],
 }
+# Workers that must have started before a server is measured (one answering is not enough: the
+# other may still be importing Django).
+WORKERS = {"uvicorn": 1, "uvicorn2": 2}
+STARTED = "Started server process"
+WORKER_DIED = "died"  # uvicorn's supervisor: "Child process [pid] died", then starts another
 
 
 def batch(site: str, events: int) -> str:
@@ -82,18 +90,62 @@ def batch(site: str, events: int) -> str:
     )
 
 
+class ServerFailed(Exception):
+    """A server under test exited or never answered; the message ends with its log."""
+
+
 class Server:
-    def __init__(self, kind: str, app: str, env: dict[str, str]) -> None:
+    """A server under test, ready when it answers HTTP: a listening socket alone is not
+    enough (uvicorn's supervisor binds the port for its workers before they have imported
+    the application). Its output goes to a log that a failure shows."""
+
+    def __init__(self, kind: str, app: str, env: dict[str, str], logs: Path) -> None:
         self.port = free_port()
+        self.kind = kind
         command = [
             part.format(bin=Path(sys.executable).parent, port=self.port, app=app)
             for part in SERVERS[kind]
         ]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_port(self.port, kind, timeout=60)
+        self.log = logs / f"{kind}-{app.partition(':')[0]}-{self.port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.url = f"http://127.0.0.1:{self.port}/collect"
+        try:
+            self._wait_until_answering(timeout=120)
+        except ServerFailed:
+            self.stop()
+            raise
+
+    def _wait_until_answering(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._fail(f"exited with status {self.process.returncode} while starting")
+            if WORKER_DIED in self.log.read_text(errors="replace"):
+                self._fail("lost a worker while starting")
+            if self._answers() and self._workers_started():
+                return
+            time.sleep(0.2)
+        self._fail(f"was not serving with every worker within {timeout:.0f} s")
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.url, timeout=5).close()
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer (a 405 for GET /collect): a worker runs the app
+        except OSError:
+            return False
+        return True
+
+    def _workers_started(self) -> bool:
+        workers = WORKERS.get(self.kind)
+        return workers is None or self.log.read_text(errors="replace").count(STARTED) >= workers
+
+    def _fail(self, what: str) -> None:
+        tail = self.log.read_text(errors="replace").strip().splitlines()[-15:]
+        raise ServerFailed(f"{self.kind} {what}; its output ends:\n" + "\n".join(tail))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -166,11 +218,25 @@ def hey(url: str, body: str, seconds: int, rate: float, workers: int = 16) -> di
     return {"rps": achieved, "p50": percentile(50), "p99": percentile(99)}
 
 
-def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds: int) -> list[str]:
-    lines = []
+def http_benchmarks(
+    env: dict[str, str], site: str, servers: list[str], seconds: int, logs: Path
+) -> tuple[list[str], list[str]]:
+    """The result lines, and one line per server that could not be measured (its start-up
+    failed: the others are still measured)."""
+    lines: list[str] = []
+    failures: list[str] = []
     for kind in servers:
-        noop = Server(kind, "bench.noop_asgi:application", env)
-        app = Server(kind, "naboria.asgi:application", env)
+        try:
+            noop = Server(kind, "bench.noop_asgi:application", env, logs)
+            try:
+                app = Server(kind, "naboria.asgi:application", env, logs)
+            except ServerFailed:
+                noop.stop()
+                raise
+        except ServerFailed as failed:
+            failures.append(str(failed))
+            print(failures[-1], file=sys.stderr, flush=True)
+            continue
         try:
             for events in (1, 20):
                 body = batch(site, events)
@@ -190,7 +256,43 @@ def http_benchmarks(env: dict[str, str], site: str, servers: list[str], seconds:
         finally:
             noop.stop()
             app.stop()
-    return lines
+    return lines, failures
+
+
+def _apt_get(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", *arguments],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+
+
+def ensure_load_tools() -> None:
+    """wrk and hey, installed from Debian's archive when missing (a fresh machine has neither);
+    the package lists are refreshed only when installing without doing so fails."""
+    missing = [tool for tool in LOAD_TOOLS if not shutil.which(tool)]
+    if not missing:
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        sys.exit(
+            f"{', '.join(missing)} missing: run apt-get install -y {' '.join(missing)} as root"
+        )
+    print(f"installing {', '.join(missing)} with apt-get", flush=True)
+    attempt = _apt_get("install", "-y", "--no-install-recommends", *missing)
+    if attempt.returncode != 0:
+        attempt = _apt_get("update")
+        if attempt.returncode == 0:
+            attempt = _apt_get("install", "-y", "--no-install-recommends", *missing)
+    still_missing = [tool for tool in missing if not shutil.which(tool)]
+    if still_missing:
+        sys.exit(
+            f"could not install {', '.join(still_missing)} with apt-get (exit "
+            f"{attempt.returncode}): {attempt.stderr.strip()[-500:]}\n"
+            "install them, or leave out --phases http"
+        )
 
 
 def preload_event_ids(count: int) -> None:
@@ -353,7 +455,9 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     return [line]
 
 
-def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> list[str]:
+def queryable_benchmark(
+    server_env: dict[str, str], site: str, tracers: int, logs: Path
+) -> list[str]:
     """202 -> visible in ClickHouse, with the drain in this process and background load."""
     from django.test import override_settings
 
@@ -365,7 +469,10 @@ def queryable_benchmark(server_env: dict[str, str], site: str, tracers: int) -> 
     # Fresh topics: no backlog from the HTTP benchmarks in front of the tracers.
     prefix = f"queryable-{uuid.uuid4().hex[:6]}."
     server = Server(
-        "uvicorn", "naboria.asgi:application", {**server_env, "KAFKA_TOPIC_PREFIX": prefix}
+        "uvicorn",
+        "naboria.asgi:application",
+        {**server_env, "KAFKA_TOPIC_PREFIX": prefix},
+        logs,
     )
     settings_override = override_settings(KAFKA_TOPIC_PREFIX=prefix, DRAIN_GROUP_ID=prefix)
     settings_override.enable()
@@ -447,11 +554,11 @@ def main() -> None:
     parser.add_argument("--preload-ids", type=int, default=2_000_000)
     options = parser.parse_args()
     phases = set(options.phases.split(","))
-    for tool in ("wrk", "hey"):
-        if "http" in phases and not shutil.which(tool):
-            sys.exit(f"{tool} is missing: apt-get install wrk hey (or leave out --phases http)")
+    if "http" in phases:
+        ensure_load_tools()
 
     work = Path(tempfile.mkdtemp(prefix="naboria-bench-"))
+    (work / "logs").mkdir()
     tansu, bootstrap = start_tansu(work / "tansu.log")
     base_env = embedded_environment(work / "drain", KAFKA_BOOTSTRAP_SERVERS=bootstrap)
     # The web processes never touch ClickHouse on the Kafka path; this process (the drain) owns
@@ -471,24 +578,28 @@ def main() -> None:
     from analytics import clickhouse_migrations
 
     clickhouse_migrations.apply_pending()
+    failures: list[str] = []
     try:
         results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
         if "http" in phases:
-            results += http_benchmarks(
-                server_env, site, options.servers.split(","), options.seconds
+            lines, failures = http_benchmarks(
+                server_env, site, options.servers.split(","), options.seconds, work / "logs"
             )
+            results += lines
         if "drain" in phases:
             preload_event_ids(options.preload_ids)
             results.append(f"deduplication window preloaded with {options.preload_ids:,} ids")
             for batch_size in (1_000, 10_000):
                 results += drain_benchmark(options.drain_rows, batch_size)
         if "queryable" in phases:
-            results += queryable_benchmark(server_env, site, options.tracers)
-        print("\n".join(["", "summary:", *results]))
+            results += queryable_benchmark(server_env, site, options.tracers, work / "logs")
+        print("\n".join(["", "summary:", *results, *failures]))
     finally:
         tansu.terminate()
         tansu.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        sys.exit(f"{len(failures)} server(s) could not be measured")
 
 
 if __name__ == "__main__":

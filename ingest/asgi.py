@@ -10,8 +10,11 @@ middleware, sessions or URL resolving: that is what makes the hot path fast.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
+
+from prometheus_client import Counter, Histogram
 
 from events.schemas import MAX_BODY_BYTES
 from ingest.endpoints import ENDPOINTS
@@ -28,18 +31,26 @@ class _Unreadable(Exception):
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """The headers by lower-case name. Values must be UTF-8 (ASCII, or what apps put in a
     User-Agent): read as Latin-1 they would reach the tables as mojibake."""
-    headers = {}
-    for name, value in raw:
-        try:
-            headers[name.decode("latin-1").lower()] = value.decode()
-        except UnicodeDecodeError:
-            raise _Unreadable(f"header {name.decode('latin-1')} is not valid UTF-8") from None
-    return headers
+    try:
+        return {name.decode("latin-1").lower(): value.decode() for name, value in raw}
+    except UnicodeDecodeError:
+        name = next(name for name, value in raw if not _is_utf8(value))
+        raise _Unreadable(f"header {name.decode('latin-1')} is not valid UTF-8") from None
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _query(raw: bytes) -> dict[str, str]:
     """The query parameters, percent-decoded. What they decode to must be UTF-8: parse_qsl
     would replace anything else with U+FFFD and store that."""
+    if not raw:  # POST /collect has none
+        return {}
     try:
         return {
             key.encode("latin-1").decode(): value.encode("latin-1").decode()
@@ -54,8 +65,14 @@ async def _read_body(receive: Any, declared: str) -> bytes | None:
     (chunked, or longer than declared), without reading the rest."""
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return None
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if len(body) > MAX_BODY_BYTES:
+        return None
+    if not message.get("more_body"):
+        return body  # the whole body in one message, as a tracker's small batch arrives
+    chunks = [body]
+    size = len(body)
     while True:
         message = await receive()
         chunk = message.get("body", b"")
@@ -65,6 +82,18 @@ async def _read_body(receive: Any, declared: str) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+# The labelled series of the request metrics, looked up once per (route, method, status):
+# prometheus_client's labels() costs several µs a call. Bounded, since clients choose methods.
+@lru_cache(maxsize=512)
+def _requests_counted(route: str, method: str, status: int) -> Counter:
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@lru_cache(maxsize=64)
+def _latency_of(route: str) -> Histogram:
+    return HTTP_LATENCY.labels(route)
 
 
 def lean_application(endpoints: dict[str, Any]) -> Any:
@@ -99,8 +128,8 @@ def lean_application(endpoints: dict[str, Any]) -> Any:
             response.headers["connection"] = "close"
         await _send(send, response)
         route = scope["path"].lstrip("/")
-        HTTP_REQUESTS.labels(route, scope["method"], str(response.status)).inc()
-        HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+        _requests_counted(route, scope["method"], response.status).inc()
+        _latency_of(route).observe(time.perf_counter() - started)
 
     return application
 

@@ -115,6 +115,12 @@ UTM_MEDIUMS = {
 }
 
 
+@lru_cache(maxsize=8192)
+def _referrer_host(referrer: str) -> str:
+    """A referrer's host without "www." (referrers repeat: search engines, a site's own pages)."""
+    return (urlsplit(referrer).hostname or "").removeprefix("www.")
+
+
 def classify_referrer(*, referrer: str, page_host: str, utm: Mapping[str, str]) -> tuple[str, str]:
     """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
     the referring host; no referrer (or one from the same site) is direct."""
@@ -123,7 +129,7 @@ def classify_referrer(*, referrer: str, page_host: str, utm: Mapping[str, str]) 
         return utm["utm_source"].lower(), medium
     if not referrer:
         return "direct", "direct"
-    host = (urlsplit(referrer).hostname or "").removeprefix("www.")
+    host = _referrer_host(referrer)
     if not host or host == page_host.removeprefix("www."):
         return "direct", "direct"
     known = lookup_referrer(host)

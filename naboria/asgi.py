@@ -16,12 +16,28 @@ The web role's daphne exits normally, and the sink's exit hook does the same the
 import asyncio
 import gc
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from naboria.config import exit_on_configuration_error
 from naboria.request_limits import BodyLimitMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
+
+
+def _at_start(work: Callable[[], object]) -> None:
+    """Run start-up work that queries the database. uvicorn with --workers imports this module
+    inside each worker's running event loop, where Django refuses synchronous queries
+    (SynchronousOnlyOperation): there the work runs in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        work()
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(work).result()
+
 
 with exit_on_configuration_error():
     from channels.routing import ProtocolTypeRouter
@@ -35,13 +51,13 @@ with exit_on_configuration_error():
     if settings.STARTUP_CHECKS:
         from naboria.health import assert_dependencies_reachable
 
-        assert_dependencies_reachable()
+        _at_start(assert_dependencies_reachable)
 
     if not settings.MONGODB_URL:
         # The embedded document store lives in memory: rebuild it from the SQL database.
         from ads.publishing import republish_all
 
-        republish_all()
+        _at_start(republish_all)
 
     if settings.EMBEDDED_BEAT:
         from naboria import embedded_beat

@@ -1,0 +1,71 @@
+"""What the /collect hot path caches per URL, referrer and day gives the same answers as
+working it out every time: the page's parts, the referrer's source, the salt's day."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime
+
+import pytest
+
+from events.schemas import Consent
+from ingest.enrichment import UserAgentInfo, classify_referrer
+from ingest.services import RequestFacts, consent_state, page_url
+
+FACTS = RequestFacts(
+    ip="81.2.69.142",
+    user_agent="test",
+    agent=UserAgentInfo("Chrome", "120", "Windows", "10", "desktop", False),
+    country="GB",
+    region="",
+    received_ms=0,
+    do_not_track=False,
+)
+
+
+@pytest.mark.parametrize("url", ["/relative/path", "shop.example/page", "https://", ""])
+def test_a_page_url_must_be_absolute(url):
+    assert page_url(url) is None
+
+
+def test_a_page_url_gives_its_host_path_and_utm_tags():
+    host, path, utm = page_url("https://Shop.Example/a/b?utm_source=News&x=1") or ("", "", {})
+    assert (host, path, dict(utm)) == ("shop.example", "/a/b", {"utm_source": "News"})
+    assert page_url("https://shop.example")[:2] == ("shop.example", "/")  # type: ignore[index]
+
+
+def test_the_referrer_host_is_read_the_same_way_every_time():
+    for _ in range(2):
+        assert classify_referrer(
+            referrer="https://www.google.com/search?q=x", page_host="shop.example", utm={}
+        ) == ("Google", "search")
+        assert classify_referrer(
+            referrer="https://www.shop.example/cart", page_host="shop.example", utm={}
+        ) == ("direct", "direct")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 3, 23, 59, 59, 999_000, tzinfo=UTC),
+        datetime(2026, 12, 4, 0, 0, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_the_day_of_a_request_is_its_utc_date(moment):
+    facts = dataclasses.replace(FACTS, received_ms=int(moment.timestamp() * 1000))
+    assert facts.day == moment.date()
+    assert isinstance(facts.day, date)
+
+
+@pytest.mark.parametrize(
+    ("analytics", "ads", "state"),
+    [
+        (False, False, "none"),
+        (True, False, "analytics"),
+        (False, True, "ads"),
+        (True, True, "analytics+ads"),
+    ],
+)
+def test_consent_states(analytics, ads, state):
+    assert consent_state(Consent(analytics=analytics, ads=ads)) == state
