@@ -1,9 +1,10 @@
 """Benchmarks of the event pipeline (issue 2/6). Prints every figure; see bench/RESULTS.md.
 
     .venv/bin/python bench/ingest_pipeline.py [--seconds 10] [--servers daphne,uvicorn,uvicorn2]
-        [--phases http,drain,queryable] [--drain-rows 200000] [--preload-ids 2000000]
+        [--phases http,drain,queryable,stack] [--drain-rows 200000] [--preload-ids 2000000]
 
-The http phase needs wrk and hey: installed with apt-get when missing (as root on Debian).
+The http and stack phases need wrk and hey: installed with apt-get when missing (as root on
+Debian).
 Starts Tansu on a free port, prepares a throw-away installation, and measures:
 
 1. POST /collect with 1-event and 20-event batches under wrk (a separate process), per HTTP
@@ -12,7 +13,10 @@ Starts Tansu on a free port, prepares a throw-away installation, and measures:
 3. drain throughput (rows/s from Kafka into ClickHouse, deduplicated by event id against a
    window already holding --preload-ids ids) next to a plain insert of the same rows, and to
    the direct path's deduplicated insert (ingest.storage.store_new_rows);
-4. time from a 202 to the event being queryable in ClickHouse, under background load.
+4. time from a 202 to the event being queryable in ClickHouse, under background load;
+5. the stack: 1 and 2 again through the production topology of ``make stack`` (scripts/stack.py:
+   separate web, ingest, drain, worker and beat processes, ClickHouse over HTTP through its
+   stand-in), and 202 -> stored through its drain role.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,25 +243,90 @@ def http_benchmarks(
             print(failures[-1], file=sys.stderr, flush=True)
             continue
         try:
-            for events in (1, 20):
-                body = batch(site, events)
-                wrk(app.url, body, 3)  # warm up: caches, Kafka metadata, connections
-                baseline = wrk(noop.url, body, seconds)
-                measured = wrk(app.url, body, seconds)
-                half = hey(app.url, body, seconds, rate=measured["rps"] / 2)
-                lines.append(
-                    f"{kind:9} {events:2}-event batches: {measured['rps']:8.0f} accepted req/s "
-                    f"({measured['refused']:.1%} refused with 503) "
-                    f"= {measured['rps'] * events:8.0f} events/s, p50 {measured['p50']:.1f} ms, "
-                    f"p99 {measured['p99']:.1f} ms | trivial ASGI {baseline['rps']:.0f} req/s "
-                    f"(ratio {measured['rps'] / baseline['rps']:.2f}) | at half load "
-                    f"({half['rps']:.0f} req/s): p50 {half['p50']:.1f} ms, p99 {half['p99']:.1f} ms"
-                )
-                print(lines[-1], flush=True)
+            lines += collect_against_baseline(kind, app.url, noop.url, site, seconds)
         finally:
             noop.stop()
             app.stop()
     return lines, failures
+
+
+def collect_against_baseline(
+    label: str, app_url: str, noop_url: str, site: str, seconds: int
+) -> list[str]:
+    """/collect at ``app_url`` with 1- and 20-event batches, next to the trivial ASGI app at
+    ``noop_url`` on the same kind of server, and at half the measured rate; a line each."""
+    lines = []
+    for events in (1, 20):
+        body = batch(site, events)
+        wrk(app_url, body, 3)  # warm up: caches, Kafka metadata, connections
+        baseline = wrk(noop_url, body, seconds)
+        measured = wrk(app_url, body, seconds)
+        half = hey(app_url, body, seconds, rate=measured["rps"] / 2)
+        lines.append(
+            f"{label:9} {events:2}-event batches: {measured['rps']:8.0f} accepted req/s "
+            f"({measured['refused']:.1%} refused with 503) "
+            f"= {measured['rps'] * events:8.0f} events/s, p50 {measured['p50']:.1f} ms, "
+            f"p99 {measured['p99']:.1f} ms | trivial ASGI {baseline['rps']:.0f} req/s "
+            f"(ratio {measured['rps'] / baseline['rps']:.2f}) | at half load "
+            f"({half['rps']:.0f} req/s): p50 {half['p50']:.1f} ms, p99 {half['p99']:.1f} ms"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def stack_benchmark(seconds: int, tracers: int, logs: Path) -> list[str]:
+    """/collect through the production topology of ``make stack`` (scripts/stack.py): its
+    ingest role (uvicorn) and web role (daphne), each next to the trivial app on the same kind
+    of server; then 202 -> stored, for tracers sent to the ingest role under load, through the
+    drain role into ClickHouse over HTTP (the chdb stand-in, as no server runs here)."""
+    import clickhouse_connect
+
+    from scripts.stack import Stack
+
+    stack = Stack(
+        Path(tempfile.mkdtemp(prefix="naboria-bench-stack-")),
+        database=f"naboria_bench_{uuid.uuid4().hex[:8]}",
+        redis_db=8,
+    )
+    lines = []
+    try:
+        stack.start_services()
+        site = re.search(r"public id (\w+)", stack.prepare(demo=True))
+        assert site, "the demo site was not made"
+        stack.start_roles()
+        stack.wait_healthy()
+        env = stack.environment()
+        for kind, url in (("uvicorn", stack.ingest_url), ("daphne", stack.web_url)):
+            noop = Server(kind, "bench.noop_asgi:application", env, logs)
+            try:
+                lines += collect_against_baseline(
+                    f"stack {kind}", f"{url}/collect", noop.url, site.group(1), seconds
+                )
+            finally:
+                noop.stop()
+        client = clickhouse_connect.get_client(
+            dsn=env["CLICKHOUSE_URL"], database=env["CLICKHOUSE_DATABASE"]
+        )
+        lines.append(
+            tracer_delays(
+                f"{stack.ingest_url}/collect",
+                site.group(1),
+                tracers,
+                lambda event_id: bool(
+                    client.query(
+                        "SELECT count() FROM page_events WHERE event_id = {e:UUID}",
+                        parameters={"e": event_id},
+                    ).result_rows[0][0]
+                ),
+                "stack: 202 -> stored (drain role, ClickHouse over HTTP)",
+            )
+        )
+        print(lines[-1], flush=True)
+    finally:
+        stack.stop()
+        stack.drop_database()
+        shutil.rmtree(stack.directory, ignore_errors=True)
+    return lines
 
 
 def _apt_get(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -455,13 +525,60 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
     return [line]
 
 
+def tracer_delays(
+    url: str, site: str, tracers: int, is_stored: Callable[[str], bool], label: str
+) -> str:
+    """Seconds from a tracer event's 202 to ``is_stored(event_id)``, for ``tracers`` events
+    sent one after another while a background load of about 2,000 events/s runs; one line."""
+    from events.ids import new_event_id
+
+    def post(body: bytes) -> int:
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+
+    stop_load = threading.Event()
+
+    def background_load() -> None:
+        body = batch(site, 20).encode()
+        while not stop_load.is_set():
+            post(body)
+            time.sleep(0.01)
+
+    loader = threading.Thread(target=background_load, daemon=True)
+    loader.start()
+    delays = []
+    try:
+        time.sleep(8)  # consumer group joined, load running
+        for _ in range(tracers):
+            event_id = str(new_event_id())
+            event = {"type": "pageview", "url": "https://localhost/tracer", "id": event_id}
+            assert post(json.dumps({"site": site, "events": [event]}).encode()) == 202
+            accepted = time.perf_counter()
+            while not is_stored(event_id):
+                time.sleep(0.02)
+            delays.append(time.perf_counter() - accepted)
+    finally:
+        stop_load.set()
+        loader.join(timeout=10)
+    delays.sort()
+    p95 = delays[math.ceil(len(delays) * 0.95) - 1]  # nearest rank
+    return (
+        f"{label} ({tracers} tracers, ~2,000 events/s background, batches of "
+        f"{os.environ.get('INGEST_BATCH_SIZE', '1000')} rows or "
+        f"{os.environ.get('INGEST_BATCH_MILLISECONDS', '5000')} ms): "
+        f"p50 {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {delays[-1]:.2f} s"
+    )
+
+
 def queryable_benchmark(
     server_env: dict[str, str], site: str, tracers: int, logs: Path
 ) -> list[str]:
     """202 -> visible in ClickHouse, with the drain in this process and background load."""
     from django.test import override_settings
 
-    from events.ids import new_event_id
     from ingest import topics
     from ingest.drain import DrainRunner
     from naboria import clickhouse
@@ -479,65 +596,26 @@ def queryable_benchmark(
     topics._ensured.clear()
     runner = DrainRunner(["page-events"])
     runner.start()
-    stop_load = threading.Event()
-
-    def background_load() -> None:  # about 2,000 events/s
-        body = batch(site, 20).encode()
-        while not stop_load.is_set():
-            request = urllib.request.Request(
-                server.url,
-                data=body,
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-            )
-            urllib.request.urlopen(request, timeout=5).read()
-            time.sleep(0.01)
-
-    loader = threading.Thread(target=background_load, daemon=True)
-    loader.start()
-    delays = []
     try:
-        time.sleep(8)  # consumer group joined, load running
-        for _ in range(tracers):
-            event_id = str(new_event_id())
-            body = json.dumps(
-                {
-                    "site": site,
-                    "events": [
-                        {"type": "pageview", "url": "https://localhost/tracer", "id": event_id}
-                    ],
-                }
-            ).encode()
-            request = urllib.request.Request(
-                server.url,
-                data=body,
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-            )
-            assert urllib.request.urlopen(request, timeout=5).status == 202
-            accepted = time.perf_counter()
-            while (
-                not clickhouse.get_client()
+        line = tracer_delays(
+            server.url,
+            site,
+            tracers,
+            lambda event_id: bool(
+                clickhouse.get_client()
                 .query(
                     "SELECT count() FROM page_events"
                     " WHERE site_id = {s:String} AND event_id = {e:UUID}",
                     parameters={"s": site, "e": event_id},
                 )
                 .result_rows[0][0]
-            ):
-                time.sleep(0.02)
-            delays.append(time.perf_counter() - accepted)
+            ),
+            "202 -> queryable",
+        )
     finally:
-        stop_load.set()
         runner.stop()
         server.stop()
         settings_override.disable()
-    delays.sort()
-    p95 = delays[math.ceil(len(delays) * 0.95) - 1]  # nearest rank
-    line = (
-        f"202 -> queryable ({tracers} tracers, ~2,000 events/s background, batches of "
-        f"{os.environ.get('INGEST_BATCH_SIZE', '1000')} rows or "
-        f"{os.environ.get('INGEST_BATCH_MILLISECONDS', '5000')} ms): "
-        f"p50 {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {delays[-1]:.2f} s"
-    )
     print(line, flush=True)
     return [line]
 
@@ -550,11 +628,11 @@ def main() -> None:
     parser.add_argument("--servers", default="daphne,uvicorn,uvicorn2")
     parser.add_argument("--drain-rows", type=int, default=200_000)
     parser.add_argument("--tracers", type=int, default=40)
-    parser.add_argument("--phases", default="http,drain,queryable")
+    parser.add_argument("--phases", default="http,drain,queryable,stack")
     parser.add_argument("--preload-ids", type=int, default=2_000_000)
     options = parser.parse_args()
     phases = set(options.phases.split(","))
-    if "http" in phases:
+    if phases & {"http", "stack"}:
         ensure_load_tools()
 
     work = Path(tempfile.mkdtemp(prefix="naboria-bench-"))
@@ -593,6 +671,8 @@ def main() -> None:
                 results += drain_benchmark(options.drain_rows, batch_size)
         if "queryable" in phases:
             results += queryable_benchmark(server_env, site, options.tracers, work / "logs")
+        if "stack" in phases:
+            results += stack_benchmark(options.seconds, options.tracers, work / "logs")
         print("\n".join(["", "summary:", *results, *failures]))
     finally:
         tansu.terminate()

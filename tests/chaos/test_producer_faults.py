@@ -39,6 +39,7 @@ from ads.counters import get_counters
 from ingest.drain import CONSUMERS, Drain
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
+from ingest.topics import ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT, free_port, tansu_binary, wait_for_port
@@ -344,6 +345,7 @@ def test_ad_event_not_delivered_in_time_is_503_and_its_retry_stores_and_counts_o
     with override_settings(KAFKA_BOOTSTRAP_SERVERS=broker.address, KAFKA_TOPIC_PREFIX=prefix):
         kafka_client.reset()
         reset_sink()
+        ensure_ingest_topics()  # as `manage.py prepare` does before a role serves
         try:
             impression = uuid.uuid4().hex
             body = {
