@@ -49,7 +49,8 @@ from scripts.test_services import (  # noqa: E402
     free_port,
     postgres_start,
     redis_start,
-    tansu_binary,
+    secantus_command,
+    tansu_command,
     wait_for_port,
 )
 
@@ -156,19 +157,9 @@ class Stack:
                 raise RuntimeError(f"{name} is needed by the stack and is not installed")
         self._ensure_database()
         kafka_port = free_port()
-        listener = f"tcp://127.0.0.1:{kafka_port}"
         self.services["kafka"] = Service(
             "kafka",
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            tansu_command(kafka_port),
             self.logs / "kafka.log",
             port=kafka_port,
         )
@@ -176,17 +167,7 @@ class Stack:
         (self.directory / "mongo").mkdir(exist_ok=True)
         self.services["mongodb"] = Service(
             "mongodb",
-            [
-                PYTHON,
-                "-m",
-                "secantus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mongo_port),
-                "--storage-path",
-                str(self.directory / "mongo"),
-            ],
+            secantus_command(mongo_port, self.directory / "mongo"),
             self.logs / "mongodb.log",
             port=mongo_port,
         )

@@ -154,21 +154,42 @@ def prepare_demo(env: dict[str, str]) -> tuple[str, str]:
     return output, site.group(1)
 
 
+def tansu_command(port: int) -> list[str]:
+    """The command of a Tansu broker in memory listening on 127.0.0.1:``port``."""
+    listener = f"tcp://127.0.0.1:{port}"
+    return [
+        str(tansu_binary()),
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        listener,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def secantus_command(port: int, storage: Path) -> list[str]:
+    """The command of secantusdb (MongoDB's protocol) on 127.0.0.1:``port``, data in
+    ``storage``."""
+    return [
+        sys.executable,
+        "-m",
+        "secantus",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+    ]
+
+
 def start_tansu(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Tansu in memory on a free port, ready; returns the process and its bootstrap address."""
     port = free_port()
-    listener = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            listener,
-            "--advertised-listener-url",
-            listener,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
+        tansu_command(port),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -214,17 +235,7 @@ def main(command: list[str]) -> int:
         (workdir / "mongo").mkdir()
         processes.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "secantus",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(mongo_port),
-                    "--storage-path",
-                    str(workdir / "mongo"),
-                ],
+                secantus_command(mongo_port, workdir / "mongo"),
                 stdout=(workdir / "secantus.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )

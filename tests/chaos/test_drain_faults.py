@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from events.rows import PageRow, clickhouse_time, encoder
-from scripts.test_services import ROOT, free_port, tansu_binary, wait_for_port
+from scripts.test_services import ROOT, free_port, tansu_command, wait_for_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 PARTITIONS = 6
@@ -227,16 +227,7 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """A Tansu broker of this test's own (in memory), and a function that restarts it empty."""
     port = free_port()
     address = f"127.0.0.1:{port}"
-    command = [
-        str(tansu_binary()),
-        "broker",
-        "--listener-url",
-        f"tcp://{address}",
-        "--advertised-listener-url",
-        f"tcp://{address}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
+    command = tansu_command(port)
     state: dict[str, subprocess.Popen[bytes]] = {}
 
     def start() -> None:

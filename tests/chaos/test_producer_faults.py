@@ -42,7 +42,7 @@ from ingest.sinks import reset_sink
 from ingest.topics import ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 from scripts.clickhouse_http_standin import start_clickhouse_standin
-from scripts.test_services import ROOT, free_port, tansu_binary, wait_for_port
+from scripts.test_services import ROOT, free_port, tansu_command, wait_for_port
 from tests.tracking_client import TrackingClient
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
@@ -72,19 +72,9 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        listener = f"tcp://{self.address}"
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
+                tansu_command(self.port),
                 stdout=subprocess.DEVNULL,
                 stderr=output,
             )

@@ -190,10 +190,10 @@ print(clickhouse.get_client().command(
 """
 
 
-def facts_pageviews(stack: Stack) -> int:
-    """The rollup, refreshed by a one-off process of the product (as the worker's job does)."""
+def shell(stack: Stack, code: str) -> str:
+    """The last line ``code`` printed, run by a one-off process of the product on the stack."""
     done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", FACTS % site_of(stack)],
+        [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
         env=stack.environment(),
         capture_output=True,
@@ -201,7 +201,12 @@ def facts_pageviews(stack: Stack) -> int:
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return int(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def facts_pageviews(stack: Stack) -> int:
+    """The rollup, refreshed by a one-off process (as the worker's job does)."""
+    return int(shell(stack, FACTS % site_of(stack)))
 
 
 def wait_until_stored(stack: Stack, load: Load, timeout: float = 180) -> dict[str, int]:
@@ -352,15 +357,7 @@ def test_the_reports_read_what_the_stack_stored(stack: Stack) -> None:
     with Load(stack, path=path, seed=7, same_page=True) as load:
         load.wait_for(batches=3)
     wait_until_stored(stack, load, timeout=60)
-    token = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", TOKEN % site_of(stack)],
-        cwd=ROOT,
-        env=stack.environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.split()[-1]
+    token = shell(stack, TOKEN % site_of(stack))
     # The pages of the visits that hold this page (a filter on a page keeps whole visits).
     request = urllib.request.Request(
         f"{stack.web_url}/api/v1/sites/{site_of(stack)}/reports/breakdown"
