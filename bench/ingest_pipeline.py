@@ -579,7 +579,6 @@ def queryable_benchmark(
     """202 -> visible in ClickHouse, with the drain in this process and background load."""
     from django.test import override_settings
 
-    from ingest import topics
     from ingest.drain import DrainRunner
     from naboria import clickhouse
 
@@ -593,7 +592,6 @@ def queryable_benchmark(
     )
     settings_override = override_settings(KAFKA_TOPIC_PREFIX=prefix, DRAIN_GROUP_ID=prefix)
     settings_override.enable()
-    topics._ensured.clear()
     runner = DrainRunner(["page-events"])
     runner.start()
     try:

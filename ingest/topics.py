@@ -19,7 +19,10 @@ PAGE = "page"
 AD = "ad"
 DEAD_LETTER = "dead-letter"
 
-_ensured = threading.Event()
+# The topic names this process has seen exist (a process's names change only in tests, which
+# switch KAFKA_TOPIC_PREFIX); a broker found without them takes them out again.
+_ensured: set[str] = set()
+_ensured_lock = threading.Lock()
 
 
 def _names() -> list[str]:
@@ -31,9 +34,9 @@ def ensure_ingest_topics() -> bool:
     ``ingest_topics_missing`` found them gone since). A broker that does not answer is logged,
     not raised: producing then waits in the bounded buffer, and the next call tries again.
     True once the topics exist."""
-    if _ensured.is_set():
-        return True
     names = _names()
+    if _ensured.issuperset(names):
+        return True
     try:
         created = kafka_client.ensure_topics(names, timeout=2.0)
     except kafka_client.KafkaUnavailable as error:
@@ -41,12 +44,13 @@ def ensure_ingest_topics() -> bool:
         return False
     if created:
         logger.info("created Kafka topics %s", created)
-    _ensured.set()
+    with _ensured_lock:
+        _ensured.update(names)
     return True
 
 
 def topics_ensured() -> bool:
-    return _ensured.is_set()
+    return _ensured.issuperset(_names())
 
 
 def ingest_topics_missing(client: Any) -> list[str]:
@@ -58,7 +62,9 @@ def ingest_topics_missing(client: Any) -> list[str]:
         missing = kafka_client.missing_topics(names, client=client, timeout=1.0)
     except kafka_client.KafkaUnavailable:
         return []
-    if missing and _ensured.is_set():
+    with _ensured_lock:
+        known = _ensured.intersection(missing)
+        _ensured.difference_update(missing)
+    if known:
         logger.warning("Kafka topics %s are gone (a broker lost its state); creating them", missing)
-        _ensured.clear()
     return missing

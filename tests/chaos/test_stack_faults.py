@@ -81,11 +81,20 @@ class Load:
     """Batches of pageviews posted to the web and ingest roles, in a thread, as a tracker
     posts them; ``acknowledged`` holds the ids of every event that got a 202."""
 
-    def __init__(self, stack: Stack, *, path: str, seed: int, same_page: bool = False) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        path: str,
+        seed: int,
+        same_page: bool = False,
+        user_agent: str = USER_AGENT,
+    ) -> None:
         self.urls = [f"{stack.web_url}/collect", f"{stack.ingest_url}/collect"]
         self.site = site_of(stack)
         self.path = path
         self.same_page = same_page
+        self.user_agent = user_agent
         self.rng = random.Random(seed)  # noqa: S311 (reproducible test data)
         self.acknowledged: set[str] = set()
         self.answers: dict[str, int] = {}
@@ -105,7 +114,9 @@ class Load:
 
     def _post(self, url: str, body: bytes) -> str:
         request = urllib.request.Request(
-            url, data=body, headers={"Content-Type": "application/json", "User-Agent": USER_AGENT}
+            url,
+            data=body,
+            headers={"Content-Type": "application/json", "User-Agent": self.user_agent},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
@@ -354,7 +365,9 @@ def test_the_reports_read_what_the_stack_stored(stack: Stack) -> None:
     """The dashboard's data, through the web role's API: the pageviews of a page sent to the
     ingest and web roles, stored by the drain, read back from ClickHouse over HTTP."""
     path = f"/dash-{uuid.uuid4().hex[:6]}"
-    with Load(stack, path=path, seed=7, same_page=True) as load:
+    # A visitor of its own (another browser): the loads of the other tests are one long visit.
+    other_browser = USER_AGENT.replace("Chrome/126", "Chrome/127")
+    with Load(stack, path=path, seed=7, same_page=True, user_agent=other_browser) as load:
         load.wait_for(batches=3)
     wait_until_stored(stack, load, timeout=60)
     token = shell(stack, TOKEN % site_of(stack))

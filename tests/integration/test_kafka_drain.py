@@ -340,12 +340,12 @@ def test_the_sink_creates_topics_off_the_request_thread(monkeypatch):
         return real_ensure()
 
     monkeypatch.setattr(sinks, "ensure_ingest_topics", recording_ensure)
-    monkeypatch.setattr(topics, "_ensured", threading.Event())
+    monkeypatch.setattr(topics, "_ensured", set())
     with override_settings(KAFKA_TOPIC_PREFIX=prefix):
         reset_sink()
         get_sink()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not topics._ensured.is_set():
+        while time.monotonic() < deadline and not topics.topics_ensured():
             time.sleep(0.1)
         reset_sink()
     assert callers
