@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -50,7 +50,6 @@ class Claim:
     rows: list[bytes]
     outstanding: int = 0
     delivered: int = 0
-    pending_name: str = field(default="")
 
 
 def _folder() -> Path:
@@ -132,13 +131,13 @@ def claim_next() -> Claim | None:
         except FileNotFoundError:
             continue  # another process claimed it first
         rows = [line for line in claimed.read_bytes().split(b"\n") if line]
-        return Claim(path=claimed, rows=rows, pending_name=pending_name)
+        return Claim(path=claimed, rows=rows)
     return None
 
 
 def release(claim: Claim) -> None:
     """Give a claimed file back (its replay failed); it is tried again later."""
-    claim.path.rename(claim.path.with_name(claim.pending_name))
+    claim.path.rename(claim.path.with_name(claim.path.name.partition(CLAIMED)[0]))
 
 
 def done(claim: Claim) -> None:
