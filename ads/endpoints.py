@@ -3,7 +3,8 @@ tracking endpoints they are served by a lean ASGI application ahead of Django (n
 on the same plumbing (ingest.http): they are hit for every ad an app or a player shows.
 
 - ``POST /ad-event``: an impression, viewable impression or click confirmed by the tracker,
-  stored before the answer (docs/tracking-protocol.md).
+  stored before the answer; the ad's facts come from the impression token the ad came with
+  (ads.signing), so only what the ad server delivered is stored (docs/tracking-protocol.md).
 - ``GET /ads/listing?placement=<key>``: mobile apps fetch a few ads for a placement and rotate
   them locally; each comes with signed tracking URLs. ETag and cache headers let apps poll
   cheaply.
@@ -21,13 +22,22 @@ import hashlib
 import json
 from typing import Any
 
-import msgspec
-
 from ads import serving
 from ads.services import ad_event_store
-from ads.signing import InvalidTrackingToken, TrackedImpression, unsign
+from ads.signing import (
+    Delivery,
+    InvalidTrackingToken,
+    TrackedImpression,
+    unsign,
+    unsign_delivery,
+)
 from ads.vast import empty_vast, vast_xml
-from events.schemas import AdEventPayload, Consent, ad_event_decoder
+from events.schemas import (
+    AD_EVENT_CLASSES,
+    AdEventPayload,
+    Consent,
+    ad_event_request_decoder,
+)
 from ingest.http import (
     TRANSPARENT_GIF,
     EndpointTable,
@@ -46,15 +56,47 @@ from ingest.sinks import SinkUnavailable
 LISTING_SIZE = 5
 
 
+def _event_of(
+    delivery: Delivery,
+    *,
+    kind: str,
+    consent: Consent,
+    url: str = "",
+    app: str | None = None,
+    ts: int | None = None,
+) -> AdEventPayload:
+    return AD_EVENT_CLASSES[kind](
+        site=delivery.site,
+        impression=delivery.impression,
+        campaign=delivery.campaign,
+        ad=delivery.ad,
+        placement=delivery.placement,
+        creative=delivery.creative,
+        url=url,
+        consent=consent,
+        app=app,
+        ts=ts,
+    )
+
+
 async def ad_event(request: TrackingRequest) -> TrackingResponse:
-    event = decoded_body(request, decoder=ad_event_decoder, what="ad event")
-    site = await site_config_for_request(public_id=event.site, headers=request.headers)
+    body = decoded_body(request, decoder=ad_event_request_decoder, what="ad event")
+    try:
+        delivery = unsign_delivery(body.impression_token)
+    except InvalidTrackingToken:
+        raise Refusal(
+            403, "invalid or expired impression_token: send the one the ad was delivered with"
+        ) from None
+    site = await site_config_for_request(public_id=delivery.site, headers=request.headers)
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
     facts = request_facts(request=request)
-    event.consent = await consent_verified(site=site, bid=event.bid, claimed=event.consent)
+    consent = await consent_verified(site=site, bid=body.bid, claimed=body.consent)
     visitor_id = await visitor_identify(
-        site=site, bid=event.bid, token=event.token, consent=event.consent, facts=facts
+        site=site, bid=body.bid, token=body.token, consent=consent, facts=facts
+    )
+    event = _event_of(
+        delivery, kind=body.type, consent=consent, url=body.url, app=body.app, ts=body.ts
     )
     try:
         event_id = await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
@@ -135,18 +177,7 @@ async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
     visitor_id = await visitor_identify(
         site=site, bid=None, token=None, consent=Consent(), facts=facts
     )
-    event = msgspec.convert(
-        {
-            "type": tracked.event,
-            "site": tracked.site,
-            "impression": tracked.impression,
-            "campaign": tracked.campaign,
-            "ad": tracked.ad,
-            "placement": tracked.placement,
-            "creative": tracked.creative,
-        },
-        AdEventPayload,
-    )
+    event = _event_of(tracked, kind=tracked.event, consent=Consent())
     await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
 
 

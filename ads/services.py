@@ -33,8 +33,9 @@ async def ad_event_store(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> str:
     """Make the ad event durable (Kafka ack or ClickHouse insert), then count an impression for
-    caps and pacing once; its event id. Raises SinkUnavailable or TimeoutError when not stored,
-    and ingest.services.EventTooOld (before anything is stored) for an event older than the
+    caps and pacing once, unless a bot made it (stored for reports, never counted); its event
+    id. Raises SinkUnavailable or TimeoutError when not stored, and
+    ingest.services.EventTooOld (before anything is stored) for an event older than the
     deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     # The durable write comes first, for a retry too: a 503 (a write that failed or timed out,
@@ -48,7 +49,9 @@ async def ad_event_store(
     # Counting is not idempotent, so a stored impression is counted by whoever claims its id
     # first: a retry is not counted twice. Claimed before counting, so a crash in between
     # leaves one impression uncounted rather than counted twice.
-    if isinstance(event, Impression) and await get_counters().claim(f"{site.public_id}:{event_id}"):
+    if facts.agent.is_bot or not isinstance(event, Impression):
+        return event_id
+    if await get_counters().claim(f"{site.public_id}:{event_id}"):
         await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)
     return event_id
 

@@ -19,7 +19,7 @@ from ads import ranking
 from ads.counters import campaign_delivery, get_counters
 from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
-from ads.signing import TrackedImpression, sign
+from ads.signing import Delivery, TrackedImpression, sign, sign_delivery
 from ads.snapshot import Snapshot, current, current_if_fresh
 from events.schemas import Consent
 from ingest.http import Refusal
@@ -142,14 +142,20 @@ def new_impression_id() -> str:
     return uuid.uuid4().hex
 
 
-def tracked(ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> TrackedImpression:
-    return TrackedImpression(
+def delivery(ad: LiveAd, slot: PlacementSlot, impression_id: str) -> Delivery:
+    return Delivery(
         impression=impression_id,
         site=slot.site_public_id,
         campaign=ad.campaign_id,
         ad=ad.ad_id,
         placement=slot.placement_id,
         creative=ad.creative.kind,
+    )
+
+
+def tracked(ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> TrackedImpression:
+    return TrackedImpression(
+        **vars(delivery(ad, slot, impression_id)),
         event=event,
         target=ad.creative.click_url if event == "click" else "",
     )
@@ -164,10 +170,11 @@ def tracking_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str,
 
 
 def rendering(*, ad: LiveAd, slot: PlacementSlot, impression_id: str, host: str) -> dict[str, Any]:
-    """The ad as a page or an app renders it."""
+    """The ad as a page or an app renders it, with the impression token its events must carry."""
     creative = ad.creative
     return {
         "impression": impression_id,
+        "impression_token": sign_delivery(delivery(ad, slot, impression_id)),
         "placement": slot.placement_id,
         "campaign": ad.campaign_id,
         "ad": ad.ad_id,

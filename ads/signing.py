@@ -1,20 +1,30 @@
-"""Signed, expiring tracking and click URLs for ads delivered by Naboria.
+"""Signed, expiring tokens of what the ad server delivered: the only proof an ad event counts on.
 
-A click URL carries the advertiser's address inside its signed token, so the redirect never
-goes anywhere that Naboria did not put there (no open redirect) and keeps working after the ad
-is withdrawn; a tracking URL carries which event of which impression it records. Both expire
-after TRACKING_URL_MAX_AGE_SECONDS. Used by the stream, the listing, the VAST endpoint and the
-views that answer the URLs (ads.endpoints).
+- An **impression token** comes with every delivery (an SSE rendering, a listing item, a VAST
+  document's URLs): it binds the site, placement, campaign, ad, creative kind and the one-off
+  impression id of that rendering. ``POST /ad-event`` takes the ad's facts from it, never from
+  the client, so an impression of a campaign that was not served, on a site it was not served
+  to, or under an id the server did not issue, is refused (docs/tracking-protocol.md).
+- A **tracking URL** (``/ads/track``) names one event of one delivery; a **click URL**
+  (``/ads/click``) also carries the advertiser's address, so the redirect never goes anywhere
+  Naboria did not put there (no open redirect) and keeps working after the ad is withdrawn.
+
+Each kind has its own salt, so a token of one kind is not accepted as another. They expire
+after TOKEN_MAX_AGE_SECONDS. Signed with Django's signing (HMAC-SHA256 over SECRET_KEY): every
+process of an installation verifies what any other issued.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 
 from django.core import signing
 
-SALT = "naboria.ads.tracking"
-TRACKING_URL_MAX_AGE_SECONDS = 24 * 3600
+DELIVERY_SALT = "naboria.ads.delivery"
+TRACKING_SALT = "naboria.ads.tracking"
+# How long after a delivery its events are accepted: longer than a page stays open or an app
+# keeps a listing, and the deduplication window of ad events is longer still.
+TOKEN_MAX_AGE_SECONDS = 24 * 3600
 
 
 class InvalidTrackingToken(Exception):
@@ -22,24 +32,46 @@ class InvalidTrackingToken(Exception):
 
 
 @dataclass(frozen=True)
-class TrackedImpression:
+class Delivery:
+    """One ad as the ad server delivered it."""
+
     impression: str
     site: str  # public id
     campaign: int
     ad: int
     placement: int
     creative: str
+
+
+@dataclass(frozen=True)
+class TrackedImpression(Delivery):
+    """One event of a delivery, as a tracking or click URL records it."""
+
     event: str = "impression"
     target: str = ""  # clicks: where to send the visitor
 
 
+def sign_delivery(delivery: Delivery) -> str:
+    # A list, not a dict: the token travels with every ad and in every ad event.
+    return signing.dumps(list(astuple(delivery)), salt=DELIVERY_SALT, compress=True)
+
+
+def unsign_delivery(token: str) -> Delivery:
+    try:
+        fields = signing.loads(token, salt=DELIVERY_SALT, max_age=TOKEN_MAX_AGE_SECONDS)
+        return Delivery(*fields)
+    except (signing.BadSignature, TypeError, ValueError) as error:
+        raise InvalidTrackingToken(str(error)) from None
+
+
 def sign(tracked: TrackedImpression) -> str:
-    return signing.dumps(asdict(tracked), salt=SALT, compress=True)
+    # A dict, as since the first release: URLs already handed to apps stay valid on upgrade.
+    return signing.dumps(asdict(tracked), salt=TRACKING_SALT, compress=True)
 
 
 def unsign(token: str) -> TrackedImpression:
     try:
-        payload = signing.loads(token, salt=SALT, max_age=TRACKING_URL_MAX_AGE_SECONDS)
+        payload = signing.loads(token, salt=TRACKING_SALT, max_age=TOKEN_MAX_AGE_SECONDS)
         return TrackedImpression(**payload)
     except (signing.BadSignature, TypeError, ValueError) as error:
         raise InvalidTrackingToken(str(error)) from None

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from asgiref.sync import async_to_sync
 
 from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
+from ads.signing import Delivery, sign_delivery
 from analytics.click_model import ImpressionFeatures, click_probability
 from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
@@ -522,16 +523,24 @@ def send_through_ingest(
                     + (["viewable"] if view.viewable else [])
                     + (["click"] if view.clicked else [])
                 )
+                # The generator stands for the ad server that delivered the ad: it signs the
+                # delivery as serving would, so the events pass /ad-event's checks.
+                token = sign_delivery(
+                    Delivery(
+                        impression=view.impression,
+                        site=site_id,
+                        campaign=view.campaign,
+                        ad=view.ad,
+                        placement=view.placement,
+                        creative="",
+                    )
+                )
                 for kind in kinds:
                     await send(
                         "/ad-event",
                         {
                             "type": kind,
-                            "site": site_id,
-                            "impression": view.impression,
-                            "campaign": view.campaign,
-                            "ad": view.ad,
-                            "placement": view.placement,
+                            "impression_token": token,
                             "ts": int(view.at.timestamp() * 1000),
                         },
                         visit,

@@ -20,8 +20,9 @@ Documented for integrators in docs/tracking-protocol.md ("Limits and malformed i
 
 from __future__ import annotations
 
+import typing
 import uuid
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -216,7 +217,8 @@ PageEvent = Pageview | CustomEvent | Engagement | Outbound | Download
 
 
 class AdEvent(msgspec.Struct, tag_field="type"):
-    """A POST /ad-event body: one impression, viewable impression or click."""
+    """An ad event as it is stored: the facts of the delivery, taken from the impression token
+    the ad server signed (never from the client), and what the client reported with it."""
 
     site: Identifier
     impression: Identifier
@@ -225,11 +227,8 @@ class AdEvent(msgspec.Struct, tag_field="type"):
     placement: AdId = 0
     creative: Annotated[str, msgspec.Meta(max_length=32)] = ""
     url: Url = ""
-    bid: Identifier | None = None
-    token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     consent: Consent = Consent()
     app: Identifier | None = None
-    id: uuid.UUID | None = None
     ts: Millis | None = None
 
 
@@ -277,10 +276,39 @@ AdEventPayload = (
     | VideoComplete
 )
 VIDEO_EVENTS = ("start", "firstQuartile", "midpoint", "thirdQuartile", "complete")
+AD_EVENT_CLASSES: dict[str, type[AdEventPayload]] = {
+    str(kind.__struct_config__.tag): kind for kind in typing.get_args(AdEventPayload)
+}
+AdEventType = Literal[
+    "impression",
+    "viewable",
+    "click",
+    "start",
+    "firstQuartile",
+    "midpoint",
+    "thirdQuartile",
+    "complete",
+]  # the tags of AdEventPayload (a test holds them equal)
+
+
+class AdEventRequest(msgspec.Struct):
+    """A POST /ad-event body: an event of an ad the server delivered, named by the impression
+    token that came with the ad (ads.signing). Anything else a client sends about the ad
+    (campaign, ad, impression id) is ignored: it is not the client's to say."""
+
+    type: AdEventType
+    impression_token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    url: Url = ""
+    bid: Identifier | None = None
+    token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    consent: Consent = Consent()
+    app: Identifier | None = None
+    ts: Millis | None = None
+
 
 envelope_decoder = JsonDecoder[Envelope](Envelope, raw_field="events")
 page_event_decoder = JsonDecoder[PageEvent](PageEvent, url_fields=("url", "referrer", "target"))
-ad_event_decoder = JsonDecoder[AdEventPayload](AdEventPayload, url_fields=("url",))
+ad_event_request_decoder = JsonDecoder[AdEventRequest](AdEventRequest, url_fields=("url",))
 
 
 def event_type(event: msgspec.Struct) -> str:

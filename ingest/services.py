@@ -269,13 +269,11 @@ def page_rows_from_batch(
 def ad_row_from_event(
     *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
 ) -> tuple[str, bytes]:
-    """The event id and the encoded row. The id is derived from (site, impression, type), so a
-    retried or replayed event is the same row and counts once. EventTooOld for an event sent
-    with a ``ts`` older than MAX_EVENT_AGE_MS."""
+    """The event id and the encoded row. The id is derived from (site, impression, type), never
+    taken from the client, so a retried, replayed or resent event is the same row and counts
+    once. EventTooOld for an event sent with a ``ts`` older than MAX_EVENT_AGE_MS."""
     kind = event_type(event)
-    event_id = str(event.id or "") or ad_event_id(
-        site_id=site.public_id, impression=event.impression, kind=kind
-    )
+    event_id = ad_event_id(site_id=site.public_id, impression=event.impression, kind=kind)
     moment = event_time_ms(sent_ms=event.ts, sent_at=None, received_ms=facts.received_ms)
     row = AdRow(
         event_id=event_id,

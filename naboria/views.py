@@ -12,7 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ads.models import Placement
+from ads.models import Ad, AdStatus, Placement
+from ads.signing import Delivery, sign_delivery
 from naboria.health import check_dependencies
 from sites.selectors import site_for_demo
 
@@ -56,10 +57,25 @@ def demo(request: HttpRequest) -> HttpResponse:
             status=404,
             content_type="text/plain",
         )
-    # Each rendering of an ad is one impression with an id of its own.
-    context = {
-        "site": site,
-        "impression_id": f"demo-{uuid.uuid4().hex}",
-        "placement": Placement.objects.filter(site=site).order_by("id").first(),
-    }
+    placement = Placement.objects.filter(site=site).order_by("id").first()
+    context: dict[str, object] = {"site": site, "placement": placement}
+    # The page's own ad element: an ad of the demo placement, rendered by this server, so it
+    # carries an impression token like any delivery; each rendering is one impression.
+    ad = (
+        Ad.objects.filter(campaign__placements=placement, status=AdStatus.ACTIVE)
+        .order_by("id")
+        .first()
+        if placement is not None
+        else None
+    )
+    if placement is not None and ad is not None:
+        delivery = Delivery(
+            impression=f"demo-{uuid.uuid4().hex}",
+            site=site.public_id,
+            campaign=ad.campaign_id,
+            ad=ad.pk,
+            placement=placement.pk,
+            creative=ad.kind,
+        )
+        context.update(impression_id=delivery.impression, impression_token=sign_delivery(delivery))
     return render(request, "naboria/demo.html", context)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from asgiref.sync import async_to_sync
 
 from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
+from ads.signing import Delivery, sign_delivery
 from ingest.asgi import lean_application
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
 
@@ -36,12 +37,16 @@ class TrackingResponse:
 
 
 class TrackingClient:
-    def __init__(self, application: Any = lean_endpoints) -> None:
+    def __init__(self, application: Any = lean_endpoints, **default_meta: str) -> None:
+        """``default_meta``: headers every request sends unless it names them itself (a
+        browser's User-Agent, say: a request without one is a bot's)."""
         self.application = application
+        self.default_meta = default_meta
 
     def request(
         self, method: str, path: str, *, body: bytes = b"", query: str = "", **meta: str
     ) -> TrackingResponse:
+        meta = {**self.default_meta, **meta}
         if "?" in path:
             path, query = path.split("?", 1)
         headers = [
@@ -87,3 +92,30 @@ class TrackingClient:
 
     def options(self, path: str, **meta: str) -> TrackingResponse:
         return self.request("OPTIONS", path, **meta)
+
+
+def delivered_ad_event(
+    *,
+    site: str,
+    impression: str,
+    kind: str = "impression",
+    campaign: int = 1,
+    ad: int = 1,
+    placement: int = 0,
+    creative: str = "image",
+    **fields: Any,
+) -> dict[str, Any]:
+    """An /ad-event body for an ad delivered as stated. Test stand-in for a delivery: the
+    impression token is signed here with the server's key, as ads.serving signs the ones it
+    delivers; tests of delivery itself take the token from /ads/listing or the stream."""
+    token = sign_delivery(
+        Delivery(
+            impression=impression,
+            site=site,
+            campaign=campaign,
+            ad=ad,
+            placement=placement,
+            creative=creative,
+        )
+    )
+    return {"type": kind, "impression_token": token, **fields}

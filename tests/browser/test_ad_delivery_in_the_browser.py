@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from naboria import clickhouse
 from tests.conftest import CHROMIUM
 from tests.factories import published_campaign
 from tests.helpers import ad_events, eventually
@@ -33,8 +34,12 @@ def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server
         ad.wait_for(timeout=10_000)
         assert ad.locator("img").get_attribute("src") == "https://cdn.example/0.png"
         impression = ad.get_attribute("data-naboria-impression")
-        assert ad.get_attribute("data-naboria-campaign") == str(campaign.pk)
         assert eventually(lambda: ad_events(impression) == ["impression"])
+        # Stored with the campaign the token names (the element carries no campaign of its own).
+        assert clickhouse.get_client().query(
+            "SELECT campaign_id FROM ad_events WHERE impression_id = {i:String}",
+            parameters={"i": impression},
+        ).result_rows == [(campaign.pk,)]
         # The click opens a tab through the redirect (the advertiser's site itself is not
         # reachable from the test machine).
         with page.context.expect_event(

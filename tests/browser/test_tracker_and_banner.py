@@ -21,6 +21,7 @@ from events.ids import id_millis
 from naboria import clickhouse
 from scripts.test_services import ROOT
 from tests.conftest import CHROMIUM
+from tests.factories import published_campaign
 from tests.helpers import eventually
 
 pytestmark = [
@@ -240,6 +241,8 @@ def test_custom_events_links_and_engagement(page, shop):
 
 
 def test_ad_viewability_needs_one_continuous_second_in_view(page, shop):
+    published_campaign(shop, ads=1)
+    page.reload()  # the demo page renders its own ad element now that the site has an ad
     banner(page).get_by_role("button", name="Reject all").click()
     impression = page.get_attribute("#demo-ad", "data-naboria-impression")
 

@@ -43,7 +43,7 @@ from ingest.topics import ensure_ingest_topics
 from naboria import clickhouse, kafka_client
 from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT, free_port, tansu_command, wait_for_port
-from tests.tracking_client import TrackingClient
+from tests.tracking_client import TrackingClient, delivered_ad_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
 # Neither Tansu's default for a topic it creates itself (4) nor Naboria's default (6).
@@ -338,15 +338,11 @@ def test_ad_event_not_delivered_in_time_is_503_and_its_retry_stores_and_counts_o
         ensure_ingest_topics()  # as `manage.py prepare` does before a role serves
         try:
             impression = uuid.uuid4().hex
-            body = {
-                "type": "impression",
-                "site": site.public_id,
-                "impression": impression,
-                "campaign": 4242,
-                "ad": 1,
-            }
+            body = delivered_ad_event(site=site.public_id, impression=impression, campaign=4242)
             client = TrackingClient()
-            again = dict(body, impression=f"{impression}-2")
+            again = delivered_ad_event(
+                site=site.public_id, impression=f"{impression}-2", campaign=4242
+            )
             json_type = "application/json"
             assert client.post("/ad-event", body, content_type=json_type).status_code == 200
             broker.signal(signal.SIGSTOP)  # acks stop coming: the write times out

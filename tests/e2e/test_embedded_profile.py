@@ -4,6 +4,7 @@ embedded backend ok, and log into the admin with the printed credentials in a re
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -132,8 +133,13 @@ def test_embedded_server_accepts_events_on_the_direct_path(embedded):
         assert json.load(response) == {"accepted": 1, "rejected": []}
 
     # An ad event is answered only after its ClickHouse insert: a 200 proves the embedded
-    # engine inside the server process stores events.
-    click = {"type": "click", "site": embedded["site"], "impression": "e2e", "campaign": 1, "ad": 1}
+    # engine inside the server process stores events. Its impression token is the one the
+    # demo page's own ad element was rendered with.
+    with urllib.request.urlopen(f"{embedded['base']}/demo/", timeout=10) as response:
+        page = response.read().decode()
+    token = re.search(r'data-naboria-impression-token="([^"]+)"', page)
+    assert token, "the demo page has no ad element with an impression token"
+    click = {"type": "click", "impression_token": html.unescape(token.group(1))}
     request = urllib.request.Request(
         f"{embedded['base']}/ad-event",
         data=json.dumps(click).encode(),

@@ -35,6 +35,7 @@ from ingest.asgi import lean_application
 from tests.factories import published_campaign
 from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
+from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -46,7 +47,7 @@ XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
 
 @pytest.fixture
 def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS))
+    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
 
 
 ORIGIN = "http://127.0.0.1"
@@ -241,7 +242,7 @@ def test_click_redirect_is_signed_expiring_and_records_the_click(ads_client, sho
     )
     forged_token = signing.sign(forged)
     assert ads_client.get(f"/ads/click?t={forged_token[:-2]}xx").status_code == 400
-    monkeypatch.setattr(signing, "TRACKING_URL_MAX_AGE_SECONDS", -1)
+    monkeypatch.setattr(signing, "TOKEN_MAX_AGE_SECONDS", -1)
     assert ads_client.get(path).status_code == 400  # expired
 
 

@@ -15,7 +15,7 @@ from ingest import selectors
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from naboria import clickhouse
-from tests.tracking_client import TrackingClient
+from tests.tracking_client import TrackingClient, delivered_ad_event
 from tests.unit.test_enrichment import IPHONE, WINDOWS_CHROME
 
 pytestmark = [
@@ -309,14 +309,13 @@ def test_sessions_split_after_thirty_idle_minutes(shop):
 
 
 def test_ad_event_answers_after_the_insert_and_counts_once(shop):
-    body = {
-        "type": "impression",
-        "site": shop.public_id,
-        "impression": f"imp-{uuid.uuid4().hex[:8]}",
-        "campaign": 7,
-        "ad": 70,
-        "placement": 3,
-    }
+    body = delivered_ad_event(
+        site=shop.public_id,
+        impression=f"imp-{uuid.uuid4().hex[:8]}",
+        campaign=7,
+        ad=70,
+        placement=3,
+    )
     first = post("/ad-event", body)
     assert first.status_code == 200
     assert first.json()["stored"] is True
@@ -341,13 +340,7 @@ def test_bot_events_are_stored_flagged_with_the_reason(shop):
     }
     assert post("/collect", page, user_agent=GOOGLEBOT).status_code == 202
     assert post("/collect", page).status_code == 202
-    ad = {
-        "type": "impression",
-        "site": shop.public_id,
-        "impression": "i-bot",
-        "campaign": 7,
-        "ad": 70,
-    }
+    ad = delivered_ad_event(site=shop.public_id, impression="i-bot", campaign=7, ad=70)
     assert post("/ad-event", ad, user_agent=GOOGLEBOT).status_code == 200
 
     flags = (
@@ -365,7 +358,7 @@ def test_bot_events_are_stored_flagged_with_the_reason(shop):
 def test_ad_event_validation(shop):
     response = post("/ad-event", {"type": "impression", "site": shop.public_id})
     assert response.status_code == 400
-    assert "impression" in response.json()["error"]
+    assert "impression_token" in response.json()["error"]
 
 
 def test_direct_path_flushes_waiting_events_on_shutdown(shop):
@@ -387,8 +380,7 @@ def test_ad_events_are_refused_when_the_site_has_ads_disabled(shop):
     shop.ads_enabled = False
     shop.save()
     forget_site_configs()
-    body = {"type": "impression", "site": shop.public_id, "impression": "i", "campaign": 1, "ad": 1}
-    response = post("/ad-event", body)
+    response = post("/ad-event", delivered_ad_event(site=shop.public_id, impression="i"))
     assert response.status_code == 403
     assert "ads are disabled" in response.json()["error"]
 

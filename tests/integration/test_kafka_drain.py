@@ -23,7 +23,7 @@ from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
 from naboria import clickhouse, kafka_client
 from scripts.test_services import free_port
-from tests.tracking_client import TrackingClient
+from tests.tracking_client import TrackingClient, delivered_ad_event
 
 pytestmark = [
     pytest.mark.kafka,
@@ -52,7 +52,9 @@ def collect(site, n: int) -> None:
         "/collect", {"site": site.public_id, "events": events}, content_type="application/json"
     )
     assert response.status_code == 202, response.content
-    kafka_client.get_producer().flush(10)
+    sink = get_sink()
+    assert isinstance(sink, KafkaSink)
+    sink.flush(10)
 
 
 def run_drain_until(drain: Drain, done, timeout: float = 30.0) -> None:
@@ -75,19 +77,50 @@ def facts_pageviews(site_id: str) -> int:
     return count("SELECT sum(pageviews) FROM session_facts WHERE site_id = {s:String}", site_id)
 
 
-def partitions_holding(site_id: str) -> set[int]:
-    """The partitions of the page topic whose messages are keyed by this site."""
+def messages_of(site_id: str) -> list[Any]:
+    """The messages of the page topic keyed by this site."""
     topic = kafka_client.topic_name("page")
     reader = kafka_client.build_consumer(group_id=f"keys-{uuid.uuid4().hex}")
     reader.assign([TopicPartition(topic, partition, 0) for partition in range(6)])
-    found: set[int] = set()
+    found = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         for message in reader.consume(500, 0.5):
             if not message.error() and message.key() == site_id.encode():
-                found.add(message.partition())
+                found.append(message)
     reader.close()
     return found
+
+
+def partitions_holding(site_id: str) -> set[int]:
+    """The partitions of the page topic whose messages are keyed by this site."""
+    return {message.partition() for message in messages_of(site_id)}
+
+
+def test_batches_accepted_together_travel_in_one_message_per_site(site, monkeypatch):
+    monkeypatch.setattr(sinks, "COALESCE_SECONDS", 1.0)  # all three land in one interval
+    client = TrackingClient()
+    for n in range(3):
+        events = [{"type": "pageview", "url": f"https://example.com/{n}/{i}"} for i in range(2)]
+        body = {"site": site.public_id, "events": events}
+        assert client.post("/collect", body, content_type="application/json").status_code == 202
+    sink = get_sink()
+    assert isinstance(sink, KafkaSink)
+    sink.flush(10)
+    (message,) = messages_of(site.public_id)
+    assert len(message.value().split(b"\n")) == 6
+    drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
+    run_drain_until(drain, lambda: count(PAGEVIEWS, site.public_id) == 6)
+
+
+def test_coalesced_messages_stay_within_their_row_and_byte_limits():
+    rows = [b"x" * 100] * 2500 + [b"y" * (sinks.MESSAGE_MAX_BYTES + 1)] + [b"z"] * 3
+    chunks = sinks._message_chunks(rows)
+    assert [len(chunk) for chunk in chunks] == [1000, 1000, 500, 1, 3]
+    assert [row for chunk in chunks for row in chunk] == rows
+    assert all(
+        sum(len(row) + 1 for row in chunk) <= sinks.MESSAGE_MAX_BYTES for chunk in chunks[:3]
+    )
 
 
 def test_events_flow_through_kafka_into_clickhouse(site):
@@ -107,7 +140,10 @@ def test_a_backlog_is_drained_in_batches_that_grow_while_an_insert_runs(site, mo
     one read of at most CONSUME_AT_ONCE messages may pass), so a backlog makes few large
     inserts; every row is stored once all the same."""
     from ingest import drain as drain_module
+    from ingest import sinks
 
+    # Batches accepted together are coalesced into messages of at most MESSAGE_MAX_ROWS rows.
+    monkeypatch.setattr(sinks, "MESSAGE_MAX_ROWS", 10)
     for _ in range(60):
         collect(site, 10)  # a backlog of 60 messages of 10 rows
     inserted: list[int] = []
@@ -213,13 +249,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
 
 def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
     impression = f"imp-{uuid.uuid4().hex[:8]}"
-    body = {
-        "type": "click",
-        "site": site.public_id,
-        "impression": impression,
-        "campaign": 1,
-        "ad": 2,
-    }
+    body = delivered_ad_event(site=site.public_id, impression=impression, kind="click", ad=2)
     response = TrackingClient().post("/ad-event", body, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["stored"] is True
@@ -244,13 +274,7 @@ def test_unreachable_broker_gives_503_with_retry_after(site):
         kafka_client.reset()
         reset_sink()
         try:
-            body = {
-                "type": "impression",
-                "site": site.public_id,
-                "impression": "i1",
-                "campaign": 1,
-                "ad": 1,
-            }
+            body = delivered_ad_event(site=site.public_id, impression="i1")
             response = TrackingClient().post("/ad-event", body, content_type="application/json")
             assert response.status_code == 503
             assert response["Retry-After"] == "5"

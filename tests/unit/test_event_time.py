@@ -26,7 +26,7 @@ from ingest.services import (
     event_time_ms,
     page_rows_from_batch,
 )
-from tests.tracking_client import TrackingClient
+from tests.tracking_client import TrackingClient, delivered_ad_event
 
 NOW = 1_800_000_000_000
 DAY_MS = 86_400_000
@@ -205,14 +205,13 @@ def test_collect_with_only_old_events_is_a_400(shop, sink):
 
 
 def test_ad_event_older_than_the_window_is_a_400(shop):
-    body = {
-        "type": "impression",
-        "site": shop.public_id,
-        "impression": f"imp-{uuid.uuid4().hex[:8]}",
-        "campaign": 7,
-        "ad": 70,
-        "ts": _now_ms() - 8 * DAY_MS,
-    }
+    body = delivered_ad_event(
+        site=shop.public_id,
+        impression=f"imp-{uuid.uuid4().hex[:8]}",
+        campaign=7,
+        ad=70,
+        ts=_now_ms() - 8 * DAY_MS,
+    )
     response = _post("/ad-event", body)
     assert response.status_code == 400
     assert response.json() == {"error": "ad event older than 7 days: not accepted"}

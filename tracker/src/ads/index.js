@@ -3,15 +3,15 @@
 // sends (rotation and campaign changes included), and reports the impression of every ad
 // element, its viewable impression (MRC rule) and its clicks.
 //
-// An ad element carries data-naboria-impression (the id the ad server gave this rendering),
-// data-naboria-campaign, data-naboria-ad, and optionally data-naboria-placement and
-// data-naboria-creative ("video" for video ads). Elements added later are picked up too.
+// An ad element carries data-naboria-impression-token (the signed token the ad server
+// delivered the ad with: its events count only with it) and optionally data-naboria-creative
+// ("video" for video ads). Elements added later are picked up too.
 // Ads rendered from the stream link through Naboria's click redirect, which records the click
 // (data-naboria-click="server"), so the module does not report those clicks again.
 import { render } from './render.js'
 import { viewabilityRule, watchViewability } from './viewability.js'
 
-var SELECTOR = '[data-naboria-impression]'
+var SELECTOR = '[data-naboria-impression-token]'
 var THRESHOLDS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
 var RETRY_MS = [1000, 5000, 15000]
 var watchers = new WeakMap()
@@ -19,17 +19,9 @@ var watchers = new WeakMap()
 function report(element, type, attempt) {
   var data = element.dataset
   window.naboria
-    .adEvent({
-      type: type,
-      impression: data.naboriaImpression,
-      campaign: +data.naboriaCampaign,
-      ad: +data.naboriaAd,
-      placement: +(data.naboriaPlacement || 0),
-      creative: data.naboriaCreative || 'banner',
-      url: location.href,
-    })
+    .adEvent({ type: type, impression_token: data.naboriaImpressionToken, url: location.href })
     .catch(function () {
-      // The same impression id is resent, so a retried event is stored once.
+      // The same token is resent, so a retried event is stored once.
       attempt = attempt || 0
       if (attempt < RETRY_MS.length)
         setTimeout(report, RETRY_MS[attempt], element, type, attempt + 1)

@@ -11,9 +11,7 @@ export function render(ad) {
   var link = element('a', { href: ad.click_url, target: '_blank', rel: 'noopener sponsored' })
   Object.assign(link.dataset, {
     naboriaImpression: ad.impression,
-    naboriaCampaign: ad.campaign,
-    naboriaAd: ad.ad,
-    naboriaPlacement: ad.placement,
+    naboriaImpressionToken: ad.impression_token,
     naboriaCreative: ad.kind,
     naboriaClick: 'server',
   })
