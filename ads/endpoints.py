@@ -20,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from typing import Any
 
 from ads import serving
 from ads.services import ad_event_store
 from ads.signing import (
+    TOKEN_MAX_AGE_SECONDS,
     Delivery,
     InvalidTrackingToken,
     TrackedImpression,
@@ -61,13 +63,20 @@ def _event_of(
     *,
     kind: str,
     consent: Consent,
+    display: int = 1,
     url: str = "",
     app: str | None = None,
     ts: int | None = None,
 ) -> AdEventPayload:
+    """The event to store for the ``display``-th display of a delivery; 400 for a display the
+    delivery cannot have had yet (an app shows a cached item at most once per rotation)."""
+    try:
+        impression = delivery.display_impression(display, now=time.time())
+    except ValueError as error:
+        raise Refusal(400, str(error)) from None
     return AD_EVENT_CLASSES[kind](
         site=delivery.site,
-        impression=delivery.impression,
+        impression=impression,
         campaign=delivery.campaign,
         ad=delivery.ad,
         placement=delivery.placement,
@@ -96,10 +105,22 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
         site=site, bid=body.bid, token=body.token, consent=consent, facts=facts
     )
     event = _event_of(
-        delivery, kind=body.type, consent=consent, url=body.url, app=body.app, ts=body.ts
+        delivery,
+        kind=body.type,
+        consent=consent,
+        display=body.display,
+        url=body.url,
+        app=body.app,
+        ts=body.ts,
     )
     try:
-        event_id = await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
+        event_id = await ad_event_store(
+            event=event,
+            site=site,
+            visitor_id=visitor_id,
+            facts=facts,
+            frequency_key=delivery.viewer or visitor_id,
+        )
     except EventTooOld as too_old:
         raise Refusal(400, f"ad event {too_old}") from None
     except (SinkUnavailable, TimeoutError) as error:
@@ -119,19 +140,30 @@ async def listing(request: TrackingRequest) -> TrackingResponse:
     slot, viewer = await _placement_and_viewer(request)
     host = request_host(request.headers)
     chosen: list[dict[str, Any]] = []
+    versions = []
     for ad in await serving.decide(slot=slot, viewer=viewer, count=LISTING_SIZE):
-        impression = serving.new_impression_id()
-        item = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
+        # An app shows its cached items again every rotation: each display is counted (the
+        # tracking URLs take the display number), by the identity this decision capped by.
+        issued = serving.delivery(
+            ad,
+            slot,
+            serving.new_impression_id(),
+            viewer=viewer.visitor_id,
+            rotation=slot.rotation_seconds,
+        )
+        item = serving.rendering(ad=ad, slot=slot, issued=issued, host=host)
         item["tracking"] = {
-            event: serving.tracking_url(host, ad, slot, impression, event)
-            for event in ("impression", "viewable")
+            event: serving.tracking_url(host, issued, event) for event in ("impression", "viewable")
         }
         chosen.append(item)
-    # The ETag names the ads (in any order), not their one-off impression ids and signatures:
-    # an app that already holds these ads keeps rotating them.
-    names = sorted((item["ad"], item["campaign"]) for item in chosen)
-    tag = hashlib.sha256(json.dumps([slot.key, names]).encode()).hexdigest()[:16]
-    etag = f'W/"{tag}"'
+        versions.append((ad.ad_id, ad.campaign_id, ad.version))
+    # The ETag names the ads and their versions (an edited creative is a new version), not the
+    # one-off impression ids and signatures, so an app that holds these ads keeps rotating
+    # them; and it changes every half token lifetime, so a cached listing's tracking URLs
+    # never outlive their signature.
+    epoch = int(time.time()) // (TOKEN_MAX_AGE_SECONDS // 2)
+    tag = hashlib.sha256(json.dumps([slot.key, sorted(versions), epoch]).encode()).hexdigest()
+    etag = f'W/"{tag[:16]}"'
     if request.headers.get("if-none-match") == etag:
         response = TrackingResponse(304, content_type="")
     else:
@@ -152,13 +184,13 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
     if ad is None or not ad.creative.media_files:
         body = empty_vast()
     else:
-        impression = serving.new_impression_id()
+        issued = serving.delivery(ad, slot, serving.new_impression_id(), viewer=viewer.visitor_id)
         body = vast_xml(
             ad=ad,
-            impression_id=impression,
-            impression_url=serving.tracking_url(host, ad, slot, impression, "impression"),
-            click_url=serving.click_url(host, ad, slot, impression),
-            tracking_url=lambda event: serving.tracking_url(host, ad, slot, impression, event),
+            impression_id=issued.impression,
+            impression_url=serving.tracking_url(host, issued, "impression"),
+            click_url=serving.click_url(host, ad, issued),
+            tracking_url=lambda event: serving.tracking_url(host, issued, event),
             error_url=f"{host}/ads/vast-error?code=[ERRORCODE]",
         )
     # Players fetch VAST cross-origin with credentials (the dispatcher adds the origin).
@@ -171,14 +203,25 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
 
 
 async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
-    """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer."""
+    """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer (its
+    frequency counted by the identity the delivery was decided for). ``d`` is the display
+    number of an app's cached listing item."""
+    display = request.query.get("d", "1")
+    if not (display.isascii() and display.isdigit() and len(display) <= 9):
+        raise Refusal(400, "d must be the display number: 1, 2, ...")
+    event = _event_of(tracked, kind=tracked.event, consent=Consent(), display=int(display))
     site = await site_config_get(public_id=tracked.site)
     facts = request_facts(request=request)
     visitor_id = await visitor_identify(
         site=site, bid=None, token=None, consent=Consent(), facts=facts
     )
-    event = _event_of(tracked, kind=tracked.event, consent=Consent())
-    await ad_event_store(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    await ad_event_store(
+        event=event,
+        site=site,
+        visitor_id=visitor_id,
+        facts=facts,
+        frequency_key=tracked.viewer or visitor_id,
+    )
 
 
 def _text(status: int, text: str) -> TrackingResponse:

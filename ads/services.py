@@ -30,13 +30,19 @@ from sites.models import Site
 
 
 async def ad_event_store(
-    *, event: AdEventPayload, site: SiteConfig, visitor_id: str, facts: RequestFacts
+    *,
+    event: AdEventPayload,
+    site: SiteConfig,
+    visitor_id: str,
+    facts: RequestFacts,
+    frequency_key: str,
 ) -> str:
     """Make the ad event durable (Kafka ack or ClickHouse insert), then count an impression for
     caps and pacing once, unless a bot made it (stored for reports, never counted); its event
-    id. Raises SinkUnavailable or TimeoutError when not stored, and
-    ingest.services.EventTooOld (before anything is stored) for an event older than the
-    deduplication window."""
+    id. ``frequency_key`` is the identity the delivery was decided for: frequency caps count
+    by it, so a decision and its impressions agree on who saw the ad. Raises SinkUnavailable
+    or TimeoutError when not stored, and ingest.services.EventTooOld (before anything is
+    stored) for an event older than the deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     # The durable write comes first, for a retry too: a 503 (a write that failed or timed out,
     # and may still be delivered later) is then always safe to retry, and a 200 always means
@@ -52,7 +58,7 @@ async def ad_event_store(
     if facts.agent.is_bot or not isinstance(event, Impression):
         return event_id
     if await get_counters().claim(f"{site.public_id}:{event_id}"):
-        await count_impression(campaign_id=event.campaign, visitor_id=visitor_id)
+        await count_impression(campaign_id=event.campaign, visitor_id=frequency_key)
     return event_id
 
 

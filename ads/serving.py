@@ -7,6 +7,7 @@ endpoint (ads.endpoints).
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,7 +143,12 @@ def new_impression_id() -> str:
     return uuid.uuid4().hex
 
 
-def delivery(ad: LiveAd, slot: PlacementSlot, impression_id: str) -> Delivery:
+def delivery(
+    ad: LiveAd, slot: PlacementSlot, impression_id: str, *, viewer: str = "", rotation: int = 0
+) -> Delivery:
+    """What is signed into the impression token and tracking URLs of one delivery: ``viewer``
+    is the identity the decision counted frequency by, ``rotation`` the seconds between the
+    displays of an item an app may show again (0: shown once)."""
     return Delivery(
         impression=impression_id,
         site=slot.site_public_id,
@@ -150,31 +156,27 @@ def delivery(ad: LiveAd, slot: PlacementSlot, impression_id: str) -> Delivery:
         ad=ad.ad_id,
         placement=slot.placement_id,
         creative=ad.creative.kind,
+        viewer=viewer,
+        rotation=rotation,
+        issued=int(time.time()),
     )
 
 
-def tracked(ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> TrackedImpression:
-    return TrackedImpression(
-        **vars(delivery(ad, slot, impression_id)),
-        event=event,
-        target=ad.creative.click_url if event == "click" else "",
-    )
+def click_url(host: str, ad: LiveAd, issued: Delivery) -> str:
+    clicked = TrackedImpression(**vars(issued), event="click", target=ad.creative.click_url)
+    return f"{host}/ads/click?t={sign(clicked)}"
 
 
-def click_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str) -> str:
-    return f"{host}/ads/click?t={sign(tracked(ad, slot, impression_id, 'click'))}"
+def tracking_url(host: str, issued: Delivery, event: str) -> str:
+    return f"{host}/ads/track?t={sign(TrackedImpression(**vars(issued), event=event))}"
 
 
-def tracking_url(host: str, ad: LiveAd, slot: PlacementSlot, impression_id: str, event: str) -> str:
-    return f"{host}/ads/track?t={sign(tracked(ad, slot, impression_id, event))}"
-
-
-def rendering(*, ad: LiveAd, slot: PlacementSlot, impression_id: str, host: str) -> dict[str, Any]:
+def rendering(*, ad: LiveAd, slot: PlacementSlot, issued: Delivery, host: str) -> dict[str, Any]:
     """The ad as a page or an app renders it, with the impression token its events must carry."""
     creative = ad.creative
     return {
-        "impression": impression_id,
-        "impression_token": sign_delivery(delivery(ad, slot, impression_id)),
+        "impression": issued.impression,
+        "impression_token": sign_delivery(issued),
         "placement": slot.placement_id,
         "campaign": ad.campaign_id,
         "ad": ad.ad_id,
@@ -186,6 +188,6 @@ def rendering(*, ad: LiveAd, slot: PlacementSlot, impression_id: str, host: str)
         "title": creative.title,
         "text": creative.text,
         "call_to_action": creative.call_to_action,
-        "click_url": click_url(host, ad, slot, impression_id),
+        "click_url": click_url(host, ad, issued),
         "rotate_after": slot.rotation_seconds,
     }

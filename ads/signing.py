@@ -41,6 +41,24 @@ class Delivery:
     ad: int
     placement: int
     creative: str
+    # The identity the decision counted frequency caps by (a consenting app's browser id, or
+    # the day's hash): its impressions are counted by the same one, whatever the event says.
+    viewer: str = ""
+    # An app shows a cached listing item again every ``rotation`` seconds: each display is an
+    # impression of its own, at most one per rotation since ``issued`` (epoch seconds). 0 for a
+    # delivery shown once (a page's SSE rendering, VAST).
+    rotation: int = 0
+    issued: int = 0
+
+    def display_impression(self, display: int, *, now: float) -> str:
+        """The impression id of the ``display``-th display (1 = the delivery itself); raises
+        ValueError for a display this delivery cannot have had by ``now``."""
+        if display == 1:
+            return self.impression
+        possible = 1 + (int(now) - self.issued) // self.rotation if self.rotation else 1
+        if not 1 < display <= possible:
+            raise ValueError(f"display {display} of an ad delivered for at most {possible}")
+        return f"{self.impression}.{display}"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The SSE ad stream of a web page's placement: ``GET /ads/stream?placement=<key>&path=…``
 (``text/event-stream``), a Channels consumer mounted in naboria.asgi.
 
-It sends the first ad at once, a new one every rotation interval of the placement, a new one as
-soon as publishing changes what may be shown (the process's snapshot broadcasts it), and a
-heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. Every ``ad`` event
+It sends the first ad at once, a new decision every rotation interval of the placement, a new
+one as soon as publishing changes what may be shown (the process's snapshot broadcasts it), and
+a heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. A rotation's
+decision rotates away from the ad on screen only as far as the shares as sold allow (see
+ads.decisioning): it may be the same ad again, sent as a new impression so that the shares of
+impressions are the ones sold. Every ``ad`` event
 carries an ``id`` (``<ad id>.<ad version>.<shown at, ms>``): a browser that reconnects sends it
 back as Last-Event-ID and keeps its ad until its rotation is due, if the ad is still live.
 A disconnect cancels the stream's task and its subscription.
@@ -71,8 +74,9 @@ class AdStream(StreamConsumer):
                     live = {ad.ad_id: ad for ad in (await serving.snapshot()).ads_for(slot)}
                     still_live = shown is not None and live.get(shown.ad_id) == shown
                     if shown is None or now >= due or not still_live:
-                        avoid = frozenset({shown.ad_id}) if shown is not None else frozenset()
-                        chosen = await serving.decide(slot=slot, viewer=viewer, avoid=avoid)
+                        chosen = await serving.decide(
+                            slot=slot, viewer=viewer, avoid=rotation_avoid(shown)
+                        )
                         shown = chosen[0] if chosen else None
                         await self._send_ad(shown, slot, host)
                         due = time.monotonic() + slot.rotation_seconds
@@ -94,9 +98,14 @@ class AdStream(StreamConsumer):
         if ad is None:
             await self.send_body(b"event: none\ndata: {}\n\n", more_body=True)
             return
-        impression = serving.new_impression_id()
-        payload = serving.rendering(ad=ad, slot=slot, impression_id=impression, host=host)
+        issued = serving.delivery(ad, slot, serving.new_impression_id())
+        payload = serving.rendering(ad=ad, slot=slot, issued=issued, host=host)
         await self.send_event("ad", payload, f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}")
+
+
+def rotation_avoid(shown: LiveAd | None) -> frozenset[int]:
+    """What a stream's next decision rotates away from: the ad on screen, if any."""
+    return frozenset({shown.ad_id}) if shown is not None else frozenset()
 
 
 def _resumed(last_event_id: str, ads: tuple[LiveAd, ...]) -> tuple[LiveAd, float] | None:

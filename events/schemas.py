@@ -298,6 +298,8 @@ class AdEventRequest(msgspec.Struct):
 
     type: AdEventType
     impression_token: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    # The n-th display of an app's cached listing item (each is an impression of its own).
+    display: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
     url: Url = ""
     bid: Identifier | None = None
     token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
