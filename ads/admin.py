@@ -1,12 +1,20 @@
 """Django admin of ad authoring: advertisers, campaigns with their ads inline, ads with creative
 previews and video files, placements. Every save publishes to delivery (ads.publishing);
-bulk pause / resume are list actions."""
+bulk pause / resume are list actions.
+
+Each model's admin is scoped to the user's organizations (sites.tenancy): its lists, the
+choices of its forms (a campaign's advertiser and placements, an ad's campaign, a placement's
+site), its inlines and its actions; a campaign's placements must moreover be on sites of its
+advertiser's organization (ads.models refuses it too, outside the admin).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -20,6 +28,7 @@ from ads.models import (
     CreativeKind,
     Placement,
     VideoFile,
+    validate_placements_of_organization,
 )
 from ads.publishing import (
     ads_publish,
@@ -29,7 +38,7 @@ from ads.publishing import (
     placements_publish,
 )
 from ads.services import ads_set_status, campaigns_set_status, sanitise_banner_html
-from sites.tenancy import OrganizationScopedAdmin
+from sites.tenancy import OrganizationScopedAdmin, OrganizationScopedInline
 
 
 def creative_preview(ad: Ad) -> str:
@@ -67,7 +76,7 @@ def creative_preview(ad: Ad) -> str:
     return format_html('<video src="{}" controls width="320"></video>', first.url)
 
 
-class AdInline(admin.StackedInline):
+class AdInline(OrganizationScopedInline, admin.StackedInline):
     model = Ad
     extra = 0
     show_change_link = True
@@ -88,7 +97,7 @@ class AdInline(admin.StackedInline):
         return creative_preview(obj)
 
 
-class VideoFileInline(admin.TabularInline):
+class VideoFileInline(OrganizationScopedInline, admin.TabularInline):
     model = VideoFile
     extra = 0
 
@@ -128,8 +137,28 @@ class PlacementAdmin(OrganizationScopedAdmin):
         placement_withdraw(placement_id=placement_id)
 
 
+class CampaignForm(forms.ModelForm):
+    """Checks the chosen placements against the chosen advertiser. Each choice alone is
+    limited to the user's organizations; a user of two could still pair them across."""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        advertiser, placements = cleaned.get("advertiser"), cleaned.get("placements")
+        if advertiser is not None and placements:
+            try:
+                validate_placements_of_organization(
+                    organization_id=advertiser.organization_id,
+                    placement_ids=[placement.pk for placement in placements],
+                )
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
+
+
 @admin.register(Campaign)
 class CampaignAdmin(OrganizationScopedAdmin):
+    form = CampaignForm
     organization_path = "advertiser__organization"
     list_display = [
         "name",
@@ -194,12 +223,12 @@ class CampaignAdmin(OrganizationScopedAdmin):
         super().delete_model(request, obj)
         ads_withdraw(ad_ids=ad_ids)
 
-    @admin.action(description="Pause the selected campaigns")
+    @admin.action(description="Pause the selected campaigns", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         count = campaigns_set_status(campaigns=queryset, status=CampaignStatus.PAUSED)
         self.message_user(request, f"Paused {count} campaign(s); their ads left delivery.")
 
-    @admin.action(description="Resume (activate) the selected campaigns")
+    @admin.action(description="Resume (activate) the selected campaigns", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         count = campaigns_set_status(campaigns=queryset, status=CampaignStatus.ACTIVE)
         self.message_user(request, f"Activated {count} campaign(s).")
@@ -233,13 +262,13 @@ class AdAdmin(OrganizationScopedAdmin):
         super().delete_model(request, obj)
         ads_withdraw(ad_ids=[ad_id])
 
-    @admin.action(description="Pause the selected ads")
+    @admin.action(description="Pause the selected ads", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:
         self.message_user(
             request, f"Paused {ads_set_status(ads=queryset, status=AdStatus.PAUSED)} ad(s)."
         )
 
-    @admin.action(description="Resume the selected ads")
+    @admin.action(description="Resume the selected ads", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:
         self.message_user(
             request, f"Resumed {ads_set_status(ads=queryset, status=AdStatus.ACTIVE)} ad(s)."

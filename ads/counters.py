@@ -1,7 +1,7 @@
 """Delivery counters: impressions per campaign (today, in all) and per visitor and campaign
 (frequency caps), and the ad events already stored (so a retried event is stored and counted
-once). Redis when REDIS_URL is set, shared by every process; in process otherwise (the embedded
-profile has one process).
+once). Redis when REDIS_URL is set, shared by every process; otherwise a SQLite file in
+NABORIA_VAR_DIR (the embedded profile), which outlives restarts.
 
 Written when an ad event is stored (ads.services.ad_event_store), read by every decision.
 Entry points: get_counters(), reset_counters(), count_impression().
@@ -10,9 +10,14 @@ Entry points: get_counters(), reset_counters(), count_impression().
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import sqlite3
+import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
@@ -24,6 +29,7 @@ from ads.snapshot import current, current_if_fresh
 DAY_SECONDS = 86400
 SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
 REDIS_CONNECTIONS = 32
+COUNTERS_FILE = "ad_counters.sqlite3"  # in NABORIA_VAR_DIR, without Redis
 # Campaign totals are read by every decision of every stream; a process reuses them this long
 # (caps may be overshot by what all processes serve in that time).
 CAMPAIGN_DELIVERY_CACHE_SECONDS = 1.0
@@ -51,56 +57,120 @@ class Counters(Protocol):
     async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]: ...
 
 
-class MemoryCounters:
-    def __init__(self) -> None:
-        self.values: dict[str, int] = {}
-        self.expiry: dict[str, float] = {}
+class SqliteCounters:
+    """The embedded profile's counters: a SQLite file in NABORIA_VAR_DIR, so caps, pacing and
+    the events already counted survive a restart (in memory, a restart let a capped campaign
+    serve its cap again and a retried event be counted twice). WAL with synchronous=NORMAL:
+    a write is not fsynced, but survives the process being killed; each call is a few tens of
+    microseconds on the event loop."""
 
-    def _get(self, key: str, now: float) -> int:
-        if self.expiry.get(key, now + 1) <= now:
-            self.values.pop(key, None)
-            self.expiry.pop(key, None)
-        return self.values.get(key, 0)
+    # Expired keys are deleted once per this many writes.
+    PURGE_EVERY = 1000
 
-    def _incr(self, key: str, now: float, ttl: float | None = None) -> None:
-        self.values[key] = self._get(key, now) + 1
-        if ttl is not None:
-            self.expiry.setdefault(key, now + ttl)
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")  # a management command may write too
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS counters"
+            " (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL)"
+        )
+        self._writes = 0
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE: the write lock at once, so a read-then-write never fails to upgrade.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _get(self, keys: list[str], now: float) -> list[int]:
+        with self._lock:
+            found = dict(
+                self._db.execute(
+                    "SELECT key, value FROM counters"
+                    " WHERE key IN (SELECT value FROM json_each(?))"
+                    " AND (expires IS NULL OR expires > ?)",
+                    (json.dumps(keys), now),
+                ).fetchall()
+            )
+        return [found.get(key, 0) for key in keys]
+
+    def _incr(self, increments: list[tuple[str, float | None]], now: float) -> None:
+        """Add one to each key; a key that had expired starts again at one, with ``ttl``."""
+        with self._transaction():
+            for key, ttl in increments:
+                self._db.execute(
+                    "INSERT INTO counters (key, value, expires) VALUES (?1, 1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET"
+                    " value = CASE WHEN expires <= ?3 THEN 1 ELSE value + 1 END,"
+                    " expires = CASE WHEN expires <= ?3 THEN ?2 ELSE expires END",
+                    (key, None if ttl is None else now + ttl, now),
+                )
+            self._writes += 1
+            if self._writes % self.PURGE_EVERY == 0:
+                self._db.execute("DELETE FROM counters WHERE expires <= ?", (now,))
 
     async def claim(self, key: str) -> bool:
         now = time.time()
-        if self._get(f"seen:{key}", now):
-            return False
-        self._incr(f"seen:{key}", now, SEEN_EVENT_SECONDS)
-        return True
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM counters WHERE key = ? AND expires <= ?", (f"seen:{key}", now)
+            )
+            claimed = self._db.execute(
+                "INSERT OR IGNORE INTO counters (key, value, expires) VALUES (?, 1, ?)",
+                (f"seen:{key}", now + SEEN_EVENT_SECONDS),
+            ).rowcount
+        return claimed == 1
 
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int
     ) -> None:
         now = time.time()
-        self._incr(f"c:{campaign_id}:total", now)
-        self._incr(f"c:{campaign_id}:d:{_day(now)}", now, 2 * DAY_SECONDS)
+        increments: list[tuple[str, float | None]] = [
+            (f"c:{campaign_id}:total", None),
+            (f"c:{campaign_id}:d:{_day(now)}", 2 * DAY_SECONDS),
+        ]
         if period_seconds:
             key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
-            self._incr(key, now, period_seconds)
+            increments.append((key, period_seconds))
+        self._incr(increments, now)
 
     async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
+        campaigns = list(campaign_ids)
+        if not campaigns:
+            return {}
         now = time.time()
+        keys = [
+            key
+            for campaign in campaigns
+            for key in (f"c:{campaign}:d:{_day(now)}", f"c:{campaign}:total")
+        ]
+        values = self._get(keys, now)
         return {
-            campaign: CampaignDelivery(
-                today=self._get(f"c:{campaign}:d:{_day(now)}", now),
-                lifetime=self._get(f"c:{campaign}:total", now),
-            )
-            for campaign in campaign_ids
+            campaign: CampaignDelivery(today=values[2 * index], lifetime=values[2 * index + 1])
+            for index, campaign in enumerate(campaigns)
         }
 
     async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]:
+        capped = [(campaign, period) for campaign, period in periods.items() if period]
+        if not capped:
+            return {}
         now = time.time()
-        return {
-            campaign: self._get(f"f:{campaign}:{visitor_id}:{_bucket(now, period)}", now)
-            for campaign, period in periods.items()
-            if period
-        }
+        keys = [f"f:{campaign}:{visitor_id}:{_bucket(now, period)}" for campaign, period in capped]
+        values = self._get(keys, now)
+        return {campaign: value for (campaign, _), value in zip(capped, values, strict=True)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 class RedisCounters:
@@ -213,12 +283,18 @@ _counters: Counters | None = None
 def get_counters() -> Counters:
     global _counters
     if _counters is None:
-        _counters = RedisCounters(settings.REDIS_URL) if settings.REDIS_URL else MemoryCounters()
+        _counters = (
+            RedisCounters(settings.REDIS_URL)
+            if settings.REDIS_URL
+            else SqliteCounters(settings.VAR_DIR / COUNTERS_FILE)
+        )
     return _counters
 
 
 def reset_counters() -> None:
     global _counters
+    if isinstance(_counters, SqliteCounters):
+        _counters.close()
     _counters = None
     _campaign_delivery.clear()
 

@@ -4,15 +4,23 @@ native and VAST video creatives), and the placements of each site.
 
 Saving publishes what delivery needs to MongoDB (ads.publishing); nothing here is read while
 serving ads.
+
+A campaign runs only on placements of its advertiser's organization: whatever code links a
+campaign to placements (the admin, a service, a shell) is refused if they cross, and so is
+moving a campaign, an advertiser or a placement to another organization while linked across.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.signals import m2m_changed
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.deconstruct import deconstructible
@@ -73,6 +81,25 @@ class Advertiser(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # Only a move to another organization is checked, as for campaigns and placements.
+        if self.pk is None or self.organization_id is None:
+            return
+        stored = Advertiser.objects.filter(pk=self.pk).values_list("organization_id", flat=True)
+        if stored.first() in (None, self.organization_id):
+            return
+        if (
+            Placement.objects.filter(campaigns__advertiser=self)
+            .exclude(site__organization_id=self.organization_id)
+            .exists()
+        ):
+            raise ValidationError(
+                {
+                    "organization": "Its campaigns run on placements of its organization: "
+                    "remove them from its campaigns before moving it."
+                }
+            )
+
 
 class Placement(models.Model):
     """Where ads show on a site: a slot in its pages (or a screen of its app)."""
@@ -109,6 +136,38 @@ class Placement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site.name} · {self.name}"
+
+    def clean(self) -> None:
+        if self.pk is None or self.site_id is None:
+            return
+        organization_id = self.site.organization_id
+        stored = Placement.objects.filter(pk=self.pk).values_list(
+            "site__organization_id", flat=True
+        )
+        if stored.first() in (None, organization_id):
+            return
+        if self.campaigns.exclude(advertiser__organization_id=organization_id).exists():
+            raise ValidationError(
+                {
+                    "site": "Campaigns of its organization run on it: remove it from them before "
+                    "moving it to a site of another organization."
+                }
+            )
+
+
+def validate_placements_of_organization(
+    *, organization_id: int, placement_ids: Collection[int]
+) -> None:
+    """Refuse placements on sites of another organization than ``organization_id``: a campaign
+    runs on its advertiser's organization's sites only. Names none of them, the ids may be
+    another tenant's."""
+    foreign = Placement.objects.filter(pk__in=placement_ids).exclude(
+        site__organization_id=organization_id
+    )
+    if foreign.exists():
+        raise ValidationError(
+            {"placements": "Choose placements on sites of the advertiser's organization only."}
+        )
 
 
 class CampaignStatus(models.TextChoices):
@@ -210,8 +269,47 @@ class Campaign(models.Model):
             isinstance(path, str) and path.startswith("/") and len(path) <= 200 for path in paths
         ):
             errors["target_paths"] = 'Paths start with "/", e.g. ["/shoes/*"].'
+        if self._moves_away_from_its_placements():
+            errors["advertiser"] = (
+                "Its placements are on sites of another organization than this advertiser's: "
+                "remove them and save before changing the advertiser."
+            )
         if errors:
             raise ValidationError(errors)
+
+    def _moves_away_from_its_placements(self) -> bool:
+        # Only a move to another organization is checked: a campaign linked across before this
+        # check existed must stay editable, so that its owner can remove the foreign placements
+        # (the admin no longer offers them, so saving it does).
+        if self.pk is None or self.advertiser_id is None:
+            return False
+        organization_id = self.advertiser.organization_id
+        stored = Campaign.objects.filter(pk=self.pk).values_list(
+            "advertiser__organization_id", flat=True
+        )
+        if stored.first() in (None, organization_id):
+            return False
+        return self.placements.exclude(site__organization_id=organization_id).exists()
+
+
+@receiver(m2m_changed, sender=Campaign.placements.through)
+def campaign_placements_check(
+    *, instance: Campaign | Placement, action: str, pk_set: set[int] | None, **_: Any
+) -> None:
+    """Refuse linking a campaign to placements of another organization, whichever side the
+    link is made from (``campaign.placements.add`` or ``placement.campaigns.add``)."""
+    if action != "pre_add" or not pk_set:
+        return
+    if isinstance(instance, Campaign):
+        validate_placements_of_organization(
+            organization_id=instance.advertiser.organization_id, placement_ids=pk_set
+        )
+    elif (
+        Campaign.objects.filter(pk__in=pk_set)
+        .exclude(advertiser__organization_id=instance.site.organization_id)
+        .exists()
+    ):
+        raise ValidationError("Only campaigns of the placement's organization can run on it.")
 
 
 def _int_list(value: object, low: int, high: int) -> bool:

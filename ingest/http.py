@@ -20,7 +20,9 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
+from django.http.request import split_domain_port, validate_host
 
 from events.schemas import MAX_BODY_BYTES
 
@@ -79,12 +81,30 @@ def error_response(status: int, message: str, **extra: Any) -> TrackingResponse:
     return json_response(status, {"error": message, **extra})
 
 
+# What Django's HttpRequest.get_host() allows when DEBUG is on and ALLOWED_HOSTS is empty.
+DEBUG_ALLOWED_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
+
+
 def request_host(headers: dict[str, str], scheme: str = "http") -> str:
     """scheme://host the client used, for absolute URLs in answers (trusts X-Forwarded-Proto
-    like Django does with SECURE_PROXY_SSL)."""
+    like Django does with SECURE_PROXY_SSL).
+
+    The Host header is checked against ALLOWED_HOSTS by Django's own rules, as get_host()
+    would: a forged one would otherwise put its domain in the tracking and click URLs the
+    answer hands to apps and players (a 400 refuses it). A request without one, which HTTP/1.0
+    allows, still gets URLs on localhost: the fallback is ours, nothing a client chose."""
     if headers.get("x-forwarded-proto") == "https":
         scheme = "https"
-    return f"{scheme}://{headers.get('host', 'localhost')}"
+    host = headers.get("host")
+    if host is None:
+        return f"{scheme}://localhost"
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = DEBUG_ALLOWED_HOSTS
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, allowed):
+        raise Refusal(400, "the Host header names a host not served here (ALLOWED_HOSTS)")
+    return f"{scheme}://{host}"
 
 
 def _body(request: TrackingRequest) -> bytes:
