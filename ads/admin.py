@@ -136,6 +136,13 @@ class PlacementAdmin(OrganizationScopedAdmin):
         super().delete_model(request, obj)
         placement_withdraw(placement_id=placement_id)
 
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Placement]) -> None:
+        # The list's bulk delete: withdrawn from delivery like a single delete.
+        placement_ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        for placement_id in placement_ids:
+            placement_withdraw(placement_id=placement_id)
+
 
 class CampaignForm(forms.ModelForm):
     """Checks the chosen placements against the chosen advertiser. Each choice alone is
@@ -223,6 +230,11 @@ class CampaignAdmin(OrganizationScopedAdmin):
         super().delete_model(request, obj)
         ads_withdraw(ad_ids=ad_ids)
 
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ad_ids = list(Ad.objects.filter(campaign__in=queryset).values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        ads_withdraw(ad_ids=ad_ids)
+
     @admin.action(description="Pause the selected campaigns", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         count = campaigns_set_status(campaigns=queryset, status=CampaignStatus.PAUSED)
@@ -261,6 +273,11 @@ class AdAdmin(OrganizationScopedAdmin):
         ad_id = obj.pk
         super().delete_model(request, obj)
         ads_withdraw(ad_ids=[ad_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:
+        ad_ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        ads_withdraw(ad_ids=ad_ids)
 
     @admin.action(description="Pause the selected ads", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Ad]) -> None:

@@ -35,8 +35,14 @@ def live_ad(ad: Ad, *, now: datetime | None = None) -> LiveAd | None:
         return None
     if campaign.ends_at is not None and campaign.ends_at <= moment:
         return None
-    placements = list(campaign.placements.all())
     organization_id = campaign.advertiser.organization_id
+    # The models refuse a placement of another organization; this keeps a link made around
+    # them (raw SQL, an old row) from serving one organization's ads on another's site.
+    placements = [
+        placement
+        for placement in campaign.placements.all()
+        if placement.site.organization_id == organization_id
+    ]
     site_ids = (
         {placement.site_id for placement in placements}
         if placements
@@ -152,7 +158,7 @@ def campaigns_publish(*, campaigns: Iterable[Campaign]) -> int:
     ads = (
         Ad.objects.filter(campaign__in=list(campaigns))
         .select_related("campaign__advertiser")
-        .prefetch_related("campaign__placements", "video_files")
+        .prefetch_related("campaign__placements__site", "video_files")
     )
     return ads_publish(ads=ads)
 

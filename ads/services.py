@@ -118,7 +118,7 @@ def ads_set_status(*, ads: Iterable[Ad], status: AdStatus) -> int:
         ads_publish(
             ads=Ad.objects.filter(pk__in=ids)
             .select_related("campaign__advertiser")
-            .prefetch_related("campaign__placements", "video_files")
+            .prefetch_related("campaign__placements__site", "video_files")
         )
     return len(ids)
 

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from ads import signing, snapshot
-from ads.documents import DeliveryAdDocument
+from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
 from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import (
     Ad,
@@ -32,7 +32,7 @@ from ads.models import (
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
 from ingest.asgi import lean_application
-from tests.factories import published_campaign
+from tests.factories import SiteFactory, published_campaign
 from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
 from tests.unit.test_enrichment import WINDOWS_CHROME
@@ -96,6 +96,36 @@ def test_admin_bulk_pause_withdraws_a_campaign(shop, admin_client):
     assert response.status_code == 302
     assert Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.PAUSED
     assert DeliveryAdDocument.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", ["campaign", "ad", "placement"])
+def test_admin_bulk_delete_withdraws_from_delivery(shop, admin_client, model):
+    placement, campaign = published_campaign(shop)
+    chosen = {"campaign": [campaign.pk], "ad": list(campaign.ads.values_list("pk", flat=True))}
+    selected = chosen.get(model, [placement.pk])
+    response = admin_client.post(
+        reverse(f"admin:ads_{model}_changelist"),
+        {"action": "delete_selected", "_selected_action": selected, "post": "yes"},
+    )
+    assert response.status_code == 302
+    if model == "placement":
+        assert DeliveryPlacementDocument.objects.count() == 0
+    else:
+        assert DeliveryAdDocument.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_placement_of_another_organization_is_never_published_for_a_campaign(shop):
+    _, campaign = published_campaign(shop, ads=1)
+    foreign = Placement.objects.create(site=SiteFactory(), name="Elsewhere")
+    # A link made around the models' checks (raw SQL, a row from before them).
+    Campaign.placements.through.objects.bulk_create(
+        [Campaign.placements.through(campaign_id=campaign.pk, placement_id=foreign.pk)]
+    )
+    campaigns_publish(campaigns=[campaign])
+    (document,) = DeliveryAdDocument.objects
+    assert document.body["site_ids"] == [shop.pk]
 
 
 @pytest.mark.django_db
