@@ -21,10 +21,12 @@ from sites.models import (
 )
 from sites.services import api_token_create, api_token_revoke, site_secret_rotate
 from sites.signals import site_created
-from sites.tenancy import OrganizationScopedAdmin
+from sites.tenancy import OrganizationScopedAdmin, OrganizationScopedInline
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(OrganizationScopedInline, admin.TabularInline):
+    """Members of the organization: owners and admins manage them, other members look."""
+
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
@@ -120,7 +122,10 @@ class SiteAdmin(OrganizationScopedAdmin):
             site_secret_rotate(site=obj)
             site_created.send(sender=Site, site=obj)  # consent gives it its banner
 
-    @admin.action(description="Rotate the HMAC secret (old one valid during the grace period)")
+    @admin.action(
+        description="Rotate the HMAC secret (old one valid during the grace period)",
+        permissions=["change"],
+    )
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
         for site in queryset:
             site_secret_rotate(site=site)
@@ -163,7 +168,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
             f"Copy the token now, it will not be shown again: {plaintext}",
         )
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             api_token_revoke(token=token)

@@ -132,3 +132,31 @@ def test_superuser_sees_every_organization(tenants):
     page = client.get("/admin/sites/site/").content.decode()
     assert "Own site" in page
     assert "Other site" in page
+
+
+def test_an_analyst_is_offered_no_site_or_token_actions(tenants):
+    own, own_site, _, _ = tenants
+    analyst = _client_for(own, Role.ANALYST)
+    page = analyst.get("/admin/sites/site/").content.decode()
+    assert "Own site" in page
+    assert "rotate_secret" not in page
+    secrets_before = own_site.secrets.count()
+    response = analyst.post(
+        "/admin/sites/site/", {"action": "rotate_secret", "_selected_action": [own_site.pk]}
+    )
+    assert response.status_code in {200, 302}
+    assert own_site.secrets.count() == secrets_before  # no secret was rotated
+    owner = _client_for(own, Role.OWNER)
+    assert "rotate_secret" in owner.get("/admin/sites/site/").content.decode()
+
+
+def test_owners_see_their_members_inline_and_other_members_look(tenants):
+    own, _, other, _ = tenants
+    owner = _client_for(own, Role.OWNER)
+    page = owner.get(f"/admin/sites/organization/{own.pk}/change/").content.decode()
+    assert 'name="memberships-0-role"' in page
+    marketer = _client_for(own, Role.MARKETER)
+    page = marketer.get(f"/admin/sites/organization/{own.pk}/change/").content.decode()
+    assert "Membership" in page
+    assert 'name="memberships-0-role"' not in page  # shown read-only
+    assert owner.get(f"/admin/sites/organization/{other.pk}/change/").status_code == 302
