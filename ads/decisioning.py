@@ -11,14 +11,36 @@ a decision can be replayed and tested deterministically. The only cache is of im
 ``ZoneInfo`` objects.
 
 ``ineligibility`` explains why one ad may not be shown (None when it may); ``choose_ad``
-filters with it and then picks by priority, rotation, and weight or predicted CTR x weight
-(the CTR model's predictions come in through a batch hook, see ads.ranking).
+filters with it, keeps the highest priority and gives each remaining ad (finalist) its share:
+
+- Shares as sold. A campaign's weight is its share among the finalists' campaigns, split
+  evenly among its finalists: a weight-10 campaign with three ads next to a weight-90 campaign
+  with one gets 10 % of the impressions, 3.3 % each ad, whatever the number of ads. A campaign
+  that is capped, paced or not targeted drops out and the others keep their ratios; an ad of a
+  campaign that does not fit the slot leaves its part to the campaign's other ads.
+- With the CTR model (its predictions come in through a batch hook, see ads.ranking), the
+  decision is epsilon-greedy: the exploration share is drawn as above, the rest goes to the
+  highest weight x predicted CTR, the weight being the campaign's, not divided among its ads.
+- Rotation. The SSE stream re-decides at every rotation interval and passes the ad on screen
+  as ``avoid``. Always skipping it would skew the shares (two campaigns sold 60/40 would
+  alternate 50/50), and no rule can both keep 60/40 and never repeat an ad. The shares as sold
+  win: the decision is a Metropolised Gibbs step on the shares p (J. S. Liu, "Peskun's theorem
+  and a modified discrete-state Gibbs sampler", Biometrika 83, 1996): from the ad on screen i,
+  another finalist j is proposed with probability p_j / (1 - p_i) and accepted with
+  probability min(1, (1 - p_i) / (1 - p_j)), else i is shown again (as a new impression).
+  Flows balance (p_i x P(i to j) = p_i p_j min(1/(1 - p_i), 1/(1 - p_j)) = p_j x P(j to i)), so
+  p is kept, and since a page's first ad is drawn from p, every rotation of every page is
+  distributed as p: the shares hold however long pages stay open. An ad is shown twice in a
+  row only when another finalist has a smaller share (not zero), never more often than with
+  independent draws; with equal shares never, and with two ads exactly as often as the larger
+  share needs (60/40: in 20 % of the rotations).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -204,20 +226,24 @@ def choose_ad(
     """The ad to show in ``slot`` for ``context``, or None when no ad is eligible.
 
     ``delivery`` holds each campaign's counters by campaign id; a campaign missing from it has
-    served nothing yet. Among the eligible ads only the highest priority competes. ``avoid``
-    holds the ad ids to rotate away from (the ad on screen now): they are skipped unless
-    nothing else of that priority is eligible.
+    served nothing yet. Among the eligible ads only the highest priority competes (the
+    finalists), each with its share of the decision (see the module docstring): its campaign's
+    weight over the weights of the finalists' campaigns, split evenly among the campaign's
+    finalists. Weights that are not positive and finite get no share, unless no finalist's
+    campaign has one: then every campaign counts the same, so the slot is not left empty.
 
-    Without ``predict_ctr`` the winner is drawn with probability proportional to ``ad.weight``.
-    With it (the CTR model, ads.ranking), the decision is epsilon-greedy: with probability
-    ``exploration`` it is that same weighted draw (exploring: every eligible ad keeps getting
-    impressions, so the next model learns about it), otherwise the finalist with the highest
-    ``ad.weight * predicted CTR`` wins (exploiting; ties are drawn by weight). ``predict_ctr``
-    is called once per decision with all finalists (one batched prediction) and never for
-    ineligible or outranked ads. Products that are not positive and finite never win, and if
-    no finalist has one the decision falls back to the weighted draw. Weights that are not
-    positive are never drawn, unless no finalist has a positive weight: then all finalists are
-    drawn uniformly, so the slot is not left empty.
+    With ``predict_ctr`` (the CTR model, ads.ranking) the decision is epsilon-greedy: a share
+    ``exploration`` of it is that weighted draw (exploring: every eligible ad keeps getting
+    impressions, so the next model learns about it), the rest goes to the finalist with the
+    highest ``ad.weight * predicted CTR`` (exploiting; ties are shared as in the weighted draw).
+    ``predict_ctr`` is called once per decision with all finalists (one batched prediction),
+    never for ineligible or outranked ads, nor when a single ad is eligible. Products that are
+    not positive and finite never win; if no finalist has one, it is the weighted draw alone.
+
+    ``avoid`` holds the ad on screen that the decision rotates away from (the SSE stream's):
+    the rotation step of the module docstring, which keeps each finalist's share. An avoided ad
+    that is not a finalist changes nothing; several avoided finalists are stepped away from as
+    one (the guarantee on shares is for one). ``rng`` is the decision's only randomness.
     """
     clock = _local_clock(context.now, slot.timezone)
     best_priority: int | None = None
@@ -241,58 +267,106 @@ def choose_ad(
         else:
             finalists.append(ad)
 
-    if not finalists:
-        return None
-    if avoid:
-        fresh = [ad for ad in finalists if ad.ad_id not in avoid]
-        if fresh:
-            finalists = fresh
-    if len(finalists) == 1:
-        return finalists[0]
-    # One draw decides explore or exploit whenever a model is given, so a replay with the same
-    # seed makes the same choices.
-    if predict_ctr is not None and rng.random() >= exploration:
+    if len(finalists) <= 1:
+        return finalists[0] if finalists else None
+    shares = _shares_by_weight(finalists)
+    if predict_ctr is not None:
         best = _best_by_expected_clicks(finalists, predict_ctr(finalists))
         if best:
-            return best[0] if len(best) == 1 else _draw_by_weight(best, rng=rng)
-    return _draw_by_weight(finalists, rng=rng)
+            shares = _epsilon_greedy(finalists, shares, best, exploration)
+    on_screen = [index for index, ad in enumerate(finalists) if ad.ad_id in avoid]
+    chosen = _rotation_step(shares, on_screen, rng) if on_screen else _draw(shares, rng)
+    return finalists[chosen]
 
 
-def _best_by_expected_clicks(finalists: list[LiveAd], predictions: Sequence[float]) -> list[LiveAd]:
-    """The finalists with the highest weight x predicted CTR (several on a tie); empty when no
-    product is positive and finite (a broken or missing prediction)."""
-    best: list[LiveAd] = []
-    best_value = 0.0
-    for ad, predicted in zip(finalists, predictions, strict=True):
-        value = ad.weight * predicted
-        if not (value > 0 and math.isfinite(value)):
-            continue
-        if value > best_value:
-            best, best_value = [ad], value
-        elif value == best_value:
-            best.append(ad)
-    return best
-
-
-def _draw_by_weight(finalists: list[LiveAd], *, rng: random.Random) -> LiveAd:
-    weights = [_drawable_weight(ad) for ad in finalists]
-    total = math.fsum(weights)
-    if not total > 0:
-        return rng.choice(finalists)
-    threshold = rng.random() * total
-    cumulative = 0.0
-    last_drawable = finalists[0]
-    for ad, weight in zip(finalists, weights, strict=True):
-        if weight <= 0:
-            continue
-        cumulative += weight
-        last_drawable = ad
-        if threshold < cumulative:
-            return ad
-    # Float rounding can leave the threshold a hair above the running sum.
-    return last_drawable
+def _shares_by_weight(ads: Sequence[LiveAd]) -> list[float]:
+    """Each ad's probability in the weighted draw among ``ads``: its campaign's weight over the
+    weights of all their campaigns, split evenly among the campaign's ads in ``ads``."""
+    ads_per_campaign = Counter(ad.campaign_id for ad in ads)
+    # Publishing copies the campaign's weight onto each of its ads. Were they ever to differ (a
+    # hand-made snapshot), the campaign weighs the mean of its ads' weights.
+    masses = [_drawable_weight(ad) / ads_per_campaign[ad.campaign_id] for ad in ads]
+    total = math.fsum(masses)
+    if total > 0:
+        return [mass / total for mass in masses]
+    return [1 / len(ads_per_campaign) / ads_per_campaign[ad.campaign_id] for ad in ads]
 
 
 def _drawable_weight(ad: LiveAd) -> float:
     weight = float(ad.weight)
     return weight if weight > 0 and math.isfinite(weight) else 0.0
+
+
+def _best_by_expected_clicks(finalists: list[LiveAd], predictions: Sequence[float]) -> list[int]:
+    """The indices of the finalists with the highest weight x predicted CTR (several on a tie);
+    empty when no product is positive and finite (a broken or missing prediction).
+
+    ``ad.weight`` is the campaign's weight, not divided among its ads: a campaign is worth its
+    weight x the predicted CTR of its best ad, the one it would show, so the number of ads a
+    campaign has neither helps nor hurts it here either."""
+    best: list[int] = []
+    best_value = 0.0
+    for index, (ad, predicted) in enumerate(zip(finalists, predictions, strict=True)):
+        value = ad.weight * predicted
+        if not (value > 0 and math.isfinite(value)):
+            continue
+        if value > best_value:
+            best, best_value = [index], value
+        elif value == best_value:
+            best.append(index)
+    return best
+
+
+def _epsilon_greedy(
+    finalists: list[LiveAd], by_weight: list[float], best: list[int], exploration: float
+) -> list[float]:
+    """The shares of an epsilon-greedy decision: ``exploration`` of the weighted draw, the rest
+    on the ``best`` finalists, shared among them as the weighted draw shares campaigns."""
+    # Clamped, NaN as no exploration, so that the shares stay probabilities.
+    explore = 1.0 if exploration >= 1.0 else exploration if exploration > 0.0 else 0.0
+    shares = [explore * share for share in by_weight]
+    tied = _shares_by_weight([finalists[index] for index in best])
+    for index, share in zip(best, tied, strict=True):
+        shares[index] += (1.0 - explore) * share
+    return shares
+
+
+def _draw(shares: Sequence[float], rng: random.Random) -> int:
+    """An index drawn with probability proportional to ``shares`` (at least one positive)."""
+    threshold = rng.random() * math.fsum(shares)
+    cumulative = 0.0
+    last_drawable = 0
+    for index, share in enumerate(shares):
+        if share <= 0:
+            continue
+        cumulative += share
+        last_drawable = index
+        if threshold < cumulative:
+            return index
+    # Float rounding can leave the threshold a hair above the running sum.
+    return last_drawable
+
+
+def _rotation_step(shares: Sequence[float], on_screen: Sequence[int], rng: random.Random) -> int:
+    """The Metropolised Gibbs step away from the finalists ``on_screen`` (module docstring).
+
+    Another finalist j is proposed with probability share_j / (1 - share on screen) and
+    accepted with probability min(1, (1 - share on screen) / (1 - share_j)); otherwise the ad on
+    screen stays.
+    """
+    on_screen_share = math.fsum(shares[index] for index in on_screen)
+    others = list(shares)
+    for index in on_screen:
+        others[index] = 0.0
+    # With no other finalist that has a share, the ad on screen stays.
+    if any(share > 0 for share in others):
+        proposed = _draw(others, rng)
+        # The acceptance test multiplied out: no division, and always true when share_j is at
+        # least the share on screen.
+        if rng.random() * (1.0 - shares[proposed]) < 1.0 - on_screen_share:
+            return proposed
+    # Only reached with a positive share on screen: with none, every proposal is accepted.
+    staying = [0.0] * len(shares)
+    for index in on_screen:
+        staying[index] = shares[index]
+    return _draw(staying, rng)

@@ -68,7 +68,8 @@ class LiveAd:
     organization_id: int
     site_ids: frozenset[int]
     priority: int  # higher wins
-    weight: int  # share among ads of the same priority
+    # The campaign's: its share among the campaigns of the same priority, split among its ads.
+    weight: int
     starts_at: datetime  # aware, UTC
     ends_at: datetime | None  # aware, UTC
     creative: Creative

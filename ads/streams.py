@@ -6,10 +6,10 @@ one as soon as publishing changes what may be shown (the process's snapshot broa
 a heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. A rotation's
 decision rotates away from the ad on screen only as far as the shares as sold allow (see
 ads.decisioning): it may be the same ad again, sent as a new impression so that the shares of
-impressions are the ones sold. Every ``ad`` event
-carries an ``id`` (``<ad id>.<ad version>.<shown at, ms>``): a browser that reconnects sends it
-back as Last-Event-ID and keeps its ad until its rotation is due, if the ad is still live.
-A disconnect cancels the stream's task and its subscription.
+impressions are the ones sold. Every ``ad`` event carries an ``id``
+(``<ad id>.<ad version>.<shown at, ms>``): a browser that reconnects sends it back as
+Last-Event-ID and keeps its ad until its rotation is due, if the ad is still live. A disconnect
+cancels the stream's task and its subscription.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ class AdStream(StreamConsumer):
                 headers=headers,
                 remote_addr=(self.scope.get("client") or ("", 0))[0],
             )
+            host = request_host(headers, self.scope.get("scheme", "http"))
         except Refusal as refusal:
             raise Refused(refusal.status, refusal.message) from None
         await ensure_listening()
-        self.slot, self.viewer = slot, viewer
-        self.host = request_host(headers, self.scope.get("scheme", "http"))
+        self.slot, self.viewer, self.host = slot, viewer, host
         self.resume = headers.get("last-event-id") or query.get("lastEventId", "")
         return []
 

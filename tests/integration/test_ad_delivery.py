@@ -226,6 +226,9 @@ def test_stream_refuses_unknown_placements_and_foreign_origins(server, shop):
     )
     refused = open_stream(server, placement, Origin="https://evil.example")
     assert refused.status == 403
+    foreign_host = open_stream(server, placement, Host="evil.example")
+    assert foreign_host.status == 400
+    assert "ALLOWED_HOSTS" in json.loads(foreign_host.read())["error"]
 
 
 @pytest.mark.django_db
