@@ -9,7 +9,7 @@ import http.client
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +32,7 @@ from ads.models import (
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
 from ingest.asgi import lean_application
+from sites.models import Site
 from tests.factories import SiteFactory, published_campaign
 from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
@@ -118,7 +119,7 @@ def test_admin_bulk_delete_withdraws_from_delivery(shop, admin_client, model):
 @pytest.mark.django_db
 def test_a_placement_of_another_organization_is_never_published_for_a_campaign(shop):
     _, campaign = published_campaign(shop, ads=1)
-    foreign = Placement.objects.create(site=SiteFactory(), name="Elsewhere")
+    foreign = Placement.objects.create(site=cast(Site, SiteFactory()), name="Elsewhere")
     # A link made around the models' checks (raw SQL, a row from before them).
     Campaign.placements.through.objects.bulk_create(
         [Campaign.placements.through(campaign_id=campaign.pk, placement_id=foreign.pk)]
