@@ -9,6 +9,8 @@ on the same plumbing (ingest.http): they are hit for every ad an app or a player
   them locally; each comes with signed tracking URLs. ETag and cache headers let apps poll
   cheaply.
 - ``GET /ads/vast?placement=<key>``: a VAST 4.2 document for video players.
+- ``GET /ads/vast-error?t=<token>&code=<VAST error code>``: the error beacon of a VAST
+  document: records the player's error code for the delivery and answers a 1x1 GIF.
 - ``GET /ads/click?t=<token>``: records the click, then redirects to the advertiser; the
   address comes from the signed token only (no open redirect).
 - ``GET /ads/track?t=<token>``: records an impression, viewable impression or video event of a
@@ -30,14 +32,17 @@ from ads.signing import (
     Delivery,
     InvalidTrackingToken,
     TrackedImpression,
+    sign,
     unsign,
     unsign_delivery,
 )
-from ads.vast import empty_vast, vast_xml
+from ads.vast import ERROR_CODE_MACRO, empty_vast, vast_xml
 from events.schemas import (
     AD_EVENT_CLASSES,
+    UNDEFINED_VAST_ERROR,
     AdEventPayload,
     Consent,
+    VastError,
     ad_event_request_decoder,
 )
 from ingest.http import (
@@ -176,8 +181,20 @@ async def listing(request: TrackingRequest) -> TrackingResponse:
     return response
 
 
+# Video player SDKs that fetch VAST from a frame of their own origin, not the page's: the IMA
+# SDK's frame is served from imasdk.googleapis.com, whatever site embeds the player. Their
+# requests are answered as requests without an Origin (apps, servers) are.
+VIDEO_PLAYER_ORIGINS = frozenset({"https://imasdk.googleapis.com"})
+
+
 async def vast(request: TrackingRequest) -> TrackingResponse:
-    slot, viewer = await _placement_and_viewer(request)
+    slot = await serving.placement(request.query.get("placement", ""))
+    headers = request.headers
+    if headers.get("origin") in VIDEO_PLAYER_ORIGINS:
+        headers = {name: value for name, value in headers.items() if name != "origin"}
+    viewer = await serving.viewer_for(
+        slot=slot, query=request.query, headers=headers, remote_addr=request.remote_addr
+    )
     host = request_host(request.headers)
     chosen = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
     ad = chosen[0] if chosen else None
@@ -185,13 +202,14 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
         body = empty_vast()
     else:
         issued = serving.delivery(ad, slot, serving.new_impression_id(), viewer=viewer.visitor_id)
+        failed = TrackedImpression(**vars(issued), event="error")
         body = vast_xml(
             ad=ad,
             impression_id=issued.impression,
             impression_url=serving.tracking_url(host, issued, "impression"),
             click_url=serving.click_url(host, ad, issued),
             tracking_url=lambda event: serving.tracking_url(host, issued, event),
-            error_url=f"{host}/ads/vast-error?code=[ERRORCODE]",
+            error_url=f"{host}/ads/vast-error?t={sign(failed)}&code={ERROR_CODE_MACRO}",
         )
     # Players fetch VAST cross-origin with credentials (the dispatcher adds the origin).
     return TrackingResponse(
@@ -202,14 +220,18 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
     )
 
 
-async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
+async def _record(
+    request: TrackingRequest, tracked: TrackedImpression, *, error_code: int | None = None
+) -> None:
     """Store the event of a signed URL like a confirmed /ad-event from an anonymous viewer (its
     frequency counted by the identity the delivery was decided for). ``d`` is the display
-    number of an app's cached listing item."""
+    number of an app's cached listing item; ``error_code`` a VAST error beacon's code."""
     display = request.query.get("d", "1")
     if not (display.isascii() and display.isdigit() and len(display) <= 9):
         raise Refusal(400, "d must be the display number: 1, 2, ...")
     event = _event_of(tracked, kind=tracked.event, consent=Consent(), display=int(display))
+    if error_code is not None and isinstance(event, VastError):
+        event.code = error_code
     site = await site_config_get(public_id=tracked.site)
     facts = request_facts(request=request)
     visitor_id = await visitor_identify(
@@ -221,6 +243,12 @@ async def _record(request: TrackingRequest, tracked: TrackedImpression) -> None:
         visitor_id=visitor_id,
         facts=facts,
         frequency_key=tracked.viewer or visitor_id,
+    )
+
+
+def _pixel() -> TrackingResponse:
+    return TrackingResponse(
+        200, TRANSPARENT_GIF, content_type="image/gif", headers={"cache-control": "no-store"}
     )
 
 
@@ -256,9 +284,33 @@ async def track(request: TrackingRequest) -> TrackingResponse:
         await _record(request, tracked)
     except (SinkUnavailable, TimeoutError):
         return error_response(503, "event not stored, retry later")
-    return TrackingResponse(
-        200, TRANSPARENT_GIF, content_type="image/gif", headers={"cache-control": "no-store"}
-    )
+    return _pixel()
+
+
+def _vast_error_code(value: str | None) -> int:
+    """The VAST error code of the beacon's ``code``: three digits, or the macro itself when the
+    player did not fill it in (it knows only the bracketed form, see ads.vast), which is an
+    error without a code."""
+    if value == "[ERRORCODE]":
+        return UNDEFINED_VAST_ERROR
+    if value is None or not (value.isascii() and value.isdigit() and 100 <= int(value) <= 999):
+        raise Refusal(400, "code must be the VAST error code: three digits, 100 to 999")
+    return int(value)
+
+
+async def vast_error(request: TrackingRequest) -> TrackingResponse:
+    try:
+        tracked = unsign(request.query.get("t", ""))
+    except InvalidTrackingToken:
+        return error_response(400, "invalid or expired tracking URL")
+    if tracked.event != "error":
+        return error_response(400, "not a VAST error URL: use the one of the VAST document")
+    code = _vast_error_code(request.query.get("code"))
+    try:
+        await _record(request, tracked, error_code=code)
+    except (SinkUnavailable, TimeoutError):
+        return error_response(503, "event not stored, retry later")
+    return _pixel()
 
 
 ENDPOINTS: EndpointTable = {
@@ -267,4 +319,5 @@ ENDPOINTS: EndpointTable = {
     "/ads/vast": (vast, frozenset({"GET"})),
     "/ads/click": (click, frozenset({"GET"})),
     "/ads/track": (track, frozenset({"GET"})),
+    "/ads/vast-error": (vast_error, frozenset({"GET"})),
 }

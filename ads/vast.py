@@ -3,13 +3,23 @@
 Used by the VAST endpoint of the ad server in ``ads/`` when a video placement asks for an ad:
 ``vast_xml`` renders the chosen live ad as one InLine ad, ``empty_vast`` is the "no ad" answer.
 Every URL the player calls points back at Naboria - the impression beacon, the click redirect
-(which sends the viewer on to the advertiser), the playback events and the error beacon - so
-impressions, quartiles and clicks are counted once per impression id (the ``AdServingId``).
+(which sends the viewer on to the advertiser), the playback events, the viewability beacons and
+the error beacon - so impressions, quartiles and clicks are counted once per impression id (the
+``AdServingId``).
 
 Standard library only. The element order is the one the official schema requires
 (``ads/data/vast_4.2.xsd``), which is not the order of the spec's prose and samples: Error right
-after AdSystem, Impression before AdServingId and AdTitle, TrackingEvents before Duration, and
-the mandatory UniversalAdId after Linear.
+after AdSystem, Impression and then ViewableImpression before AdServingId and AdTitle,
+TrackingEvents before Duration, and the mandatory UniversalAdId after Linear.
+
+The documents are valid against that schema as served, macro included: the schema types every
+URL as xs:anyURI, which libxml2 (lxml, xmllint) checks as an RFC 3986 URI reference, and a
+literal ``[ERRORCODE]`` is not one - square brackets may only enclose an IPv6 host. The error
+URL therefore carries the macro percent-encoded, ``ERROR_CODE_MACRO``: the form RFC 3986 asks
+for, which Google's ad servers put in their own error URLs and many SDKs fill in like the
+bracketed one. A player that fills in only brackets (the dailymotion vast-client, for one)
+fires the URL with the macro left in, which the error endpoint records as error 900
+("undefined error"): the error still counts, without its code.
 """
 
 from __future__ import annotations
@@ -37,6 +47,18 @@ TRACKED_EVENTS = (
     "skip",
 )
 
+# The [ERRORCODE] macro of VAST 4.2 section 6.1 with its brackets percent-encoded (see above).
+ERROR_CODE_MACRO = "%5BERRORCODE%5D"
+
+# The beacons of <ViewableImpression>, in schema order, as the event names they record. The
+# player (or its verification script) decides by the MRC video rule: 50 % of the player's
+# pixels in view for 2 continuous seconds.
+VIEWABILITY_EVENTS = (
+    ("Viewable", "viewable"),
+    ("NotViewable", "notViewable"),
+    ("ViewUndetermined", "viewUndetermined"),
+)
+
 # Adaptive streams are "streaming"; every other file is downloaded progressively over HTTP.
 STREAMING_TYPES = frozenset(
     {"application/x-mpegurl", "application/vnd.apple.mpegurl", "application/dash+xml"}
@@ -56,10 +78,9 @@ def vast_xml(
     """The VAST 4.2 InLine document for one video ad.
 
     ``impression_url`` and ``click_url`` are our signed impression beacon and click redirect,
-    ``tracking_url(event)`` our URL for a VAST event name, ``error_url`` our error beacon. URLs
-    are written as given: an ``[ERRORCODE]`` macro keeps its brackets, since players replace
-    the bracketed name literally (VAST 4.2 section 6.1). libxml2's xs:anyURI check rejects
-    brackets, so a schema check with lxml passes only once the player has filled the macro in.
+    ``tracking_url(event)`` our URL for a playback event (TRACKED_EVENTS) or a viewability
+    verdict (VIEWABILITY_EVENTS), ``error_url`` our error beacon. URLs are written as given: a
+    valid document needs the error URL's macro as ``ERROR_CODE_MACRO``, not in brackets.
     """
     creative = ad.creative
     if creative.kind != "video":
@@ -72,6 +93,9 @@ def vast_xml(
     _add(inline, "AdSystem", ad_system)
     _add(inline, "Error", error_url)
     _add(inline, "Impression", impression_url)
+    viewability = _add(inline, "ViewableImpression", id=impression_id)
+    for tag, event in VIEWABILITY_EVENTS:
+        _add(viewability, tag, tracking_url(event))
     _add(inline, "AdServingId", impression_id)
     _add(inline, "AdTitle", creative.title or f"Ad {ad.ad_id}")
     element = _add(_add(inline, "Creatives"), "Creative", id=str(ad.ad_id), adId=str(ad.ad_id))

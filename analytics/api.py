@@ -174,7 +174,8 @@ REPORTS = {
                 query, by=params.get("by", "campaign")
             ),
             "results",
-            "Impressions, viewable rate, clicks and CTR.",
+            "Impressions, viewable rate, clicks and CTR; video starts, quartiles, completes and "
+            "completion rate.",
             (_param("by", "campaign (default), ad, placement or day"),),
         ),
         Report(

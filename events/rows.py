@@ -83,6 +83,7 @@ class AdRow(msgspec.Struct, omit_defaults=True):
     device_type: str = ""
     is_bot: int = 0
     bot_reason: str = ""
+    error_code: int = 0
 
 
 class RowEssentials(msgspec.Struct):

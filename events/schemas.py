@@ -244,6 +244,14 @@ class Click(AdEvent, tag="click"):
     pass
 
 
+class NotViewable(AdEvent, tag="notViewable"):
+    """The player measured the ad and it never met the viewability rule (VAST NotViewable)."""
+
+
+class ViewUndetermined(AdEvent, tag="viewUndetermined"):
+    """The player could not measure viewability (VAST ViewUndetermined)."""
+
+
 class VideoStart(AdEvent, tag="start"):
     pass
 
@@ -264,30 +272,90 @@ class VideoComplete(AdEvent, tag="complete"):
     pass
 
 
-# Video progress events come from VAST players through the signed tracking URLs (ads.views).
+class VideoPause(AdEvent, tag="pause"):
+    pass
+
+
+class VideoResume(AdEvent, tag="resume"):
+    pass
+
+
+class VideoMute(AdEvent, tag="mute"):
+    pass
+
+
+class VideoUnmute(AdEvent, tag="unmute"):
+    pass
+
+
+class VideoSkip(AdEvent, tag="skip"):
+    pass
+
+
+# VAST error codes are three digits (VAST 4.2 section 2.3.6.3); 900 is "undefined error".
+VastErrorCode = Annotated[int, msgspec.Meta(ge=100, le=999)]
+UNDEFINED_VAST_ERROR = 900
+
+
+class VastError(AdEvent, tag="error"):
+    """A VAST player's error for a delivery, with the VAST error ``code`` it reported
+    (``UNDEFINED_VAST_ERROR`` when it gave none); stored in ``ad_events.error_code``."""
+
+    code: VastErrorCode = UNDEFINED_VAST_ERROR
+
+
+# Video events come from VAST players through the signed tracking URLs (ads.endpoints).
 AdEventPayload = (
     Impression
     | Viewable
+    | NotViewable
+    | ViewUndetermined
     | Click
     | VideoStart
     | VideoFirstQuartile
     | VideoMidpoint
     | VideoThirdQuartile
     | VideoComplete
+    | VideoPause
+    | VideoResume
+    | VideoMute
+    | VideoUnmute
+    | VideoSkip
+    | VastError
 )
-VIDEO_EVENTS = ("start", "firstQuartile", "midpoint", "thirdQuartile", "complete")
+# The playback events of a VAST linear ad (ads.vast.TRACKED_EVENTS; a test holds them equal).
+VIDEO_EVENTS = (
+    "start",
+    "firstQuartile",
+    "midpoint",
+    "thirdQuartile",
+    "complete",
+    "pause",
+    "resume",
+    "mute",
+    "unmute",
+    "skip",
+)
 AD_EVENT_CLASSES: dict[str, type[AdEventPayload]] = {
     str(kind.__struct_config__.tag): kind for kind in typing.get_args(AdEventPayload)
 }
 AdEventType = Literal[
     "impression",
     "viewable",
+    "notViewable",
+    "viewUndetermined",
     "click",
     "start",
     "firstQuartile",
     "midpoint",
     "thirdQuartile",
     "complete",
+    "pause",
+    "resume",
+    "mute",
+    "unmute",
+    "skip",
+    "error",
 ]  # the tags of AdEventPayload (a test holds them equal)
 
 

@@ -99,6 +99,8 @@ AD_EVENT_COLUMNS = (
     Column("is_bot", "UInt8"),
     Column("bot_reason", "LowCardinality(String)"),
     Column("retention_days", "UInt16"),
+    # A VAST player's error code (100-999; 900 = undefined), on "error" events only.
+    Column("error_code", "UInt16"),
     Column("inserted_at", "DateTime('UTC') DEFAULT now()", server_side=True),
 )
 
@@ -158,6 +160,15 @@ def event_id_window_backfill_sql(table: str) -> str:
     SELECT '{table}', site_id, event_id, toDateTime(timestamp) FROM {table}
     WHERE timestamp >= now() - INTERVAL {EVENT_IDS_TTL_DAYS} DAY
     """  # noqa: S608 (table names come from RAW_TABLES)
+
+
+def add_column_sql(table: str, name: str) -> str:
+    """Add the column ``name`` of ``table`` as defined here, after the one before it."""
+    columns = RAW_TABLES[table]
+    index = next(i for i, column in enumerate(columns) if column.name == name)
+    definition = columns[index].definition
+    after = columns[index - 1].name
+    return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {definition} AFTER {after}"
 
 
 def row_columns(table: str) -> list[str]:

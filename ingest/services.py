@@ -35,6 +35,7 @@ from events.schemas import (
     Engagement,
     Envelope,
     Outbound,
+    VastError,
     event_type,
     page_event_decoder,
 )
@@ -296,5 +297,6 @@ def ad_row_from_event(
         device_type=facts.agent.device_type,
         is_bot=int(facts.agent.is_bot),
         bot_reason=facts.agent.bot_reason,
+        error_code=event.code if isinstance(event, VastError) else 0,
     )
     return event_id, encoder.encode(row)

@@ -15,8 +15,20 @@ AD_GROUPINGS = {
 }
 
 
+# The video events the report counts, as (result field, stored event type), in playback order.
+VIDEO_COUNTS = (
+    ("video_starts", "start"),
+    ("video_first_quartiles", "firstQuartile"),
+    ("video_midpoints", "midpoint"),
+    ("video_third_quartiles", "thirdQuartile"),
+    ("video_completes", "complete"),
+)
+
+
 def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any]:
-    """Impressions, viewable rate, clicks and CTR per campaign, ad, placement or day."""
+    """Impressions, viewable rate, clicks and CTR per campaign, ad, placement or day; and of
+    video ads the starts, quartiles and completes their players reported, and the completion
+    rate (completes per start)."""
     if by not in AD_GROUPINGS:
         raise InvalidReportQuery(f"by: one of {', '.join(AD_GROUPINGS)}")
     conditions = Conditions()
@@ -28,16 +40,19 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
     )
     if not query.include_bots:
         conditions.add("is_bot = 0")
+    video = "".join(f", countIf(event_type = '{kind}')" for _, kind in VIDEO_COUNTS)
     sql = f"""
         SELECT {AD_GROUPINGS[by]} AS key, countIf(event_type = 'impression') AS shown,
-               countIf(event_type = 'viewable'), countIf(event_type = 'click')
+               countIf(event_type = 'viewable'), countIf(event_type = 'click'){video}
         FROM ad_events WHERE {conditions.sql}
         GROUP BY key ORDER BY {"key" if by == "day" else "shown DESC, key"}
-    """  # noqa: S608 (groupings and orderings are fixed strings)
+    """  # noqa: S608 (groupings, orderings and event types are fixed strings)
     results = []
-    for key, impressions, viewable, clicks in rows(
+    for key, impressions, viewable, clicks, *played in rows(
         sql, {**conditions.parameters, "tz": query.period.timezone}
     ):
+        videos = {field: int(count) for (field, _), count in zip(VIDEO_COUNTS, played, strict=True)}
+        starts, completes = videos["video_starts"], videos["video_completes"]
         results.append(
             {
                 by: key,
@@ -46,6 +61,8 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
                 "viewable_rate": round(viewable / impressions * 100, 1) if impressions else 0.0,
                 "clicks": int(clicks),
                 "ctr": round(clicks / impressions * 100, 2) if impressions else 0.0,
+                **videos,
+                "video_completion_rate": round(completes / starts * 100, 1) if starts else 0.0,
             }
         )
     return {"by": by, "results": results}

@@ -271,6 +271,16 @@ def test_weekly_retention_cohorts(shop):
     ]
 
 
+NO_VIDEO = {
+    "video_starts": 0,
+    "video_first_quartiles": 0,
+    "video_midpoints": 0,
+    "video_third_quartiles": 0,
+    "video_completes": 0,
+    "video_completion_rate": 0.0,
+}
+
+
 def test_ad_performance_per_campaign(shop):
     assert ads_and_consent.ad_performance(query(shop), by="campaign")["results"] == [
         {
@@ -280,6 +290,7 @@ def test_ad_performance_per_campaign(shop):
             "viewable_rate": 50.0,
             "clicks": 1,
             "ctr": 25.0,
+            **NO_VIDEO,
         },
         {
             "campaign": "2",
@@ -288,6 +299,7 @@ def test_ad_performance_per_campaign(shop):
             "viewable_rate": 0.0,
             "clicks": 0,
             "ctr": 0.0,
+            **NO_VIDEO,
         },
     ]
 

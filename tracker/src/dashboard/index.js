@@ -148,7 +148,7 @@ function drawGraph(container, points, interval) {
 }
 
 function ads(panel) {
-  return Promise.all([report(site, 'ads', params({ by: 'campaign' })), report(site, 'ads', params({ by: 'day' }))]).then(function (answers) {
+  return Promise.all(['campaign', 'ad', 'day'].map(function (by) { return report(site, 'ads', params({ by: by })) })).then(function (answers) {
     var columns = function (key, label) {
       return [
         { key: key, label: label },
@@ -156,13 +156,21 @@ function ads(panel) {
         { key: 'viewable_rate', label: 'Viewable %' },
         { key: 'clicks', label: 'Clicks', format: number },
         { key: 'ctr', label: 'CTR %' },
+        { key: 'video_starts', label: 'Video starts', format: number },
+        { key: 'video_first_quartiles', label: '1st quartile', format: number },
+        { key: 'video_midpoints', label: 'Midpoints', format: number },
+        { key: 'video_third_quartiles', label: '3rd quartile', format: number },
+        { key: 'video_completes', label: 'Completes', format: number },
+        { key: 'video_completion_rate', label: 'Completion %' },
       ]
     }
     panel.replaceChildren(
       h('h2', { text: 'Campaigns' }),
       table(columns('campaign', 'Campaign'), answers[0].results),
+      h('h2', { text: 'Ads' }),
+      table(columns('ad', 'Ad'), answers[1].results),
       h('h2', { text: 'Per day' }),
-      table(columns('day', 'Day'), answers[1].results)
+      table(columns('day', 'Day'), answers[2].results)
     )
   })
 }
