@@ -176,16 +176,42 @@ class CampaignAdmin(OrganizationScopedAdmin):
         "priority",
         "weight",
         "pacing",
+        "pricing",
         "ad_count",
     ]
-    list_filter = ["status", "pacing", "advertiser"]
+    list_filter = ["status", "pacing", "pricing", "advertiser"]
     search_fields = ["name", "advertiser__name"]
     filter_horizontal = ["placements"]
     fieldsets = [
         (None, {"fields": ["advertiser", "name", "status", ("starts_at", "ends_at")]}),
         ("Delivery", {"fields": [("priority", "weight", "pacing")]}),
         (
-            "Budget and caps (0 = none)",
+            "Pricing and budget (0 = none)",
+            {
+                "fields": [
+                    ("pricing", "currency"),
+                    ("rate", "flat_fee"),
+                    ("budget", "daily_budget"),
+                ],
+                "description": "What the advertiser pays: a CPM rate per 1,000 impressions, a "
+                "CPC rate per click, a CPA rate per conversion, or a flat fee. Delivery stops "
+                "when the spend reaches the budget (in all) or the daily budget (per UTC day); "
+                "bots never spend.",
+            },
+        ),
+        (
+            "Conversions",
+            {
+                "fields": [("goal_event", "goal_path"), ("post_click_days", "post_view_days")],
+                "description": "A conversion is the goal event by a visitor after a click on "
+                "one of the campaign's ads within the post-click window, or, without a click, "
+                "after an impression within the post-view window; it goes to the last touch. "
+                "A CPA campaign needs a goal; any campaign with one has conversions in the "
+                "ads report.",
+            },
+        ),
+        (
+            "Impression goal and caps (0 = none)",
             {
                 "fields": [
                     ("impression_goal", "daily_cap", "lifetime_cap"),

@@ -1,10 +1,14 @@
 """Delivery counters: impressions per campaign (today, in all) and per visitor and campaign
-(frequency caps), and the ad events already stored (so a retried event is stored and counted
-once). Redis when REDIS_URL is set, shared by every process; otherwise a SQLite file in
-NABORIA_VAR_DIR (the embedded profile), which outlives restarts.
+(frequency caps), what each campaign has spent (today, in all; whole micro-units of its
+currency), and the ad events already counted (so a retried event is stored and counted once).
+Redis when REDIS_URL is set, shared by every process; otherwise a SQLite file in
+NABORIA_VAR_DIR (the embedded profile), which outlives restarts. "Today" is the UTC day.
 
-Written when an ad event is stored (ads.services.ad_event_store), read by every decision.
-Entry points: get_counters(), reset_counters(), count_impression().
+Spend is counted where its billable events are: a CPM campaign's counted impressions and a CPC
+campaign's counted clicks when they are stored (ads.services.ad_event_store, at the rate
+published when the event is counted), a CPA campaign's attributed conversions by the periodic
+job (ads.services.conversions_spend_count). Read by every decision.
+Entry points: get_counters(), reset_counters(), count_impression(), click_price().
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from typing import Any, Protocol
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from ads.delivery import CampaignDelivery
-from ads.snapshot import current, current_if_fresh
+from ads.delivery import CampaignDelivery, Pricing
+from ads.snapshot import Snapshot, current, current_if_fresh
 
 DAY_SECONDS = 86400
 SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
@@ -47,8 +51,10 @@ class Counters(Protocol):
     async def claim(self, key: str) -> bool: ...
 
     async def record_impression(
-        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int = 0
     ) -> None: ...
+
+    async def record_spend(self, *, campaign_id: int, micros: int) -> None: ...
 
     async def campaign_delivery(
         self, campaign_ids: Iterable[int]
@@ -103,16 +109,17 @@ class SqliteCounters:
             )
         return [found.get(key, 0) for key in keys]
 
-    def _incr(self, increments: list[tuple[str, float | None]], now: float) -> None:
-        """Add one to each key; a key that had expired starts again at one, with ``ttl``."""
+    def _add(self, increments: list[tuple[str, int, float | None]], now: float) -> None:
+        """Add each amount to its key; a key that had expired starts again from the amount,
+        with ``ttl``."""
         with self._transaction():
-            for key, ttl in increments:
+            for key, amount, ttl in increments:
                 self._db.execute(
-                    "INSERT INTO counters (key, value, expires) VALUES (?1, 1, ?2)"
+                    "INSERT INTO counters (key, value, expires) VALUES (?1, ?4, ?2)"
                     " ON CONFLICT (key) DO UPDATE SET"
-                    " value = CASE WHEN expires <= ?3 THEN 1 ELSE value + 1 END,"
+                    " value = CASE WHEN expires <= ?3 THEN ?4 ELSE value + ?4 END,"
                     " expires = CASE WHEN expires <= ?3 THEN ?2 ELSE expires END",
-                    (key, None if ttl is None else now + ttl, now),
+                    (key, None if ttl is None else now + ttl, now, amount),
                 )
             self._writes += 1
             if self._writes % self.PURGE_EVERY == 0:
@@ -131,33 +138,24 @@ class SqliteCounters:
         return claimed == 1
 
     async def record_impression(
-        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int = 0
     ) -> None:
         now = time.time()
-        increments: list[tuple[str, float | None]] = [
-            (f"c:{campaign_id}:total", None),
-            (f"c:{campaign_id}:d:{_day(now)}", 2 * DAY_SECONDS),
-        ]
-        if period_seconds:
-            key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
-            increments.append((key, period_seconds))
-        self._incr(increments, now)
+        self._add(
+            _impression_increments(campaign_id, visitor_id, period_seconds, spend_micros, now), now
+        )
+
+    async def record_spend(self, *, campaign_id: int, micros: int) -> None:
+        now = time.time()
+        self._add(_spend_increments(campaign_id, micros, now), now)
 
     async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
         campaigns = list(campaign_ids)
         if not campaigns:
             return {}
         now = time.time()
-        keys = [
-            key
-            for campaign in campaigns
-            for key in (f"c:{campaign}:d:{_day(now)}", f"c:{campaign}:total")
-        ]
-        values = self._get(keys, now)
-        return {
-            campaign: CampaignDelivery(today=values[2 * index], lifetime=values[2 * index + 1])
-            for index, campaign in enumerate(campaigns)
-        }
+        keys = [key for campaign in campaigns for key in _delivery_keys(campaign, now)]
+        return _deliveries(campaigns, self._get(keys, now))
 
     async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]:
         capped = [(campaign, period) for campaign, period in periods.items() if period]
@@ -205,36 +203,35 @@ class RedisCounters:
         )
 
     async def record_impression(
-        self, *, campaign_id: int, visitor_id: str, period_seconds: int
+        self, *, campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int = 0
     ) -> None:
-        now = time.time()
-        prefix = self.PREFIX
+        increments = _impression_increments(
+            campaign_id, visitor_id, period_seconds, spend_micros, time.time()
+        )
+        await self._add(increments)
+
+    async def record_spend(self, *, campaign_id: int, micros: int) -> None:
+        await self._add(_spend_increments(campaign_id, micros, time.time()))
+
+    async def _add(self, increments: list[tuple[str, int, float | None]]) -> None:
+        """Add each amount to its key, in one round trip; a key with a ``ttl`` expires that
+        long after its last write."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(f"{prefix}c:{campaign_id}:total")
-        daily = f"{prefix}c:{campaign_id}:d:{_day(now)}"
-        pipe.incr(daily)
-        pipe.expire(daily, 2 * DAY_SECONDS)
-        if period_seconds:
-            key = f"{prefix}f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
-            pipe.incr(key)
-            pipe.expire(key, period_seconds)
+        for key, amount, ttl in increments:
+            pipe.incrby(f"{self.PREFIX}{key}", amount)
+            if ttl is not None:
+                pipe.expire(f"{self.PREFIX}{key}", int(ttl))
         await pipe.execute()
 
     async def campaign_delivery(self, campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
         campaigns = list(campaign_ids)
         if not campaigns:
             return {}
-        day = _day(time.time())
+        now = time.time()
         keys = [
-            key
-            for campaign in campaigns
-            for key in (f"{self.PREFIX}c:{campaign}:d:{day}", f"{self.PREFIX}c:{campaign}:total")
+            f"{self.PREFIX}{key}" for campaign in campaigns for key in _delivery_keys(campaign, now)
         ]
-        values = [int(value or 0) for value in await self.redis.mget(keys)]
-        return {
-            campaign: CampaignDelivery(today=values[2 * index], lifetime=values[2 * index + 1])
-            for index, campaign in enumerate(campaigns)
-        }
+        return _deliveries(campaigns, [int(value or 0) for value in await self.redis.mget(keys)])
 
     async def frequency(self, visitor_id: str, periods: dict[int, int]) -> dict[int, int]:
         capped = [(campaign, period) for campaign, period in periods.items() if period]
@@ -277,6 +274,53 @@ class RedisCounters:
             start += len(keys)
 
 
+# (key, amount, seconds to live or None) of what a counted impression adds; the same keys in
+# both backends.
+def _impression_increments(
+    campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int, now: float
+) -> list[tuple[str, int, float | None]]:
+    increments: list[tuple[str, int, float | None]] = [
+        (f"c:{campaign_id}:total", 1, None),
+        (f"c:{campaign_id}:d:{_day(now)}", 1, 2 * DAY_SECONDS),
+    ]
+    if period_seconds:
+        key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
+        increments.append((key, 1, period_seconds))
+    if spend_micros:
+        increments.extend(_spend_increments(campaign_id, spend_micros, now))
+    return increments
+
+
+def _spend_increments(
+    campaign_id: int, micros: int, now: float
+) -> list[tuple[str, int, float | None]]:
+    return [
+        (f"s:{campaign_id}:total", micros, None),
+        (f"s:{campaign_id}:d:{_day(now)}", micros, 2 * DAY_SECONDS),
+    ]
+
+
+# The keys a decision reads per campaign, in the order _deliveries takes their values.
+def _delivery_keys(campaign_id: int, now: float) -> tuple[str, str, str, str]:
+    day = _day(now)
+    return (
+        f"c:{campaign_id}:d:{day}",
+        f"c:{campaign_id}:total",
+        f"s:{campaign_id}:d:{day}",
+        f"s:{campaign_id}:total",
+    )
+
+
+def _deliveries(campaigns: list[int], values: list[int]) -> dict[int, CampaignDelivery]:
+    deliveries = {}
+    for index, campaign in enumerate(campaigns):
+        today, lifetime, spent_today, spent = values[4 * index : 4 * index + 4]
+        deliveries[campaign] = CampaignDelivery(
+            today=today, lifetime=lifetime, spent_today=spent_today, spent=spent
+        )
+    return deliveries
+
+
 _counters: Counters | None = None
 
 
@@ -299,16 +343,44 @@ def reset_counters() -> None:
     _campaign_delivery.clear()
 
 
-async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
-    """Count a stored impression for its campaign's caps and the visitor's frequency cap."""
+async def _published() -> Snapshot:
     # Reloading the snapshot reads MongoDB: off the event loop, and only when it is due.
-    snapshot = current_if_fresh() or await sync_to_async(current, thread_sensitive=False)()
-    period = snapshot.campaign_frequency_periods.get(campaign_id, 0)
+    return current_if_fresh() or await sync_to_async(current, thread_sensitive=False)()
+
+
+_NOT_SOLD = Pricing()
+# The pricing of each published campaign, built once per snapshot generation.
+_pricing: tuple[int, dict[int, Pricing]] = (-1, {})
+
+
+def _pricing_of(snapshot: Snapshot, campaign_id: int) -> Pricing:
+    """The campaign's pricing as published; a campaign that is not live any more spends
+    nothing (its events are still stored and reported)."""
+    global _pricing
+    generation, by_campaign = _pricing
+    if generation != snapshot.generation:
+        by_campaign = {
+            ad.campaign_id: ad.pricing for ads in snapshot.ads_by_site.values() for ad in ads
+        }
+        _pricing = (snapshot.generation, by_campaign)
+    return by_campaign.get(campaign_id, _NOT_SOLD)
+
+
+async def count_impression(*, campaign_id: int, visitor_id: str) -> None:
+    """Count a stored impression for its campaign's caps, the visitor's frequency cap and, for
+    a CPM campaign, its spend (the rate / 1,000)."""
+    snapshot = await _published()
     await get_counters().record_impression(
         campaign_id=campaign_id,
         visitor_id=visitor_id,
-        period_seconds=period,
+        period_seconds=snapshot.campaign_frequency_periods.get(campaign_id, 0),
+        spend_micros=_pricing_of(snapshot, campaign_id).impression_micros,
     )
+
+
+async def click_price(*, campaign_id: int) -> int:
+    """What a counted click of the campaign spends: its rate for a CPC campaign, else 0."""
+    return _pricing_of(await _published(), campaign_id).click_micros
 
 
 _campaign_delivery: dict[int, tuple[float, CampaignDelivery]] = {}

@@ -173,6 +173,10 @@ def _ineligibility(
         return "impression goal reached"
     if limits.daily_cap and delivery.today >= limits.daily_cap:
         return "daily cap"
+    if limits.budget_micros and delivery.spent >= limits.budget_micros:
+        return "over its budget"
+    if limits.daily_budget_micros and delivery.spent_today >= limits.daily_budget_micros:
+        return "over its daily budget"
     # Counted per visitor even without consent (the day's anonymous id), so it always applies.
     if limits.frequency_cap and context.frequency.get(ad.campaign_id, 0) >= limits.frequency_cap:
         return "frequency cap"
@@ -193,22 +197,33 @@ def _country_matches(country: str, countries: frozenset[str]) -> bool:
 def _ahead_of_pace(
     ad: LiveAd, *, now: datetime, delivery: CampaignDelivery, clock: _LocalClock
 ) -> bool:
-    """Whether an evenly paced campaign has already served more than its share so far."""
+    """Whether an evenly paced campaign has already served (or spent) more than its share so
+    far: of its day for a daily cap or budget, of its flight for an impression goal or budget.
+    Each share is the straight line plus a margin, at least one impression (or the price of
+    one billable event), so a small total is not held back right after each event."""
     limits = ad.limits
+    elapsed = clock.day_fraction
     if limits.daily_cap:
-        daily_allowance = limits.daily_cap * clock.day_fraction + max(
-            1.0, limits.daily_cap * DAILY_PACING_MARGIN
-        )
-        if delivery.today >= daily_allowance:
+        cap = limits.daily_cap
+        if delivery.today >= cap * elapsed + max(1.0, cap * DAILY_PACING_MARGIN):
             return True
-    if limits.impression_goal and ad.ends_at is not None:
+    if limits.daily_budget_micros:
+        budget = limits.daily_budget_micros
+        margin = max(ad.pricing.event_micros, budget * DAILY_PACING_MARGIN)
+        if delivery.spent_today >= budget * elapsed + margin:
+            return True
+    if (limits.impression_goal or limits.budget_micros) and ad.ends_at is not None:
         flight = ad.ends_at - ad.starts_at
         flown = (now - ad.starts_at) / flight if flight > timedelta(0) else 1.0
-        goal_allowance = limits.impression_goal * min(max(flown, 0.0), 1.0) + max(
-            1.0, limits.impression_goal * GOAL_PACING_MARGIN
-        )
-        if delivery.lifetime >= goal_allowance:
+        elapsed = min(max(flown, 0.0), 1.0)
+        goal = limits.impression_goal
+        if goal and delivery.lifetime >= goal * elapsed + max(1.0, goal * GOAL_PACING_MARGIN):
             return True
+        budget = limits.budget_micros
+        if budget:
+            margin = max(ad.pricing.event_micros, budget * GOAL_PACING_MARGIN)
+            if delivery.spent >= budget * elapsed + margin:
+                return True
     return False
 
 

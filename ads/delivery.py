@@ -50,14 +50,39 @@ class Targeting:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Caps and pacing of the ad's campaign (0 = no limit)."""
+    """Caps, budgets and pacing of the ad's campaign (0 = no limit)."""
 
-    impression_goal: int = 0  # the campaign's budget, in impressions
+    impression_goal: int = 0  # impressions to deliver in all
     daily_cap: int = 0  # impressions per day for the campaign
     lifetime_cap: int = 0  # impressions in all for the campaign
     frequency_cap: int = 0  # impressions per visitor per frequency period
     frequency_period_seconds: int = 0
     pacing: str = "even"  # "even" | "asap"
+    budget_micros: int = 0  # the most the campaign may spend in all, in micro-units
+    daily_budget_micros: int = 0  # the most it may spend per (UTC) day
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """How the ad's campaign is sold: what each counted event adds to its spend."""
+
+    model: str = "house"  # "house" | "cpm" | "cpc" | "cpa" | "flat" (ads.models.PricingModel)
+    rate_micros: int = 0  # CPM: per 1,000 impressions; CPC: per click; CPA: per conversion
+
+    @property
+    def impression_micros(self) -> int:
+        """What one counted impression spends (whole: rates have at most three decimals)."""
+        return self.rate_micros // 1000 if self.model == "cpm" else 0
+
+    @property
+    def click_micros(self) -> int:
+        return self.rate_micros if self.model == "cpc" else 0
+
+    @property
+    def event_micros(self) -> int:
+        """The price of one billable event: what a budget can be overshot by at most, per
+        process, between two reads of the counters."""
+        return self.impression_micros if self.model == "cpm" else self.rate_micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +100,7 @@ class LiveAd:
     creative: Creative
     targeting: Targeting = field(default_factory=Targeting)
     limits: Limits = field(default_factory=Limits)
+    pricing: Pricing = field(default_factory=Pricing)
     version: int = 1  # raised on every publish of this ad
 
     def to_document(self) -> dict[str, Any]:
@@ -113,6 +139,8 @@ class LiveAd:
                 hours=frozenset(targeting["hours"]),
             ),
             limits=Limits(**document["limits"]),
+            # Documents published before pricing existed have none until the next publish.
+            pricing=Pricing(**document.get("pricing", {})),
             version=document["version"],
         )
 
@@ -154,7 +182,10 @@ class DeliveryContext:
 
 @dataclass(frozen=True, slots=True)
 class CampaignDelivery:
-    """Impressions a campaign has been served, as counted by the delivery counters."""
+    """Impressions a campaign has been served and what it has spent (micro-units), as counted
+    by the delivery counters; "today" is the UTC day."""
 
     today: int = 0
     lifetime: int = 0
+    spent_today: int = 0
+    spent: int = 0

@@ -1,6 +1,10 @@
 """Ad authoring, kept in PostgreSQL and edited by marketers in the admin: advertisers, their
-campaigns (schedule, priority, budget and caps, pacing, targeting) and ads (image, HTML,
-native and VAST video creatives), and the placements of each site.
+campaigns (schedule, priority, pricing and budgets, caps, pacing, targeting, conversion goal)
+and ads (image, HTML, native and VAST video creatives), and the placements of each site.
+
+Money is typed as decimals in the campaign's currency (rates to 1/1000 of a unit, so a CPM
+rate divided by 1,000 is a whole number of micro-units) and handled everywhere else as whole
+micro-units (``to_micros``): what delivery publishes, the spend counters and the revenue report.
 
 Saving publishes what delivery needs to MongoDB (ads.publishing); nothing here is read while
 serving ads.
@@ -14,10 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
@@ -188,6 +193,40 @@ class FrequencyPeriod(models.IntegerChoices):
     WEEK = 604800, "per week"
 
 
+class PricingModel(models.TextChoices):
+    HOUSE = "house", "not sold (house ads)"
+    CPM = "cpm", "CPM: a rate per 1,000 impressions"
+    CPC = "cpc", "CPC: a rate per click"
+    CPA = "cpa", "CPA: a rate per conversion"
+    FLAT = "flat", "flat fee for the whole campaign"
+
+
+# What one unit of the rate buys, as the validation messages name it.
+RATE_UNITS = {
+    PricingModel.CPM: "per 1,000 impressions",
+    PricingModel.CPC: "per click",
+    PricingModel.CPA: "per conversion",
+}
+MICROS_PER_UNIT = 1_000_000
+MAX_ATTRIBUTION_DAYS = 90
+
+
+def to_micros(amount: Decimal) -> int:
+    """An amount of money in whole micro-units of its currency (exact: amounts have at most
+    three decimals)."""
+    return int(amount * MICROS_PER_UNIT)
+
+
+def _money(*, decimals: int, help_text: str) -> models.DecimalField[Decimal, Decimal]:
+    return models.DecimalField(
+        max_digits=12,
+        decimal_places=decimals,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=help_text,
+    )
+
+
 class Campaign(models.Model):
     advertiser = models.ForeignKey(Advertiser, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
@@ -207,7 +246,7 @@ class Campaign(models.Model):
         help_text="Share among campaigns of the same priority.",
     )
     impression_goal = models.PositiveIntegerField(
-        default=0, help_text="Budget in impressions; 0 for none."
+        default=0, help_text="Impressions to deliver in all (a budget in impressions); 0 for none."
     )
     daily_cap = models.PositiveIntegerField(default=0, help_text="Impressions per day; 0 for none.")
     lifetime_cap = models.PositiveIntegerField(
@@ -244,6 +283,48 @@ class Campaign(models.Model):
     target_hours = models.JSONField(
         default=list, blank=True, help_text="0-23, site time; empty for all hours."
     )
+    pricing = models.CharField(
+        max_length=8, choices=PricingModel.choices, default=PricingModel.HOUSE
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        validators=[RegexValidator(r"^[A-Z]{3}\Z", "An ISO 4217 code such as EUR or USD.")],
+        help_text="ISO 4217 code of the rate, fee and budgets.",
+    )
+    rate = _money(
+        decimals=3,
+        help_text="CPM: per 1,000 impressions; CPC: per click; CPA: per conversion.",
+    )
+    flat_fee = _money(
+        decimals=2, help_text="Flat: the whole campaign's price, spread over its days."
+    )
+    budget = _money(decimals=2, help_text="The most it may spend in all; 0 for none.")
+    daily_budget = _money(
+        decimals=2, help_text="The most it may spend per day (UTC days); 0 for none."
+    )
+    goal_event = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='A conversion: this custom event (e.g. "Signup"), on the goal page if one '
+        "is given.",
+    )
+    goal_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text='A page path (e.g. "/thanks"): without a goal event, a view of this page is '
+        "the conversion.",
+    )
+    post_click_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MaxValueValidator(MAX_ATTRIBUTION_DAYS)],
+        help_text="A conversion this many days after a click counts; 0 for none.",
+    )
+    post_view_days = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MaxValueValidator(MAX_ATTRIBUTION_DAYS)],
+        help_text="After an impression, when there was no click; 0 for none.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -269,6 +350,8 @@ class Campaign(models.Model):
             isinstance(path, str) and path.startswith("/") and len(path) <= 200 for path in paths
         ):
             errors["target_paths"] = 'Paths start with "/", e.g. ["/shoes/*"].'
+        for name, message in self._pricing_errors().items():
+            errors.setdefault(name, message)
         if self._moves_away_from_its_placements():
             errors["advertiser"] = (
                 "Its placements are on sites of another organization than this advertiser's: "
@@ -276,6 +359,56 @@ class Campaign(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def has_goal(self) -> bool:
+        return bool(self.goal_event or self.goal_path)
+
+    def _pricing_errors(self) -> dict[str, str]:
+        """What is wrong with the pricing, budgets and goal, by field."""
+        errors: dict[str, str] = {}
+        pricing = PricingModel(self.pricing)
+        budget_field = "budget" if self.budget else "daily_budget"
+        if pricing in RATE_UNITS and not self.rate:
+            errors["rate"] = (
+                f"A {pricing.value.upper()} campaign needs a rate ({RATE_UNITS[pricing]})."
+            )
+        if pricing not in RATE_UNITS and self.rate:
+            errors["rate"] = "Only CPM, CPC and CPA campaigns have a rate."
+        if pricing == PricingModel.FLAT:
+            if not self.flat_fee:
+                errors["flat_fee"] = "A flat-fee campaign needs a fee."
+            if not self.ends_at:
+                errors["ends_at"] = (
+                    "A flat-fee campaign needs an end date: its fee is spread over its days."
+                )
+            if self.budget or self.daily_budget:
+                # Nothing would ever count toward it: a budget that never binds misleads.
+                errors[budget_field] = (
+                    "A flat-fee campaign spends nothing per impression or click: cap it in "
+                    "impressions, not in money."
+                )
+        elif self.flat_fee:
+            errors["flat_fee"] = "Only a flat-fee campaign has a fee."
+        if pricing == PricingModel.HOUSE and (self.budget or self.daily_budget):
+            errors[budget_field] = "A house campaign is not sold: it has no budget in money."
+        if self.budget and self.daily_budget and self.daily_budget > self.budget:
+            errors["daily_budget"] = "The daily budget cannot exceed the budget."
+        if self.pacing == Pacing.EVEN and self.budget and not self.ends_at:
+            errors.setdefault("ends_at", "Even pacing of a budget needs an end date.")
+        if pricing == PricingModel.CPA:
+            if not self.has_goal:
+                errors["goal_event"] = (
+                    "A CPA campaign needs a goal: a custom event, a page path, or both."
+                )
+            if not (self.post_click_days or self.post_view_days):
+                errors["post_click_days"] = (
+                    "A CPA campaign needs a post-click or a post-view window: without either "
+                    "nothing converts."
+                )
+        if self.goal_path and not self.goal_path.startswith("/"):
+            errors["goal_path"] = 'A goal page path starts with "/", e.g. "/thanks".'
+        return errors
 
     def _moves_away_from_its_placements(self) -> bool:
         # Only a move to another organization is checked: a campaign linked across before this

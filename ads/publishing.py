@@ -17,9 +17,17 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from ads.delivery import Creative, Limits, LiveAd, PlacementSlot, Targeting
+from ads.delivery import Creative, Limits, LiveAd, PlacementSlot, Pricing, Targeting
 from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
-from ads.models import Ad, AdStatus, Campaign, CampaignStatus, CreativeKind, Placement
+from ads.models import (
+    Ad,
+    AdStatus,
+    Campaign,
+    CampaignStatus,
+    CreativeKind,
+    Placement,
+    to_micros,
+)
 from naboria import mongo
 
 logger = logging.getLogger(__name__)
@@ -101,7 +109,10 @@ def live_ad(ad: Ad, *, now: datetime | None = None) -> LiveAd | None:
             frequency_cap=campaign.frequency_cap,
             frequency_period_seconds=campaign.frequency_period,
             pacing=campaign.pacing,
+            budget_micros=to_micros(campaign.budget),
+            daily_budget_micros=to_micros(campaign.daily_budget),
         ),
+        pricing=Pricing(model=campaign.pricing, rate_micros=to_micros(campaign.rate)),
         version=ad.version,
     )
 

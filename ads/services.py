@@ -1,17 +1,24 @@
 """Writes of the ads app: storing an ad event (the confirmed /ad-event, click redirects and
-tracking URLs), and the writes of ad authoring that are more than a save: sanitising HTML
-creatives, pausing and resuming in bulk, each publishing what it changed (ads.publishing)."""
+tracking URLs) and counting it toward caps and spend, charging CPA campaigns for their
+attributed conversions (a periodic job), and the writes of ad authoring that are more than a
+save: sanitising HTML creatives, pausing and resuming in bulk, each publishing what it changed
+(ads.publishing)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import nh3
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from ads.counters import count_impression, get_counters
+from ads.attribution import AttributedConversion, CampaignGoal, conversions_attributed
+from ads.counters import click_price, count_impression, get_counters
 from ads.models import (
     Ad,
     AdStatus,
@@ -20,9 +27,12 @@ from ads.models import (
     CampaignStatus,
     CreativeKind,
     Placement,
+    PricingModel,
+    to_micros,
 )
 from ads.publishing import ads_publish, campaigns_publish, placements_publish
-from events.schemas import AdEventPayload, Impression
+from events.schemas import AdEventPayload, Click, Impression
+from events.tables import DEDUP_WINDOW_DAYS
 from ingest.selectors import SiteConfig
 from ingest.services import RequestFacts, ad_row_from_event
 from ingest.sinks import get_sink
@@ -38,11 +48,12 @@ async def ad_event_store(
     frequency_key: str,
 ) -> str:
     """Make the ad event durable (Kafka ack or ClickHouse insert), then count an impression for
-    caps and pacing once, unless a bot made it (stored for reports, never counted); its event
-    id. ``frequency_key`` is the identity the delivery was decided for: frequency caps count
-    by it, so a decision and its impressions agree on who saw the ad. Raises SinkUnavailable
-    or TimeoutError when not stored, and ingest.services.EventTooOld (before anything is
-    stored) for an event older than the deduplication window."""
+    caps, pacing and a CPM campaign's spend once, and a click for a CPC campaign's spend once,
+    unless a bot made it (stored for reports, never counted); its event id. ``frequency_key``
+    is the identity the delivery was decided for: frequency caps count by it, so a decision
+    and its impressions agree on who saw the ad. Raises SinkUnavailable or TimeoutError when
+    not stored, and ingest.services.EventTooOld (before anything is stored) for an event older
+    than the deduplication window."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
     # The durable write comes first, for a retry too: a 503 (a write that failed or timed out,
     # and may still be delivered later) is then always safe to retry, and a 200 always means
@@ -52,14 +63,93 @@ async def ad_event_store(
         asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
         timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
     )
-    # Counting is not idempotent, so a stored impression is counted by whoever claims its id
-    # first: a retry is not counted twice. Claimed before counting, so a crash in between
-    # leaves one impression uncounted rather than counted twice.
-    if facts.agent.is_bot or not isinstance(event, Impression):
+    # Counting is not idempotent, so a stored event is counted by whoever claims its id first:
+    # a retry is not counted twice. Claimed before counting, so a crash in between leaves one
+    # event uncounted rather than counted twice. A click's id derives from its impression, so
+    # an impression is charged for one click at most.
+    if facts.agent.is_bot:
         return event_id
-    if await get_counters().claim(f"{site.public_id}:{event_id}"):
-        await count_impression(campaign_id=event.campaign, visitor_id=frequency_key)
+    counters = get_counters()
+    if isinstance(event, Impression):
+        if await counters.claim(f"{site.public_id}:{event_id}"):
+            await count_impression(campaign_id=event.campaign, visitor_id=frequency_key)
+    elif isinstance(event, Click):
+        # Only a CPC campaign's clicks count toward anything: the others are not claimed.
+        price = await click_price(campaign_id=event.campaign)
+        if price and await counters.claim(f"{site.public_id}:{event_id}"):
+            await counters.record_spend(campaign_id=event.campaign, micros=price)
     return event_id
+
+
+# Every run looks at the conversions stored this recently (one already charged is not charged
+# again): the job may stop for this long without missing any.
+CONVERSION_LOOKBACK = timedelta(hours=1)
+
+
+def conversions_spend_count(*, now: datetime | None = None) -> int:
+    """Charge CPA campaigns (active or paused) for the conversions attributed to them
+    (ads.attribution) among those stored in the last CONVERSION_LOOKBACK: each conversion adds
+    the campaign's current rate to its spend, once (claimed by its event id in the counters);
+    the number charged. The periodic job ``count-ad-conversions`` runs it every minute, so a
+    CPA budget binds within minutes of the conversion that exhausts it.
+
+    The last touch competes among every campaign of the organization with a goal, CPA or not:
+    a conversion whose last touch is another campaign's costs a CPA campaign nothing. A
+    conversion is attributed once, when first seen with a touch; a touch stored after that
+    changes the report, not what was charged."""
+    moment = now or timezone.now()
+    cpa_campaigns = {
+        campaign.pk: campaign
+        for campaign in Campaign.objects.filter(
+            pricing=PricingModel.CPA,
+            rate__gt=0,
+            status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED],
+        ).select_related("advertiser")
+    }
+    if not cpa_campaigns:
+        return 0
+    organizations = {campaign.advertiser.organization_id for campaign in cpa_campaigns.values()}
+    goals = [
+        CampaignGoal.of(campaign)
+        for campaign in Campaign.objects.filter(
+            advertiser__organization_id__in=organizations
+        ).exclude(goal_event="", goal_path="")
+    ]
+    inserted_from = moment - CONVERSION_LOOKBACK
+    conversions = conversions_attributed(
+        site_ids=list(
+            Site.objects.filter(organization_id__in=organizations).values_list(
+                "public_id", flat=True
+            )
+        ),
+        goals=goals,
+        # Ingestion takes events up to DEDUP_WINDOW_DAYS old: older ones were never stored
+        # since inserted_from.
+        start=inserted_from - timedelta(days=DEDUP_WINDOW_DAYS + 1),
+        end=moment + timedelta(minutes=1),
+        inserted_from=inserted_from,
+    )
+    prices = {pk: to_micros(campaign.rate) for pk, campaign in cpa_campaigns.items()}
+    return async_to_sync(_conversions_charge)(
+        [conversion for conversion in conversions if conversion.campaign_id in prices], prices
+    )
+
+
+async def _conversions_charge(
+    conversions: list[AttributedConversion], prices: dict[int, int]
+) -> int:
+    # Claimed before charged, as events are: a crash in between leaves conversions uncharged
+    # rather than charged twice.
+    counters = get_counters()
+    spent: Counter[int] = Counter()
+    charged = 0
+    for conversion in conversions:
+        if await counters.claim(f"conversion:{conversion.site_id}:{conversion.event_id}"):
+            spent[conversion.campaign_id] += prices[conversion.campaign_id]
+            charged += 1
+    for campaign_id, micros in spent.items():
+        await counters.record_spend(campaign_id=campaign_id, micros=micros)
+    return charged
 
 
 # What an HTML banner may contain: markup, images and links. No scripts, styles sheets, forms,

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.reports import ads_and_consent, conversions, traffic
+from analytics.reports import ad_revenue, ads_and_consent, conversions, traffic
 from analytics.reports.query import FILTER_COLUMNS, InvalidReportQuery, ReportQuery
 from sites.selectors import sites_readable_by
 
@@ -177,6 +177,14 @@ REPORTS = {
             "Impressions, viewable rate, clicks and CTR; video starts, quartiles, completes and "
             "completion rate.",
             (_param("by", "campaign (default), ad, placement or day"),),
+        ),
+        Report(
+            "ad-revenue",
+            lambda query, params: ad_revenue.ad_revenue(query),
+            "results",
+            "Per campaign and ad: impressions, clicks, conversions (post-click and post-view, "
+            "last touch), revenue by the campaign's pricing model and eCPM, with totals per "
+            "currency. Bots never count; filters do not apply.",
         ),
         Report(
             "consent",

@@ -29,6 +29,12 @@ PERIODIC_JOBS = {
         "task": "analytics.tasks.refresh_session_facts",
         "schedule": crontab(minute="*"),
     },
+    # A CPA campaign spends when a conversion is attributed to it, which only ClickHouse can
+    # tell (ads.attribution): charging every minute keeps its budget binding within minutes.
+    "count-ad-conversions": {
+        "task": "ads.tasks.count_conversions_spend",
+        "schedule": crontab(minute="*"),
+    },
     # The models learn from the traffic until yesterday: rebuild the dbt marts (and run their
     # tests), export them, retrain the CTR and conversion models, and promote each one only if
     # it beats the serving model on the same validation days. One job, as the steps must run

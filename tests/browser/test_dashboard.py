@@ -98,6 +98,8 @@ def test_dashboard_shows_the_reports_numbers_and_filters_by_clicking(
 
     page.get_by_role("tab", name="Ads").click()
     page.locator("table", has_text="Impressions").first.wait_for()
+    page.get_by_role("heading", name="Revenue").wait_for()  # the ad-revenue report answered
+    assert page.locator("table", has_text="eCPM").count() == 1
     page.get_by_role("tab", name="Funnels").click()
     page.locator("#nd-funnel table").wait_for()
 

@@ -91,7 +91,7 @@ def test_the_dashboard_report_in_one_request(tenants):
 
 
 @pytest.mark.parametrize(
-    "report", ["overview", "dashboard", "breakdown", "realtime", "ads", "consent"]
+    "report", ["overview", "dashboard", "breakdown", "realtime", "ads", "ad-revenue", "consent"]
 )
 def test_another_organizations_site_is_a_404(tenants, report):
     _, theirs, client = tenants

@@ -148,7 +148,8 @@ function drawGraph(container, points, interval) {
 }
 
 function ads(panel) {
-  return Promise.all(['campaign', 'ad', 'day'].map(function (by) { return report(site, 'ads', params({ by: by })) })).then(function (answers) {
+  var performance = ['campaign', 'ad', 'day'].map(function (by) { return report(site, 'ads', params({ by: by })) })
+  return Promise.all(performance.concat(report(site, 'ad-revenue', params()))).then(function (answers) {
     var columns = function (key, label) {
       return [
         { key: key, label: label },
@@ -164,7 +165,22 @@ function ads(panel) {
         { key: 'video_completion_rate', label: 'Completion %' },
       ]
     }
+    var money = function (key) { return { key: key, label: key === 'revenue' ? 'Revenue' : 'eCPM' } }
     panel.replaceChildren(
+      h('h2', { text: 'Revenue' }),
+      table(
+        [
+          { key: 'name', label: 'Campaign' },
+          { key: 'pricing', label: 'Pricing' },
+          { key: 'currency', label: 'Currency' },
+          { key: 'impressions', label: 'Impressions', format: number },
+          { key: 'clicks', label: 'Clicks', format: number },
+          { key: 'conversions', label: 'Conversions', format: number },
+          money('revenue'),
+          money('ecpm'),
+        ],
+        answers[3].results
+      ),
       h('h2', { text: 'Campaigns' }),
       table(columns('campaign', 'Campaign'), answers[0].results),
       h('h2', { text: 'Ads' }),
