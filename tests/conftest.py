@@ -157,6 +157,18 @@ def _close_server_connections() -> None:
 
 
 @pytest.fixture
+def ads_client() -> Any:
+    """The ad server's request/response endpoints, called in process by a desktop browser (a
+    request without a User-Agent is a bot's, and bots never count)."""
+    from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
+    from ingest.asgi import lean_application
+    from tests.tracking_client import TrackingClient
+    from tests.unit.test_enrichment import WINDOWS_CHROME
+
+    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
+
+
+@pytest.fixture
 def empty_delivery() -> Iterator[None]:
     """No published ads before or after the test (MongoDB and this process's snapshot)."""
     from ads import snapshot

@@ -18,7 +18,6 @@ from django.urls import reverse
 
 from ads import signing, snapshot
 from ads.documents import DeliveryAdDocument, DeliveryPlacementDocument
-from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import (
     Ad,
     AdStatus,
@@ -31,12 +30,9 @@ from ads.models import (
 )
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
-from ingest.asgi import lean_application
 from sites.models import Site
 from tests.factories import SiteFactory, published_campaign
 from tests.helpers import ad_events, eventually
-from tests.tracking_client import TrackingClient
-from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -44,11 +40,6 @@ pytestmark = [
     pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
 ]
 XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
-
-
-@pytest.fixture
-def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
 
 
 ORIGIN = "http://127.0.0.1"

@@ -16,13 +16,10 @@ from asgiref.sync import async_to_sync
 
 from ads import signing
 from ads.counters import get_counters
-from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
-from ingest.asgi import lean_application
 from naboria import clickhouse
 from sites.models import Site
 from tests.factories import OrganizationFactory, SiteFactory, published_campaign
 from tests.tracking_client import TrackingClient
-from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -31,11 +28,6 @@ pytestmark = [
     pytest.mark.usefixtures("clickhouse_schema", "direct_path", "empty_delivery"),
 ]
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-
-
-@pytest.fixture
-def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
 
 
 @pytest.fixture

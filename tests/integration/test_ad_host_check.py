@@ -10,20 +10,12 @@ import pytest
 from django.test import override_settings
 
 from ads import snapshot
-from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import Ad, CreativeKind, VideoFile
 from ads.publishing import campaigns_publish, placements_publish
-from ingest.asgi import lean_application
 from tests.factories import published_campaign
-from tests.tracking_client import TrackingClient
 
 pytestmark = [pytest.mark.mongodb, pytest.mark.django_db, pytest.mark.usefixtures("empty_delivery")]
 ENDPOINTS = ["/ads/listing", "/ads/vast"]
-
-
-@pytest.fixture
-def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS))
 
 
 @pytest.fixture

@@ -20,19 +20,16 @@ from rest_framework.test import APIClient
 
 from ads import counters
 from ads.counters import get_counters
-from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import Ad, Advertiser, Campaign, CampaignStatus, CreativeKind, Placement
 from analytics.reports.ad_revenue import ad_revenue
 from analytics.reports.query import Period, ReportQuery
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
-from ingest.asgi import lean_application
 from ingest.storage import insert_rows
 from naboria.celery import app
 from naboria.periodic_jobs import PERIODIC_JOBS
 from sites.services import api_token_create
 from tests.factories import published_campaign
 from tests.tracking_client import TrackingClient
-from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -42,11 +39,6 @@ pytestmark = [
 ]
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 PARIS = "Europe/Paris"
-
-
-@pytest.fixture
-def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
 
 
 @pytest.fixture(autouse=True)

@@ -13,17 +13,14 @@ import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
 from ads import signing, snapshot
-from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.models import Ad, CreativeKind, VideoFile
 from ads.publishing import campaigns_publish, placements_publish
 from ads.vast import TRACKED_EVENTS, VIEWABILITY_EVENTS
-from ingest.asgi import lean_application
 from ingest.http import TRANSPARENT_GIF
 from naboria import clickhouse
 from tests.factories import published_campaign
 from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
-from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.mongodb,
@@ -34,11 +31,6 @@ pytestmark = [
 XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
 NS = {"v": "http://www.iab.com/VAST"}
 IMA_ORIGIN = "https://imasdk.googleapis.com"
-
-
-@pytest.fixture
-def ads_client() -> TrackingClient:
-    return TrackingClient(lean_application(AD_ENDPOINTS), HTTP_USER_AGENT=WINDOWS_CHROME)
 
 
 @pytest.fixture
