@@ -37,7 +37,7 @@ from ads.publishing import (
     placement_withdraw,
     placements_publish,
 )
-from ads.services import ads_set_status, campaigns_set_status, sanitise_banner_html
+from ads.services import ads_set_status, campaigns_set_status
 from sites.tenancy import OrganizationScopedAdmin, OrganizationScopedInline
 
 
@@ -239,9 +239,6 @@ class CampaignAdmin(OrganizationScopedAdmin):
         return obj.ads.count()
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        for ad_form in formset.forms:
-            if ad_form.instance.kind == CreativeKind.HTML and ad_form.instance.html:
-                ad_form.instance.html = sanitise_banner_html(ad_form.instance.html)
         super().save_formset(request, form, formset, change)
         if formset.deleted_objects:
             ads_withdraw(ad_ids=[ad.pk for ad in formset.deleted_objects if ad.pk])
@@ -285,11 +282,6 @@ class AdAdmin(OrganizationScopedAdmin):
     @admin.display(description="preview")
     def preview(self, obj: Ad) -> str:
         return creative_preview(obj)
-
-    def save_model(self, request: HttpRequest, obj: Ad, form: Any, change: bool) -> None:
-        if obj.kind == CreativeKind.HTML:
-            obj.html = sanitise_banner_html(obj.html)
-        super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from ads import serving
+from ads.assets import ASSET_ENDPOINTS
 from ads.services import ad_event_store
 from ads.signing import (
     TOKEN_MAX_AGE_SECONDS,
@@ -320,4 +321,6 @@ ENDPOINTS: EndpointTable = {
     "/ads/click": (click, frozenset({"GET"})),
     "/ads/track": (track, frozenset({"GET"})),
     "/ads/vast-error": (vast_error, frozenset({"GET"})),
+    # GET /ads/asset?u=<token>: a creative's image, fetched once and served from here.
+    **ASSET_ENDPOINTS,
 }

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from ads import ranking
+from ads.assets import first_party_asset_url, rewrite_html_assets
 from ads.counters import campaign_delivery, get_counters
 from ads.decisioning import choose_ad
 from ads.delivery import DeliveryContext, LiveAd, PlacementSlot
@@ -183,8 +184,10 @@ def rendering(*, ad: LiveAd, slot: PlacementSlot, issued: Delivery, host: str) -
         "kind": creative.kind,
         "width": creative.width,
         "height": creative.height,
-        "image_url": creative.image_url,
-        "html": creative.html,
+        # Images come from Naboria's origin: the visitor's browser never fetches from the
+        # advertiser's server (docs/ads.md, Privacy).
+        "image_url": first_party_asset_url(host, creative.image_url),
+        "html": rewrite_html_assets(creative.html, host),
         "title": creative.title,
         "text": creative.text,
         "call_to_action": creative.call_to_action,

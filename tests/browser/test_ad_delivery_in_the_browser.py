@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ads.assets import first_party_asset_url
 from naboria import clickhouse
 from tests.conftest import CHROMIUM
 from tests.factories import published_campaign
@@ -29,10 +30,15 @@ def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(f"{server}/demo/?site={site.public_id}")
         ad = page.locator("#sse-slot a[data-naboria-impression]")
         ad.wait_for(timeout=10_000)
-        assert ad.locator("img").get_attribute("src") == "https://cdn.example/0.png"
+        # The banner's image comes from Naboria's origin, never from the advertiser's server.
+        image = first_party_asset_url(server, "https://cdn.example/0.png")
+        assert ad.locator("img").get_attribute("src") == image
+        assert eventually(lambda: image in requested)
         impression = ad.get_attribute("data-naboria-impression")
         assert eventually(lambda: ad_events(impression) == ["impression"])
         # Stored with the campaign the token names (the element carries no campaign of its own).
@@ -51,5 +57,7 @@ def test_banner_from_the_stream_renders_and_its_impression_and_click_land(server
             redirect.value.headers["location"] == "https://outdoor.example/landing?ad=0&src=naboria"
         )
         assert eventually(lambda: "click" in ad_events(impression))
+        # The page itself asked nothing of any origin but Naboria's (the click has its own tab).
+        assert [url for url in requested if not url.startswith(server)] == []
         assert ad_events(impression).count("click") == 1  # the redirect counted it, once
         browser.close()
