@@ -44,6 +44,7 @@ from naboria import clickhouse, kafka_client
 from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT, free_port, tansu_command, wait_for_port
 from tests.tracking_client import TrackingClient, delivered_ad_event
+from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.redis]
 # Neither Tansu's default for a topic it creates itself (4) nor Naboria's default (6).
@@ -339,7 +340,7 @@ def test_ad_event_not_delivered_in_time_is_503_and_its_retry_stores_and_counts_o
         try:
             impression = uuid.uuid4().hex
             body = delivered_ad_event(site=site.public_id, impression=impression, campaign=4242)
-            client = TrackingClient()
+            client = TrackingClient(HTTP_USER_AGENT=WINDOWS_CHROME)  # a person's: counted
             again = delivered_ad_event(
                 site=site.public_id, impression=f"{impression}-2", campaign=4242
             )
