@@ -50,6 +50,8 @@ def _bucket(now: float, period_seconds: int) -> int:
 class Counters(Protocol):
     async def claim(self, key: str) -> bool: ...
 
+    async def claimed(self, key: str) -> bool: ...
+
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int = 0
     ) -> None: ...
@@ -124,6 +126,9 @@ class SqliteCounters:
             self._writes += 1
             if self._writes % self.PURGE_EVERY == 0:
                 self._db.execute("DELETE FROM counters WHERE expires <= ?", (now,))
+
+    async def claimed(self, key: str) -> bool:
+        return self._get([f"seen:{key}"], time.time())[0] > 0
 
     async def claim(self, key: str) -> bool:
         now = time.time()
@@ -201,6 +206,9 @@ class RedisCounters:
         return bool(
             await self.redis.set(f"{self.PREFIX}seen:{key}", 1, nx=True, ex=SEEN_EVENT_SECONDS)
         )
+
+    async def claimed(self, key: str) -> bool:
+        return bool(await self.redis.exists(f"{self.PREFIX}seen:{key}"))
 
     async def record_impression(
         self, *, campaign_id: int, visitor_id: str, period_seconds: int, spend_micros: int = 0

@@ -27,7 +27,7 @@ from typing import Any
 
 from ads import serving
 from ads.assets import ASSET_ENDPOINTS
-from ads.services import ad_event_store
+from ads.services import ImpressionNotRecorded, ad_event_store
 from ads.signing import (
     TOKEN_MAX_AGE_SECONDS,
     Delivery,
@@ -129,6 +129,10 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
         )
     except EventTooOld as too_old:
         raise Refusal(400, f"ad event {too_old}") from None
+    except ImpressionNotRecorded:
+        raise Refusal(
+            409, "no impression of this ad was recorded: report the impression, then the click"
+        ) from None
     except (SinkUnavailable, TimeoutError) as error:
         return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
     return json_response(200, {"stored": True, "event_id": event_id})
@@ -264,8 +268,9 @@ async def click(request: TrackingRequest) -> TrackingResponse:
         return _text(400, "This ad link is invalid or has expired.\n")
     if tracked.event != "click" or not tracked.target:
         return _text(400, "Not a click link.\n")
-    # The visitor still gets where they wanted to go if the click cannot be stored.
-    with contextlib.suppress(Refusal, SinkUnavailable, TimeoutError):
+    # The visitor still gets where they wanted to go if the click cannot be stored (nor is
+    # one stored of an ad whose impression was never reported).
+    with contextlib.suppress(Refusal, SinkUnavailable, TimeoutError, ImpressionNotRecorded):
         await _record(request, tracked)
     return TrackingResponse(
         302,

@@ -30,12 +30,17 @@ from ads.models import (
     to_micros,
 )
 from ads.publishing import ads_publish, campaigns_publish, placements_publish
+from events.ids import ad_event_id
 from events.schemas import AdEventPayload, Click, Impression
 from events.tables import DEDUP_WINDOW_DAYS
 from ingest.selectors import SiteConfig
 from ingest.services import RequestFacts, ad_row_from_event
 from ingest.sinks import get_sink
 from sites.models import Site
+
+
+class ImpressionNotRecorded(Exception):
+    """A click of a delivery whose impression was never stored: not stored either."""
 
 
 async def ad_event_store(
@@ -51,9 +56,15 @@ async def ad_event_store(
     unless a bot made it (stored for reports, never counted); its event id. ``frequency_key``
     is the identity the delivery was decided for: frequency caps count by it, so a decision
     and its impressions agree on who saw the ad. Raises SinkUnavailable or TimeoutError when
-    not stored, and ingest.services.EventTooOld (before anything is stored) for an event older
-    than the deduplication window."""
+    not stored, ingest.services.EventTooOld (before anything is stored) for an event older
+    than the deduplication window, and ImpressionNotRecorded for a click of a delivery whose
+    impression was never reported (a click without an impression counts toward nothing)."""
     event_id, row = ad_row_from_event(event=event, site=site, visitor_id=visitor_id, facts=facts)
+    counters = get_counters()
+    if isinstance(event, Click):
+        shown = ad_event_id(site_id=site.public_id, impression=event.impression, kind="impression")
+        if not await counters.claimed(f"{site.public_id}:{shown}"):
+            raise ImpressionNotRecorded
     # The durable write comes first, for a retry too: a 503 (a write that failed or timed out,
     # and may still be delivered later) is then always safe to retry, and a 200 always means
     # stored. Writing an event twice is harmless: its id derives from (site, impression, type)
@@ -65,14 +76,13 @@ async def ad_event_store(
     # Counting is not idempotent, so a stored event is counted by whoever claims its id first:
     # a retry is not counted twice. Claimed before counting, so a crash in between leaves one
     # event uncounted rather than counted twice. A click's id derives from its impression, so
-    # an impression is charged for one click at most.
-    if facts.agent.is_bot:
-        return event_id
-    counters = get_counters()
+    # an impression is charged for one click at most. A bot's impression is claimed too (its
+    # clicks are stored for reports), never counted.
     if isinstance(event, Impression):
-        if await counters.claim(f"{site.public_id}:{event_id}"):
+        claimed = await counters.claim(f"{site.public_id}:{event_id}")
+        if claimed and not facts.agent.is_bot:
             await count_impression(campaign_id=event.campaign, visitor_id=frequency_key)
-    elif isinstance(event, Click):
+    elif isinstance(event, Click) and not facts.agent.is_bot:
         # Only a CPC campaign's clicks count toward anything: the others are not claimed.
         price = await click_price(campaign_id=event.campaign)
         if price and await counters.claim(f"{site.public_id}:{event_id}"):

@@ -139,10 +139,10 @@ def test_embedded_server_accepts_events_on_the_direct_path(embedded):
         page = response.read().decode()
     token = re.search(r'data-naboria-impression-token="([^"]+)"', page)
     assert token, "the demo page has no ad element with an impression token"
-    click = {"type": "click", "impression_token": html.unescape(token.group(1))}
+    shown = {"type": "impression", "impression_token": html.unescape(token.group(1))}
     request = urllib.request.Request(
         f"{embedded['base']}/ad-event",
-        data=json.dumps(click).encode(),
+        data=json.dumps(shown).encode(),
         headers={"Content-Type": "application/json", "User-Agent": BROWSER_USER_AGENT},
     )
     with urllib.request.urlopen(request, timeout=10) as response:

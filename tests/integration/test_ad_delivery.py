@@ -248,12 +248,20 @@ def test_listing_has_etag_cache_headers_and_signed_tracking_urls(ads_client, sho
 @pytest.mark.django_db
 def test_click_redirect_is_signed_expiring_and_records_the_click(ads_client, shop, monkeypatch):
     placement, _ = published_campaign(shop, ads=1)
-    item = ads_client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0]
+    unseen, item = (
+        ads_client.get(f"/ads/listing?placement={placement.key}").json()["ads"][0] for _ in range(2)
+    )
+    # The click of an ad whose impression was never reported still takes the visitor there,
+    # and is not stored: it would count a click nobody saw.
+    answer = ads_client.get(local(unseen["click_url"]))
+    assert answer.status_code == 302
+    assert ads_client.get(local(item["tracking"]["impression"])).status_code == 200
     path = local(item["click_url"])
     answer = ads_client.get(path)
     assert answer.status_code == 302
     assert answer["Location"] == "https://outdoor.example/landing?ad=0&src=naboria"
-    assert eventually(lambda: ad_events(item["impression"]) == ["click"])
+    assert eventually(lambda: ad_events(item["impression"]) == ["impression", "click"])
+    assert ad_events(unseen["impression"]) == []
     # Only Naboria's own signed targets: a forged token is refused, never followed.
     forged = signing.TrackedImpression(
         impression="x",

@@ -122,16 +122,18 @@ def test_the_ads_facts_and_event_id_come_from_the_token(ads_client, shop):
         "placement": 9,
         "impression": "someone-elses",
     }
+    shown = {"type": "impression", "impression_token": item["impression_token"]}
+    assert post(ads_client, shown).status_code == 200
     ids = set()
     for _ in range(40):  # a fresh id per request used to defeat the deduplication
         answer = post(ads_client, {**told, "id": str(uuid.uuid4())})
         assert answer.status_code == 200, answer.content
         ids.add(answer.json()["event_id"])
     assert len(ids) == 1
-    assert stored(shop) == 1
+    assert stored(shop) == 2  # the impression and one click
     row = clickhouse.get_client().query(
         "SELECT impression_id, campaign_id, ad_id, placement_id, toString(event_id) FROM ad_events"
-        " WHERE site_id = {s:String}",
+        " WHERE site_id = {s:String} AND event_type = 'click'",
         parameters={"s": shop.public_id},
     )
     assert row.result_rows == [
@@ -169,3 +171,21 @@ def test_bot_impressions_are_stored_but_never_counted_toward_caps(ads_client, sh
     body = {"type": "impression", "impression_token": item["impression_token"]}
     assert post(ads_client, body).status_code == 200
     assert impressions_counted(campaign.pk) == 1
+
+
+def test_clicks_of_ads_whose_impression_was_never_reported_are_refused(ads_client, shop):
+    """40 clicks with no impression used to make a 97.6 % CTR: a click counts only after the
+    impression of its delivery."""
+    placement, _ = published_campaign(shop, ads=1)
+    unseen = [delivered(ads_client, placement)[0] for _ in range(40)]
+    for item in unseen:
+        answer = post(ads_client, {"type": "click", "impression_token": item["impression_token"]})
+        assert answer.status_code == 409
+        assert "no impression" in answer.json()["error"]
+    assert stored(shop) == 0
+    # Reported in order, the same delivery's click is stored.
+    item = unseen[0]
+    for kind in ("impression", "click"):
+        body = {"type": kind, "impression_token": item["impression_token"]}
+        assert post(ads_client, body).status_code == 200
+    assert stored(shop) == 2

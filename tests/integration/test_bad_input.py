@@ -136,12 +136,10 @@ def batch(site: Any, *events: bytes, **fields: bytes) -> bytes:
     return b'{"site":"%s",%s"events":[%s]}' % (site.public_id.encode(), extra, b",".join(events))
 
 
-def click(site: Any, impression: str, **facts: int) -> bytes:
+def shown(site: Any, impression: str, **facts: int) -> bytes:
+    """An impression of an ad delivered with these facts."""
     body = delivered_ad_event(
-        site=site.public_id,
-        impression=impression,
-        kind="click",
-        **{"campaign": 1, "ad": 2, **facts},
+        site=site.public_id, impression=impression, **{"campaign": 1, "ad": 2, **facts}
     )
     return json.dumps(body).encode()
 
@@ -193,7 +191,9 @@ def test_invalid_utf8_in_the_envelope_refuses_the_batch(application, shop, field
 
 
 def test_invalid_utf8_in_an_ad_event_or_a_consent_decision_is_a_400(application, shop):
-    answer = post(application, "/ad-event", click(shop, "i1").replace(b'"click"', b'"cl\xff"'))
+    answer = post(
+        application, "/ad-event", shown(shop, "i1").replace(b'"impression"', b'"imp\xff"')
+    )
     assert answer.status == 400
     assert re.fullmatch(r"malformed ad event: Invalid UTF-8 at byte \d+", answer.error())
     decision = b'{"site":"%s","version":1,"granted":["\xff"],"denied":[]}' % shop.public_id.encode()
@@ -277,7 +277,7 @@ def ad_rows(impression: str) -> list[tuple[Any, ...]]:
 
 
 def test_an_ad_events_facts_come_from_its_token_whatever_the_body_says(application, shop):
-    body = json.loads(click(shop, "told", campaign=7, ad=70, placement=3))
+    body = json.loads(shown(shop, "told", campaign=7, ad=70, placement=3))
     body.update(campaign=2**64, ad=-1, placement="x", impression="other", site="elsewhere")
     answer = post(application, "/ad-event", json.dumps(body).encode())
     assert answer.status == 200, answer.body
@@ -287,7 +287,7 @@ def test_an_ad_events_facts_come_from_its_token_whatever_the_body_says(applicati
 
 def test_the_largest_ad_ids_are_stored_exactly(application, shop):
     largest = 2**63 - 1  # a BigAutoField's last id
-    answer = post(application, "/ad-event", click(shop, "max", campaign=largest, ad=largest))
+    answer = post(application, "/ad-event", shown(shop, "max", campaign=largest, ad=largest))
     assert answer.status == 200, answer.body
     assert ad_rows("max") == [(largest, largest, 0)]
 

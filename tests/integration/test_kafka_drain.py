@@ -249,7 +249,7 @@ def test_poison_messages_go_to_the_dead_letter_topic(site):
 
 def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
     impression = f"imp-{uuid.uuid4().hex[:8]}"
-    body = delivered_ad_event(site=site.public_id, impression=impression, kind="click", ad=2)
+    body = delivered_ad_event(site=site.public_id, impression=impression, ad=2)
     response = TrackingClient().post("/ad-event", body, content_type="application/json")
     assert response.status_code == 200
     assert response.json()["stored"] is True
