@@ -75,3 +75,42 @@ def published_campaign(site: Any, *, ads: int = 2, **fields: Any) -> tuple[Place
     campaigns_publish(campaigns=[campaign])
     snapshot.load()  # this process serves them at once
     return placement, campaign
+
+
+def campaign_form_data(
+    advertiser: Advertiser, placements: list[Placement], name: str, **extra: Any
+) -> dict[str, Any]:
+    """What the admin's campaign form posts for an active campaign with defaults everywhere
+    (no ads inline unless ``extra`` adds them)."""
+    return {
+        "advertiser": advertiser.pk,
+        "name": name,
+        "status": "active",
+        "starts_at_0": "2026-01-01",
+        "starts_at_1": "00:00:00",
+        "priority": 5,
+        "weight": 10,
+        "pacing": "asap",
+        "impression_goal": 0,
+        "daily_cap": 0,
+        "lifetime_cap": 0,
+        "frequency_cap": 0,
+        "frequency_period": 86400,
+        "pricing": "house",
+        "currency": "EUR",
+        "rate": "0",
+        "flat_fee": "0",
+        "budget": "0",
+        "daily_budget": "0",
+        "post_click_days": 30,
+        "post_view_days": 1,
+        "placements": [placement.pk for placement in placements],
+        "target_countries": "[]",
+        "target_devices": "[]",
+        "target_paths": "[]",
+        "target_weekdays": "[]",
+        "target_hours": "[]",
+        "ads-TOTAL_FORMS": 0,
+        "ads-INITIAL_FORMS": 0,
+        **extra,
+    }

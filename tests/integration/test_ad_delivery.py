@@ -31,7 +31,7 @@ from ads.models import (
 from ads.publishing import campaigns_publish, placements_publish, republish_all
 from ads.services import ads_set_status
 from sites.models import Site
-from tests.factories import SiteFactory, published_campaign
+from tests.factories import SiteFactory, campaign_form_data, published_campaign
 from tests.helpers import ad_events, eventually
 
 pytestmark = [
@@ -381,33 +381,7 @@ def test_saving_a_campaign_in_the_admin_publishes_its_ads(shop, admin_client):
     placement = Placement.objects.create(site=shop, name="Top", sizes=["728x90"])
     advertiser = Advertiser.objects.create(organization=shop.organization, name="Bikes")
     form = {
-        "advertiser": advertiser.pk,
-        "name": "Spring",
-        "status": "active",
-        "starts_at_0": "2026-01-01",
-        "starts_at_1": "00:00:00",
-        "priority": 5,
-        "weight": 10,
-        "pacing": "asap",
-        "impression_goal": 0,
-        "daily_cap": 0,
-        "lifetime_cap": 0,
-        "frequency_cap": 0,
-        "frequency_period": 86400,
-        "pricing": "house",
-        "currency": "EUR",
-        "rate": "0",
-        "flat_fee": "0",
-        "budget": "0",
-        "daily_budget": "0",
-        "post_click_days": 30,
-        "post_view_days": 1,
-        "placements": [placement.pk],
-        "target_countries": "[]",
-        "target_devices": "[]",
-        "target_paths": "[]",
-        "target_weekdays": "[]",
-        "target_hours": "[]",
+        **campaign_form_data(advertiser, [placement], "Spring"),
         "ads-TOTAL_FORMS": 1,
         "ads-INITIAL_FORMS": 0,
         "ads-0-name": "Leaderboard",

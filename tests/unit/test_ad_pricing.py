@@ -22,7 +22,7 @@ from ads.delivery import CampaignDelivery, Limits, LiveAd, Pricing
 from ads.documents import DeliveryAdDocument
 from ads.models import Advertiser, Campaign, Pacing, Placement, PricingModel, to_micros
 from ads.snapshot import Snapshot
-from tests.factories import UserFactory
+from tests.factories import UserFactory, campaign_form_data
 from tests.unit.test_decisioning import NOW, SIX_AM, make_ad, make_context, reason_for
 
 START = NOW - timedelta(days=1)
@@ -267,35 +267,12 @@ def test_the_admin_asks_for_a_rate_and_publishes_the_pricing(site):
     page = client.get("/admin/ads/campaign/add/").content.decode()
     assert "Pricing and budget" in page
     data = {
-        "advertiser": advertiser.pk,
-        "name": "Winter",
-        "status": "active",
-        "starts_at_0": "2026-01-01",
-        "starts_at_1": "00:00:00",
-        "priority": 5,
-        "weight": 10,
-        "pacing": "asap",
-        "impression_goal": 0,
-        "daily_cap": 0,
-        "lifetime_cap": 0,
-        "frequency_cap": 0,
-        "frequency_period": 86400,
+        **campaign_form_data(advertiser, [placement], "Winter"),
         "pricing": "cpc",
-        "currency": "EUR",
-        "rate": "0",
-        "flat_fee": "0",
         "budget": "120",
         "daily_budget": "20.50",
         "goal_event": "Signup",
         "goal_path": "",
-        "post_click_days": 30,
-        "post_view_days": 1,
-        "placements": [placement.pk],
-        "target_countries": "[]",
-        "target_devices": "[]",
-        "target_paths": "[]",
-        "target_weekdays": "[]",
-        "target_hours": "[]",
         "ads-TOTAL_FORMS": 1,
         "ads-INITIAL_FORMS": 0,
         "ads-0-name": "Boots",

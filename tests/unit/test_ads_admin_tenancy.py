@@ -26,7 +26,7 @@ from ads.models import (
 )
 from sites.models import Organization, Role, Site
 from sites.services import membership_set
-from tests.factories import OrganizationFactory, SiteFactory, UserFactory
+from tests.factories import OrganizationFactory, SiteFactory, UserFactory, campaign_form_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_delivery")]
 EDITING_ROLES = [Role.OWNER, Role.ADMIN, Role.MARKETER]
@@ -131,43 +131,6 @@ def _placement_data(site: Site, name: str) -> dict[str, Any]:
     }
 
 
-def _campaign_data(
-    advertiser: Advertiser, placements: list[Placement], name: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "advertiser": advertiser.pk,
-        "name": name,
-        "status": "active",
-        "starts_at_0": "2026-01-01",
-        "starts_at_1": "00:00:00",
-        "priority": 5,
-        "weight": 10,
-        "pacing": "asap",
-        "impression_goal": 0,
-        "daily_cap": 0,
-        "lifetime_cap": 0,
-        "frequency_cap": 0,
-        "frequency_period": 86400,
-        "pricing": "house",
-        "currency": "EUR",
-        "rate": "0",
-        "flat_fee": "0",
-        "budget": "0",
-        "daily_budget": "0",
-        "post_click_days": 30,
-        "post_view_days": 1,
-        "placements": [placement.pk for placement in placements],
-        "target_countries": "[]",
-        "target_devices": "[]",
-        "target_paths": "[]",
-        "target_weekdays": "[]",
-        "target_hours": "[]",
-        "ads-TOTAL_FORMS": 0,
-        "ads-INITIAL_FORMS": 0,
-        **extra,
-    }
-
-
 def _ad_data(campaign: Campaign, name: str, **extra: Any) -> dict[str, Any]:
     return {
         "campaign": campaign.pk,
@@ -196,7 +159,7 @@ def _change_data(tenant: Tenant, model: str, name: str) -> tuple[Any, dict[str, 
     if model == "placement":
         return tenant.placement, _placement_data(tenant.site, name)
     if model == "campaign":
-        return tenant.campaign, _campaign_data(tenant.advertiser, [tenant.placement], name)
+        return tenant.campaign, campaign_form_data(tenant.advertiser, [tenant.placement], name)
     return tenant.ad, _ad_data(tenant.campaign, name)
 
 
@@ -315,8 +278,8 @@ def test_forged_ids_of_another_organization_are_refused(first, second):
     forged = [
         ("advertiser", _advertiser_data(first.organization, "Forged")),
         ("placement", _placement_data(first.site, "Forged")),
-        ("campaign", _campaign_data(first.advertiser, [second.placement], "Forged")),
-        ("campaign", _campaign_data(second.advertiser, [first.placement], "Forged")),
+        ("campaign", campaign_form_data(first.advertiser, [second.placement], "Forged")),
+        ("campaign", campaign_form_data(second.advertiser, [first.placement], "Forged")),
         ("ad", _ad_data(first.campaign, "Forged")),
     ]
     for model, data in forged:
@@ -333,7 +296,7 @@ def test_own_campaign_cannot_be_moved_onto_another_organizations_placements(firs
     client = _client_for((second.organization, Role.MARKETER))
     response = client.post(
         f"/admin/ads/campaign/{second.campaign.pk}/change/",
-        _campaign_data(second.advertiser, [first.placement], "Moved"),
+        campaign_form_data(second.advertiser, [first.placement], "Moved"),
     )
     assert response.status_code == 200
     second.campaign.refresh_from_db()
@@ -367,7 +330,7 @@ def test_forged_inline_rows_of_another_organization_change_nothing(first, second
     }
     client.post(
         f"/admin/ads/campaign/{second.campaign.pk}/change/",
-        _campaign_data(second.advertiser, [second.placement], "Second campaign", **ad_row),
+        campaign_form_data(second.advertiser, [second.placement], "Second campaign", **ad_row),
     )
     video_row = {
         "video_files-TOTAL_FORMS": 1,
@@ -472,7 +435,7 @@ def test_a_member_of_two_organizations_cannot_pair_them_in_a_campaign(first, sec
     client = _client_for((first.organization, Role.MARKETER), (second.organization, Role.MARKETER))
     response = client.post(
         "/admin/ads/campaign/add/",
-        _campaign_data(first.advertiser, [second.placement], "Crossing"),
+        campaign_form_data(first.advertiser, [second.placement], "Crossing"),
     )
     assert response.status_code == 200
     assert "placements on sites of the advertiser&#x27;s organization only" in (
@@ -482,7 +445,7 @@ def test_a_member_of_two_organizations_cannot_pair_them_in_a_campaign(first, sec
     # Moving a campaign to the other organization keeps it off the placements it had.
     response = client.post(
         f"/admin/ads/campaign/{first.campaign.pk}/change/",
-        _campaign_data(second.advertiser, [first.placement], "First campaign"),
+        campaign_form_data(second.advertiser, [first.placement], "First campaign"),
     )
     assert response.status_code == 200
     assert Campaign.objects.get(pk=first.campaign.pk).advertiser == first.advertiser
@@ -499,7 +462,7 @@ def test_a_campaign_linked_across_before_can_be_fixed_by_its_owner(first, second
     assert first.placement.name not in page
     response = client.post(
         f"/admin/ads/campaign/{second.campaign.pk}/change/",
-        _campaign_data(second.advertiser, [second.placement], "Second campaign"),
+        campaign_form_data(second.advertiser, [second.placement], "Second campaign"),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert list(second.campaign.placements.all()) == [second.placement]
