@@ -1,6 +1,6 @@
 """Django admin of ad authoring: advertisers, campaigns with their ads inline, ads with creative
-previews and video files, placements. Every save publishes to delivery (ads.publishing);
-bulk pause / resume are list actions.
+previews and video files (or a wrapper's VAST tag URL), placements. Every save publishes to
+delivery (ads.publishing); bulk pause / resume are list actions.
 
 Each model's admin is scoped to the user's organizations (sites.tenancy): its lists, the
 choices of its forms (a campaign's advertiser and placements, an ad's campaign, a placement's
@@ -70,6 +70,11 @@ def creative_preview(ad: Ad) -> str:
             ad.text,
             ad.call_to_action,
         )
+    if ad.is_wrapper:
+        return format_html(
+            "A wrapper: players play the VAST of <code>{}</code>, with Naboria's tracking.",
+            ad.vast_tag_url,
+        )
     first = ad.video_files.first()
     if first is None:
         return "Add a video file to see a preview."
@@ -87,7 +92,7 @@ class AdInline(OrganizationScopedInline, admin.StackedInline):
         "html",
         ("title", "call_to_action"),
         "text",
-        "duration_seconds",
+        ("duration_seconds", "vast_tag_url"),
         "preview",
     ]
     readonly_fields = ["preview"]

@@ -16,7 +16,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Creative:
-    """One of: image banner, sanitised HTML banner, native, VAST video."""
+    """One of: image banner, sanitised HTML banner, native, VAST video (its own media files, or
+    a wrapper of a third party's VAST tag)."""
 
     kind: str  # "image" | "html" | "native" | "video"
     width: int = 0
@@ -30,6 +31,13 @@ class Creative:
     duration_seconds: int = 0
     # video: [{"url", "mime_type", "width", "height", "bitrate"}]
     media_files: tuple[dict[str, Any], ...] = ()
+    # video: the third party's VAST that a wrapper points players to ("" for a video of its
+    # own); documents published before wrappers existed have none.
+    vast_tag_url: str = ""
+
+    @property
+    def is_wrapper(self) -> bool:
+        return self.kind == "video" and bool(self.vast_tag_url)
 
     @property
     def size(self) -> str:

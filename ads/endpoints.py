@@ -8,13 +8,15 @@ on the same plumbing (ingest.http): they are hit for every ad an app or a player
 - ``GET /ads/listing?placement=<key>``: mobile apps fetch a few ads for a placement and rotate
   them locally; each comes with signed tracking URLs. ETag and cache headers let apps poll
   cheaply.
-- ``GET /ads/vast?placement=<key>``: a VAST 4.2 document for video players.
+- ``GET /ads/vast?placement=<key>``: a VAST 4.2 document for video players: an InLine ad, or a
+  Wrapper of a third party's VAST tag (only for viewers with ads consent).
 - ``GET /ads/vast-error?t=<token>&code=<VAST error code>``: the error beacon of a VAST
   document: records the player's error code for the delivery and answers a 1x1 GIF.
 - ``GET /ads/click?t=<token>``: records the click, then redirects to the advertiser; the
   address comes from the signed token only (no open redirect).
 - ``GET /ads/track?t=<token>``: records an impression, viewable impression or video event of a
-  signed tracking URL (apps, VAST players) and answers a 1x1 GIF.
+  signed tracking URL (apps, VAST players), or the click of a wrapper's click tracking URL (a
+  click token without a target), and answers a 1x1 GIF.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from ads import serving
 from ads.assets import ASSET_ENDPOINTS
+from ads.delivery import LiveAd, PlacementSlot
 from ads.services import ImpressionNotRecorded, ad_event_store
 from ads.signing import (
     TOKEN_MAX_AGE_SECONDS,
@@ -37,7 +40,7 @@ from ads.signing import (
     unsign,
     unsign_delivery,
 )
-from ads.vast import ERROR_CODE_MACRO, empty_vast, vast_xml
+from ads.vast import ERROR_CODE_MACRO, empty_vast, vast_wrapper_xml, vast_xml
 from events.schemas import (
     AD_EVENT_CLASSES,
     UNDEFINED_VAST_ERROR,
@@ -190,6 +193,23 @@ async def listing(request: TrackingRequest) -> TrackingResponse:
 # SDK's frame is served from imasdk.googleapis.com, whatever site embeds the player. Their
 # requests are answered as requests without an Origin (apps, servers) are.
 VIDEO_PLAYER_ORIGINS = frozenset({"https://imasdk.googleapis.com"})
+VIDEO_KINDS = frozenset({"video"})
+
+
+async def _video_ad(slot: PlacementSlot, viewer: serving.Viewer) -> LiveAd | None:
+    """The video ad to play. A wrapper makes the player fetch the third party's VAST from the
+    viewer's device, so a viewer without ads consent never gets one: the decision draws ads
+    one after another (each by its share among those left, ads.decisioning), and such a viewer
+    gets the first that is not a wrapper - as if the wrappers were not there, for campaigns
+    whose video ads are all wrappers or none and without a promoted CTR model (a campaign
+    that mixes both then gets a little less than its share of these viewers)."""
+    count = 1
+    if not viewer.personalised:
+        count += sum(ad.creative.is_wrapper for ad in (await serving.snapshot()).ads_for(slot))
+    for ad in await serving.decide(slot=slot, viewer=viewer, kinds=VIDEO_KINDS, count=count):
+        if viewer.personalised or not ad.creative.is_wrapper:
+            return ad
+    return None
 
 
 async def vast(request: TrackingRequest) -> TrackingResponse:
@@ -201,21 +221,37 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
         slot=slot, query=request.query, headers=headers, remote_addr=request.remote_addr
     )
     host = request_host(request.headers)
-    chosen = await serving.decide(slot=slot, viewer=viewer, kinds=frozenset({"video"}))
-    ad = chosen[0] if chosen else None
-    if ad is None or not ad.creative.media_files:
+    ad = await _video_ad(slot, viewer)
+    if ad is None or not (ad.creative.is_wrapper or ad.creative.media_files):
         body = empty_vast()
     else:
         issued = serving.delivery(ad, slot, serving.new_impression_id(), viewer=viewer.visitor_id)
         failed = TrackedImpression(**vars(issued), event="error")
-        body = vast_xml(
-            ad=ad,
-            impression_id=issued.impression,
-            impression_url=serving.tracking_url(host, issued, "impression"),
-            click_url=serving.click_url(host, ad, issued),
-            tracking_url=lambda event: serving.tracking_url(host, issued, event),
-            error_url=f"{host}/ads/vast-error?t={sign(failed)}&code={ERROR_CODE_MACRO}",
-        )
+        impression_url = serving.tracking_url(host, issued, "impression")
+        error_url = f"{host}/ads/vast-error?t={sign(failed)}&code={ERROR_CODE_MACRO}"
+
+        def tracking_url(event: str) -> str:
+            return serving.tracking_url(host, issued, event)
+
+        if ad.creative.is_wrapper:
+            body = vast_wrapper_xml(
+                ad=ad,
+                impression_id=issued.impression,
+                impression_url=impression_url,
+                # A click token without a target: a beacon for /ads/track, not a redirect.
+                click_tracking_url=tracking_url("click"),
+                tracking_url=tracking_url,
+                error_url=error_url,
+            )
+        else:
+            body = vast_xml(
+                ad=ad,
+                impression_id=issued.impression,
+                impression_url=impression_url,
+                click_url=serving.click_url(host, ad, issued),
+                tracking_url=tracking_url,
+                error_url=error_url,
+            )
     # Players fetch VAST cross-origin with credentials (the dispatcher adds the origin).
     return TrackingResponse(
         200,
@@ -284,10 +320,15 @@ async def track(request: TrackingRequest) -> TrackingResponse:
         tracked = unsign(request.query.get("t", ""))
     except InvalidTrackingToken:
         return error_response(400, "invalid or expired tracking URL")
-    if tracked.event == "click":
+    # A click token with a target is a click link; one without is a wrapper's click tracking.
+    if tracked.event == "click" and tracked.target:
         return error_response(400, "click links redirect: use /ads/click")
     try:
         await _record(request, tracked)
+    except ImpressionNotRecorded:
+        return error_response(
+            409, "no impression of this ad was recorded: call its impression URL first"
+        )
     except (SinkUnavailable, TimeoutError):
         return error_response(503, "event not stored, retry later")
     return _pixel()

@@ -1,6 +1,7 @@
 """Ad authoring, kept in PostgreSQL and edited by marketers in the admin: advertisers, their
 campaigns (schedule, priority, pricing and budgets, caps, pacing, targeting, conversion goal)
-and ads (image, HTML, native and VAST video creatives), and the placements of each site.
+and ads (image, HTML, native and VAST video creatives: video files of their own, or a third
+party's VAST tag they wrap), and the placements of each site.
 
 Money is typed as decimals in the campaign's currency (rates to 1/1000 of a unit, so a CPM
 rate divided by 1,000 is a whole number of micro-units) and handled everywhere else as whole
@@ -22,7 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+    URLValidator,
+)
 from django.db import models
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
@@ -452,6 +458,11 @@ def _int_list(value: object, low: int, high: int) -> bool:
     )
 
 
+# The player fetches a third party's VAST tag from the viewer's device: https only, as players
+# on https pages need, and so that the request does not travel in clear.
+validate_vast_tag_url = URLValidator(schemes=["https"])
+
+
 class AdStatus(models.TextChoices):
     ACTIVE = "active", "active"
     PAUSED = "paused", "paused"
@@ -462,7 +473,11 @@ class Ad(models.Model):
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=8, choices=AdStatus.choices, default=AdStatus.ACTIVE)
     kind = models.CharField(max_length=8, choices=CreativeKind.choices, default=CreativeKind.IMAGE)
-    click_url = models.URLField(max_length=2048, help_text="Where a click takes the visitor.")
+    click_url = models.URLField(
+        max_length=2048,
+        blank=True,
+        help_text="Where a click takes the visitor (a wrapper ad's clicks go where its VAST says).",
+    )
     width = models.PositiveIntegerField(default=0, help_text="Banners: width in pixels.")
     height = models.PositiveIntegerField(default=0, help_text="Banners: height in pixels.")
     image_url = models.URLField(max_length=2048, blank=True, help_text="Image and native ads.")
@@ -475,6 +490,15 @@ class Ad(models.Model):
     text = models.CharField(max_length=300, blank=True, help_text="Native ads.")
     call_to_action = models.CharField(max_length=30, blank=True, help_text="Native ads.")
     duration_seconds = models.PositiveIntegerField(default=0, help_text="Video ads.")
+    # Checked in clean(), not by a URLField's validator: one message that says what to enter.
+    vast_tag_url = models.CharField(
+        "VAST tag URL",
+        max_length=2048,
+        blank=True,
+        help_text="Video ads: a third party's VAST tag (https). The ad is then a wrapper: "
+        "players play what that VAST answers, with Naboria's tracking; it has no video files "
+        "or click URL of its own. Served only to viewers who consented to ads.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -484,8 +508,14 @@ class Ad(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_wrapper(self) -> bool:
+        """A video ad that plays a third party's VAST (VAST 4.2 Wrapper) instead of files of
+        its own."""
+        return self.kind == CreativeKind.VIDEO and bool(self.vast_tag_url)
+
     def clean(self) -> None:
-        needed = {
+        needed: dict[str, str] = {
             CreativeKind.IMAGE: {
                 "image_url": "an image URL",
                 "width": "a width",
@@ -500,13 +530,44 @@ class Ad(models.Model):
             },
             CreativeKind.VIDEO: {"title": "a title", "duration_seconds": "a duration"},
         }[CreativeKind(self.kind)]
+        # A wrapper needs nothing more: the third party's VAST has the title, duration, media
+        # and click-through.
+        needed = {} if self.is_wrapper else {"click_url": "a click URL", **needed}
         errors = {
             name: f"A {self.get_kind_display()} ad needs {what}."
             for name, what in needed.items()
             if not getattr(self, name)
         }
+        errors.update(self._vast_tag_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _vast_tag_errors(self) -> dict[str, str]:
+        if not self.vast_tag_url:
+            return {}
+        if self.kind != CreativeKind.VIDEO:
+            return {"vast_tag_url": "Only a video ad has a VAST tag URL."}
+        errors: dict[str, str] = {}
+        try:
+            validate_vast_tag_url(self.vast_tag_url)
+        except ValidationError:
+            errors["vast_tag_url"] = (
+                "A VAST tag URL is the third party's absolute https:// address of its VAST, "
+                "e.g. https://ads.example/vast?id=42."
+            )
+        if self.click_url:
+            errors["click_url"] = (
+                "A wrapper ad has no click URL: clicks go where the third party's VAST sends "
+                "them. Leave it empty."
+            )
+        # The files as saved: the admin deletes those marked for deletion only once this form
+        # is valid, so a hosted ad becomes a wrapper in two saves.
+        if "vast_tag_url" not in errors and self.pk is not None and self.video_files.exists():
+            errors["vast_tag_url"] = (
+                "This ad plays video files of its own: delete them and save, then give it a "
+                "VAST tag URL."
+            )
+        return errors
 
     @property
     def size(self) -> str:
@@ -529,3 +590,16 @@ class VideoFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mime_type} {self.width}x{self.height}"
+
+    def clean(self) -> None:
+        # In the admin's inline, ``ad`` holds the values posted with it: a tag URL set in the
+        # same form counts.
+        try:
+            ad = self.ad
+        except Ad.DoesNotExist:
+            return
+        if ad.is_wrapper:
+            raise ValidationError(
+                "A wrapper ad (with a VAST tag URL) plays the third party's VAST, not video "
+                "files: remove its VAST tag URL to give it files of its own."
+            )

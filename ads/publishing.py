@@ -91,8 +91,9 @@ def live_ad(ad: Ad, *, now: datetime | None = None) -> LiveAd | None:
                 }
                 for video in ad.video_files.all()
             )
-            if ad.kind == CreativeKind.VIDEO
+            if ad.kind == CreativeKind.VIDEO and not ad.is_wrapper
             else (),
+            vast_tag_url=ad.vast_tag_url if ad.is_wrapper else "",
         ),
         targeting=Targeting(
             placement_ids=frozenset(placement.pk for placement in placements),

@@ -1,16 +1,21 @@
 """VAST 4.2 documents for video ads.
 
 Used by the VAST endpoint of the ad server in ``ads/`` when a video placement asks for an ad:
-``vast_xml`` renders the chosen live ad as one InLine ad, ``empty_vast`` is the "no ad" answer.
-Every URL the player calls points back at Naboria - the impression beacon, the click redirect
-(which sends the viewer on to the advertiser), the playback events, the viewability beacons and
-the error beacon - so impressions, quartiles and clicks are counted once per impression id (the
-``AdServingId``).
+``vast_xml`` renders a live ad with video files of its own as one InLine ad,
+``vast_wrapper_xml`` one that plays a third party's VAST tag as one Wrapper ad, ``empty_vast``
+is the "no ad" answer. Every URL the player calls for us points back at Naboria - the
+impression beacon, the click redirect (which sends the viewer on to the advertiser) or, in a
+wrapper, the click tracking beacon, the playback events, the viewability beacons and the error
+beacon - so impressions, quartiles and clicks are counted once per impression id (the
+``AdServingId`` of an InLine, the ``ViewableImpression`` id of both). A wrapper's player also
+fetches the third party's tag and calls its beacons: that is why the VAST endpoint serves
+wrappers only to viewers with ads consent.
 
 Standard library only. The element order is the one the official schema requires
 (``ads/data/vast_4.2.xsd``), which is not the order of the spec's prose and samples: Error right
 after AdSystem, Impression and then ViewableImpression before AdServingId and AdTitle,
-TrackingEvents before Duration, and the mandatory UniversalAdId after Linear.
+TrackingEvents before Duration, and the mandatory UniversalAdId after Linear; in a Wrapper,
+Creatives before VASTAdTagURI, which comes last.
 
 The documents are valid against that schema as served, macro included: the schema types every
 URL as xs:anyURI, which libxml2 (lxml, xmllint) checks as an RFC 3986 URI reference, and a
@@ -19,14 +24,18 @@ URL therefore carries the macro percent-encoded, ``ERROR_CODE_MACRO``: the form 
 for, which Google's ad servers put in their own error URLs and many SDKs fill in like the
 bracketed one. A player that fills in only brackets (the dailymotion vast-client, for one)
 fires the URL with the macro left in, which the error endpoint records as error 900
-("undefined error"): the error still counts, without its code.
+("undefined error"): the error still counts, without its code. A third party's tag URL is
+written the same way (``tag_uri``): its macros (``[CACHEBUSTING]``) percent-encoded, as is any
+other character a URI may not hold.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ads.delivery import LiveAd
 
@@ -75,7 +84,7 @@ def vast_xml(
     error_url: str,
     ad_system: str = "Naboria",
 ) -> bytes:
-    """The VAST 4.2 InLine document for one video ad.
+    """The VAST 4.2 InLine document for one video ad with media files of its own.
 
     ``impression_url`` and ``click_url`` are our signed impression beacon and click redirect,
     ``tracking_url(event)`` our URL for a playback event (TRACKED_EVENTS) or a viewability
@@ -90,20 +99,17 @@ def vast_xml(
 
     root = _root()
     inline = _add(_add(root, "Ad", id=str(ad.ad_id)), "InLine")
-    _add(inline, "AdSystem", ad_system)
-    _add(inline, "Error", error_url)
-    _add(inline, "Impression", impression_url)
-    viewability = _add(inline, "ViewableImpression", id=impression_id)
-    for tag, event in VIEWABILITY_EVENTS:
-        _add(viewability, tag, tracking_url(event))
+    _add_beacons(
+        inline,
+        ad_system=ad_system,
+        impression_id=impression_id,
+        impression_url=impression_url,
+        tracking_url=tracking_url,
+        error_url=error_url,
+    )
     _add(inline, "AdServingId", impression_id)
     _add(inline, "AdTitle", creative.title or f"Ad {ad.ad_id}")
-    element = _add(_add(inline, "Creatives"), "Creative", id=str(ad.ad_id), adId=str(ad.ad_id))
-
-    linear = _add(element, "Linear")
-    events = _add(linear, "TrackingEvents")
-    for event in TRACKED_EVENTS:
-        _add(events, "Tracking", tracking_url(event), event=event)
+    element, linear = _add_linear_creative(inline, ad=ad, tracking_url=tracking_url)
     _add(linear, "Duration", _duration(creative.duration_seconds))
     media_files = _add(linear, "MediaFiles")
     for media in creative.media_files:
@@ -113,6 +119,50 @@ def vast_xml(
     # Required by the schema; we have no registered creative id (Ad-ID etc.), and "unknown"
     # is the value the spec prescribes for that case.
     _add(element, "UniversalAdId", "unknown", idRegistry="unknown")
+    return _serialise(root)
+
+
+def vast_wrapper_xml(
+    *,
+    ad: LiveAd,
+    impression_id: str,
+    impression_url: str,
+    click_tracking_url: str,
+    tracking_url: Callable[[str], str],
+    error_url: str,
+    ad_system: str = "Naboria",
+) -> bytes:
+    """The VAST 4.2 Wrapper document for one video ad that plays a third party's VAST tag.
+
+    The player fetches the tag (``VASTAdTagURI``) and plays its ad, calling our beacons as
+    well as the third party's: the same impression, playback, viewability and error URLs as
+    ``vast_xml``'s. The click-through is the third party's, so ours is ``click_tracking_url``,
+    a beacon the player calls on a click (``ClickTracking``), not a redirect.
+    """
+    creative = ad.creative
+    if not creative.is_wrapper:
+        raise ValueError(f"ad {ad.ad_id} is not a video ad with a VAST tag URL")
+
+    root = _root()
+    # Tags often answer with a wrapper of their own (an ad server passing the ad on); one
+    # ad is asked for, not a pod.
+    wrapper = _add(
+        _add(root, "Ad", id=str(ad.ad_id)),
+        "Wrapper",
+        followAdditionalWrappers="true",
+        allowMultipleAds="false",
+    )
+    _add_beacons(
+        wrapper,
+        ad_system=ad_system,
+        impression_id=impression_id,
+        impression_url=impression_url,
+        tracking_url=tracking_url,
+        error_url=error_url,
+    )
+    _, linear = _add_linear_creative(wrapper, ad=ad, tracking_url=tracking_url)
+    _add(_add(linear, "VideoClicks"), "ClickTracking", click_tracking_url)
+    _add(wrapper, "VASTAdTagURI", tag_uri(creative.vast_tag_url))
     return _serialise(root)
 
 
@@ -135,6 +185,66 @@ def _add(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
     element = ET.SubElement(parent, tag, attributes)
     element.text = text
     return element
+
+
+def _add_beacons(
+    parent: ET.Element,
+    *,
+    ad_system: str,
+    impression_id: str,
+    impression_url: str,
+    tracking_url: Callable[[str], str],
+    error_url: str,
+) -> None:
+    """What InLine and Wrapper ads begin with, in schema order: AdSystem, Error, Impression and
+    ViewableImpression."""
+    _add(parent, "AdSystem", ad_system)
+    _add(parent, "Error", error_url)
+    _add(parent, "Impression", impression_url)
+    viewability = _add(parent, "ViewableImpression", id=impression_id)
+    for tag, event in VIEWABILITY_EVENTS:
+        _add(viewability, tag, tracking_url(event))
+
+
+def _add_linear_creative(
+    parent: ET.Element, *, ad: LiveAd, tracking_url: Callable[[str], str]
+) -> tuple[ET.Element, ET.Element]:
+    """The ad's one Creative, holding a Linear that begins with our TrackingEvents: (Creative,
+    Linear), for the caller to complete."""
+    creative = _add(_add(parent, "Creatives"), "Creative", id=str(ad.ad_id), adId=str(ad.ad_id))
+    linear = _add(creative, "Linear")
+    events = _add(linear, "TrackingEvents")
+    for event in TRACKED_EVENTS:
+        _add(events, "Tracking", tracking_url(event), event=event)
+    return creative, linear
+
+
+# A "%" that does not start a percent-encoding (RFC 3986 section 2.1).
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# What a path, query or fragment may hold besides letters, digits and "-._~" (RFC 3986
+# section 3.3 to 3.5), "%" of the percent-encodings kept as they are.
+_URI_COMPONENT_SAFE = "!$&'()*+,;=:@/?%"
+
+
+def tag_uri(url: str) -> str:
+    """A third party's tag URL as an RFC 3986 URI, which the schema's xs:anyURI requires:
+    everything after the host that a URI may not hold percent-encoded - the brackets of its
+    macros (``[CACHEBUSTING]``), a stray "%", a second "#", spaces or other characters. The
+    host is left alone (an IPv6 one keeps its brackets)."""
+    parts = urlsplit(url)
+
+    def encoded(component: str) -> str:
+        return quote(_STRAY_PERCENT.sub("%25", component), safe=_URI_COMPONENT_SAFE)
+
+    return urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            encoded(parts.path),
+            encoded(parts.query),
+            encoded(parts.fragment),
+        )
+    )
 
 
 def _duration(seconds: int) -> str:

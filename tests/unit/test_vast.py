@@ -1,4 +1,5 @@
-"""VAST 4.2 documents of video ads: valid against the official schema, and saying what we mean.
+"""VAST 4.2 documents of video ads, InLine and Wrapper: valid against the official schema, and
+saying what we mean.
 
 Error URLs carry the ``[ERRORCODE]`` macro, which must keep its brackets for players to replace
 it; libxml2's xs:anyURI check rejects brackets, so documents are validated the way a player
@@ -12,7 +13,15 @@ import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
 from ads.delivery import Creative, LiveAd
-from ads.vast import TRACKED_EVENTS, VAST_NAMESPACE, empty_vast, vast_xml
+from ads.vast import (
+    TRACKED_EVENTS,
+    VAST_NAMESPACE,
+    VIEWABILITY_EVENTS,
+    empty_vast,
+    tag_uri,
+    vast_wrapper_xml,
+    vast_xml,
+)
 
 XSD = Path(__file__).resolve().parents[2] / "ads" / "data" / "vast_4.2.xsd"
 NS = {"v": VAST_NAMESPACE}
@@ -315,3 +324,88 @@ def test_elements_out_of_schema_order_fail_validation(schema) -> None:
 def test_ads_that_cannot_make_a_valid_document_are_refused(changes, message) -> None:
     with pytest.raises(ValueError, match=message):
         render(video_ad(**changes))
+
+
+TAG_URL = "https://ads.third.example/vast?id=42&cb=[CACHEBUSTING]"
+CLICK_TRACKING_URL = "https://naboria.example/a/t?imp=0b8e6c1e&event=click&sig=ct"
+
+
+def wrapper_ad(tag: str = TAG_URL) -> LiveAd:
+    return video_ad(click_url="", title="", duration_seconds=0, media_files=(), vast_tag_url=tag)
+
+
+def render_wrapper(ad: LiveAd | None = None) -> bytes:
+    return vast_wrapper_xml(
+        ad=ad or wrapper_ad(),
+        impression_id=IMPRESSION_ID,
+        impression_url=IMPRESSION_URL,
+        click_tracking_url=CLICK_TRACKING_URL,
+        tracking_url=tracking_url,
+        error_url=PLAIN_ERROR_URL,
+    )
+
+
+def test_a_wrapper_validates_against_the_schema_its_tag_macros_included(schema) -> None:
+    tree = parse(render_wrapper())
+    schema.assertValid(tree)
+
+    # The macro's brackets are percent-encoded, as the error URL's are: valid as sent.
+    assert texts(tree, "//v:Wrapper/v:VASTAdTagURI") == [
+        "https://ads.third.example/vast?id=42&cb=%5BCACHEBUSTING%5D"
+    ]
+
+
+def test_a_wrapper_carries_our_beacons_and_points_to_the_tag() -> None:
+    tree = parse(render_wrapper())
+
+    (wrapper,) = tree.xpath("/v:VAST/v:Ad[@id='42']/v:Wrapper", namespaces=NS)
+    assert (wrapper.get("followAdditionalWrappers"), wrapper.get("allowMultipleAds")) == (
+        "true",
+        "false",
+    )
+    assert [etree.QName(child).localname for child in wrapper] == [
+        "AdSystem",
+        "Error",
+        "Impression",
+        "ViewableImpression",
+        "Creatives",
+        "VASTAdTagURI",
+    ]
+    assert texts(tree, "//v:Wrapper/v:Error") == [PLAIN_ERROR_URL]
+    assert texts(tree, "//v:Wrapper/v:Impression") == [IMPRESSION_URL]
+    assert tree.xpath("//v:ViewableImpression/@id", namespaces=NS) == [IMPRESSION_ID]
+    assert texts(tree, "//v:ViewableImpression/*") == [
+        tracking_url(event) for _, event in VIEWABILITY_EVENTS
+    ]
+    tracking = tree.xpath("//v:Linear/v:TrackingEvents/v:Tracking", namespaces=NS)
+    assert [(element.get("event"), element.text) for element in tracking] == [
+        (event, tracking_url(event)) for event in TRACKED_EVENTS
+    ]
+    # The click-through is the third party's: ours only tracks the click.
+    assert texts(tree, "//v:Linear/v:VideoClicks/*") == [CLICK_TRACKING_URL]
+    assert tree.xpath("//v:VideoClicks/v:ClickTracking", namespaces=NS)
+    assert not tree.xpath("//v:MediaFiles | //v:Duration | //v:AdTitle", namespaces=NS)
+
+
+@pytest.mark.parametrize(
+    ("tag", "served"),
+    [
+        ("https://ads.example/vast?id=1", "https://ads.example/vast?id=1"),
+        ("https://ads.example/v?cb=[CACHEBUSTING]", "https://ads.example/v?cb=%5BCACHEBUSTING%5D"),
+        ("https://ads.example/v?cb=%5BTIMESTAMP%5D", "https://ads.example/v?cb=%5BTIMESTAMP%5D"),
+        ("https://ads.example/v?rate=100%", "https://ads.example/v?rate=100%25"),
+        ("https://ads.example/v#a#b", "https://ads.example/v#a%23b"),
+        ("https://ads.example/été?q=a b", "https://ads.example/%C3%A9t%C3%A9?q=a%20b"),
+        ("https://[2001:db8::1]:8443/v?x=[Y]", "https://[2001:db8::1]:8443/v?x=%5BY%5D"),
+    ],
+)
+def test_any_tag_url_is_served_as_a_valid_uri(schema, tag, served) -> None:
+    assert tag_uri(tag) == served
+    schema.assertValid(parse(render_wrapper(wrapper_ad(tag))))
+
+
+def test_a_wrapper_document_needs_a_video_ad_with_a_tag() -> None:
+    with pytest.raises(ValueError, match="not a video ad with a VAST tag URL"):
+        render_wrapper(video_ad())
+    with pytest.raises(ValueError, match="not a video ad with a VAST tag URL"):
+        render_wrapper(video_ad(kind="image", vast_tag_url=TAG_URL))
