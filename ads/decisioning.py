@@ -154,6 +154,9 @@ def _ineligibility(
 
     if targeting.countries and not _country_matches(context.country, targeting.countries):
         return "country"
+    if ad.creative.is_wrapper and not context.personalised:
+        # A wrapper makes the player fetch a third party's VAST from the viewer's device.
+        return "third-party VAST needs consent"
     if targeting.devices:
         # Without a personalisation grant the device must not steer the choice at all, so an
         # ad that depends on it is out rather than shown untargeted.

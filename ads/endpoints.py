@@ -29,7 +29,6 @@ from typing import Any
 
 from ads import serving
 from ads.assets import ASSET_ENDPOINTS
-from ads.delivery import LiveAd, PlacementSlot
 from ads.services import ImpressionNotRecorded, ad_event_store
 from ads.signing import (
     TOKEN_MAX_AGE_SECONDS,
@@ -196,22 +195,6 @@ VIDEO_PLAYER_ORIGINS = frozenset({"https://imasdk.googleapis.com"})
 VIDEO_KINDS = frozenset({"video"})
 
 
-async def _video_ad(slot: PlacementSlot, viewer: serving.Viewer) -> LiveAd | None:
-    """The video ad to play. A wrapper makes the player fetch the third party's VAST from the
-    viewer's device, so a viewer without ads consent never gets one: the decision draws ads
-    one after another (each by its share among those left, ads.decisioning), and such a viewer
-    gets the first that is not a wrapper - as if the wrappers were not there, for campaigns
-    whose video ads are all wrappers or none and without a promoted CTR model (a campaign
-    that mixes both then gets a little less than its share of these viewers)."""
-    count = 1
-    if not viewer.personalised:
-        count += sum(ad.creative.is_wrapper for ad in (await serving.snapshot()).ads_for(slot))
-    for ad in await serving.decide(slot=slot, viewer=viewer, kinds=VIDEO_KINDS, count=count):
-        if viewer.personalised or not ad.creative.is_wrapper:
-            return ad
-    return None
-
-
 async def vast(request: TrackingRequest) -> TrackingResponse:
     slot = await serving.placement(request.query.get("placement", ""))
     headers = request.headers
@@ -221,7 +204,10 @@ async def vast(request: TrackingRequest) -> TrackingResponse:
         slot=slot, query=request.query, headers=headers, remote_addr=request.remote_addr
     )
     host = request_host(request.headers)
-    ad = await _video_ad(slot, viewer)
+    # A viewer without ads consent is never given a wrapper (ads.decisioning): it would make
+    # the player contact the third party.
+    chosen = await serving.decide(slot=slot, viewer=viewer, kinds=VIDEO_KINDS)
+    ad = chosen[0] if chosen else None
     if ad is None or not (ad.creative.is_wrapper or ad.creative.media_files):
         body = empty_vast()
     else:

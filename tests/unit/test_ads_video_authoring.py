@@ -16,11 +16,11 @@ from ads import snapshot
 from ads.models import Ad, Campaign, CreativeKind, VideoFile
 from ads.publishing import placements_publish
 from sites.models import Role
+from tests.factories import campaign_form_data
 from tests.tracking_client import TrackingClient
 from tests.unit.test_ads_admin_tenancy import (
     Tenant,
     _ad_data,
-    _campaign_data,
     _client_for,
     _tenant,
 )
@@ -129,7 +129,7 @@ def test_a_marketer_authors_a_wrapper_in_a_campaign_and_it_is_served_with_consen
     _saved(
         marketer.post(
             "/admin/ads/campaign/add/",
-            _campaign_data(
+            campaign_form_data(
                 first.advertiser, [first.placement], "Partner", priority=9, **_wrapper_row("Tag")
             ),
         )
