@@ -38,23 +38,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ads.delivery import LiveAd
+from events.schemas import VIDEO_EVENTS
 
 VAST_NAMESPACE = "http://www.iab.com/VAST"
 VAST_VERSION = "4.2"
 
-# Events the player reports to us; "progress" is left out, it needs an offset per use.
-TRACKED_EVENTS = (
-    "start",
-    "firstQuartile",
-    "midpoint",
-    "thirdQuartile",
-    "complete",
-    "pause",
-    "resume",
-    "mute",
-    "unmute",
-    "skip",
-)
+# Events the player reports to us (each an ad event type of events.schemas); "progress" is
+# left out, it needs an offset per use.
+TRACKED_EVENTS = VIDEO_EVENTS
 
 # The [ERRORCODE] macro of VAST 4.2 section 6.1 with its brackets percent-encoded (see above).
 ERROR_CODE_MACRO = "%5BERRORCODE%5D"
