@@ -21,7 +21,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,14 @@ def configured_mlflow() -> Any:
 
 
 def mlflow_client() -> Any:
-    return configured_mlflow().MlflowClient()
+    return _client(settings.MLFLOW_TRACKING_URI)
+
+
+@lru_cache(maxsize=4)
+def _client(tracking_uri: str) -> Any:
+    # One per registry: building a client opens its store (for SQLite, an engine and a schema
+    # check), which every web process did once a minute to ask for the champion.
+    return _mlflow().MlflowClient(tracking_uri=tracking_uri)
 
 
 def champion(model_name: str) -> ModelVersion | None:
