@@ -7,7 +7,15 @@ from typing import Any
 import factory
 from django.contrib.auth import get_user_model
 
-from ads.models import Ad, Advertiser, Campaign, CampaignStatus, CreativeKind, Placement
+from ads.models import (
+    Ad,
+    Advertiser,
+    Campaign,
+    CampaignStatus,
+    CreativeKind,
+    Placement,
+    VideoFile,
+)
 from sites.models import Organization, Site, SiteSecret
 
 
@@ -74,6 +82,32 @@ def published_campaign(site: Any, *, ads: int = 2, **fields: Any) -> tuple[Place
     placements_publish(placements=[placement])
     campaigns_publish(campaigns=[campaign])
     snapshot.load()  # this process serves them at once
+    return placement, campaign
+
+
+def published_video_campaign(
+    site: Any, *, duration_seconds: int = 20
+) -> tuple[Placement, Campaign]:
+    """A video placement on the site and an active campaign of one video ad (an MP4 file),
+    published."""
+    from ads import snapshot
+    from ads.publishing import campaigns_publish, placements_publish
+
+    placement, campaign = published_campaign(site, ads=0)
+    placement.formats = ["video"]
+    placement.save()
+    video = Ad.objects.create(
+        campaign=campaign,
+        name="Spot",
+        kind=CreativeKind.VIDEO,
+        title="Winter spot",
+        duration_seconds=duration_seconds,
+        click_url="https://outdoor.example/video",
+    )
+    VideoFile.objects.create(ad=video, url="https://cdn.example/spot.mp4", width=640, height=360)
+    placements_publish(placements=[placement])
+    campaigns_publish(campaigns=[campaign])
+    snapshot.load()
     return placement, campaign
 
 

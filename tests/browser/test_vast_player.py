@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from ads import snapshot
-from ads.models import Ad, CreativeKind, VideoFile
-from ads.publishing import campaigns_publish, placements_publish
+from ads.models import Ad
+from ads.publishing import campaigns_publish
 from naboria import clickhouse
 from tests.conftest import CHROMIUM
-from tests.factories import published_campaign
+from tests.factories import published_video_campaign
 from tests.helpers import eventually
 
 pytestmark = [
@@ -98,21 +98,7 @@ def placement_key(site: Any) -> str:
     site.allowed_domains = ["shop.example"]
     site.consent_banner_enabled = False
     site.save()
-    placement, campaign = published_campaign(site, ads=0)
-    placement.formats = ["video"]
-    placement.save()
-    video = Ad.objects.create(
-        campaign=campaign,
-        name="Spot",
-        kind=CreativeKind.VIDEO,
-        title="Winter spot",
-        duration_seconds=20,
-        click_url="https://outdoor.example/video",
-    )
-    VideoFile.objects.create(ad=video, url="https://cdn.example/spot.mp4", width=640, height=360)
-    placements_publish(placements=[placement])
-    campaigns_publish(campaigns=[campaign])
-    snapshot.load()
+    placement, _ = published_video_campaign(site)
     return str(placement.key)
 
 

@@ -9,10 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from ads import snapshot
-from ads.models import Ad, CreativeKind, VideoFile
-from ads.publishing import campaigns_publish, placements_publish
-from tests.factories import published_campaign
+from tests.factories import published_campaign, published_video_campaign
 
 pytestmark = [pytest.mark.mongodb, pytest.mark.django_db, pytest.mark.usefixtures("empty_delivery")]
 ENDPOINTS = ["/ads/listing", "/ads/vast"]
@@ -67,21 +64,7 @@ def test_the_check_follows_the_settings_as_django_does(ads_client, placement_key
 
 
 def test_vast_urls_are_on_the_allowed_host(ads_client, site):
-    placement, campaign = published_campaign(site, ads=0)
-    placement.formats = ["video"]
-    placement.save()
-    video = Ad.objects.create(
-        campaign=campaign,
-        name="Spot",
-        kind=CreativeKind.VIDEO,
-        title="Winter spot",
-        duration_seconds=15,
-        click_url="https://outdoor.example/video",
-    )
-    VideoFile.objects.create(ad=video, url="https://cdn.example/spot.mp4", width=640, height=360)
-    placements_publish(placements=[placement])
-    campaigns_publish(campaigns=[campaign])
-    snapshot.load()
+    placement, _ = published_video_campaign(site, duration_seconds=15)
     document = ads_client.get(
         f"/ads/vast?placement={placement.key}", HTTP_HOST="127.0.0.1:8000"
     ).content.decode()

@@ -12,13 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
-from ads import signing, snapshot
-from ads.models import Ad, CreativeKind, VideoFile
-from ads.publishing import campaigns_publish, placements_publish
+from ads import signing
 from ads.vast import TRACKED_EVENTS, VIEWABILITY_EVENTS
 from ingest.http import TRANSPARENT_GIF
 from naboria import clickhouse
-from tests.factories import published_campaign
+from tests.factories import published_video_campaign
 from tests.helpers import ad_events, eventually
 from tests.tracking_client import TrackingClient
 
@@ -38,21 +36,7 @@ def placement_key(site: Any) -> str:
     """A video placement of a site whose pages are on shop.example, with one video ad."""
     site.allowed_domains = ["shop.example"]
     site.save()
-    placement, campaign = published_campaign(site, ads=0)
-    placement.formats = ["video"]
-    placement.save()
-    video = Ad.objects.create(
-        campaign=campaign,
-        name="Spot",
-        kind=CreativeKind.VIDEO,
-        title="Winter spot",
-        duration_seconds=20,
-        click_url="https://outdoor.example/video",
-    )
-    VideoFile.objects.create(ad=video, url="https://cdn.example/spot.mp4", width=640, height=360)
-    placements_publish(placements=[placement])
-    campaigns_publish(campaigns=[campaign])
-    snapshot.load()
+    placement, _ = published_video_campaign(site)
     return str(placement.key)
 
 
