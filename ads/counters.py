@@ -167,7 +167,7 @@ class SqliteCounters:
         if not capped:
             return {}
         now = time.time()
-        keys = [f"f:{campaign}:{visitor_id}:{_bucket(now, period)}" for campaign, period in capped]
+        keys = [_frequency_key(campaign, visitor_id, period, now) for campaign, period in capped]
         values = self._get(keys, now)
         return {campaign: value for (campaign, _), value in zip(capped, values, strict=True)}
 
@@ -247,7 +247,7 @@ class RedisCounters:
             return {}
         now = time.time()
         keys = [
-            f"{self.PREFIX}f:{campaign}:{visitor_id}:{_bucket(now, period)}"
+            f"{self.PREFIX}{_frequency_key(campaign, visitor_id, period, now)}"
             for campaign, period in capped
         ]
         values = await self._coalesced_mget(keys)
@@ -292,11 +292,16 @@ def _impression_increments(
         (f"c:{campaign_id}:d:{_day(now)}", 1, 2 * DAY_SECONDS),
     ]
     if period_seconds:
-        key = f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
+        key = _frequency_key(campaign_id, visitor_id, period_seconds, now)
         increments.append((key, 1, period_seconds))
     if spend_micros:
         increments.extend(_spend_increments(campaign_id, spend_micros, now))
     return increments
+
+
+def _frequency_key(campaign_id: int, visitor_id: str, period_seconds: int, now: float) -> str:
+    """The visitor's impressions of the campaign in the frequency period holding ``now``."""
+    return f"f:{campaign_id}:{visitor_id}:{_bucket(now, period_seconds)}"
 
 
 def _spend_increments(

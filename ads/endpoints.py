@@ -140,10 +140,17 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     return json_response(200, {"stored": True, "event_id": event_id})
 
 
-async def _placement_and_viewer(request: TrackingRequest) -> tuple[Any, serving.Viewer]:
+async def _placement_and_viewer(
+    request: TrackingRequest, *, headers: dict[str, str] | None = None
+) -> tuple[Any, serving.Viewer]:
+    """The requested placement and its viewer, judged by ``headers`` (the request's own by
+    default)."""
     slot = await serving.placement(request.query.get("placement", ""))
     viewer = await serving.viewer_for(
-        slot=slot, query=request.query, headers=request.headers, remote_addr=request.remote_addr
+        slot=slot,
+        query=request.query,
+        headers=request.headers if headers is None else headers,
+        remote_addr=request.remote_addr,
     )
     return slot, viewer
 
@@ -196,13 +203,10 @@ VIDEO_KINDS = frozenset({"video"})
 
 
 async def vast(request: TrackingRequest) -> TrackingResponse:
-    slot = await serving.placement(request.query.get("placement", ""))
     headers = request.headers
     if headers.get("origin") in VIDEO_PLAYER_ORIGINS:
         headers = {name: value for name, value in headers.items() if name != "origin"}
-    viewer = await serving.viewer_for(
-        slot=slot, query=request.query, headers=headers, remote_addr=request.remote_addr
-    )
+    slot, viewer = await _placement_and_viewer(request, headers=headers)
     host = request_host(request.headers)
     # A viewer without ads consent is never given a wrapper (ads.decisioning): it would make
     # the player contact the third party.

@@ -287,7 +287,7 @@ class KafkaSink:
         messages = [
             _PageMessage(b"\n".join(chunk), site.encode(), len(chunk), claim)
             for site, rows in by_site.items()
-            for chunk in _chunks(rows, MESSAGE_MAX_ROWS)
+            for chunk in _message_chunks(rows)
         ]
         claim.outstanding = len(messages)
         with self._lock:
