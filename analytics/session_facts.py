@@ -34,7 +34,7 @@ from events.visits import (
     numbered_events_sql,
     visit_events_sql,
 )
-from naboria import clickhouse
+from naboria import clickhouse, locks
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ MAX_STEPS = 64
 # Analytics do on large sites): distinct counts over millions of visitors cost 50 ms a query.
 SAMPLE_ABOVE = 250_000
 _LAST_REFRESH = "(SELECT max(inserted_before) FROM session_facts_refreshes)"
+# How long a refresh may keep the others waiting (and a killed one keeps them out).
+REFRESH_HOLD = 15 * 60
 
 
 def refresh(*, full: bool = False) -> int:
@@ -114,8 +116,21 @@ def refresh(*, full: bool = False) -> int:
 
     Each day is computed into a scratch table and swapped in whole (REPLACE PARTITION), so a
     refresh that dies halfway leaves consistent days and the next one simply repeats it.
+    Refreshes run one at a time (the periodic job and a one-off one, say): two at once could
+    swap in a day computed before the other's snapshot yet log the later snapshot as covered.
     """
+    with locks.exclusive("session-facts-refresh", hold=REFRESH_HOLD, wait=REFRESH_HOLD):
+        return _refresh(full=full)
+
+
+def _refresh(*, full: bool) -> int:
     client = clickhouse.get_client()
+    # Under the lock no other refresh runs: a scratch table left now is one a killed refresh left.
+    for (orphan,) in client.query(
+        "SELECT name FROM system.tables"
+        " WHERE database = currentDatabase() AND startsWith(name, 'session_facts_scratch_')"
+    ).result_rows:
+        client.command(f"DROP TABLE IF EXISTS {orphan}")
     marked = client.query(f"SELECT now(), {_LAST_REFRESH}").result_rows[0]
     inserted_before: datetime = marked[0]
     since = datetime(1970, 1, 1) if full else marked[1]
