@@ -16,11 +16,19 @@ applied where Twisted receives the bytes:
   than MAX_HEADER_FIELDS fields is answered 431 as it arrives (Twisted would answer an empty
   400, or close without a word when a single line is longer than 16 KiB);
 - daphne's own refusals (a header, path or query string it cannot decode) are JSON too.
+
+Daphne does not speak the ASGI lifespan protocol either; the web role runs the application's
+lifespan startup itself before it listens, as uvicorn does for the ingest role, so both roles
+start the same way (naboria.asgi: the event sink is built and replays what an earlier process
+spooled, without waiting for a first request). The shutdown half is not sent: daphne exits
+normally on SIGTERM, and the sink's exit hook delivers or spools what it holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 
 # daphne.server installs Twisted's asyncio reactor when imported: before Twisted's own modules.
@@ -143,12 +151,54 @@ class LimitedHTTPFactory(HTTPFactory):
         return [b"http/1.1"]
 
 
+class LifespanStartupFailed(RuntimeError):
+    """The application answered lifespan.startup.failed: the role must not serve."""
+
+
+async def lifespan_startup(application: Any) -> None:
+    """Send ``application`` the ASGI lifespan startup and wait until it is complete (an
+    application without lifespan support, which ends or raises at once, is left at that)."""
+    messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    messages.put_nowait({"type": "lifespan.startup"})
+    answered: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def send(message: dict[str, Any]) -> None:
+        if not answered.done():
+            answered.set_result(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+    task = asyncio.ensure_future(application(scope, messages.get, send))
+    await asyncio.wait([task, answered], return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()  # it now waits for a shutdown message that never comes
+    if answered.done() and answered.result()["type"] == "lifespan.startup.failed":
+        raise LifespanStartupFailed(answered.result().get("message", ""))
+
+
 class WebServer(daphne_server.Server):
-    """Daphne's server with the limits; the body limit is WEB_MAX_BODY_BYTES."""
+    """Daphne's server with the limits (the body limit is WEB_MAX_BODY_BYTES) and the
+    application's lifespan startup before it listens."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes: int = settings.WEB_MAX_BODY_BYTES
+
+    def run(self) -> None:
+        # In a thread with a loop of its own: the reactor's loop must not run before
+        # Server.run starts it.
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                asyncio.run(lifespan_startup(self.application))
+            except BaseException as error:  # re-raised in the main thread
+                failure.append(error)
+
+        thread = threading.Thread(target=start, name="lifespan-startup")
+        thread.start()
+        thread.join()
+        if failure:
+            raise failure[0]
+        super().run()
 
 
 class WebCommand(CommandLineInterface):
