@@ -283,9 +283,13 @@ def test_unreachable_broker_gives_503_with_retry_after(site):
             kafka_client.reset()
 
 
-def test_full_buffer_refuses_the_whole_batch_with_503(site):
+def test_full_buffer_refuses_the_whole_batch_with_503(site, tmp_path):
+    # A spool of its own: the accepted batch is spooled when the sink closes, and a shared
+    # spool would hand it to the next test's sink.
     with override_settings(
-        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", INGEST_BUFFER_EVENTS=100
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        INGEST_BUFFER_EVENTS=100,
+        INGEST_SPOOL_DIR=tmp_path,
     ):
         kafka_client.reset()
         reset_sink()
@@ -304,6 +308,9 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site):
             kafka_client.get_producer().purge()
             reset_sink()
             kafka_client.reset()
+        # Accepted, never delivered: spooled when the sink closed, not dropped.
+        spooled = [line for file in tmp_path.glob("page-*.jsonl") for line in file.open()]
+        assert len(spooled) == 60
 
 
 def test_stopping_the_drain_inserts_and_commits_the_partial_batch(site):
