@@ -1,5 +1,6 @@
 """Realistic generated traffic for a site: visitors with devices, countries and sources, visits
-that walk through the site's pages, custom events with properties, engagement, and ad
+that walk through the site's pages, custom events with properties, engagement, outbound links and
+file downloads, and ad
 impressions, viewable impressions and clicks drawn from the documented click model
 (analytics.click_model).
 
@@ -145,6 +146,7 @@ SOURCES = [
     Source("https://www.google.com/", "google", "cpc", "brand", 0.05),
 ]
 PRODUCTS = 40
+OUTBOUND_LINKS = ["https://github.com/naboria/naboria", "https://www.youtube.com/@naboria"]
 IP_OCTETS = ((11, 223), (0, 255), (0, 255), (1, 254))
 # Relative traffic per local hour: quiet nights, an evening peak.
 HOUR_WEIGHTS = [
@@ -177,13 +179,14 @@ HOUR_WEIGHTS = [
 
 @dataclass
 class Event:
-    kind: str  # pageview, event, engagement
+    kind: str  # pageview, event, engagement, outbound, download
     path: str
     at: datetime
     name: str = ""
     props: dict[str, str] = field(default_factory=dict)
     visible_ms: int = 0
     scroll_depth: int = 0
+    target: str = ""  # the followed link of outbound and download
 
 
 @dataclass
@@ -360,6 +363,12 @@ def _visit(
                     {"plan": rng.choice(["free", "pro", "team"])},
                 )
             )
+        if path.startswith("/blog") and rng.random() < 0.08:
+            link = rng.choice(OUTBOUND_LINKS)
+            events.append(Event("outbound", path, moment + dwell * 0.9, target=link))
+        if path == "/pricing" and rng.random() < 0.06:
+            brochure = f"https://{HOST}/files/price-list.pdf"
+            events.append(Event("download", path, moment + dwell * 0.8, target=brochure))
         if inventory.triples and rng.random() < 0.55:
             campaign, ad, placement = rng.choice(inventory.triples)
             shown = moment + timedelta(milliseconds=rng.randint(200, 1500))
@@ -420,6 +429,7 @@ def tracker_events(visit: Visit) -> list[dict[str, object]]:
                     if event.kind == "engagement"
                     else {}
                 ),
+                **({"target": event.target} if event.target else {}),
                 **(
                     {"referrer": visit.source.referrer}
                     if event.kind == "pageview" and visit.source.referrer
@@ -468,6 +478,7 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                     device_type=device,
                     visible_ms=event.visible_ms,
                     scroll_depth=event.scroll_depth,
+                    target=event.target,
                     properties=event.props,
                 )
             )
