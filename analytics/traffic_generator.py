@@ -1,8 +1,7 @@
 """Realistic generated traffic for a site: visitors with devices, countries and sources, visits
-that walk through the site's pages, custom events with properties, engagement, outbound links and
-file downloads, and ad
-impressions, viewable impressions and clicks drawn from the documented click model
-(analytics.click_model).
+that walk through the site's pages, custom events with properties, engagement, outbound links,
+file downloads, and ad impressions, viewable impressions and clicks drawn from the documented
+click model (analytics.click_model).
 
 Two ways in, used by ``python manage.py generate_traffic``:
 - ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history),
