@@ -115,7 +115,7 @@ def settled(page: Any, action: Callable[[], Any]) -> None:
 def shows(text: str, value: Any) -> bool:
     """Whether a cell's text is the value as the dashboard formats it."""
     if value is None:
-        return text == "–"
+        return text == "\N{EN DASH}"  # the dashboard's "no value"
     if isinstance(value, str):
         return text == (value or "(none)")
     if text.endswith(" s"):  # a duration: "1 min 5 s" or "42 s"
@@ -171,9 +171,9 @@ def assert_accessible(page: Any, where: str) -> None:
     assert violations == [], f"{where}: {json.dumps(violations, indent=1)}"
 
 
-def screenshot(page: Any, tmp_path: Path, name: str) -> None:
+def screenshot(page: Any, tmp_path: Path, name: str, *, full_page: bool = True) -> None:
     shot = tmp_path / name
-    page.screenshot(path=str(shot), full_page=True)
+    page.screenshot(path=str(shot), full_page=full_page)
     if os.environ.get("NABORIA_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, DOCS / name)
 
@@ -230,14 +230,17 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     settled(page, lambda: page.get_by_role("tab", name="Goals & engagement").click())
     panels = assert_panels_match_the_api(page, api, site, **{"from": start, "to": end})
     found = {panel["id"]: panel["rows"] for panel in panels}
-    assert found["goals"] and found["outbound-links"] and found["downloads"]
+    assert found["goals"]
+    assert found["outbound-links"]
+    assert found["downloads"]
     assert found["engagement"]
     # A property of a custom event: chosen in the form, kept in the URL.
     page.locator("#nd-prop-event").select_option("Signup")
     page.locator("#nd-prop-key").fill("plan")
     page.get_by_role("button", name="Show values").click()
     page.locator("[data-panel=properties] tbody td").first.wait_for()
-    assert "prop_event=Signup" in page.url and "prop_key=plan" in page.url
+    assert "prop_event=Signup" in page.url
+    assert "prop_key=plan" in page.url
     assert_panels_match_the_api(page, api, site, only="properties", event="Signup", key="plan")
     assert_accessible(page, "goals")
     screenshot(page, tmp_path, "dashboard-goals.png")
@@ -348,7 +351,8 @@ def test_changes_against_any_period_are_coloured_by_whether_they_are_good(
         page, api, site, only="overview", compare="2026-11-02..2026-11-08"
     )
     by_key = {card["key"]: card for card in cards["cards"]}
-    assert by_key["visitors"]["value"] == 6 and by_key["bounce_rate"]["value"] == 50.0
+    assert by_key["visitors"]["value"] == 6
+    assert by_key["bounce_rate"]["value"] == 50.0
     assert "nd-good" in by_key["visitors"]["change"]
     assert by_key["visitors"]["changeText"] == "▲ 50% (better)"
     assert "nd-bad" in by_key["bounce_rate"]["change"]
@@ -413,8 +417,8 @@ def test_usable_on_a_phone(open_context, server, site_with_traffic, tmp_path):
     cards = page.locator(".nd-card").all()
     assert cards[0].bounding_box()["width"] < 195  # two cards a row
     assert_accessible(page, "phone overview")
-    screenshot(page, tmp_path, "dashboard-phone.png")
+    screenshot(page, tmp_path, "dashboard-phone.png", full_page=False)
     for tab in ("Goals & engagement", "Ads"):
-        settled(page, lambda tab=tab: page.get_by_role("tab", name=tab).click())
+        settled(page, page.get_by_role("tab", name=tab).click)
         assert page.evaluate(overflow) <= 0, tab
         assert_accessible(page, f"phone {tab}")

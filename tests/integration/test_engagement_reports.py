@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from django.core.cache import cache
@@ -13,6 +14,7 @@ from rest_framework.test import APIClient
 
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
+from sites.models import Site
 from sites.services import api_token_create
 from tests.factories import OrganizationFactory, SiteFactory
 
@@ -221,7 +223,7 @@ def test_pagination_and_csv(shop):
 
 def test_another_organizations_site_is_not_found(shop):
     _, client = shop
-    theirs = SiteFactory(organization=OrganizationFactory())
+    theirs = cast(Site, SiteFactory(organization=OrganizationFactory()))
     answer = client.get(f"/api/v1/sites/{theirs.public_id}/reports/engagement?{PERIOD}")
     assert answer.status_code == 404
 

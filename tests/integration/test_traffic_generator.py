@@ -8,6 +8,7 @@ import io
 import re
 from collections import Counter
 from datetime import UTC, datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +26,7 @@ from analytics.traffic_generator import (
     send_through_ingest,
 )
 from naboria import clickhouse
+from sites.models import Site
 from tests.factories import SiteFactory
 from tests.helpers import eventually
 
@@ -156,7 +158,7 @@ def test_bulk_rows_are_what_ingestion_stores(site):
     the same visits per source, medium and UTM tag: direct traffic is labelled as ingestion
     labels it (never an empty source), and the UTM tags of campaign links reach the reports
     through the ingestion path too."""
-    other = SiteFactory(organization=site.organization, timezone=site.timezone)
+    other = cast(Site, SiteFactory(organization=site.organization, timezone=site.timezone))
     generated = list(
         generate_visits(
             days=2, visitors=150, timezone=site.timezone, inventory=AdInventory(()), seed=9

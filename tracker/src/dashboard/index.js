@@ -259,7 +259,10 @@ function goalsTab() {
     var goals = answers[0].results
     if (!state.propertyEvent && goals.length) state.propertyEvent = goals[0].goal
     return propertiesPanel(goals).then(function (properties) {
-      return { nodes: [h('div', { class: 'nd-lists' }, [panel(GOALS, goals, params), properties].concat(answers.slice(1)))] }
+      var links = answers.slice(1, 3)
+      var engagement = answers[3]
+      engagement.classList.add('nd-wide')
+      return { nodes: [h('div', { class: 'nd-lists' }, [panel(GOALS, goals, params)].concat(links, [properties, engagement]))] }
     })
   })
 }
