@@ -251,6 +251,9 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     assert_accessible(page, "retention")
 
     settled(page, lambda: page.get_by_role("tab", name="Funnels").click())
+    page.locator("#nd-steps").fill("/,pricing")  # refused by the API: its message shows
+    page.get_by_role("button", name="Show").click()
+    page.locator("[data-panel=funnel] .nd-error", has_text="neither a path").wait_for()
     page.locator("#nd-steps").fill("/,/products,/cart")
     page.get_by_role("button", name="Show").click()
     page.wait_for_function(

@@ -93,11 +93,20 @@ function panel(spec, rows, params) {
   ])
 }
 
+// The panel of one report; a report that refuses the parameters (a 400: a filter it cannot
+// apply, funnel steps it cannot read) shows its message in place of the table, the other
+// panels of the tab still show.
 function loadPanel(spec) {
   var params = reportParams(state, spec.extra)
-  return report(site, spec.report, params).then(function (answer) {
-    return panel(spec, answer[spec.rows || 'results'], params)
-  })
+  return report(site, spec.report, params).then(
+    function (answer) { return panel(spec, answer[spec.rows || 'results'], params) },
+    function (error) {
+      return h('section', { class: 'nd-list', 'data-panel': spec.id }, [
+        h('h2', { text: spec.title }),
+        h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }),
+      ])
+    }
+  )
 }
 
 function change(metric, value) {
@@ -239,7 +248,7 @@ function propertiesPanel(goals) {
     }
     return loadPanel(spec).then(function (node) { output.replaceChildren(node) })
   }
-  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); show().catch(failed(output)) } }, [
+  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); show() } }, [
     h('label', { for: 'nd-prop-event', text: 'Event' }),
     events,
     h('label', { for: 'nd-prop-key', text: 'Property' }),
@@ -307,12 +316,12 @@ function funnelTab() {
     spec.extra = { steps: state.steps }
     return loadPanel(spec).then(function (node) { output.replaceChildren(node) })
   }
-  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); run().catch(failed(output)) } }, [
+  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); run() } }, [
     h('label', { for: 'nd-steps', text: 'Steps' }),
     input,
     h('button', { type: 'submit', text: 'Show' }),
   ])
-  return run().catch(failed(output)).then(function () {
+  return run().then(function () {
     return {
       nodes: [
         h('section', { class: 'nd-list nd-wide' }, [
@@ -381,12 +390,6 @@ function consentTab() {
 
 var TABS = { overview: overviewTab, goals: goalsTab, retention: retentionTab, funnel: funnelTab, ads: adsTab, consent: consentTab }
 
-function failed(container) {
-  return function (error) {
-    container.replaceChildren(h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }))
-  }
-}
-
 function save() {
   history.replaceState(null, '', '?' + stateQuery(state))
 }
@@ -409,7 +412,7 @@ function render(quiet) {
       panelNode.dataset.loaded = String(mine)
     })
     .catch(function (error) {
-      if (mine === generation) failed(panelNode)(error)
+      if (mine === generation) panelNode.replaceChildren(h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }))
     })
 }
 
