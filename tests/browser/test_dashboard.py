@@ -46,6 +46,7 @@ PANELS = """() => Array.from(document.querySelectorAll('#nd-tab [data-report]'))
   id: panel.dataset.panel || panel.dataset.report,
   report: panel.dataset.report,
   query: panel.dataset.query,
+  points: panel.dataset.points ? JSON.parse(panel.dataset.points) : null,
   cards: Array.from(panel.querySelectorAll('[data-metric]')).map(card => ({
     key: card.dataset.metric, value: JSON.parse(card.dataset.value), text: card.textContent,
     change: card.parentElement.querySelector('.nd-change')?.className || null,
@@ -143,6 +144,9 @@ def assert_panels_match_the_api(
         )
         assert answer.status_code == 200, (panel["id"], answer.content)
         body = answer.json()
+        if panel["points"] is not None:  # the graph
+            assert panel["points"] == body["points"], panel["id"]
+            continue
         if panel["cards"]:
             for card in panel["cards"]:
                 assert card["value"] == body["period"][card["key"]], (panel["id"], card)
@@ -211,7 +215,10 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
         "operating_systems",
     } <= shown
     assert all(panel["rows"] for panel in panels if panel["id"] in {"pages", "utm_campaigns"})
+    assert "timeseries" in shown
     assert page.locator(".nd-graph .u-over").count() == 1  # the graph is drawn
+    # with the comparison period's visitors (the previous 14 days: no traffic)
+    assert page.locator(".nd-graph .u-legend", has_text="Visitors (comparison)").count() == 1
     assert_accessible(page, "overview")
     screenshot(page, tmp_path, "dashboard.png")
 

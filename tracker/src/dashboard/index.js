@@ -9,7 +9,7 @@
 import uPlot from 'uplot'
 import { csvUrl, report } from './api.js'
 import { h, number, percent, seconds, table } from './dom.js'
-import { compareParam, daysBetween, filterLabel, lastDays, readState, reportParams, stateQuery } from './state.js'
+import { addDays, compareParam, daysBetween, filterLabel, lastDays, readState, reportParams, stateQuery } from './state.js'
 
 var root = document.getElementById('dashboard')
 var site = root.dataset.site
@@ -141,47 +141,67 @@ function overviewParams(extra) {
   return reportParams(state, Object.assign(compare ? { compare: compare } : {}, extra))
 }
 
+// The comparison period as {from, to}, or null.
+function comparisonRange() {
+  var compare = compareParam(state)
+  if (!compare) return null
+  if (compare !== 'previous') return { from: compare.split('..')[0], to: compare.split('..')[1] }
+  var days = daysBetween(state.from, state.to) + 1
+  return { from: addDays(state.from, -days), to: addDays(state.from, -1) }
+}
+
 function overviewTab() {
   var days = daysBetween(state.from, state.to) + 1
   var interval = days <= 2 ? 'hour' : days > 120 ? 'week' : 'day'
   // One request for the cards, the graph and five lists: the server scans the visits once.
   var main = report(site, 'dashboard', overviewParams({ interval: interval, page_size: 8 }))
+  // The comparison period's visitors, drawn under the period's, bucket by bucket.
+  var range = comparisonRange()
+  var before = range
+    ? report(site, 'timeseries', reportParams(Object.assign({}, state, range), { interval: interval }))
+    : Promise.resolve(null)
   var others = LISTS.filter(function (spec) { return !spec.inDashboard }).map(loadPanel)
-  return Promise.all([main].concat(others)).then(function (answers) {
+  return Promise.all([main, before].concat(others)).then(function (answers) {
     var answer = answers[0]
-    var separate = answers.slice(1)
-    var graph = h('div', { class: 'nd-graph', id: 'nd-graph', role: 'img', 'aria-label': 'Visitors and pageviews per ' + interval })
+    var separate = answers.slice(2)
+    var points = answer.timeseries.points
+    var graph = h('div', {
+      class: 'nd-graph',
+      id: 'nd-graph',
+      role: 'img',
+      'aria-label': 'Visitors and pageviews per ' + interval + (range ? ', and visitors of the comparison period' : ''),
+      'data-report': 'timeseries',
+      'data-query': reportParams(state, { interval: interval }).toString(),
+      'data-points': JSON.stringify(points),
+    })
     var lists = LISTS.map(function (spec) {
       if (!spec.inDashboard) return separate.shift()
       return panel(spec, answer.breakdowns[spec.id].results, reportParams(state, spec.extra))
     })
     return {
       nodes: [cards(answer.overview, overviewParams()), graph, h('div', { class: 'nd-lists' }, lists)],
-      after: function () { drawGraph(graph, answer.timeseries.points, interval) },
+      after: function () { drawGraph(graph, points, answers[1] && answers[1].points, interval) },
     }
   })
 }
 
-function drawGraph(container, points, interval) {
+function drawGraph(container, points, before, interval) {
   if (chart) chart.destroy()
   var xs = points.map(function (point) {
     // The bucket's label is site time; shown as such (parsed as the browser's local time).
     return Date.parse(interval === 'hour' ? point.date.replace(' ', 'T') : point.date + 'T00:00') / 1000
   })
-  chart = new uPlot(
-    {
-      width: Math.max(container.clientWidth - 16, 260),
-      height: 260,
-      series: [
-        {},
-        { label: 'Visitors', stroke: '#2f5bd3', width: 2, fill: 'rgba(47,91,211,.08)' },
-        { label: 'Pageviews', stroke: '#1f7a4d', width: 2 },
-      ],
-      axes: [{}, { size: 60 }],
-    },
-    [xs, points.map(function (point) { return point.visitors }), points.map(function (point) { return point.pageviews })],
-    container
-  )
+  var series = [
+    {},
+    { label: 'Visitors', stroke: '#2f5bd3', width: 2, fill: 'rgba(47,91,211,.08)' },
+    { label: 'Pageviews', stroke: '#1f7a4d', width: 2 },
+  ]
+  var data = [xs, points.map(function (point) { return point.visitors }), points.map(function (point) { return point.pageviews })]
+  if (before) {
+    series.push({ label: 'Visitors (comparison)', stroke: '#6e7781', width: 1.5, dash: [6, 4] })
+    data.push(points.map(function (point, index) { return before[index] ? before[index].visitors : null }))
+  }
+  chart = new uPlot({ width: Math.max(container.clientWidth - 16, 260), height: 260, series: series, axes: [{}, { size: 60 }] }, data, container)
 }
 
 var GOALS = {
