@@ -428,7 +428,7 @@ def test_usable_on_a_phone(open_context, server, site_with_traffic, tmp_path):
     assert cards[0].bounding_box()["width"] < 195  # two cards a row
     assert_accessible(page, "phone overview")
     screenshot(page, tmp_path, "dashboard-phone.png", full_page=False)
-    for tab in ("Goals & engagement", "Ads"):
+    for tab in ("Goals & engagement", "Retention", "Funnels", "Ads", "Consent"):
         settled(page, page.get_by_role("tab", name=tab).click)
         assert page.evaluate(overflow) <= 0, tab
         assert_accessible(page, f"phone {tab}")
