@@ -378,6 +378,13 @@ def test_changes_against_any_period_are_coloured_by_whether_they_are_good(
     settled(page, lambda: page.locator("#nd-compare").select_option("previous"))
     assert "compare=previous" in page.url
     assert page.locator(".nd-change").count() == 0
+    # A custom range, chosen in the page: it starts as the previous period, then edited.
+    settled(page, lambda: page.locator("#nd-compare").select_option("custom"))
+    assert "compare=2026-11-09..2026-11-15" in page.url
+    settled(page, lambda: page.locator("#nd-compare-from").fill("2026-11-02"))
+    settled(page, lambda: page.locator("#nd-compare-to").fill("2026-11-08"))
+    assert "compare=2026-11-02..2026-11-08" in page.url
+    assert page.locator("[data-metric=visitors] ~ .nd-change").text_content() == "▲ 50% (better)"
 
 
 def test_dates_are_the_sites_not_the_browsers_or_utc(open_context, server, site):

@@ -1,7 +1,7 @@
 // The dashboard's state: days in the site's timezone and the filter syntax of the URL.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { addDays, dayIn, lastDays, readState, reportParams, stateQuery } from '../src/dashboard/state.js'
+import { addDays, dayIn, lastDays, previousRange, readState, reportParams, stateQuery } from '../src/dashboard/state.js'
 
 // 2026-12-07 20:00 UTC: Dec 7 in UTC and Los Angeles, already Dec 8 in Kiritimati (UTC+14).
 var EVENING = new Date(Date.UTC(2026, 11, 7, 20))
@@ -17,6 +17,10 @@ test('day arithmetic ignores daylight saving and month ends', function () {
   assert.equal(addDays('2026-03-29', -1), '2026-03-28')
   assert.equal(addDays('2026-03-01', -1), '2026-02-28')
   assert.equal(addDays('2026-12-31', 1), '2027-01-01')
+})
+
+test('the previous period has as many days, just before', function () {
+  assert.deepEqual(previousRange({ from: '2026-03-01', to: '2026-03-31' }), { from: '2026-01-29', to: '2026-02-28' })
 })
 
 test('the default period is the last 30 days of the site', function () {

@@ -9,7 +9,7 @@
 import uPlot from 'uplot'
 import { csvUrl, report } from './api.js'
 import { h, number, percent, seconds, table } from './dom.js'
-import { addDays, compareParam, daysBetween, filterLabel, lastDays, readState, reportParams, stateQuery } from './state.js'
+import { compareParam, daysBetween, filterLabel, lastDays, previousRange, readState, reportParams, stateQuery } from './state.js'
 
 var root = document.getElementById('dashboard')
 var site = root.dataset.site
@@ -146,8 +146,7 @@ function comparisonRange() {
   var compare = compareParam(state)
   if (!compare) return null
   if (compare !== 'previous') return { from: compare.split('..')[0], to: compare.split('..')[1] }
-  var days = daysBetween(state.from, state.to) + 1
-  return { from: addDays(state.from, -days), to: addDays(state.from, -1) }
+  return previousRange(state)
 }
 
 function overviewTab() {
@@ -505,10 +504,8 @@ function compareChanged() {
   else if (first && last) state.compare = first + '..' + last
   else {
     // A custom range starts as the period just before, to be edited.
-    var days = daysBetween(state.from, state.to) + 1
-    var before = new Date(Date.parse(state.from + 'T00:00:00Z') - 864e5).toISOString().slice(0, 10)
-    var start = new Date(Date.parse(before + 'T00:00:00Z') - (days - 1) * 864e5).toISOString().slice(0, 10)
-    state.compare = start + '..' + before
+    var range = previousRange(state)
+    state.compare = range.from + '..' + range.to
   }
   render()
 }

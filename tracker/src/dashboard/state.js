@@ -49,6 +49,12 @@ export function lastDays(timezone, days, now) {
   return { from: addDays(today, 1 - days), to: today }
 }
 
+// The same number of days just before the state's period (the API's compare=previous).
+export function previousRange(state) {
+  var days = daysBetween(state.from, state.to) + 1
+  return { from: addDays(state.from, -days), to: addDays(state.from, -1) }
+}
+
 var DAY = /^\d{4}-\d{2}-\d{2}$/
 
 export function readState(search, timezone, now) {
