@@ -234,3 +234,58 @@ def test_bad_input_is_a_400(shop):
         answer = client.get(f"/api/v1/sites/{site.public_id}/reports/downloads?{query}")
         assert answer.status_code == 400, query
         assert answer.json()["error"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs visit-level filters (issue 17, deliverable 1, analytics/reports/query.py): "
+    "today a source filter keeps the events whose own source matches, and ingestion gives "
+    "the source to pageviews only (the tracker sends the referrer with them alone)",
+)
+def test_a_visit_level_filter_keeps_the_engagement_of_the_matching_visits(shop):
+    """v5 arrives from Google on Nov 21 (Paris) at 09:00 UTC: its pageview has the source, its
+    engagement (12 s, scroll 80) and outbound click are stored as ingestion stores them,
+    without a referrer ("direct"). Under source=Google: / 1 pageview, 12.0 s, scroll 80.0;
+    outbound https://github.com/naboria 1 visitor 1 click."""
+    site, client = shop
+    google = {"referrer_source": "Google", "referrer_medium": "search"}
+    direct = {"referrer_source": "direct", "referrer_medium": "direct"}
+    insert_rows(
+        "page_events",
+        [
+            event(site, "2026-11-21 09:00:00", "v5", "/", "pageview", **google),
+            event(
+                site,
+                "2026-11-21 09:00:20",
+                "v5",
+                "/",
+                "engagement",
+                visible_ms=12_000,
+                scroll_depth=80,
+                **direct,
+            ),
+            event(
+                site,
+                "2026-11-21 09:00:30",
+                "v5",
+                "/",
+                "outbound",
+                target="https://github.com/naboria",
+                **direct,
+            ),
+        ],
+    )
+    google_only = f"{PERIOD}&source=Google"
+    assert results(client, site, "engagement", google_only) == [
+        {
+            "page": "/",
+            "pageviews": 1,
+            "visitors": 1,
+            "time_on_page_seconds": 12.0,
+            "engagement_reports": 1,
+            "scroll_depth": 80.0,
+        }
+    ]
+    assert results(client, site, "outbound-links", google_only) == [
+        {"target": "https://github.com/naboria", "visitors": 1, "clicks": 1}
+    ]

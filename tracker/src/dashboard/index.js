@@ -534,9 +534,11 @@ addEventListener('resize', function () {
   var graph = document.getElementById('nd-graph')
   if (chart && graph) chart.setSize({ width: Math.max(graph.clientWidth - 16, 260), height: 260 })
 })
-// Cards, graph and tables reload while the page is open (the realtime panel is pushed).
+// Cards, graph and tables reload while the page is open (the realtime panel is pushed); not
+// while hidden, nor under someone typing funnel steps or a property.
 setInterval(function () {
-  if (!document.hidden) render(true)
+  var typing = document.activeElement && document.activeElement.closest('#nd-tab form')
+  if (!document.hidden && !typing) render(true)
 }, REFRESH_MS)
 render()
 realtime()
