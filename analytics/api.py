@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.reports import ad_revenue, ads_and_consent, conversions, traffic
+from analytics.reports import ad_revenue, ads_and_consent, conversions, engagement, traffic
 from analytics.reports.query import FILTER_COLUMNS, InvalidReportQuery, ReportQuery
 from sites.selectors import sites_readable_by
 
@@ -167,6 +167,35 @@ REPORTS = {
             "cohorts",
             "Weekly cohorts of first visits and how many came back each following week.",
             (_param("weeks", "weeks to follow (1-12, default 8)", int),),
+        ),
+        Report(
+            "outbound-links",
+            lambda query, params: engagement.followed_links(
+                query, kind="outbound", **_page(params)
+            ),
+            "results",
+            "Outbound links followed: each target with its visitors and clicks.",
+            PAGINATION,
+            paginated=True,
+        ),
+        Report(
+            "downloads",
+            lambda query, params: engagement.followed_links(
+                query, kind="download", **_page(params)
+            ),
+            "results",
+            "File downloads: each file with its visitors and clicks.",
+            PAGINATION,
+            paginated=True,
+        ),
+        Report(
+            "engagement",
+            lambda query, params: engagement.page_engagement(query, **_page(params)),
+            "results",
+            "Per page: pageviews, visitors, time on page (visible seconds per pageview) and "
+            "average scroll depth (%).",
+            PAGINATION,
+            paginated=True,
         ),
         Report(
             "ads",

@@ -1,13 +1,17 @@
 """Realistic generated traffic for a site: visitors with devices, countries and sources, visits
-that walk through the site's pages, custom events with properties, engagement, and ad
-impressions, viewable impressions and clicks drawn from the documented click model
-(analytics.click_model).
+that walk through the site's pages, custom events with properties, engagement, outbound links,
+file downloads, and ad impressions, viewable impressions and clicks drawn from the documented
+click model (analytics.click_model).
 
 Two ways in, used by ``python manage.py generate_traffic``:
-- ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history);
+- ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history),
+  with the source, medium and UTM tags ingestion would derive from the same events;
 - ``send_through_ingest``: every visit as a real /collect batch and every ad event as a real
   /ad-event, through validation, enrichment, the sink and the drain or direct writer (the
   server clamps event times to the last 7 days, so history is limited to that).
+
+Both send the events a tracker would (``tracker_events``): the landing page's URL carries the
+campaign's UTM tags and pageviews carry the external referrer.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from asgiref.sync import async_to_sync
@@ -30,7 +35,9 @@ from analytics.click_model import ImpressionFeatures, click_probability
 from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
+from ingest.enrichment import classify_referrer
 from ingest.http import TrackingRequest, dispatch
+from ingest.services import page_url
 from ingest.storage import insert_rows
 
 
@@ -43,12 +50,30 @@ class Device(NamedTuple):
 
 
 class Source(NamedTuple):
-    source: str
-    medium: str
+    """How a visit arrives: the referrer and the UTM tags of its landing URL."""
+
     referrer: str
     utm_source: str
+    utm_medium: str
     utm_campaign: str
     share: float
+
+    @property
+    def utm(self) -> dict[str, str]:
+        tags = {
+            "utm_source": self.utm_source,
+            "utm_medium": self.utm_medium,
+            "utm_campaign": self.utm_campaign,
+        }
+        return {key: value for key, value in tags.items() if value}
+
+    @property
+    def source(self) -> str:
+        return classify_referrer(referrer=self.referrer, page_host=HOST, utm=self.utm)[0]
+
+    @property
+    def medium(self) -> str:
+        return classify_referrer(referrer=self.referrer, page_host=HOST, utm=self.utm)[1]
 
 
 DEVICES = [
@@ -105,17 +130,22 @@ COUNTRIES = {
     "BE": 0.05,
     "CA": 0.05,
 }
+HOST = "shop.example"
+# Source and medium are ingestion's reading of these (ingest.enrichment.classify_referrer):
+# direct, Google / search, Bing / search, Facebook / social, Twitter / social,
+# newsletter / email, blog.example.org / referral, google / paid.
 SOURCES = [
-    Source("", "direct", "", "", "", 0.3),
-    Source("Google", "search", "https://www.google.com/", "", "", 0.32),
-    Source("Bing", "search", "https://www.bing.com/", "", "", 0.04),
-    Source("Facebook", "social", "https://www.facebook.com/", "", "", 0.1),
-    Source("Twitter", "social", "https://t.co/", "", "", 0.04),
-    Source("newsletter", "email", "", "newsletter", "winter-sale", 0.08),
-    Source("blog.example.org", "referral", "https://blog.example.org/post", "", "", 0.07),
-    Source("google", "paid", "https://www.google.com/", "google", "brand", 0.05),
+    Source("", "", "", "", 0.3),
+    Source("https://www.google.com/", "", "", "", 0.32),
+    Source("https://www.bing.com/", "", "", "", 0.04),
+    Source("https://www.facebook.com/", "", "", "", 0.1),
+    Source("https://t.co/", "", "", "", 0.04),
+    Source("", "newsletter", "email", "winter-sale", 0.08),
+    Source("https://blog.example.org/post", "", "", "", 0.07),
+    Source("https://www.google.com/", "google", "cpc", "brand", 0.05),
 ]
 PRODUCTS = 40
+OUTBOUND_LINKS = ["https://github.com/naboria/naboria", "https://www.youtube.com/@naboria"]
 IP_OCTETS = ((11, 223), (0, 255), (0, 255), (1, 254))
 # Relative traffic per local hour: quiet nights, an evening peak.
 HOUR_WEIGHTS = [
@@ -148,13 +178,14 @@ HOUR_WEIGHTS = [
 
 @dataclass
 class Event:
-    kind: str  # pageview, event, engagement
+    kind: str  # pageview, event, engagement, outbound, download
     path: str
     at: datetime
     name: str = ""
     props: dict[str, str] = field(default_factory=dict)
     visible_ms: int = 0
     scroll_depth: int = 0
+    target: str = ""  # the followed link of outbound and download
 
 
 @dataclass
@@ -226,7 +257,9 @@ def generate_visits(
     seed: int = 7,
     end: datetime | None = None,
 ) -> Iterator[Visit]:
-    """Visits of ``visitors`` visitors over the ``days`` days before ``end`` (now)."""
+    """Visits of ``visitors`` visitors over the ``days`` days up to ``end`` (now), the last
+    one until ``end`` only: a visitor's first visit falls on any of the days, returning visits
+    on later days, and a visit that would come after ``end`` is not made."""
     rng = random.Random(seed)  # noqa: S311 (simulated traffic)
     zone = ZoneInfo(timezone)
     finish = end or datetime.now(UTC)
@@ -239,9 +272,8 @@ def generate_visits(
         visit_count = min(1 + int(rng.expovariate(1.4)), 6)
         first_day = rng.randint(0, days - 1)
         for index in range(visit_count):
-            day = finish.astimezone(zone).date() - timedelta(
-                days=max(first_day - index * rng.randint(1, 4), 0)
-            )
+            days_before_end = first_day - index * rng.randint(1, 4)
+            day = finish.astimezone(zone).date() - timedelta(days=days_before_end)
             hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
             start = datetime(
                 day.year,
@@ -252,14 +284,14 @@ def generate_visits(
                 rng.randint(0, 59),
                 tzinfo=zone,
             ).astimezone(UTC)
-            if start >= finish:
-                start = finish - timedelta(minutes=rng.randint(5, 120))
+            if days_before_end < 0 or start >= finish:
+                break  # the end is now: later visits have not happened
             source = (
                 rng.choices(SOURCES, weights=[option.share for option in SOURCES])[0]
                 if index == 0 or rng.random() < 0.5
                 else SOURCES[0]
             )
-            yield _visit(
+            visit = _visit(
                 rng,
                 visitor,
                 device,
@@ -272,6 +304,10 @@ def generate_visits(
                 campaigns,
                 zone,
             )
+            # A visit that began just before the end has not gone further yet.
+            visit.events = [event for event in visit.events if event.at <= finish]
+            visit.ads = [view for view in visit.ads if view.at <= finish]
+            yield visit
 
 
 def _visit(
@@ -290,7 +326,7 @@ def _visit(
     events: list[Event] = []
     ads: list[AdView] = []
     moment = start
-    path: str | None = _landing(rng, source[1])
+    path: str | None = _landing(rng, source.medium)
     pageviews = 0
     while path is not None and pageviews < 12:
         events.append(Event("pageview", path, moment))
@@ -326,6 +362,12 @@ def _visit(
                     {"plan": rng.choice(["free", "pro", "team"])},
                 )
             )
+        if path.startswith("/blog") and rng.random() < 0.08:
+            link = rng.choice(OUTBOUND_LINKS)
+            events.append(Event("outbound", path, moment + dwell * 0.9, target=link))
+        if path == "/pricing" and rng.random() < 0.06:
+            brochure = f"https://{HOST}/files/price-list.pdf"
+            events.append(Event("download", path, moment + dwell * 0.8, target=brochure))
         if inventory.triples and rng.random() < 0.55:
             campaign, ad, placement = rng.choice(inventory.triples)
             shown = moment + timedelta(milliseconds=rng.randint(200, 1500))
@@ -334,7 +376,7 @@ def _visit(
                 local_hour=shown.astimezone(zone).hour,
                 campaign_rank=campaigns.index(campaign),
                 returning=returning,
-                medium=source[1],
+                medium=source.medium,
                 pageviews_before=pageviews - 1,
             )
             probability = click_probability(features)
@@ -369,11 +411,44 @@ def _ms(moment: datetime) -> str:
     return clickhouse_time(int(moment.timestamp() * 1000))
 
 
-def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[bytes], list[bytes]]:
-    device, browser, os, _, _ = visit.device
-    source, medium, referrer, utm_source, utm_campaign, _ = visit.source
-    pages = []
+def tracker_events(visit: Visit) -> list[dict[str, object]]:
+    """The visit's events as the tracker sends them to /collect: the landing pageview's URL
+    carries the UTM tags of the campaign link, pageviews carry the external referrer."""
+    events: list[dict[str, object]] = []
     for event in visit.events:
+        query = f"?{urlencode(visit.source.utm)}" if not events and visit.source.utm else ""
+        events.append(
+            {
+                "type": event.kind,
+                "url": f"https://{HOST}{event.path}{query}",
+                "ts": int(event.at.timestamp() * 1000),
+                **({"name": event.name, "props": event.props} if event.kind == "event" else {}),
+                **(
+                    {"visible_ms": event.visible_ms, "scroll_depth": event.scroll_depth}
+                    if event.kind == "engagement"
+                    else {}
+                ),
+                **({"target": event.target} if event.target else {}),
+                **(
+                    {"referrer": visit.source.referrer}
+                    if event.kind == "pageview" and visit.source.referrer
+                    else {}
+                ),
+            }
+        )
+    return events
+
+
+def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[bytes], list[bytes]]:
+    """The rows ingestion would store for the visit's tracker events (the same source, medium
+    and UTM tags, by ingestion's own functions), and its ad events."""
+    device, browser, os, _, _ = visit.device
+    pages = []
+    for event, sent in zip(visit.events, tracker_events(visit), strict=True):
+        url = str(sent["url"])
+        referrer = str(sent.get("referrer", ""))
+        _, _, utm = page_url(url) or ("", "", {})
+        source, medium = classify_referrer(referrer=referrer, page_host=HOST, utm=utm)
         pages.append(
             encoder.encode(
                 PageRow(
@@ -386,21 +461,23 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                     visitor_id=visit.visitor,
                     consent_state="none",
                     pathname=event.path,
-                    url=f"https://shop.example{event.path}",
+                    url=url,
                     retention_days=retention_days,
                     event_name=event.name,
-                    hostname="shop.example",
+                    hostname=HOST,
                     referrer=referrer,
                     referrer_source=source,
                     referrer_medium=medium,
-                    utm_source=utm_source,
-                    utm_campaign=utm_campaign,
+                    utm_source=utm.get("utm_source", ""),
+                    utm_medium=utm.get("utm_medium", ""),
+                    utm_campaign=utm.get("utm_campaign", ""),
                     country=visit.country,
                     browser=browser,
                     os=os,
                     device_type=device,
                     visible_ms=event.visible_ms,
                     scroll_depth=event.scroll_depth,
+                    target=event.target,
                     properties=event.props,
                 )
             )
@@ -492,25 +569,7 @@ def send_through_ingest(
     async def run() -> None:
         for visit in visits:
             now_ms = int(datetime.now(UTC).timestamp() * 1000)
-            events = [
-                {
-                    "type": event.kind,
-                    "url": f"https://shop.example{event.path}",
-                    "ts": int(event.at.timestamp() * 1000),
-                    **({"name": event.name, "props": event.props} if event.kind == "event" else {}),
-                    **(
-                        {"visible_ms": event.visible_ms, "scroll_depth": event.scroll_depth}
-                        if event.kind == "engagement"
-                        else {}
-                    ),
-                    **(
-                        {"referrer": visit.source[2]}
-                        if event.kind == "pageview" and visit.source[2]
-                        else {}
-                    ),
-                }
-                for event in visit.events
-            ]
+            events = tracker_events(visit)
             for start in range(0, len(events), 100):
                 await send(
                     "/collect",

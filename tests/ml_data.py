@@ -133,7 +133,7 @@ def conversion_frame(*, visitors: int, days: int, seed: int = 3) -> pd.DataFrame
                 "referrer_medium": visit.source.medium,
                 "referrer_source": visit.source.source,
                 "utm_source": visit.source.utm_source,
-                "utm_medium": "",
+                "utm_medium": visit.source.utm_medium,
                 "utm_campaign": visit.source.utm_campaign,
                 "entry_page": entry,
                 "entry_section": "/" + entry.split("/")[1],

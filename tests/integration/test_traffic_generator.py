@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from datetime import UTC, datetime
+from typing import cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -14,8 +17,18 @@ from django.core.management import call_command
 from analytics.click_model import ImpressionFeatures, click_probability
 from analytics.reports import traffic
 from analytics.reports.query import ReportQuery
-from analytics.traffic_generator import AdInventory, expected_ctr, generate_visits
+from analytics.traffic_generator import (
+    HOUR_WEIGHTS,
+    AdInventory,
+    bulk_load,
+    expected_ctr,
+    generate_visits,
+    send_through_ingest,
+)
 from naboria import clickhouse
+from sites.models import Site
+from tests.factories import SiteFactory
+from tests.helpers import eventually
 
 pytestmark = [
     pytest.mark.django_db,
@@ -44,7 +57,9 @@ def test_same_seed_same_traffic_and_every_visit_is_plausible():
     assert [(v.visitor, [e.path for e in v.events]) for v in first] == [
         (v.visitor, [e.path for e in v.events]) for v in again
     ]
-    assert {v.visitor for v in first} == {f"gen-3-{n}" for n in range(50)}
+    # A visitor whose first visit would come after the end has not come yet.
+    assert len({v.visitor for v in first}) >= 45
+    assert {v.visitor for v in first} <= {f"gen-3-{n}" for n in range(50)}
     for visit in first:
         assert visit.events[0].kind == "pageview"
         assert all(event.at <= END for event in visit.events)
@@ -114,3 +129,65 @@ def test_generating_through_the_ingestion_path(site):
 def test_unknown_site_is_a_clear_error():
     with pytest.raises(Exception, match="no site with public id 'nope'"):
         call_command("generate_traffic", site="nope")
+
+
+def test_the_last_day_holds_only_its_hours_so_far():
+    """END is Nov 20 12:00 UTC, 13:00 in Paris: the last day has had its first 13 hours, a
+    share of a day's traffic given by HOUR_WEIGHTS (about a third). Returning visits that would
+    fall after the end are not made (they were piled onto the last day, doubling it)."""
+    generated = visits(3000)
+    per_day = Counter(
+        visit.events[0].at.astimezone(ZoneInfo("Europe/Paris")).date() for visit in generated
+    )
+    last = max(per_day)
+    full_days = sorted(count for day, count in per_day.items() if day != last)
+    typical = full_days[len(full_days) // 2]
+    share = sum(HOUR_WEIGHTS[:13]) / sum(HOUR_WEIGHTS)
+    assert per_day[last] < typical * share * 1.5, (per_day[last], typical, share)
+    assert all(visit.events[0].at <= END for visit in generated)
+
+
+def _by_value(site, dimension: str) -> dict[str, int]:
+    query = ReportQuery.parse(site_id=site.public_id, timezone=site.timezone, params={})
+    found = traffic.breakdown(query, dimension=dimension, limit=100)["results"]
+    return {row["value"]: row["visits"] for row in found}
+
+
+def test_bulk_rows_are_what_ingestion_stores(site):
+    """The same visits bulk-loaded into one site and sent through /collect to another give
+    the same visits per source, medium and UTM tag: direct traffic is labelled as ingestion
+    labels it (never an empty source), and the UTM tags of campaign links reach the reports
+    through the ingestion path too."""
+    other = cast(Site, SiteFactory(organization=site.organization, timezone=site.timezone))
+    generated = list(
+        generate_visits(
+            days=2, visitors=150, timezone=site.timezone, inventory=AdInventory(()), seed=9
+        )
+    )
+    bulk_load(site_id=site.public_id, retention_days=site.retention_days, visits=iter(generated))
+    statuses = send_through_ingest(site_id=other.public_id, visits=iter(generated))
+    assert set(statuses) == {"/collect 202"}, statuses
+    expected_events = sum(len(visit.events) for visit in generated)
+
+    def stored() -> int:
+        return (
+            clickhouse.get_client()
+            .query(
+                "SELECT count() FROM page_events WHERE site_id = {s:String}",
+                parameters={"s": other.public_id},
+            )
+            .result_rows[0][0]
+        )
+
+    assert eventually(lambda: stored() == expected_events, timeout=10)
+    for dimension in ("sources", "mediums", "utm_sources", "utm_mediums", "utm_campaigns"):
+        assert _by_value(site, dimension) == _by_value(other, dimension), dimension
+    sources = _by_value(site, "sources")
+    assert "" not in sources
+    assert sources["direct"] == sum(
+        1 for visit in generated if not visit.source.referrer and not visit.source.utm_source
+    )
+    newsletter = sum(1 for visit in generated if visit.source.utm_campaign == "winter-sale")
+    assert newsletter > 0
+    assert _by_value(other, "utm_campaigns")["winter-sale"] == newsletter
+    assert _by_value(other, "utm_mediums")["email"] >= newsletter

@@ -1,244 +1,473 @@
-// The analytics dashboard of one site (templates/analytics/dashboard.html): overview cards
-// with the change against the previous period, the main graph, top lists whose rows add a
-// filter when clicked, ads and consent tabs, a funnel builder, and the realtime panel pushed
-// over SSE every 5 seconds. The state (period, filters, tab) lives in the URL.
+// The analytics dashboard of one site (templates/analytics/dashboard.html): every report of
+// the REST API in tabs. Overview: cards with the change against any comparison period, the
+// graph and the top lists (pages, entry and exit pages, sources, mediums, UTM tags,
+// countries, devices, browsers, operating systems); goals, properties, outbound links,
+// downloads, time on page and scroll depth; retention cohorts; funnels; ads; consent; and
+// the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
+// it; each table exports its report as CSV; the open tab reloads itself every minute. The
+// state lives in the URL (state.js); days are the site's.
 import uPlot from 'uplot'
-import { report } from './api.js'
-import { h, number, table } from './dom.js'
+import { csvUrl, report } from './api.js'
+import { h, number, percent, seconds, table } from './dom.js'
+import { compareParam, daysBetween, filterLabel, lastDays, previousRange, readState, reportParams, stateQuery } from './state.js'
 
 var root = document.getElementById('dashboard')
 var site = root.dataset.site
-var state = readState()
+var timezone = root.dataset.timezone
+var REFRESH_MS = Number(root.dataset.refreshSeconds || 60) * 1000
+var state = readState(location.search, timezone)
 var chart = null
+var generation = 0 // answers of an older render are dropped
 
-var FILTERABLE = { pages: 'path', sources: 'source', countries: 'country', devices: 'device', browsers: 'browser' }
-var LISTS = [
-  ['pages', 'Top pages'],
-  ['sources', 'Sources'],
-  ['countries', 'Countries'],
-  ['devices', 'Devices'],
-  ['browsers', 'Browsers'],
+var METRICS = [
+  { key: 'visitors', label: 'Visitors', format: number },
+  { key: 'visits', label: 'Visits', format: number },
+  { key: 'pageviews', label: 'Pageviews', format: number },
+  { key: 'views_per_visit', label: 'Views per visit', format: number },
+  // A rise in bounce rate is bad news: shown red, while a rise in visitors is green.
+  { key: 'bounce_rate', label: 'Bounce rate', format: percent, lowerIsBetter: true },
+  { key: 'visit_duration_seconds', label: 'Visit duration', format: seconds },
 ]
 
-function isoDay(date) {
-  return date.toISOString().slice(0, 10)
+var TRAFFIC = [
+  { key: 'visitors', label: 'Visitors', format: number },
+  { key: 'visits', label: 'Visits', format: number },
+  { key: 'pageviews', label: 'Pageviews', format: number },
+]
+var VISITS = [
+  { key: 'visits', label: 'Visits', format: number },
+  { key: 'visitors', label: 'Visitors', format: number },
+]
+var LINKS = [
+  { key: 'target', label: 'Link' },
+  { key: 'visitors', label: 'Visitors', format: number },
+  { key: 'clicks', label: 'Clicks', format: number },
+]
+
+// A breakdown list: its dimension, title and the filter a click on a row adds.
+function breakdown(dimension, title, filter) {
+  return {
+    id: dimension,
+    title: title,
+    report: 'breakdown',
+    extra: { dimension: dimension, page_size: 8 },
+    columns: [{ key: 'value', label: title }].concat(TRAFFIC),
+    filter: filter,
+  }
+}
+// The overview's top lists, in page order; those the dashboard report answers in its single
+// request are `inDashboard`, the others are their own requests.
+var LISTS = [
+  Object.assign(breakdown('pages', 'Top pages', 'path'), { inDashboard: true }),
+  { id: 'entry-pages', title: 'Entry pages', report: 'entry-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Entry page' }].concat(VISITS) },
+  { id: 'exit-pages', title: 'Exit pages', report: 'exit-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Exit page' }].concat(VISITS) },
+  Object.assign(breakdown('sources', 'Sources', 'source'), { inDashboard: true }),
+  breakdown('mediums', 'Mediums', 'medium'),
+  breakdown('utm_sources', 'UTM sources', 'utm_source'),
+  breakdown('utm_mediums', 'UTM mediums', 'utm_medium'),
+  breakdown('utm_campaigns', 'UTM campaigns', 'utm_campaign'),
+  Object.assign(breakdown('countries', 'Countries', 'country'), { inDashboard: true }),
+  Object.assign(breakdown('devices', 'Devices', 'device'), { inDashboard: true }),
+  Object.assign(breakdown('browsers', 'Browsers', 'browser'), { inDashboard: true }),
+  breakdown('operating_systems', 'Operating systems', 'os'),
+]
+
+function addFilter(name, value) {
+  state.filters = state.filters.filter(function (filter) { return filter.name !== name })
+  state.filters.push({ name: name, value: value })
+  render()
 }
 
-function readState() {
-  var query = new URLSearchParams(location.search)
-  var today = new Date()
-  var state = { from: query.get('from'), to: query.get('to'), tab: query.get('tab') || 'overview', filters: {} }
-  if (!state.to) state.to = isoDay(today)
-  if (!state.from) state.from = isoDay(new Date(today.getTime() - 29 * 864e5))
-  ;['path', 'source', 'country', 'device', 'browser'].forEach(function (name) {
-    if (query.get(name)) state.filters[name] = query.get(name)
-  })
-  return state
-}
-
-function params(extra) {
-  return Object.assign({ from: state.from, to: state.to }, state.filters, extra || {})
-}
-
-function save() {
-  var query = new URLSearchParams(Object.assign({ tab: state.tab }, params()))
-  history.replaceState(null, '', '?' + query)
-}
-
-function refresh() {
-  save()
-  document.getElementById('nd-from').value = state.from
-  document.getElementById('nd-to').value = state.to
-  renderFilters()
-  document.querySelectorAll('[role=tab]').forEach(function (tab) {
-    tab.setAttribute('aria-selected', String(tab.dataset.tab === state.tab))
-  })
-  var panel = document.getElementById('nd-tab')
-  panel.replaceChildren(h('p', { class: 'nd-loading', text: 'Loading…' }))
-  ;({ overview: overview, ads: ads, consent: consent, funnel: funnel })[state.tab](panel).catch(function (error) {
-    panel.replaceChildren(h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }))
-  })
-}
-
-function renderFilters() {
-  var chips = Object.keys(state.filters).map(function (name) {
-    return h('button', {
-      type: 'button',
-      class: 'nd-chip',
-      text: name + ': ' + (state.filters[name] || '(none)') + ' ×',
-      'aria-label': 'Remove filter ' + name,
-      onclick: function () {
-        delete state.filters[name]
-        refresh()
-      },
-    })
-  })
-  document.getElementById('nd-filters').replaceChildren.apply(document.getElementById('nd-filters'), chips)
-}
-
-function card(label, value, change) {
-  return h('div', { class: 'nd-card' }, [
-    h('span', { class: 'nd-card-label', text: label }),
-    h('strong', { class: 'nd-card-value', 'data-metric': label, text: value }),
-    change == null ? null : h('span', { class: change >= 0 ? 'nd-up' : 'nd-down', text: (change >= 0 ? '▲ ' : '▼ ') + Math.abs(change) + '%' }),
+// A titled table of one report's rows with its CSV export. data-report and data-query name
+// the API answer it shows (the browser tests ask the API the same).
+function panel(spec, rows, params) {
+  var onRow = spec.filter
+    ? function (row) { addFilter(spec.filter, spec.filterValue ? spec.filterValue(row) : row[spec.columns[0].key]) }
+    : null
+  return h('section', { class: 'nd-list', 'data-panel': spec.id, 'data-report': spec.report, 'data-query': params.toString() }, [
+    h('div', { class: 'nd-list-head' }, [
+      h('h2', { text: spec.title }),
+      h('a', { class: 'nd-csv', href: csvUrl(site, spec.report, params), download: '', 'aria-label': 'Download ' + spec.title + ' as CSV', text: 'CSV' }),
+    ]),
+    table(spec.columns, rows, onRow),
   ])
 }
 
-function overview(panel) {
-  var days = (new Date(state.to) - new Date(state.from)) / 864e5 + 1
+// The panel of one report; a report that refuses the parameters (a 400: a filter it cannot
+// apply, funnel steps it cannot read) shows its message in place of the table, the other
+// panels of the tab still show.
+function loadPanel(spec) {
+  var params = reportParams(state, spec.extra)
+  return report(site, spec.report, params).then(
+    function (answer) { return panel(spec, answer[spec.rows || 'results'], params) },
+    function (error) {
+      return h('section', { class: 'nd-list', 'data-panel': spec.id }, [
+        h('h2', { text: spec.title }),
+        h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }),
+      ])
+    }
+  )
+}
+
+function change(metric, value) {
+  if (value == null) return null
+  var better = metric.lowerIsBetter ? value < 0 : value > 0
+  var kind = value === 0 ? 'nd-flat' : better ? 'nd-good' : 'nd-bad'
+  var arrow = value > 0 ? '▲ ' : value < 0 ? '▼ ' : ''
+  return h('span', { class: 'nd-change ' + kind, 'data-change': String(value) }, [
+    arrow + Math.abs(value) + '%',
+    h('span', { class: 'nd-hidden', text: value === 0 ? ' (unchanged)' : better ? ' (better)' : ' (worse)' }),
+  ])
+}
+
+function cards(overview, params) {
+  return h(
+    'section',
+    { class: 'nd-cards', 'aria-label': 'Totals', 'data-report': 'overview', 'data-query': params.toString() },
+    METRICS.map(function (metric) {
+      var before = overview.compare ? overview.compare[metric.key] : null
+      return h('div', { class: 'nd-card' }, [
+        h('span', { class: 'nd-card-label', text: metric.label }),
+        h('strong', { class: 'nd-card-value', 'data-metric': metric.key, 'data-value': JSON.stringify(overview.period[metric.key]), text: metric.format(overview.period[metric.key]) }),
+        change(metric, overview.change ? overview.change[metric.key] : null),
+        before == null ? null : h('span', { class: 'nd-card-before', text: 'was ' + metric.format(before) }),
+      ])
+    })
+  )
+}
+
+function overviewParams(extra) {
+  var compare = compareParam(state)
+  return reportParams(state, Object.assign(compare ? { compare: compare } : {}, extra))
+}
+
+// The comparison period as {from, to}, or null.
+function comparisonRange() {
+  var compare = compareParam(state)
+  if (!compare) return null
+  if (compare !== 'previous') return { from: compare.split('..')[0], to: compare.split('..')[1] }
+  return previousRange(state)
+}
+
+function overviewTab() {
+  var days = daysBetween(state.from, state.to) + 1
   var interval = days <= 2 ? 'hour' : days > 120 ? 'week' : 'day'
-  // One request for the whole tab: the server answers it with one scan of the visits.
-  return report(site, 'dashboard', params({ compare: 'previous', interval: interval, page_size: 8 })).then(function (answer) {
-    var period = answer.overview.period
-    var change = answer.overview.change || {}
-    var cards = h('div', { class: 'nd-cards' }, [
-      card('Visitors', number(period.visitors), change.visitors),
-      card('Visits', number(period.visits), change.visits),
-      card('Pageviews', number(period.pageviews), change.pageviews),
-      card('Views per visit', period.views_per_visit, change.views_per_visit),
-      card('Bounce rate', period.bounce_rate + '%', change.bounce_rate),
-      card('Visit duration', Math.round(period.visit_duration_seconds) + ' s', change.visit_duration_seconds),
-    ])
-    var graph = h('div', { class: 'nd-graph', id: 'nd-graph' })
-    var lists = h(
-      'div',
-      { class: 'nd-lists' },
-      LISTS.map(function (list) {
-        return h('section', { class: 'nd-list' }, [
-          h('h2', { text: list[1] }),
-          table(
-            [
-              { key: 'value', label: list[1] },
-              { key: 'visitors', label: 'Visitors', format: number },
-              { key: 'pageviews', label: 'Pageviews', format: number },
-            ],
-            answer.breakdowns[list[0]].results,
-            function (row) {
-              state.filters[FILTERABLE[list[0]]] = row.value
-              refresh()
-            }
-          ),
-        ])
-      })
-    )
-    panel.replaceChildren(cards, graph, lists)
-    drawGraph(graph, answer.timeseries.points, interval)
+  // One request for the cards, the graph and five lists: the server scans the visits once.
+  var main = report(site, 'dashboard', overviewParams({ interval: interval, page_size: 8 }))
+  // The comparison period's visitors, drawn under the period's, bucket by bucket.
+  var range = comparisonRange()
+  var before = range
+    ? report(site, 'timeseries', reportParams(Object.assign({}, state, range), { interval: interval }))
+    : Promise.resolve(null)
+  var others = LISTS.filter(function (spec) { return !spec.inDashboard }).map(loadPanel)
+  return Promise.all([main, before].concat(others)).then(function (answers) {
+    var answer = answers[0]
+    var separate = answers.slice(2)
+    var points = answer.timeseries.points
+    var graph = h('div', {
+      class: 'nd-graph',
+      id: 'nd-graph',
+      role: 'img',
+      'aria-label': 'Visitors and pageviews per ' + interval + (range ? ', and visitors of the comparison period' : ''),
+      'data-report': 'timeseries',
+      'data-query': reportParams(state, { interval: interval }).toString(),
+      'data-points': JSON.stringify(points),
+    })
+    var lists = LISTS.map(function (spec) {
+      if (!spec.inDashboard) return separate.shift()
+      return panel(spec, answer.breakdowns[spec.id].results, reportParams(state, spec.extra))
+    })
+    return {
+      nodes: [cards(answer.overview, overviewParams()), graph, h('div', { class: 'nd-lists' }, lists)],
+      after: function () { drawGraph(graph, points, answers[1] && answers[1].points, interval) },
+    }
   })
 }
 
-function drawGraph(container, points, interval) {
+function drawGraph(container, points, before, interval) {
   if (chart) chart.destroy()
   var xs = points.map(function (point) {
+    // The bucket's label is site time; shown as such (parsed as the browser's local time).
     return Date.parse(interval === 'hour' ? point.date.replace(' ', 'T') : point.date + 'T00:00') / 1000
   })
-  chart = new uPlot(
-    {
-      width: Math.max(container.clientWidth, 300),
-      height: 260,
-      series: [
-        {},
-        { label: 'Visitors', stroke: '#2f5bd3', width: 2, fill: 'rgba(47,91,211,.08)' },
-        { label: 'Pageviews', stroke: '#1f7a4d', width: 2 },
-      ],
-      axes: [{}, { size: 60 }],
-    },
-    [xs, points.map(function (point) { return point.visitors }), points.map(function (point) { return point.pageviews })],
-    container
+  var series = [
+    {},
+    { label: 'Visitors', stroke: '#2f5bd3', width: 2, fill: 'rgba(47,91,211,.08)' },
+    { label: 'Pageviews', stroke: '#1f7a4d', width: 2 },
+  ]
+  var data = [xs, points.map(function (point) { return point.visitors }), points.map(function (point) { return point.pageviews })]
+  if (before) {
+    series.push({ label: 'Visitors (comparison)', stroke: '#6e7781', width: 1.5, dash: [6, 4] })
+    data.push(points.map(function (point, index) { return before[index] ? before[index].visitors : null }))
+  }
+  chart = new uPlot({ width: Math.max(container.clientWidth - 16, 260), height: 260, series: series, axes: [{}, { size: 60 }] }, data, container)
+}
+
+var GOALS = {
+  id: 'goals',
+  title: 'Goals',
+  report: 'goals',
+  extra: { page_size: 20 },
+  columns: [
+    { key: 'goal', label: 'Goal' },
+    { key: 'visitors', label: 'Visitors', format: number },
+    { key: 'events', label: 'Events', format: number },
+    { key: 'conversion_rate', label: 'Conversion', format: percent },
+  ],
+  filter: 'goal',
+}
+var ENGAGEMENT = [
+  { id: 'outbound-links', title: 'Outbound links', report: 'outbound-links', extra: { page_size: 10 }, columns: LINKS },
+  { id: 'downloads', title: 'File downloads', report: 'downloads', extra: { page_size: 10 }, columns: LINKS },
+  {
+    id: 'engagement',
+    title: 'Time on page and scroll depth',
+    report: 'engagement',
+    extra: { page_size: 15 },
+    columns: [
+      { key: 'page', label: 'Page' },
+      { key: 'pageviews', label: 'Pageviews', format: number },
+      { key: 'time_on_page_seconds', label: 'Time on page', format: seconds },
+      { key: 'scroll_depth', label: 'Scroll depth', format: percent },
+    ],
+    filter: 'path',
+  },
+]
+
+function propertiesPanel(goals) {
+  var events = h(
+    'select',
+    { id: 'nd-prop-event' },
+    goals.map(function (goal) {
+      return h('option', Object.assign({ value: goal.goal, text: goal.goal }, goal.goal === state.propertyEvent ? { selected: '' } : {}))
+    })
   )
-}
-
-function ads(panel) {
-  var performance = ['campaign', 'ad', 'day'].map(function (by) { return report(site, 'ads', params({ by: by })) })
-  return Promise.all(performance.concat(report(site, 'ad-revenue', params()))).then(function (answers) {
-    var columns = function (key, label) {
-      return [
-        { key: key, label: label },
-        { key: 'impressions', label: 'Impressions', format: number },
-        { key: 'viewable_rate', label: 'Viewable %' },
-        { key: 'clicks', label: 'Clicks', format: number },
-        { key: 'ctr', label: 'CTR %' },
-        { key: 'video_starts', label: 'Video starts', format: number },
-        { key: 'video_first_quartiles', label: '1st quartile', format: number },
-        { key: 'video_midpoints', label: 'Midpoints', format: number },
-        { key: 'video_third_quartiles', label: '3rd quartile', format: number },
-        { key: 'video_completes', label: 'Completes', format: number },
-        { key: 'video_completion_rate', label: 'Completion %' },
-      ]
+  var key = h('input', { id: 'nd-prop-key', type: 'text', value: state.propertyKey, placeholder: 'e.g. plan' })
+  var output = h('div', { class: 'nd-properties' })
+  function show() {
+    state.propertyEvent = events.value
+    state.propertyKey = key.value.trim()
+    save()
+    if (!state.propertyEvent || !state.propertyKey) {
+      output.replaceChildren(h('p', { text: 'Choose a custom event and one of its properties.' }))
+      return Promise.resolve()
     }
-    var money = function (key) { return { key: key, label: key === 'revenue' ? 'Revenue' : 'eCPM' } }
-    panel.replaceChildren(
-      h('h2', { text: 'Revenue' }),
-      table(
-        [
-          { key: 'name', label: 'Campaign' },
-          { key: 'pricing', label: 'Pricing' },
-          { key: 'currency', label: 'Currency' },
-          { key: 'impressions', label: 'Impressions', format: number },
-          { key: 'clicks', label: 'Clicks', format: number },
-          { key: 'conversions', label: 'Conversions', format: number },
-          money('revenue'),
-          money('ecpm'),
-        ],
-        answers[3].results
-      ),
-      h('h2', { text: 'Campaigns' }),
-      table(columns('campaign', 'Campaign'), answers[0].results),
-      h('h2', { text: 'Ads' }),
-      table(columns('ad', 'Ad'), answers[1].results),
-      h('h2', { text: 'Per day' }),
-      table(columns('day', 'Day'), answers[2].results)
-    )
+    var spec = {
+      id: 'properties',
+      title: state.propertyEvent + ' · ' + state.propertyKey,
+      report: 'properties',
+      extra: { event: state.propertyEvent, key: state.propertyKey, page_size: 20 },
+      columns: [
+        { key: 'value', label: 'Value' },
+        { key: 'visitors', label: 'Visitors', format: number },
+        { key: 'events', label: 'Events', format: number },
+      ],
+      filter: 'property',
+      filterValue: function (row) { return state.propertyKey + ':' + row.value },
+    }
+    return loadPanel(spec).then(function (node) { output.replaceChildren(node) })
+  }
+  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); show() } }, [
+    h('label', { for: 'nd-prop-event', text: 'Event' }),
+    events,
+    h('label', { for: 'nd-prop-key', text: 'Property' }),
+    key,
+    h('button', { type: 'submit', text: 'Show values' }),
+  ])
+  return show().then(function () {
+    return h('section', { class: 'nd-list nd-wide' }, [h('h2', { text: 'Custom properties' }), form, output])
   })
 }
 
-function consent(panel) {
-  return report(site, 'consent', params()).then(function (answer) {
-    panel.replaceChildren(
-      h('h2', { text: 'Consent rate per purpose' }),
-      table(
-        [
-          { key: 'purpose', label: 'Purpose' },
-          { key: 'decisions', label: 'Decisions', format: number },
-          { key: 'granted', label: 'Granted', format: number },
-          { key: 'rate', label: 'Rate %' },
-        ],
-        answer.results
-      )
-    )
+function goalsTab() {
+  var params = reportParams(state, GOALS.extra)
+  return Promise.all(
+    [report(site, 'goals', params)].concat(ENGAGEMENT.map(loadPanel))
+  ).then(function (answers) {
+    var goals = answers[0].results
+    if (!state.propertyEvent && goals.length) state.propertyEvent = goals[0].goal
+    return propertiesPanel(goals).then(function (properties) {
+      var links = answers.slice(1, 3)
+      var engagement = answers[3]
+      engagement.classList.add('nd-wide')
+      return { nodes: [h('div', { class: 'nd-lists' }, [panel(GOALS, goals, params)].concat(links, [properties, engagement]))] }
+    })
   })
 }
 
-function funnel(panel) {
-  var input = h('input', { id: 'nd-steps', type: 'text', size: '60', value: state.steps || '/,/products,/cart,/checkout,/thanks', 'aria-label': 'Funnel steps' })
+function retentionTab() {
+  var weeks = 8
+  var params = reportParams(state, { weeks: weeks })
+  return report(site, 'retention', params).then(function (answer) {
+    var columns = [
+      { key: 'week', label: 'First visit (week of)' },
+      { key: 'visitors', label: 'Visitors', format: number },
+    ]
+    for (var week = 0; week < weeks; week++) columns.push({ key: 'r' + week, label: 'Week ' + week, format: percent })
+    var rows = answer.cohorts.map(function (cohort) {
+      var row = { week: cohort.week, visitors: cohort.visitors }
+      cohort.retention.forEach(function (rate, index) { row['r' + index] = rate })
+      return row
+    })
+    var spec = { id: 'retention', title: 'Retention: share of each week’s new visitors who came back', report: 'retention', columns: columns }
+    return { nodes: [panel(spec, rows, params)] }
+  })
+}
+
+function funnelTab() {
+  var input = h('input', { id: 'nd-steps', type: 'text', value: state.steps })
   var output = h('div', { id: 'nd-funnel' })
+  var spec = {
+    id: 'funnel',
+    title: 'Funnel',
+    report: 'funnel',
+    rows: 'steps',
+    columns: [
+      { key: 'step', label: 'Step' },
+      { key: 'visits', label: 'Visits', format: number },
+      { key: 'conversion_from_start', label: 'From start', format: percent },
+      { key: 'drop_off', label: 'Dropped', format: number },
+    ],
+  }
   function run() {
     state.steps = input.value
-    report(site, 'funnel', params({ steps: input.value }))
-      .then(function (answer) {
-        output.replaceChildren(
-          table(
-            [
-              { key: 'step', label: 'Step' },
-              { key: 'visits', label: 'Visits', format: number },
-              { key: 'conversion_from_start', label: 'From start %' },
-              { key: 'drop_off', label: 'Dropped', format: number },
-            ],
-            answer.steps
-          )
-        )
-      })
-      .catch(function (error) {
-        output.replaceChildren(h('p', { class: 'nd-error', role: 'alert', text: error.message }))
-      })
+    save()
+    spec.extra = { steps: state.steps }
+    return loadPanel(spec).then(function (node) { output.replaceChildren(node) })
   }
-  panel.replaceChildren(
-    h('h2', { text: 'Funnel' }),
-    h('p', { text: 'Steps in order within a visit: page paths, or event:<name> for custom events.' }),
-    h('form', { onsubmit: function (event) { event.preventDefault(); run() } }, [input, h('button', { type: 'submit', text: 'Show' })]),
-    output
+  var form = h('form', { class: 'nd-form', onsubmit: function (event) { event.preventDefault(); run() } }, [
+    h('label', { for: 'nd-steps', text: 'Steps' }),
+    input,
+    h('button', { type: 'submit', text: 'Show' }),
+  ])
+  return run().then(function () {
+    return {
+      nodes: [
+        h('section', { class: 'nd-list nd-wide' }, [
+          h('p', { text: 'Steps in order within a visit, comma-separated: page paths (/pricing) or event:<name> for custom events. The steps are kept in the address of this page.' }),
+          form,
+          output,
+        ]),
+      ],
+    }
+  })
+}
+
+var AD_COLUMNS = [
+  { key: 'impressions', label: 'Impressions', format: number },
+  { key: 'viewable_rate', label: 'Viewable', format: percent },
+  { key: 'clicks', label: 'Clicks', format: number },
+  { key: 'ctr', label: 'CTR', format: percent },
+  { key: 'video_starts', label: 'Video starts', format: number },
+  { key: 'video_first_quartiles', label: '1st quartile', format: number },
+  { key: 'video_midpoints', label: 'Midpoints', format: number },
+  { key: 'video_third_quartiles', label: '3rd quartile', format: number },
+  { key: 'video_completes', label: 'Completes', format: number },
+  { key: 'video_completion_rate', label: 'Completion', format: percent },
+]
+
+function adsTab() {
+  var specs = [
+    {
+      id: 'ad-revenue',
+      title: 'Revenue',
+      report: 'ad-revenue',
+      columns: [
+        { key: 'name', label: 'Campaign' },
+        { key: 'pricing', label: 'Pricing' },
+        { key: 'currency', label: 'Currency' },
+        { key: 'impressions', label: 'Impressions', format: number },
+        { key: 'clicks', label: 'Clicks', format: number },
+        { key: 'conversions', label: 'Conversions', format: number },
+        { key: 'revenue', label: 'Revenue' },
+        { key: 'ecpm', label: 'eCPM' },
+      ],
+    },
+  ].concat(
+    [['campaign', 'Campaigns'], ['ad', 'Ads'], ['placement', 'Placements'], ['day', 'Per day']].map(function (by) {
+      return { id: 'ads-' + by[0], title: by[1], report: 'ads', extra: { by: by[0] }, columns: [{ key: by[0], label: by[1] }].concat(AD_COLUMNS) }
+    })
   )
-  run()
-  return Promise.resolve()
+  return Promise.all(specs.map(loadPanel)).then(function (nodes) {
+    return { nodes: [h('div', { class: 'nd-stack' }, nodes)] }
+  })
+}
+
+function consentTab() {
+  return loadPanel({
+    id: 'consent',
+    title: 'Consent rate per purpose',
+    report: 'consent',
+    columns: [
+      { key: 'purpose', label: 'Purpose' },
+      { key: 'decisions', label: 'Decisions', format: number },
+      { key: 'granted', label: 'Granted', format: number },
+      { key: 'rate', label: 'Rate', format: percent },
+    ],
+  }).then(function (node) { return { nodes: [node] } })
+}
+
+var TABS = { overview: overviewTab, goals: goalsTab, retention: retentionTab, funnel: funnelTab, ads: adsTab, consent: consentTab }
+
+function save() {
+  history.replaceState(null, '', '?' + stateQuery(state))
+}
+
+// Shows the state: controls, chips, and the open tab. `quiet` (the periodic refresh) keeps
+// what is on screen until the new answers are in.
+function render(quiet) {
+  if (!TABS[state.tab]) state.tab = 'overview'
+  save()
+  renderControls()
+  var panelNode = document.getElementById('nd-tab')
+  panelNode.setAttribute('aria-labelledby', 'nd-tab-' + state.tab)
+  var mine = ++generation
+  if (!quiet) panelNode.replaceChildren(h('p', { class: 'nd-loading', text: 'Loading…' }))
+  return TABS[state.tab]()
+    .then(function (shown) {
+      if (mine !== generation) return
+      panelNode.replaceChildren.apply(panelNode, shown.nodes)
+      if (shown.after) shown.after()
+      panelNode.dataset.loaded = String(mine)
+    })
+    .catch(function (error) {
+      if (mine === generation) panelNode.replaceChildren(h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }))
+    })
+}
+
+function renderControls() {
+  document.getElementById('nd-from').value = state.from
+  document.getElementById('nd-to').value = state.to
+  var compare = document.getElementById('nd-compare')
+  var custom = state.compare !== 'previous' && state.compare !== 'off'
+  compare.value = custom ? 'custom' : state.compare
+  var range = custom ? state.compare.split('..') : ['', '']
+  document.getElementById('nd-compare-from').value = range[0]
+  document.getElementById('nd-compare-to').value = range[1]
+  document.getElementById('nd-compare-range').hidden = !custom
+  document.querySelectorAll('[data-days]').forEach(function (button) {
+    var preset = lastDays(timezone, Number(button.dataset.days))
+    button.setAttribute('aria-pressed', String(preset.from === state.from && preset.to === state.to))
+  })
+  document.querySelectorAll('[role=tab]').forEach(function (tab) {
+    var selected = tab.dataset.tab === state.tab
+    tab.setAttribute('aria-selected', String(selected))
+    tab.tabIndex = selected ? 0 : -1
+  })
+  var chips = state.filters.map(function (filter) {
+    return h('button', {
+      type: 'button',
+      class: 'nd-chip',
+      text: filterLabel(filter) + ' ×',
+      'aria-label': 'Remove filter ' + filterLabel(filter),
+      onclick: function () {
+        state.filters = state.filters.filter(function (other) { return other !== filter })
+        render()
+      },
+    })
+  })
+  var holder = document.getElementById('nd-filters')
+  holder.replaceChildren.apply(holder, chips)
 }
 
 function realtime() {
@@ -246,8 +475,9 @@ function realtime() {
   source.addEventListener('realtime', function (event) {
     var data = JSON.parse(event.data)
     document.getElementById('nd-live-count').textContent = number(data.visitors)
-    document.getElementById('nd-live-pages').replaceChildren.apply(
-      document.getElementById('nd-live-pages'),
+    var list = document.getElementById('nd-live-pages')
+    list.replaceChildren.apply(
+      list,
       data.pages.map(function (page) { return h('li', { text: page.page + ' · ' + page.visitors }) })
     )
   })
@@ -255,22 +485,46 @@ function realtime() {
 
 document.querySelectorAll('[data-days]').forEach(function (button) {
   button.addEventListener('click', function () {
-    var today = new Date()
-    state.to = isoDay(today)
-    state.from = isoDay(new Date(today.getTime() - (button.dataset.days - 1) * 864e5))
-    refresh()
+    Object.assign(state, lastDays(timezone, Number(button.dataset.days)))
+    render()
   })
 })
 ;['nd-from', 'nd-to'].forEach(function (id) {
   document.getElementById(id).addEventListener('change', function (event) {
+    if (!event.target.value) return
     state[id === 'nd-from' ? 'from' : 'to'] = event.target.value
-    refresh()
+    render()
   })
 })
-document.querySelectorAll('[role=tab]').forEach(function (tab) {
+function compareChanged() {
+  var choice = document.getElementById('nd-compare').value
+  var first = document.getElementById('nd-compare-from').value
+  var last = document.getElementById('nd-compare-to').value
+  if (choice !== 'custom') state.compare = choice
+  else if (first && last) state.compare = first + '..' + last
+  else {
+    // A custom range starts as the period just before, to be edited.
+    var range = previousRange(state)
+    state.compare = range.from + '..' + range.to
+  }
+  render()
+}
+;['nd-compare', 'nd-compare-from', 'nd-compare-to'].forEach(function (id) {
+  document.getElementById(id).addEventListener('change', compareChanged)
+})
+var tabs = Array.prototype.slice.call(document.querySelectorAll('[role=tab]'))
+tabs.forEach(function (tab, index) {
   tab.addEventListener('click', function () {
     state.tab = tab.dataset.tab
-    refresh()
+    render()
+  })
+  // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+  tab.addEventListener('keydown', function (event) {
+    var step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0
+    if (!step) return
+    var next = tabs[(index + step + tabs.length) % tabs.length]
+    next.focus()
+    next.click()
   })
 })
 document.getElementById('nd-site').addEventListener('change', function (event) {
@@ -278,7 +532,13 @@ document.getElementById('nd-site').addEventListener('change', function (event) {
 })
 addEventListener('resize', function () {
   var graph = document.getElementById('nd-graph')
-  if (chart && graph) chart.setSize({ width: graph.clientWidth, height: 260 })
+  if (chart && graph) chart.setSize({ width: Math.max(graph.clientWidth - 16, 260), height: 260 })
 })
-refresh()
+// Cards, graph and tables reload while the page is open (the realtime panel is pushed); not
+// while hidden, nor under someone typing funnel steps or a property.
+setInterval(function () {
+  var typing = document.activeElement && document.activeElement.closest('#nd-tab form')
+  if (!document.hidden && !typing) render(true)
+}, REFRESH_MS)
+render()
 realtime()

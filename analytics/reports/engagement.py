@@ -1,0 +1,73 @@
+"""Engagement reports: outbound links and file downloads the visitors followed, and per page
+the time it was visible and how far down it was scrolled.
+
+The tracker collects them as page events (docs/tracker.md): ``outbound`` and ``download`` with
+the link's ``target``, and ``engagement`` with ``visible_ms`` and ``scroll_depth`` sent each time
+a page is hidden or left (several for one pageview when the visitor comes back to the tab: each
+carries the time visible since the previous one, and the deepest scroll so far). They read the
+raw events of the period under the query's filters (``event_conditions``), never a sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics.reports.query import ReportQuery, event_conditions, rows
+
+
+def followed_links(
+    query: ReportQuery, *, kind: str, limit: int = 10, offset: int = 0
+) -> dict[str, Any]:
+    """Targets of followed outbound links (``kind="outbound"``) or file downloads
+    (``kind="download"``): the visitors who followed each and how many times, most visitors
+    first."""
+    conditions = event_conditions(query)
+    conditions.add("event_type = {kind:String}", kind=kind)
+    sql = f"""
+        SELECT target, uniqExact(visitor_id) AS visitors, count() AS clicks
+        FROM page_events WHERE {conditions.sql}
+        GROUP BY target ORDER BY visitors DESC, clicks DESC, target
+        LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+    """  # noqa: S608 (the conditions' values are parameters)
+    found = rows(sql, {**conditions.parameters, "limit": limit, "offset": offset})
+    return {
+        "results": [
+            {"target": target, "visitors": int(visitors), "clicks": int(clicks)}
+            for target, visitors, clicks in found
+        ]
+    }
+
+
+def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> dict[str, Any]:
+    """Per page, most pageviews first: its pageviews and visitors, the time on page (seconds:
+    all the visible time reported for the page divided by its pageviews, so a pageview that
+    never reported, e.g. with engagement switched off, counts as no time) and the scroll depth
+    (%: the average of its engagement reports; ``None`` without any)."""
+    conditions = event_conditions(query)
+    conditions.add("event_type IN ('pageview', 'engagement')")
+    sql = f"""
+        SELECT pathname,
+               countIf(event_type = 'pageview') AS pageviews,
+               uniqExactIf(visitor_id, event_type = 'pageview') AS visitors,
+               sumIf(visible_ms, event_type = 'engagement') AS visible_ms,
+               countIf(event_type = 'engagement') AS reports,
+               sumIf(scroll_depth, event_type = 'engagement') AS scrolled
+        FROM page_events WHERE {conditions.sql}
+        GROUP BY pathname HAVING pageviews > 0
+        ORDER BY pageviews DESC, pathname
+        LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+    """  # noqa: S608 (the conditions' values are parameters)
+    found = rows(sql, {**conditions.parameters, "limit": limit, "offset": offset})
+    return {
+        "results": [
+            {
+                "page": page,
+                "pageviews": int(pageviews),
+                "visitors": int(visitors),
+                "time_on_page_seconds": round(int(visible_ms) / 1000 / int(pageviews), 1),
+                "engagement_reports": int(reports),
+                "scroll_depth": round(int(scrolled) / int(reports), 1) if reports else None,
+            }
+            for page, pageviews, visitors, visible_ms, reports, scrolled in found
+        ]
+    }
