@@ -1,8 +1,12 @@
-"""REST endpoints of the sites app: the sites a caller may read."""
+"""REST endpoints of the sites app: the sites a caller may read; and the error bodies their
+OpenAPI schema (and the reports', analytics.api_schema) documents."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 
 from sites.models import Organization, Site
@@ -13,6 +17,7 @@ class SiteSerializer(serializers.ModelSerializer[Site]):
     organization: serializers.SlugRelatedField[Organization] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
+    allowed_domains = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Site
@@ -27,8 +32,34 @@ class SiteSerializer(serializers.ModelSerializer[Site]):
             "ads_enabled",
             "consent_banner_enabled",
         ]
+        read_only_fields = fields  # the API reads sites; the admin edits them
 
 
+class DetailErrorSerializer(serializers.Serializer[Any]):
+    """DRF's error body: 401 and 404 answers."""
+
+    detail = serializers.CharField()
+
+
+UNAUTHENTICATED = OpenApiResponse(
+    DetailErrorSerializer,
+    "No credentials, or a token that is invalid, expired or revoked (with a "
+    "`WWW-Authenticate: Bearer` header).",
+)
+NOT_FOUND_SITE = OpenApiResponse(
+    DetailErrorSerializer, "No such site among the caller's organizations' sites."
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: SiteSerializer(many=True),
+            401: UNAUTHENTICATED,
+            404: OpenApiResponse(DetailErrorSerializer, "No such page of results."),
+        }
+    )
+)
 class SiteListView(generics.ListAPIView[Site]):
     serializer_class = SiteSerializer
 
@@ -36,6 +67,9 @@ class SiteListView(generics.ListAPIView[Site]):
         return sites_readable_by(principal=self.request.user).select_related("organization")
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: SiteSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND_SITE})
+)
 class SiteDetailView(generics.RetrieveAPIView[Site]):
     serializer_class = SiteSerializer
     lookup_field = "public_id"

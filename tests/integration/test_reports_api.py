@@ -117,6 +117,11 @@ def test_session_user_reads_the_sites_of_their_memberships(tenants, user):
         ("interval=minute", "interval: hour, day, week or month"),
         ("dimension=shoe_size", "dimension: one of"),
         ("page_size=0", "page_size: a whole number from 1 to 1000"),
+        ("page=%C2%B2", "page: a whole number from 1 to 100000"),  # "²" is a digit to Python
+        ("from=0001-01-01&to=0001-01-02", "dates from 1970-01-01 to 2105-12-31"),
+        ("from=9999-12-30&to=9999-12-31", "dates from 1970-01-01 to 2105-12-31"),
+        ("format=xml", "format: json or csv"),
+        ("format=csv&dimension=shoe_size", "dimension: one of"),  # errors are JSON
     ],
 )
 def test_bad_parameters_are_a_400_with_the_reason(tenants, query, message):
