@@ -162,7 +162,7 @@ def _visit_origin() -> serializers.ChoiceField:
 
 class TimeseriesSerializer(serializers.Serializer[Any]):
     interval = serializers.ChoiceField(choices=INTERVALS)
-    source = _visit_origin()
+    source = _visit_origin()  # type: ignore[assignment]  # a field named like Field.source
     sample_rate = _sample_rate()
     points = TimeseriesPointSerializer(many=True)
 
@@ -176,7 +176,7 @@ class BreakdownRowSerializer(serializers.Serializer[Any]):
 
 class BreakdownSerializer(serializers.Serializer[Any]):
     dimension = serializers.ChoiceField(choices=sorted(traffic.BREAKDOWNS))
-    source = _visit_origin()
+    source = _visit_origin()  # type: ignore[assignment]  # a field named like Field.source
     sample_rate = _sample_rate()
     results = BreakdownRowSerializer(many=True)
 

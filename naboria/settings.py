@@ -365,6 +365,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     # 3.1: schemas are JSON Schema (null is a type), so answers validate with any validator.
     "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sites.api.nullable_as_json_schema",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # The interactive docs are served from this installation, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -76,3 +76,21 @@ class SiteDetailView(generics.RetrieveAPIView[Site]):
 
     def get_queryset(self) -> QuerySet[Site]:
         return sites_readable_by(principal=self.request.user).select_related("organization")
+
+
+def nullable_as_json_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: the OpenAPI 3.0 ``nullable`` that DRF's own
+    schemas still carry (the pagination links) as the ``null`` type of OpenAPI 3.1."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        converted = {key: convert(value) for key, value in node.items() if key != "nullable"}
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            converted["type"] = [node["type"], "null"]
+        return converted
+
+    converted: dict[str, Any] = convert(result)
+    return converted
