@@ -364,7 +364,12 @@ def report_view(report: Report) -> Callable[..., Any]:
         operation_id=f"report_{report.name.replace('-', '_')}",
         summary=report.name,
         description=report.description,
-        parameters=[api_schema.SITE_PARAMETER, *api_schema.COMMON_PARAMETERS, *report.parameters],
+        parameters=[
+            api_schema.SITE_PARAMETER,
+            *api_schema.COMMON_PARAMETERS,
+            *report.parameters,
+            *api_schema.RESPONSE_HEADERS,
+        ],
         responses=api_schema.report_responses(report.body, report.name),
         tags=["reports"],
     )

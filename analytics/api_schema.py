@@ -18,7 +18,7 @@ from rest_framework import serializers
 from ads.models import PricingModel
 from analytics.reports import ads_and_consent, traffic
 from analytics.reports.query import FILTER_COLUMNS
-from sites.api import NOT_FOUND_SITE, UNAUTHENTICATED, DetailErrorSerializer
+from sites.api import BEARER_CHALLENGE, NOT_FOUND_SITE, UNAUTHENTICATED, DetailErrorSerializer
 
 MAX_PAGE = 100_000
 MAX_PAGE_SIZE = 1000
@@ -353,6 +353,18 @@ class ReportErrorSerializer(serializers.Serializer[Any]):
 
 SITE_PARAMETER = OpenApiParameter(
     "public_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="the site's public id"
+)
+# Response headers, listed with an operation's parameters.
+RESPONSE_HEADERS = (
+    BEARER_CHALLENGE,
+    OpenApiParameter(
+        "Content-Disposition",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description='with format=csv: attachment; filename="<site>-<report>.csv"',
+        pattern='^attachment; filename=".+\\.csv"$',
+        response=[200],
+    ),
 )
 
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers
 
 from sites.models import Organization, Site
@@ -46,6 +52,16 @@ UNAUTHENTICATED = OpenApiResponse(
     "No credentials, or a token that is invalid, expired or revoked (with a "
     "`WWW-Authenticate: Bearer` header).",
 )
+# A response header (of the 401s), listed with an operation's parameters.
+BEARER_CHALLENGE = OpenApiParameter(
+    "WWW-Authenticate",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description='the challenge: Bearer realm="naboria"',
+    pattern="^Bearer ",
+    required=True,
+    response=[401],
+)
 NOT_FOUND_SITE = OpenApiResponse(
     DetailErrorSerializer, "No such site among the caller's organizations' sites."
 )
@@ -53,11 +69,12 @@ NOT_FOUND_SITE = OpenApiResponse(
 
 @extend_schema_view(
     get=extend_schema(
+        parameters=[BEARER_CHALLENGE],
         responses={
             200: SiteSerializer(many=True),
             401: UNAUTHENTICATED,
             404: OpenApiResponse(DetailErrorSerializer, "No such page of results."),
-        }
+        },
     )
 )
 class SiteListView(generics.ListAPIView[Site]):
@@ -68,7 +85,10 @@ class SiteListView(generics.ListAPIView[Site]):
 
 
 @extend_schema_view(
-    get=extend_schema(responses={200: SiteSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND_SITE})
+    get=extend_schema(
+        parameters=[BEARER_CHALLENGE],
+        responses={200: SiteSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND_SITE},
+    )
 )
 class SiteDetailView(generics.RetrieveAPIView[Site]):
     serializer_class = SiteSerializer

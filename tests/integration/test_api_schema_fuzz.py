@@ -180,11 +180,15 @@ def _strict(schema: Any) -> Any:
 
 
 def _conforms(published: dict[str, Any], path: str, answer: requests.Response) -> None:
-    """The answer has a documented status and content type, and its body (JSON) is valid
-    against the documented schema read strictly."""
+    """The answer has a documented status, headers and content type, and its body (JSON) is
+    valid against the documented schema read strictly."""
     responses = published["paths"][path]["get"]["responses"]
     assert str(answer.status_code) in responses, (path, answer.status_code)
-    content = responses[str(answer.status_code)]["content"]
+    documented = responses[str(answer.status_code)]
+    for name, header in documented.get("headers", {}).items():
+        if header.get("required") or name in answer.headers:
+            jsonschema.validate(answer.headers[name], header["schema"])
+    content = documented["content"]
     media_type = answer.headers["Content-Type"].split(";")[0]
     assert media_type in content, (path, media_type)
     if media_type == "application/json":
