@@ -18,7 +18,12 @@ from rest_framework import serializers
 from ads.models import PricingModel
 from analytics.reports import ads_and_consent, traffic
 from analytics.reports.query import FILTER_COLUMNS
-from sites.api import BEARER_CHALLENGE, NOT_FOUND_SITE, UNAUTHENTICATED, DetailErrorSerializer
+from sites.api import (
+    BEARER_CHALLENGE,
+    NOT_ACCEPTABLE,
+    NOT_FOUND_SITE,
+    UNAUTHENTICATED,
+)
 
 MAX_PAGE = 100_000
 MAX_PAGE_SIZE = 1000
@@ -395,7 +400,5 @@ def report_responses(body: type[serializers.Serializer[Any]], name: str) -> dict
         ),
         (401, "application/json"): UNAUTHENTICATED,
         (404, "application/json"): NOT_FOUND_SITE,
-        (406, "application/json"): OpenApiResponse(
-            DetailErrorSerializer, "The Accept header asks for neither JSON nor CSV."
-        ),
+        (406, "application/json"): NOT_ACCEPTABLE,
     }

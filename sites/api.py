@@ -62,6 +62,9 @@ BEARER_CHALLENGE = OpenApiParameter(
     required=True,
     response=[401],
 )
+NOT_ACCEPTABLE = OpenApiResponse(
+    DetailErrorSerializer, "The Accept header asks for no media type this operation answers."
+)
 NOT_FOUND_SITE = OpenApiResponse(
     DetailErrorSerializer, "No such site among the caller's organizations' sites."
 )
@@ -74,6 +77,7 @@ NOT_FOUND_SITE = OpenApiResponse(
             200: SiteSerializer(many=True),
             401: UNAUTHENTICATED,
             404: OpenApiResponse(DetailErrorSerializer, "No such page of results."),
+            406: NOT_ACCEPTABLE,
         },
     )
 )
@@ -87,7 +91,12 @@ class SiteListView(generics.ListAPIView[Site]):
 @extend_schema_view(
     get=extend_schema(
         parameters=[BEARER_CHALLENGE],
-        responses={200: SiteSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND_SITE},
+        responses={
+            200: SiteSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND_SITE,
+            406: NOT_ACCEPTABLE,
+        },
     )
 )
 class SiteDetailView(generics.RetrieveAPIView[Site]):

@@ -235,8 +235,8 @@ def test_every_report_answers_as_its_schema_says(
 
 def test_every_error_and_both_authentications_are_documented(api: dict[str, Any], user: Any):
     """A session (cookie) reads like a token; no credentials or a bad token get the
-    documented 401 with its body and the Bearer challenge; another organization's site and a
-    wrong parameter get their documented 404 and 400."""
+    documented 401 with its body and the Bearer challenge; another organization's site, an
+    Accept header for HTML and a wrong parameter get their documented 404, 406 and 400."""
     published = _published_schema(api["server"])
     site = api["site"]
     assert published["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
@@ -271,6 +271,9 @@ def test_every_error_and_both_authentications_are_documented(api: dict[str, Any]
             answer = requests.get(theirs, headers=bearer, timeout=30)
             assert answer.status_code == 404
             _conforms(published, path, answer)
+        answer = requests.get(url, headers={**bearer, "Accept": "text/html"}, timeout=30)
+        assert answer.status_code == 406
+        _conforms(published, path, answer)
         if path.startswith(REPORT_PATH):
             answer = requests.get(url + "&from=0001-01-01", headers=bearer, timeout=30)
             assert answer.status_code == 400
