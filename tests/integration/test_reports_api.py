@@ -132,6 +132,20 @@ def test_bad_parameters_are_a_400_with_the_reason(tenants, query, message):
     assert message in answer.json()["error"]
 
 
+@pytest.mark.parametrize("report", ["overview", "dashboard", "timeseries", "retention", "ads"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=1970-01-01&to=1970-01-31&compare=previous",  # the comparison before 1970
+        "from=2105-12-01&to=2105-12-31&interval=hour",
+    ],
+)
+def test_the_first_and_last_days_allowed_are_answered(tenants, report, query):
+    mine, _, client = tenants
+    answer = client.get(url(mine, report, query))
+    assert answer.status_code == 200, answer.content
+
+
 def test_breakdown_pages_through_results(tenants):
     mine, _, client = tenants
     first = client.get(url(mine, "breakdown", "dimension=pages&page_size=1")).json()
