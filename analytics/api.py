@@ -6,7 +6,8 @@ the common parameters of analytics.reports.query (``from``, ``to``, ``compare``,
 ``sampling``, ``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the
 rows. Answers are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400
 with a message.
-The OpenAPI schema is at /api/schema/, interactive docs at /api/docs/.
+The OpenAPI schema (analytics.api_schema describes the answers) is at /api/schema/, interactive
+docs at /api/docs/.
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ from analytics.reports.query import InvalidReportQuery, ReportQuery
 from sites.selectors import sites_readable_by
 
 REPORT_CACHE_SECONDS = 60
-_STEP = r"(/[^,]*|event:[^,]+)"
-FUNNEL_STEPS_PATTERN = rf"^{_STEP}(,{_STEP}){{1,{conversions.MAX_FUNNEL_STEPS - 1}}}$"
 
 
 def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -180,7 +179,7 @@ REPORTS = {
                     "steps",
                     f"2 to {conversions.MAX_FUNNEL_STEPS} steps, comma-separated: page paths "
                     "(/pricing) or event:<name>",
-                    pattern=FUNNEL_STEPS_PATTERN,
+                    pattern=api_schema.FUNNEL_STEPS_PATTERN,
                     required=True,
                 ),
             ),

@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from ads.models import PricingModel
-from analytics.reports import ads_and_consent, traffic
+from analytics.reports import ads_and_consent, conversions, traffic
 from analytics.reports.query import FILTER_COLUMNS
 from sites.api import (
     BEARER_CHALLENGE,
@@ -28,6 +28,8 @@ from sites.api import (
 MAX_PAGE = 100_000
 MAX_PAGE_SIZE = 1000
 INTERVALS = ("hour", "day", "week", "month")
+_STEP = r"(/[^,]*|event:[^,]+)"
+FUNNEL_STEPS_PATTERN = rf"^{_STEP}(,{_STEP}){{1,{conversions.MAX_FUNNEL_STEPS - 1}}}$"
 
 
 def query_parameter(
