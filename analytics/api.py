@@ -6,7 +6,8 @@ the common parameters of analytics.reports.query (``from``, ``to``, ``compare``,
 ``sampling``, ``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the
 rows. Answers are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400
 with a message.
-The OpenAPI schema is at /api/schema/, interactive docs at /api/docs/.
+The OpenAPI schema (analytics.api_schema describes the answers) is at /api/schema/, interactive
+docs at /api/docs/.
 """
 
 from __future__ import annotations
@@ -20,35 +21,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import renderers, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics import api_schema
+from analytics.api_schema import MAX_PAGE, MAX_PAGE_SIZE
 from analytics.reports import ad_revenue, ads_and_consent, conversions, engagement, traffic
-from analytics.reports.query import FILTER_COLUMNS, InvalidReportQuery, ReportQuery
+from analytics.reports.query import InvalidReportQuery, ReportQuery
 from sites.selectors import sites_readable_by
 
 REPORT_CACHE_SECONDS = 60
-MAX_PAGE_SIZE = 1000
 
 
 def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     value = params.get(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    # isascii: str.isdigit accepts digits int() refuses, such as "²"
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise InvalidReportQuery(f"{name}: a whole number from {low} to {high}")
     return int(value)
 
 
 def _page(params: dict[str, str]) -> dict[str, int]:
     size = _int(params, "page_size", 10, 1, MAX_PAGE_SIZE)
-    return {"limit": size, "offset": (_int(params, "page", 1, 1, 100_000) - 1) * size}
+    return {"limit": size, "offset": (_int(params, "page", 1, 1, MAX_PAGE) - 1) * size}
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,12 @@ class Report:
     run: Callable[[ReportQuery, dict[str, str]], dict[str, Any]]
     rows_key: str  # the list a CSV export writes
     description: str
+    body: type[serializers.Serializer[Any]]  # what ``run`` returns, for the OpenAPI schema
     parameters: tuple[OpenApiParameter, ...] = ()
     cached: bool = True
     paginated: bool = False
 
 
-def _param(name: str, description: str, kind: Any = str) -> OpenApiParameter:
-    return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
-
-
-PAGINATION = (
-    _param("page", "1-based page of results", int),
-    _param("page_size", f"results per page (1-{MAX_PAGE_SIZE}, default 10)", int),
-)
 REPORTS = {
     report.name: report
     for report in [
@@ -79,6 +75,7 @@ REPORTS = {
             "",
             "Visitors, visits, pageviews, views per visit, bounce rate, visit duration; with "
             "`compare`, the comparison period and the change in percent.",
+            api_schema.OverviewSerializer,
         ),
         Report(
             "dashboard",
@@ -91,9 +88,10 @@ REPORTS = {
             "What the dashboard's overview tab shows, in one request: `overview` (as the "
             "overview report), `timeseries` (as the timeseries report) and `breakdowns` of "
             "pages, sources, countries, devices and browsers (each as the breakdown report).",
+            api_schema.DashboardSerializer,
             (
-                _param("interval", "hour, day (default), week or month"),
-                _param("page_size", f"entries per top list (1-{MAX_PAGE_SIZE}, default 10)", int),
+                api_schema.interval_parameter(),
+                api_schema.page_size_parameter("entries per top list"),
             ),
         ),
         Report(
@@ -101,7 +99,8 @@ REPORTS = {
             lambda query, params: traffic.timeseries(query, interval=params.get("interval", "day")),
             "points",
             "Visitors, visits and pageviews per hour, day, week or month (site time).",
-            (_param("interval", "hour, day (default), week or month"),),
+            api_schema.TimeseriesSerializer,
+            (api_schema.interval_parameter(),),
         ),
         Report(
             "breakdown",
@@ -110,7 +109,16 @@ REPORTS = {
             ),
             "results",
             "Top values of a dimension: " + ", ".join(sorted(traffic.BREAKDOWNS)) + ".",
-            (_param("dimension", "what to break down by (default pages)"), *PAGINATION),
+            api_schema.PagedBreakdownSerializer,
+            (
+                api_schema.query_parameter(
+                    "dimension",
+                    "what to break down by",
+                    enum=tuple(sorted(traffic.BREAKDOWNS)),
+                    default="pages",
+                ),
+                *api_schema.page_parameters(),
+            ),
             paginated=True,
         ),
         Report(
@@ -120,7 +128,8 @@ REPORTS = {
             ),
             "results",
             "Pages where visits began.",
-            PAGINATION,
+            api_schema.EntryExitSerializer,
+            api_schema.page_parameters(),
         ),
         Report(
             "exit-pages",
@@ -129,14 +138,16 @@ REPORTS = {
             ),
             "results",
             "Pages where visits ended.",
-            PAGINATION,
+            api_schema.EntryExitSerializer,
+            api_schema.page_parameters(),
         ),
         Report(
             "goals",
             lambda query, params: conversions.custom_events(query, limit=_page(params)["limit"]),
             "results",
             "Custom events with their visitors, counts and conversion rates.",
-            PAGINATION,
+            api_schema.GoalsSerializer,
+            api_schema.page_parameters(),
         ),
         Report(
             "properties",
@@ -148,7 +159,12 @@ REPORTS = {
             ),
             "results",
             "Values of one property of a custom event.",
-            (_param("event", "the custom event"), _param("key", "the property"), *PAGINATION),
+            api_schema.PropertiesSerializer,
+            (
+                api_schema.query_parameter("event", "the custom event"),
+                api_schema.query_parameter("key", "the property"),
+                *api_schema.page_parameters(),
+            ),
         ),
         Report(
             "funnel",
@@ -157,7 +173,16 @@ REPORTS = {
             ),
             "steps",
             "Visits through ordered steps within a session, with drop-off per step.",
-            (_param("steps", "comma-separated: page paths (/pricing) or event:<name>"),),
+            api_schema.FunnelSerializer,
+            (
+                api_schema.query_parameter(
+                    "steps",
+                    f"2 to {conversions.MAX_FUNNEL_STEPS} steps, comma-separated: page paths "
+                    "(/pricing) or event:<name>",
+                    pattern=api_schema.FUNNEL_STEPS_PATTERN,
+                    required=True,
+                ),
+            ),
         ),
         Report(
             "retention",
@@ -166,7 +191,17 @@ REPORTS = {
             ),
             "cohorts",
             "Weekly cohorts of first visits and how many came back each following week.",
-            (_param("weeks", "weeks to follow (1-12, default 8)", int),),
+            api_schema.RetentionSerializer,
+            (
+                api_schema.query_parameter(
+                    "weeks",
+                    "weeks to follow",
+                    int,
+                    default=8,
+                    low=1,
+                    high=conversions.MAX_RETENTION_WEEKS,
+                ),
+            ),
         ),
         Report(
             "outbound-links",
@@ -175,7 +210,8 @@ REPORTS = {
             ),
             "results",
             "Outbound links followed: each target with its visitors and clicks.",
-            PAGINATION,
+            api_schema.FollowedLinksSerializer,
+            api_schema.page_parameters(),
             paginated=True,
         ),
         Report(
@@ -185,7 +221,8 @@ REPORTS = {
             ),
             "results",
             "File downloads: each file with its visitors and clicks.",
-            PAGINATION,
+            api_schema.FollowedLinksSerializer,
+            api_schema.page_parameters(),
             paginated=True,
         ),
         Report(
@@ -194,7 +231,8 @@ REPORTS = {
             "results",
             "Per page: pageviews, visitors, time on page (visible seconds per pageview) and "
             "average scroll depth (%).",
-            PAGINATION,
+            api_schema.EngagementSerializer,
+            api_schema.page_parameters(),
             paginated=True,
         ),
         Report(
@@ -205,7 +243,15 @@ REPORTS = {
             "results",
             "Impressions, viewable rate, clicks and CTR; video starts, quartiles, completes and "
             "completion rate.",
-            (_param("by", "campaign (default), ad, placement or day"),),
+            api_schema.AdsSerializer,
+            (
+                api_schema.query_parameter(
+                    "by",
+                    "what a row is",
+                    enum=tuple(ads_and_consent.AD_GROUPINGS),
+                    default="campaign",
+                ),
+            ),
         ),
         Report(
             "ad-revenue",
@@ -214,12 +260,14 @@ REPORTS = {
             "Per campaign and ad: impressions, clicks, conversions (post-click and post-view, "
             "last touch), revenue by the campaign's pricing model and eCPM, with totals per "
             "currency. Bots never count; filters do not apply.",
+            api_schema.AdRevenueSerializer,
         ),
         Report(
             "consent",
             lambda query, params: ads_and_consent.consent_rates(query),
             "results",
             "Share of recorded consent decisions granting each purpose.",
+            api_schema.ConsentSerializer,
         ),
         Report(
             "realtime",
@@ -228,25 +276,11 @@ REPORTS = {
             ),
             "pages",
             "Visitors in the last 5 minutes and the pages they are on (never cached).",
+            api_schema.RealtimeSerializer,
             cached=False,
         ),
     ]
 }
-COMMON_PARAMETERS = (
-    _param("from", "first day, YYYY-MM-DD in the site's timezone (default: 29 days ago)"),
-    _param("to", "last day, inclusive (default: today)"),
-    _param("compare", "previous, or YYYY-MM-DD..YYYY-MM-DD"),
-    _param("bots", "exclude (default) or include"),
-    _param(
-        "sampling",
-        "auto (default: periods of more than 250,000 visits read a sample of visitors, "
-        "see sample_rate) or none (exact, slower)",
-    ),
-    _param("goal", "only visits with this custom event"),
-    _param("property", "only visits with a custom event property key:value"),
-    _param("format", "json (default) or csv"),
-    *(_param(name, f"filter: {column} equals") for name, column in FILTER_COLUMNS.items()),
-)
 
 
 class CSVRenderer(renderers.BaseRenderer):
@@ -259,9 +293,7 @@ class CSVRenderer(renderers.BaseRenderer):
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
-        rows = data.get("csv_rows") if isinstance(data, dict) else None
-        if rows is None:  # an error: its message as one cell
-            rows = [{"error": data.get("error", "") if isinstance(data, dict) else str(data)}]
+        rows = data["csv_rows"]  # errors are JSON (ReportView.finalize_response)
         output = io.StringIO()
         fields = list(dict.fromkeys(key for row in rows for key in row))
         writer = csv.DictWriter(output, fieldnames=fields)
@@ -278,6 +310,21 @@ def _cell(value: Any) -> Any:
 class ReportView(APIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
     report: Report
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:  # how DRF refuses an unknown ?format=
+            raise ValidationError({"error": "format: json or csv"}) from None
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # An error answers in JSON even when CSV was asked for (a CSV cell would lose its
+        # message, and clients read every error the same way), and so does OPTIONS (DRF's
+        # description of the view, not a report).
+        if response.status_code >= 400 or request.method == "OPTIONS":
+            request.accepted_renderer = renderers.JSONRenderer()
+            request.accepted_media_type = request.accepted_renderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get(self, request: Request, public_id: str) -> Response:
         site = get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
@@ -344,12 +391,18 @@ def report_view(report: Report) -> Callable[..., Any]:
     view: type[ReportView] = type(
         f"{report.name.title().replace('-', '')}ReportView", (ReportView,), {"report": report}
     )
-    decorated: type[ReportView] = extend_schema(
+    schema = extend_schema(
         operation_id=f"report_{report.name.replace('-', '_')}",
         summary=report.name,
         description=report.description,
-        parameters=[*COMMON_PARAMETERS, *report.parameters],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[
+            api_schema.SITE_PARAMETER,
+            *api_schema.COMMON_PARAMETERS,
+            *report.parameters,
+            *api_schema.RESPONSE_HEADERS,
+        ],
+        responses=api_schema.report_responses(report.body, report.name),
         tags=["reports"],
-    )(view)
+    )
+    decorated: type[ReportView] = extend_schema_view(get=schema)(view)
     return decorated.as_view()

@@ -355,6 +355,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only (reports add CSV), as the schema says; /api/docs/ is the interactive view.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -363,6 +365,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Naboria API",
     "DESCRIPTION": "Sites and analytics reports. Authenticate with `Authorization: Bearer nab_…`.",
     "VERSION": "1",
+    # 3.1: schemas are JSON Schema (null is a type), so answers validate with any validator.
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sites.api.nullable_as_json_schema",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     # The interactive docs are served from this installation, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -2,7 +2,8 @@
 
 The authenticated user is the request's ``request.user`` (an anonymous-like principal carrying
 the organization) and ``request.auth`` is the ApiToken, so permissions can scope by
-``request.auth.organization``.
+``request.auth.organization``. ``ApiTokenScheme`` describes it in the OpenAPI schema
+(drf-spectacular finds the extension when this module is imported, as the REST settings do).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -49,3 +51,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="naboria"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """The token as an OpenAPI HTTP bearer scheme (``bearerAuth``)."""
+
+    target_class = ApiTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": f"{API_TOKEN_PREFIX}…",
+            "description": "An organization's API token (admin: API tokens), sent as "
+            f"`Authorization: Bearer {API_TOKEN_PREFIX}…`; it reads that organization's sites.",
+        }

@@ -20,6 +20,10 @@ from analytics import session_facts
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
+# The days a period may cover (the range of ClickHouse's DateTime), so that a period and its
+# comparison convert to UTC in every timezone and stay within DateTime64 parameters.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2105, 12, 31)
 # filter name -> column of page events and of visit rows. A visit keeps the values of its first
 # pageview (source, UTM, hostname) and first event (country, device...); the page is any page of
 # the visit (``pages`` of a visit row).
@@ -156,8 +160,10 @@ def _date(text: str | None, name: str, default: date | None = None) -> date:
 
 
 def _period(start: date, end: date, timezone: str) -> Period:
-    if end < start:
-        raise InvalidReportQuery("to: the range ends before it starts")
+    if not FIRST_DAY <= start <= end <= LAST_DAY:
+        if end < start:
+            raise InvalidReportQuery("to: the range ends before it starts")
+        raise InvalidReportQuery(f"dates from {FIRST_DAY} to {LAST_DAY}")
     if (end - start).days >= MAX_RANGE_DAYS:
         raise InvalidReportQuery(f"the range is longer than {MAX_RANGE_DAYS} days")
     return Period(start, end, timezone)

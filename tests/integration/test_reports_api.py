@@ -117,6 +117,11 @@ def test_session_user_reads_the_sites_of_their_memberships(tenants, user):
         ("interval=minute", "interval: hour, day, week or month"),
         ("dimension=shoe_size", "dimension: one of"),
         ("page_size=0", "page_size: a whole number from 1 to 1000"),
+        ("page=%C2%B2", "page: a whole number from 1 to 100000"),  # "²" is a digit to Python
+        ("from=0001-01-01&to=0001-01-02", "dates from 1970-01-01 to 2105-12-31"),
+        ("from=9999-12-30&to=9999-12-31", "dates from 1970-01-01 to 2105-12-31"),
+        ("format=xml", "format: json or csv"),
+        ("format=csv&dimension=shoe_size", "dimension: one of"),  # errors are JSON
     ],
 )
 def test_bad_parameters_are_a_400_with_the_reason(tenants, query, message):
@@ -125,6 +130,20 @@ def test_bad_parameters_are_a_400_with_the_reason(tenants, query, message):
     answer = client.get(url(mine, report, query))
     assert answer.status_code == 400
     assert message in answer.json()["error"]
+
+
+@pytest.mark.parametrize("report", ["overview", "dashboard", "timeseries", "retention", "ads"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=1970-01-01&to=1970-01-31&compare=previous",  # the comparison before 1970
+        "from=2105-12-01&to=2105-12-31&interval=hour",
+    ],
+)
+def test_the_first_and_last_days_allowed_are_answered(tenants, report, query):
+    mine, _, client = tenants
+    answer = client.get(url(mine, report, query))
+    assert answer.status_code == 200, answer.content
 
 
 def test_breakdown_pages_through_results(tenants):
