@@ -136,6 +136,9 @@ class Drain:
         # The id of the topic this drain last read: another one under the same name is read
         # from its start.
         self.topic_id: str | None = None
+        # Counts the times the topic was found made anew; batches read before the last time
+        # are not committed (see _forget_positions).
+        self.reading = 0
         # Set on start and on every assignment; the writer repairs the window before it inserts.
         self.repair_due = threading.Event()
         # Held by a repair and by a lookup: no lookup sees a window half repaired.
@@ -180,9 +183,7 @@ class Drain:
                 if time.monotonic() >= next_topic_check:
                     next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
                     if self._topic_created_anew():
-                        for partition in self.consumer.assignment():
-                            partition.offset = kafka_client.OFFSET_BEGINNING
-                            self.consumer.seek(partition)
+                        self._read_from_start(self.consumer.assignment())
                 # consume() hands over what librdkafka prefetched in one call; poll() would
                 # cost a call (and a wait) per message.
                 due = batch.is_due()
@@ -210,9 +211,23 @@ class Drain:
         # Whoever held these partitions before may have died inside an insert.
         self.repair_due.set()
         if self._topic_created_anew():
+            self._forget_positions()
             for partition in partitions:
                 partition.offset = kafka_client.OFFSET_BEGINNING
         consumer.assign(partitions)
+
+    def _read_from_start(self, partitions: list[Any]) -> None:
+        self._forget_positions()
+        for partition in partitions:
+            partition.offset = kafka_client.OFFSET_BEGINNING
+            self.consumer.seek(partition)
+
+    def _forget_positions(self) -> None:
+        """The topic was made anew: what was read so far carries positions that mean nothing
+        in it (they would skip its first messages if committed). Its rows are stored or will
+        be read again; only its positions are left uncommitted."""
+        self.reading += 1
+        self.batch.take()
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         # The next owner of these partitions resumes at their commits and looks up which events
@@ -278,7 +293,9 @@ class Drain:
                     valid.append(index)
             rows = [rows[index] for index in valid]
             sources = [sources[index] for index in valid]
-        prepared = PreparedBatch(rows, keys, sources, messages, self._look_up(keys), invalid)
+        prepared = PreparedBatch(
+            rows, keys, sources, messages, self._look_up(keys), invalid, self.reading
+        )
         self.in_flight.add(prepared)
         return prepared
 
@@ -298,9 +315,18 @@ class Drain:
         """Commit, in order, the batches the writer has inserted. Commits stay in the consumer's
         own thread: a synchronous commit from another thread deadlocks against consume()."""
         writer.raise_if_failed()
-        for prepared in writer.take_written():
+        written = writer.take_written()
+        if not written:
+            return
+        # A topic made anew since the last look (a broker that lost its state) is caught before
+        # its positions are committed, not up to TOPIC_CHECK_SECONDS later: a drain stopped in
+        # between would otherwise have committed past the new topic's first messages.
+        if self._topic_created_anew():
+            self._read_from_start(self.consumer.assignment())
+        for prepared in written:
             self.in_flight.discard(prepared)
-            self._commit(prepared.messages)
+            if prepared.reading == self.reading:
+                self._commit(prepared.messages)
 
     def _insert(self, prepared: PreparedBatch) -> None:
         """Store the batch's new rows and dead-letter the rows refused; return once both are
@@ -495,6 +521,7 @@ class PreparedBatch:
     messages: list[Any]
     keep: list[int] | None  # indexes of the rows to insert, if looked up already
     invalid: list[DeadLetter]  # rows that are not valid rows, for the dead-letter topic
+    reading: int  # Drain.reading when its messages were read: committed only if still the same
 
 
 class _BatchWriter:
