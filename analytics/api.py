@@ -30,7 +30,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.reports import ad_revenue, ads_and_consent, conversions, traffic
-from analytics.reports.query import FILTER_COLUMNS, InvalidReportQuery, ReportQuery
+from analytics.reports.query import (
+    EVENT_FILTERS,
+    VISIT_FILTERS,
+    InvalidReportQuery,
+    ReportQuery,
+)
 from sites.selectors import sites_readable_by
 
 REPORT_CACHE_SECONDS = 60
@@ -203,6 +208,9 @@ REPORTS = {
         ),
     ]
 }
+FILTER_SYNTAX = (
+    "value, a|b (any), !value (none of), * wildcard, ~text (contains); see docs/analytics.md"
+)
 COMMON_PARAMETERS = (
     _param("from", "first day, YYYY-MM-DD in the site's timezone (default: 29 days ago)"),
     _param("to", "last day, inclusive (default: today)"),
@@ -213,10 +221,16 @@ COMMON_PARAMETERS = (
         "auto (default: periods of more than 250,000 visits read a sample of visitors, "
         "see sample_rate) or none (exact, slower)",
     ),
-    _param("goal", "only visits with this custom event"),
-    _param("property", "only visits with a custom event property key:value"),
     _param("format", "json (default) or csv"),
-    *(_param(name, f"filter: {column} equals") for name, column in FILTER_COLUMNS.items()),
+    _param("segment", "id of a saved segment of the site: its filters apply"),
+    *(
+        _param(name, f"filter: visits whose {column} is {FILTER_SYNTAX}")
+        for name, column in VISIT_FILTERS.items()
+    ),
+    *(
+        _param(name, f"filter: visits that contain {event}; {FILTER_SYNTAX}")
+        for name, event in EVENT_FILTERS.items()
+    ),
 )
 
 

@@ -196,7 +196,7 @@ def sample_per_mille(*, visits: int) -> int:
 
 
 # The events that visits which started in [{start}, {end}) can hold lie within VISIT_SPAN of it.
-_AROUND_RANGE = (
+AROUND_RANGE = (
     f"timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL {VISIT_SPAN.days} DAY "
     f"AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL {VISIT_SPAN.days} DAY"
 )
@@ -217,7 +217,7 @@ def rows_sql(
     when there are none, as right after a refresh."""
     touched_visitors = f"""
         SELECT DISTINCT visitor_id FROM page_events
-        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {_AROUND_RANGE}
+        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {AROUND_RANGE}
     """  # noqa: S608
     sample = _sample_for(site_id=site_id, start=start, end=end) if sampling else 1000
     if sample < 1000:
@@ -251,10 +251,10 @@ def _events_of_visitors_matching(match_sql: str) -> str:
     who have an event matching ``match_sql`` (a condition on page events) around it."""
     visitors = f"""
         SELECT DISTINCT visitor_id FROM page_events
-        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} AND {match_sql}
+        WHERE site_id = {{site:String}} AND {AROUND_RANGE} AND {match_sql}
     """  # noqa: S608
     return visit_events_sql(
-        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {_AROUND_RANGE} "  # noqa: S608
+        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {AROUND_RANGE} "  # noqa: S608
         f"AND visitor_id IN ({visitors})"
     )
 
@@ -279,7 +279,7 @@ def matching_visit_events_sql(match_sql: str) -> str:
 def _live_visits_sql(visitors_sql: str, filters_sql: str) -> str:
     events = f"""
         SELECT * FROM page_events
-        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} {visitors_sql}
+        WHERE site_id = {{site:String}} AND {AROUND_RANGE} {visitors_sql}
     """  # noqa: S608
     return f"SELECT * FROM ({visits_sql(events)}) WHERE {_IN_RANGE} AND {filters_sql}"  # noqa: S608
 
