@@ -36,6 +36,7 @@ from analytics.reports.query import (
     InvalidReportQuery,
     ReportQuery,
 )
+from analytics.selectors import segment_filters
 from sites.selectors import sites_readable_by
 
 REPORT_CACHE_SECONDS = 60
@@ -264,10 +265,25 @@ class ReportView(APIView):
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
     report: Report
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        """An unknown ``format`` is a 400 with the formats there are (DRF answers 404)."""
+        wanted = request.query_params.get("format")
+        formats = [renderer.format for renderer in self.renderer_classes]
+        if not force and wanted is not None and wanted not in formats:
+            raise ValidationError({"error": f"format: {' or '.join(formats)}, not {wanted!r}"})
+        return super().perform_content_negotiation(request, force)
+
     def get(self, request: Request, public_id: str) -> Response:
         site = get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
         params = {key: str(value) for key, value in request.query_params.items()}
         params.pop("format", None)
+        if "segment" in params:
+            # The segment's filters, under those the request names itself.
+            try:
+                saved = segment_filters(site=site, segment_id=params.pop("segment"))
+            except InvalidReportQuery as error:
+                raise ValidationError({"error": str(error)}) from None
+            params = {**saved, **params}
         report = self.report
         key = (
             "report:"

@@ -1,0 +1,74 @@
+"""REST API of saved segments: ``/api/v1/sites/<public id>/segments`` (list, create) and
+``/api/v1/sites/<public id>/segments/<id>`` (read, delete), for every caller who can read the
+site (other sites answer 404). A report applies one with ``segment=<id>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.models import Segment
+from analytics.reports.query import InvalidReportQuery
+from analytics.selectors import segments_of
+from analytics.services import segment_create, segment_delete
+from sites.models import Site
+from sites.selectors import sites_readable_by
+
+
+class SegmentSerializer(serializers.ModelSerializer[Segment]):
+    filters = serializers.DictField(child=serializers.CharField(allow_blank=True))
+
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "filters", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+ERROR = inline_serializer("SegmentError", {"error": serializers.CharField()})
+
+
+def _site(request: Request, public_id: str) -> Site:
+    return get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
+
+
+class SegmentListView(APIView):
+    @extend_schema(responses={200: SegmentSerializer(many=True)}, tags=["segments"])
+    def get(self, request: Request, public_id: str) -> Response:
+        segments = segments_of(site=_site(request, public_id))
+        return Response(SegmentSerializer(segments, many=True).data)
+
+    @extend_schema(
+        request=SegmentSerializer,
+        responses={201: SegmentSerializer, 400: ERROR},
+        tags=["segments"],
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        site = _site(request, public_id)
+        body: Any = request.data if isinstance(request.data, dict) else {}
+        try:
+            segment = segment_create(
+                site=site, name=body.get("name", ""), filters=body.get("filters")
+            )
+        except InvalidReportQuery as error:
+            raise ValidationError({"error": str(error)}) from None
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(APIView):
+    @extend_schema(responses={200: SegmentSerializer}, tags=["segments"])
+    def get(self, request: Request, public_id: str, segment_id: int) -> Response:
+        segment = get_object_or_404(segments_of(site=_site(request, public_id)), pk=segment_id)
+        return Response(SegmentSerializer(segment).data)
+
+    @extend_schema(responses={204: None}, tags=["segments"])
+    def delete(self, request: Request, public_id: str, segment_id: int) -> Response:
+        segment = get_object_or_404(segments_of(site=_site(request, public_id)), pk=segment_id)
+        segment_delete(segment=segment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
