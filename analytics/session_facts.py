@@ -34,14 +34,16 @@ from events.visits import (
     numbered_events_sql,
     visit_events_sql,
 )
+from ingest.referrers import DIRECT_SOURCE
 from naboria import clickhouse, locks
 
 logger = logging.getLogger(__name__)
 
 # Aggregates over one visit's numbered events (events.visits.numbered_events_sql, grouped by
 # site, visitor and visit number): the columns of session_facts, in their order. Where the visit
-# came from (source, UTM, hostname, entry page) is its first pageview's; what it ran on, its
-# first event's.
+# came from (source, UTM, hostname, entry page) is its first pageview's (no source at all, as
+# rows written straight to ClickHouse may have: DIRECT_SOURCE); what it ran on, its first
+# event's.
 SESSION_COLUMNS = f"""
     site_id,
     {VISIT_ID} AS session_id,
@@ -56,7 +58,11 @@ SESSION_COLUMNS = f"""
     argMinIf(pathname, timestamp, event_type = 'pageview') AS entry_page,
     argMaxIf(pathname, timestamp, event_type = 'pageview') AS exit_page,
     argMinIf(hostname, timestamp, event_type = 'pageview') AS hostname,
-    argMinIf(referrer_source, timestamp, event_type = 'pageview') AS referrer_source,
+    if(
+        empty(argMinIf(referrer_source, timestamp, event_type = 'pageview')),
+        '{DIRECT_SOURCE}',
+        argMinIf(referrer_source, timestamp, event_type = 'pageview')
+    ) AS referrer_source,
     argMinIf(referrer_medium, timestamp, event_type = 'pageview') AS referrer_medium,
     argMinIf(utm_source, timestamp, event_type = 'pageview') AS utm_source,
     argMinIf(utm_medium, timestamp, event_type = 'pageview') AS utm_medium,
