@@ -67,6 +67,8 @@ SESSION_COLUMNS = f"""
     argMinIf(utm_source, timestamp, event_type = 'pageview') AS utm_source,
     argMinIf(utm_medium, timestamp, event_type = 'pageview') AS utm_medium,
     argMinIf(utm_campaign, timestamp, event_type = 'pageview') AS utm_campaign,
+    argMinIf(utm_term, timestamp, event_type = 'pageview') AS utm_term,
+    argMinIf(utm_content, timestamp, event_type = 'pageview') AS utm_content,
     argMin(country, timestamp) AS country,
     argMin(region, timestamp) AS region,
     argMin(device_type, timestamp) AS device_type,

@@ -41,6 +41,8 @@ VISIT_FILTERS = {
     "utm_source": "utm_source",
     "utm_medium": "utm_medium",
     "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
     "country": "country",
     "device": "device_type",
     "browser": "browser",

@@ -1,5 +1,6 @@
 """Traffic reports: overview, timeseries, breakdowns (pages, entry and exit pages, sources,
-UTM, countries, regions, devices, browsers, operating systems) and realtime.
+UTM source / medium / campaign / term / content, countries, regions, devices, browsers,
+operating systems) and realtime.
 
 Definitions (the dashboards and docs/analytics.md use the same words):
 - a **visit** is a session (30 minutes without activity ends it); it belongs to the period in
@@ -41,6 +42,8 @@ BREAKDOWNS = {
     "utm_sources": "utm_source",
     "utm_mediums": "utm_medium",
     "utm_campaigns": "utm_campaign",
+    "utm_terms": "utm_term",
+    "utm_contents": "utm_content",
     "countries": "country",
     "regions": "region",
     "devices": "device_type",

@@ -30,7 +30,7 @@ PARIS = "Europe/Paris"
 def visits(request: pytest.FixtureRequest) -> str:
     """Five visits in Paris time (UTC+1), the period Nov 20-21:
 
-    A  a  Nov 20 10:00 / (Google, FR), 10:01 /blog/one, 10:02 /pricing: 3 pageviews, 120 s
+    A  a  Nov 20 10:00 / (Google, FR, utm_term shoes, utm_content banner), 10:01 /blog/one, 10:02 /pricing: 3 pageviews, 120 s
     B  b  Nov 20 13:00 /blog/two (DE, mobile): a bounce, 0 s
     E  e  Nov 20 16:00 / (FR), 16:01 Signup without properties: 1 pageview, 60 s
     D  a  Nov 21 11:00 /pricing on docs.example (FR, direct), 11:01 Signup{plan: pro}: 60 s
@@ -45,10 +45,11 @@ def visits(request: pytest.FixtureRequest) -> str:
     site = f"filters-{uuid.uuid4().hex[:8]}"
     google = {"referrer_source": "Google", "referrer_medium": "search"}
     docs = "docs.example"
+    tagged = {"utm_term": "shoes", "utm_content": "banner"}
     insert_rows(
         "page_events",
         [
-            page(site, "2026-11-20 09:00:00", "a", "/", country="FR", **google),
+            page(site, "2026-11-20 09:00:00", "a", "/", country="FR", **google, **tagged),
             page(site, "2026-11-20 09:01:00", "a", "/blog/one", country="FR"),
             page(site, "2026-11-20 09:02:00", "a", "/pricing", country="FR"),
             page(site, "2026-11-20 12:00:00", "b", "/blog/two", country="DE", device_type="mobile"),
@@ -113,6 +114,9 @@ EXPECTED = {
     "property=plan:pro": (1, 1, 1),  # D
     "property=plan:!pro": (4, 4, 8),  # every visit but D
     "device=mobile|tablet": (1, 1, 1),  # B
+    "utm_term=shoes": (1, 1, 3),  # A
+    "utm_content=~ann": (1, 1, 3),  # A
+    "utm_term=!shoes": (4, 4, 6),  # B, C, D, E (visitors b, c, a, e)
     "source=Google&path=/pricing": (2, 2, 6),  # A and C both viewed /pricing
 }
 
@@ -134,7 +138,7 @@ def test_cards_graph_and_breakdowns_agree_under_every_filter(visits, filters):
     hours = traffic.timeseries(asked, interval="hour")["points"]
     assert sum(point["pageviews"] for point in hours) == pageviews
 
-    for dimension in ("sources", "countries", "devices", "browsers", "hostnames"):
+    for dimension in ("sources", "countries", "devices", "browsers", "hostnames", "utm_terms"):
         results = traffic.breakdown(asked, dimension=dimension, limit=100)["results"]
         assert sum(row["visits"] for row in results) == visit_count, dimension
         assert sum(row["pageviews"] for row in results) == pageviews, dimension
