@@ -30,7 +30,8 @@ PARIS = "Europe/Paris"
 def visits(request: pytest.FixtureRequest) -> str:
     """Five visits in Paris time (UTC+1), the period Nov 20-21:
 
-    A  a  Nov 20 10:00 / (Google, FR, utm_term shoes, utm_content banner), 10:01 /blog/one, 10:02 /pricing: 3 pageviews, 120 s
+    A  a  Nov 20 10:00 / (Google, FR, utm_term shoes, utm_content banner), 10:01 /blog/one,
+          10:02 /pricing: 3 pageviews, 120 s
     B  b  Nov 20 13:00 /blog/two (DE, mobile): a bounce, 0 s
     E  e  Nov 20 16:00 / (FR), 16:01 Signup without properties: 1 pageview, 60 s
     D  a  Nov 21 11:00 /pricing on docs.example (FR, direct), 11:01 Signup{plan: pro}: 60 s
