@@ -33,9 +33,7 @@ def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
         GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
     """  # noqa: S608
     results = []
-    for name, converted, events, everyone in rows(
-        sql, {**visit_source.parameters, "limit": limit}
-    ):
+    for name, converted, events, everyone in rows(sql, {**visit_source.parameters, "limit": limit}):
         results.append(
             {
                 "goal": name,
