@@ -3,9 +3,10 @@
 Token (``Authorization: Bearer nab_…``) or session authentication; a caller reads only the sites
 of its organizations (others answer 404, so their existence is not revealed). Every report takes
 the common parameters of analytics.reports.query (``from``, ``to``, ``compare``, ``bots``,
-``sampling``, ``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the
-rows. Answers are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400
-with a message.
+``sampling`` and the filters, or a saved segment's with ``segment=<id>``) plus its own;
+``format=csv`` exports the rows (another format is a 400). Answers are cached for
+REPORT_CACHE_SECONDS (realtime never); wrong parameters, and filters a report cannot apply,
+answer 400 with a message.
 The OpenAPI schema is at /api/schema/, interactive docs at /api/docs/.
 """
 
@@ -55,6 +56,11 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
 def _page(params: dict[str, str]) -> dict[str, int]:
     size = _int(params, "page_size", 10, 1, MAX_PAGE_SIZE)
     return {"limit": size, "offset": (_int(params, "page", 1, 1, 100_000) - 1) * size}
+
+
+def _realtime(query: ReportQuery) -> dict[str, Any]:
+    query.refuse_filters("realtime")
+    return traffic.realtime(site_id=query.site_id, include_bots=query.include_bots)
 
 
 @dataclass(frozen=True)
@@ -200,11 +206,9 @@ REPORTS = {
         ),
         Report(
             "realtime",
-            lambda query, params: traffic.realtime(
-                site_id=query.site_id, include_bots=query.include_bots
-            ),
+            lambda query, params: _realtime(query),
             "pages",
-            "Visitors in the last 5 minutes and the pages they are on (never cached).",
+            "Visitors in the last 5 minutes and the pages they are on (never cached; no filters).",
             cached=False,
         ),
     ]

@@ -171,6 +171,7 @@ def test_segment_names_are_unique_per_site(tenants):
         ("ads", "source=Google", "source: the ads report cannot apply this filter"),
         ("consent", "path=/", "path: the consent report cannot apply this filter"),
         ("ad-revenue", "country=FR", "country: the ad-revenue report cannot apply this filter"),
+        ("realtime", "path=/", "path: the realtime report cannot apply this filter"),
         ("overview", "segment=abc", "segment: no saved segment 'abc' on this site"),
         ("overview", "path=~", "path: ~ needs a text to look for"),
     ],
