@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 
 from analytics.models import Segment
 from analytics.reports.query import InvalidReportQuery
-from analytics.selectors import segments_of
+from analytics.selectors import segment_of, segments_of
 from analytics.services import segment_create, segment_delete
 from sites.models import Site
 from sites.selectors import sites_readable_by
@@ -36,6 +37,13 @@ ERROR = inline_serializer("SegmentError", {"error": serializers.CharField()})
 
 def _site(request: Request, public_id: str) -> Site:
     return get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
+
+
+def _segment(request: Request, public_id: str, segment_id: int) -> Segment:
+    segment = segment_of(site=_site(request, public_id), segment_id=segment_id)
+    if segment is None:
+        raise Http404
+    return segment
 
 
 class SegmentListView(APIView):
@@ -64,11 +72,9 @@ class SegmentListView(APIView):
 class SegmentDetailView(APIView):
     @extend_schema(responses={200: SegmentSerializer}, tags=["segments"])
     def get(self, request: Request, public_id: str, segment_id: int) -> Response:
-        segment = get_object_or_404(segments_of(site=_site(request, public_id)), pk=segment_id)
-        return Response(SegmentSerializer(segment).data)
+        return Response(SegmentSerializer(_segment(request, public_id, segment_id)).data)
 
     @extend_schema(responses={204: None}, tags=["segments"])
     def delete(self, request: Request, public_id: str, segment_id: int) -> Response:
-        segment = get_object_or_404(segments_of(site=_site(request, public_id)), pk=segment_id)
-        segment_delete(segment=segment)
+        segment_delete(segment=_segment(request, public_id, segment_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -128,6 +128,8 @@ def test_another_organization_never_sees_nor_touches_a_segment(tenants):
     assert "no saved segment" in applied.json()["error"]
     assert Segment.objects.filter(pk=segment["id"]).exists()
     assert client.get(segments_url(theirs)).status_code == 404
+    assert client.get(segments_url(mine, 10**30)).status_code == 404
+    assert client.delete(segments_url(mine, 10**30)).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -173,6 +175,8 @@ def test_segment_names_are_unique_per_site(tenants):
         ("ad-revenue", "country=FR", "country: the ad-revenue report cannot apply this filter"),
         ("realtime", "path=/", "path: the realtime report cannot apply this filter"),
         ("overview", "segment=abc", "segment: no saved segment 'abc' on this site"),
+        ("overview", "segment=" + "9" * 30, "segment: no saved segment"),
+        ("overview", "segment=\u0663", "segment: no saved segment"),  # an Arabic-Indic 3
         ("overview", "path=~", "path: ~ needs a text to look for"),
     ],
 )
