@@ -29,7 +29,7 @@ def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
     sql = f"""
         SELECT event_name, {visitors} AS converted, count() AS events,
                (SELECT {visitors} FROM ({visit_source.sql})) AS everyone
-        FROM ({visit_events_sql(visit_source)}) WHERE event_type = 'event'
+        FROM ({visit_events_sql(visit_source, event_type="event")})
         GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
     """  # noqa: S608
     results = []
@@ -54,8 +54,8 @@ def event_properties(
     sql = f"""
         SELECT properties[{{key:String}}] AS value,
                {visit_source.distinct("visitor_hash")} AS v, count()
-        FROM ({visit_events_sql(visit_source)})
-        WHERE event_type = 'event' AND event_name = {{event:String}}
+        FROM ({visit_events_sql(visit_source, event_type="event")})
+        WHERE event_name = {{event:String}}
           AND mapContains(properties, {{key:String}})
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}}
     """  # noqa: S608

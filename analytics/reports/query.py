@@ -384,20 +384,20 @@ def visit_rows(query: ReportQuery) -> VisitRows:
     return VisitRows(sql, parameters, per_mille, exact=query.exact)
 
 
-def visit_events_sql(visit_source: VisitRows) -> str:
-    """The page events (all columns, plus the visit's ``visitor_hash``) of the visits of
-    ``visit_source``: a visitor's events from the start to the end of one of those visits (a
-    visitor's visits never overlap; engagement after a visit's last activity is left out).
-    Parameters: those of ``visit_source``."""
+def visit_events_sql(visit_source: VisitRows, *, event_type: str) -> str:
+    """The page events of type ``event_type`` (a fixed string; all columns, plus the visit's
+    ``visitor_hash``) of the visits of ``visit_source``: a visitor's events from the start to
+    the end of one of those visits (a visitor's visits never overlap). Parameters: those of
+    ``visit_source``."""
     return f"""
         SELECT event.*, visit.visitor_hash AS visitor_hash
         FROM page_events AS event
         INNER JOIN (SELECT visitor_hash, started_at, ended_at FROM ({visit_source.sql})) AS visit
             ON sipHash64(event.visitor_id) = visit.visitor_hash
-        WHERE event.site_id = {{site:String}}
+        WHERE event.site_id = {{site:String}} AND event.event_type = '{event_type}'
           AND {session_facts.AROUND_RANGE}
           AND event.timestamp >= visit.started_at AND event.timestamp <= visit.ended_at
-    """  # noqa: S608 (visit_source is SQL made by visit_rows; values are parameters)
+    """  # noqa: S608 (visit_source is SQL made by visit_rows, event_type fixed by callers)
 
 
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
