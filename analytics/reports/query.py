@@ -60,6 +60,7 @@ EVENT_FILTERS = {
 }
 FILTER_NAMES = (*VISIT_FILTERS, *EVENT_FILTERS)
 MAX_FILTER_LENGTH = 2048
+MAX_FILTER_VALUES = 100  # values OR'ed in one filter
 
 
 class InvalidReportQuery(ValueError):
@@ -130,8 +131,11 @@ class Filter:
         text = text.removeprefix("!")
         contains = text.startswith("~")
         text = text.removeprefix("~")
+        alternatives = _alternatives(text)
+        if len(alternatives) > MAX_FILTER_VALUES:
+            raise InvalidReportQuery(f"{name}: at most {MAX_FILTER_VALUES} values")
         patterns = []
-        for alternative in _alternatives(text):
+        for alternative in alternatives:
             wildcard = contains or any(char == "*" and not escaped for char, escaped in alternative)
             if contains and not alternative:
                 raise InvalidReportQuery(f"{name}: ~ needs a text to look for")

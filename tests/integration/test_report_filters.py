@@ -247,6 +247,7 @@ def test_filter_values_are_parameters_never_sql(visits):
         ({"path": "~"}, "path: ~ needs a text to look for"),
         ({"property": "plan"}, "property: use key:value"),
         ({"country": "x" * 2049}, "country: at most 2048 characters"),
+        ({"country": "|".join(["FR"] * 101)}, "country: at most 100 values"),
         ({"from": "9999-12-31", "to": "9999-12-31"}, "from: '9999-12-31' is out of range"),
         ({"from": "0001-01-01"}, "from: '0001-01-01' is out of range"),
         ({"to": "2300-01-01"}, "to: '2300-01-01' is out of range"),
