@@ -89,7 +89,8 @@ SESSION_COLUMNS = f"""
     ) AS steps,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).1 AS pages,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).2 AS page_views,
-    arraySort(groupUniqArrayIf(event_name, event_type = 'event')) AS goals,
+    (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).1 AS goals,
+    (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).2 AS goal_events,
     max(retention_days) AS retention_days
 """
 

@@ -1,8 +1,8 @@
 """Conversion reports: custom events and goals with conversion rates, funnels and weekly
-retention cohorts. Goals and properties read the custom events of the filtered visits
-(``analytics.reports.query.visit_events_sql``), so a conversion rate's numerator and
-denominator come from the same visits; funnels and retention read one row per visit
-(``analytics.reports.query.visit_rows``)."""
+retention cohorts. Goals, funnels and retention read one row per visit
+(``analytics.reports.query.visit_rows``: a visit lists its custom events and how many times
+each happened), so a conversion rate's numerator and denominator come from the same visits;
+properties read the custom events of those visits (``visit_events_sql``)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
     visit_source = visit_rows(query)
     visitors = visit_source.distinct("visitor_hash")
     sql = f"""
-        SELECT event_name, {visitors} AS converted, count() AS events,
+        SELECT goal, {visitors} AS converted, sum(times) AS events,
                (SELECT {visitors} FROM ({visit_source.sql})) AS everyone
-        FROM ({visit_events_sql(visit_source, event_type="event")})
-        GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
+        FROM ({visit_source.sql}) ARRAY JOIN goals AS goal, goal_events AS times
+        GROUP BY goal ORDER BY converted DESC, goal LIMIT {{limit:UInt32}}
     """  # noqa: S608
     results = []
     for name, converted, events, everyone in rows(sql, {**visit_source.parameters, "limit": limit}):
