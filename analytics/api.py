@@ -229,11 +229,11 @@ COMMON_PARAMETERS = (
     _param("format", "json (default) or csv"),
     _param("segment", "id of a saved segment of the site: its filters apply"),
     *(
-        _param(name, f"filter: visits whose {column} is {FILTER_SYNTAX}")
+        _param(name, f"filter on the visit's {column}: {FILTER_SYNTAX}")
         for name, column in VISIT_FILTERS.items()
     ),
     *(
-        _param(name, f"filter: visits that contain {event}; {FILTER_SYNTAX}")
+        _param(name, f"filter: visits that contain {event} ({FILTER_SYNTAX})")
         for name, event in EVENT_FILTERS.items()
     ),
 )
