@@ -128,7 +128,7 @@ def params_of(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("filters", EXPECTED)
 def test_cards_graph_and_breakdowns_agree_under_every_filter(visits, filters):
-    _, visit_count, pageviews = EXPECTED[filters]
+    visitors, visit_count, pageviews = EXPECTED[filters]
     asked = query(visits, **params_of(filters))
     cards = traffic.overview(asked)["period"]
     assert (cards["visitors"], cards["visits"], cards["pageviews"]) == EXPECTED[filters]
@@ -145,6 +145,10 @@ def test_cards_graph_and_breakdowns_agree_under_every_filter(visits, filters):
         assert sum(row["pageviews"] for row in results) == pageviews, dimension
     entries = traffic.entry_exit_pages(asked, which="entry", limit=100)["results"]
     assert sum(row["visits"] for row in entries) == visit_count
+
+    # Each visitor is in one weekly cohort (the period is in one week).
+    cohorts = conversions.retention(asked, weeks=1)["cohorts"]
+    assert sum(cohort["visitors"] for cohort in cohorts) == visitors
 
     board = traffic.dashboard(asked, interval="day", limit=100)
     assert board["overview"]["period"] == cards
