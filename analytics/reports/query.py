@@ -27,10 +27,10 @@ from analytics import session_facts
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
-# Days a report may ask for: wider ones would leave the range of ClickHouse's DateTime64
-# (1900-2299) or of Python's dates once converted to UTC.
+# Days a report may ask for: within what ClickHouse's Date and DateTime hold (1970 to 2106;
+# buckets and partitions are dates), and what Python converts to UTC in any timezone.
 FIRST_DAY = date(1970, 1, 1)
-LAST_DAY = date(2199, 12, 31)
+LAST_DAY = date(2099, 12, 31)
 
 # Visit-level filters: name -> column of a visit row. A visit keeps the values of its first
 # pageview (source, UTM, hostname, entry page), of its last (exit page) and of its first event
