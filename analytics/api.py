@@ -3,9 +3,10 @@
 Token (``Authorization: Bearer nab_…``) or session authentication; a caller reads only the sites
 of its organizations (others answer 404, so their existence is not revealed). Every report takes
 the common parameters of analytics.reports.query (``from``, ``to``, ``compare``, ``bots``,
-``sampling``, ``goal``, ``property`` and the filters) plus its own; ``format=csv`` exports the
-rows. Answers are cached for REPORT_CACHE_SECONDS (realtime never); wrong parameters answer 400
-with a message.
+``sampling`` and the filters, or a saved segment's with ``segment=<id>``) plus its own;
+``format=csv`` exports the rows (another format is a 400). Answers are cached for
+REPORT_CACHE_SECONDS (realtime never); wrong parameters, and filters a report cannot apply,
+answer 400 with a message.
 The OpenAPI schema (analytics.api_schema describes the answers) is at /api/schema/, interactive
 docs at /api/docs/.
 """
@@ -34,6 +35,7 @@ from analytics import api_schema
 from analytics.api_schema import MAX_PAGE, MAX_PAGE_SIZE
 from analytics.reports import ad_revenue, ads_and_consent, conversions, engagement, traffic
 from analytics.reports.query import InvalidReportQuery, ReportQuery
+from analytics.selectors import segment_filters
 from sites.selectors import sites_readable_by
 
 REPORT_CACHE_SECONDS = 60
@@ -52,6 +54,11 @@ def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -
 def _page(params: dict[str, str]) -> dict[str, int]:
     size = _int(params, "page_size", 10, 1, MAX_PAGE_SIZE)
     return {"limit": size, "offset": (_int(params, "page", 1, 1, MAX_PAGE) - 1) * size}
+
+
+def _realtime(query: ReportQuery) -> dict[str, Any]:
+    query.refuse_filters("realtime")
+    return traffic.realtime(site_id=query.site_id, include_bots=query.include_bots)
 
 
 @dataclass(frozen=True)
@@ -271,11 +278,9 @@ REPORTS = {
         ),
         Report(
             "realtime",
-            lambda query, params: traffic.realtime(
-                site_id=query.site_id, include_bots=query.include_bots
-            ),
+            lambda query, params: _realtime(query),
             "pages",
-            "Visitors in the last 5 minutes and the pages they are on (never cached).",
+            "Visitors in the last 5 minutes and the pages they are on (never cached; no filters).",
             api_schema.RealtimeSerializer,
             cached=False,
         ),
@@ -315,7 +320,8 @@ class ReportView(APIView):
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:  # how DRF refuses an unknown ?format=
-            raise ValidationError({"error": "format: json or csv"}) from None
+            wanted = request.query_params.get("format")
+            raise ValidationError({"error": f"format: json or csv, not {wanted!r}"}) from None
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         # An error answers in JSON even when CSV was asked for (a CSV cell would lose its
@@ -330,6 +336,13 @@ class ReportView(APIView):
         site = get_object_or_404(sites_readable_by(principal=request.user), public_id=public_id)
         params = {key: str(value) for key, value in request.query_params.items()}
         params.pop("format", None)
+        if "segment" in params:
+            # The segment's filters, under those the request names itself.
+            try:
+                saved = segment_filters(site=site, segment_id=params.pop("segment"))
+            except InvalidReportQuery as error:
+                raise ValidationError({"error": str(error)}) from None
+            params = {**saved, **params}
         report = self.report
         key = (
             "report:"

@@ -17,7 +17,14 @@ from rest_framework import serializers
 
 from ads.models import PricingModel
 from analytics.reports import ads_and_consent, conversions, traffic
-from analytics.reports.query import FILTER_COLUMNS
+from analytics.reports.query import (
+    EVENT_FILTERS,
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_FILTER_LENGTH,
+    MAX_RANGE_DAYS,
+    VISIT_FILTERS,
+)
 from sites.api import (
     BEARER_CHALLENGE,
     NOT_ACCEPTABLE,
@@ -82,11 +89,15 @@ def interval_parameter() -> OpenApiParameter:
     )
 
 
+FILTER_SYNTAX = (
+    "`value`, `a|b` any of them, `!value` none of them, `*` a wildcard, `~text` contains; "
+    "docs/analytics.md"
+)
 COMMON_PARAMETERS = (
     query_parameter(
         "from",
-        "first day, in the site's timezone (default: 29 days ago); days from 1970-01-01 to "
-        "2105-12-31, at most 731 in a range",
+        f"first day, in the site's timezone (default: 29 days ago); days from {FIRST_DAY} to "
+        f"{LAST_DAY}, at most {MAX_RANGE_DAYS} in a range",
         OpenApiTypes.DATE,
     ),
     query_parameter("to", "last day, inclusive (default: today)", OpenApiTypes.DATE),
@@ -105,10 +116,12 @@ COMMON_PARAMETERS = (
         enum=("auto", "none"),
         default="auto",
     ),
-    query_parameter("goal", "only visits with this custom event"),
     query_parameter(
-        "property", "only visits with a custom event property, `key:value`", pattern=r"^[^:]+:"
+        "property",
+        f"only visits with a custom event property, `key:value` (value: {FILTER_SYNTAX})",
+        pattern=r"^[^:]+:",
     ),
+    query_parameter("segment", "id of a saved segment of the site: its filters apply", int),
     query_parameter(
         "format",
         "`csv` exports the report's rows (`text/csv`); errors are JSON either way",
@@ -116,8 +129,21 @@ COMMON_PARAMETERS = (
         default="json",
     ),
     *(
-        query_parameter(name, f"filter: {column} equals (at most 2048 characters)")
-        for name, column in FILTER_COLUMNS.items()
+        query_parameter(
+            name,
+            f"filter: visits whose {column} matches ({FILTER_SYNTAX}; "
+            f"at most {MAX_FILTER_LENGTH} characters)",
+        )
+        for name, column in VISIT_FILTERS.items()
+    ),
+    *(
+        query_parameter(
+            name,
+            f"filter: visits that contain {event} ({FILTER_SYNTAX}; "
+            f"at most {MAX_FILTER_LENGTH} characters)",
+        )
+        for name, event in EVENT_FILTERS.items()
+        if name != "property"
     ),
 )
 
@@ -233,6 +259,7 @@ class GoalRowSerializer(serializers.Serializer[Any]):
 
 
 class GoalsSerializer(serializers.Serializer[Any]):
+    sample_rate = _sample_rate()
     results = GoalRowSerializer(many=True)
 
 
@@ -245,6 +272,7 @@ class PropertyRowSerializer(serializers.Serializer[Any]):
 class PropertiesSerializer(serializers.Serializer[Any]):
     event = serializers.CharField()
     property = serializers.CharField()
+    sample_rate = _sample_rate()
     results = PropertyRowSerializer(many=True)
 
 

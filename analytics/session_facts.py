@@ -34,14 +34,16 @@ from events.visits import (
     numbered_events_sql,
     visit_events_sql,
 )
+from ingest.referrers import DIRECT_SOURCE
 from naboria import clickhouse, locks
 
 logger = logging.getLogger(__name__)
 
 # Aggregates over one visit's numbered events (events.visits.numbered_events_sql, grouped by
 # site, visitor and visit number): the columns of session_facts, in their order. Where the visit
-# came from (source, UTM, hostname, entry page) is its first pageview's; what it ran on, its
-# first event's.
+# came from (source, UTM, hostname, entry page) is its first pageview's (no source at all, as
+# rows written straight to ClickHouse may have: DIRECT_SOURCE); what it ran on, its first
+# event's.
 SESSION_COLUMNS = f"""
     site_id,
     {VISIT_ID} AS session_id,
@@ -56,11 +58,17 @@ SESSION_COLUMNS = f"""
     argMinIf(pathname, timestamp, event_type = 'pageview') AS entry_page,
     argMaxIf(pathname, timestamp, event_type = 'pageview') AS exit_page,
     argMinIf(hostname, timestamp, event_type = 'pageview') AS hostname,
-    argMinIf(referrer_source, timestamp, event_type = 'pageview') AS referrer_source,
+    if(
+        empty(argMinIf(referrer_source, timestamp, event_type = 'pageview')),
+        '{DIRECT_SOURCE}',
+        argMinIf(referrer_source, timestamp, event_type = 'pageview')
+    ) AS referrer_source,
     argMinIf(referrer_medium, timestamp, event_type = 'pageview') AS referrer_medium,
     argMinIf(utm_source, timestamp, event_type = 'pageview') AS utm_source,
     argMinIf(utm_medium, timestamp, event_type = 'pageview') AS utm_medium,
     argMinIf(utm_campaign, timestamp, event_type = 'pageview') AS utm_campaign,
+    argMinIf(utm_term, timestamp, event_type = 'pageview') AS utm_term,
+    argMinIf(utm_content, timestamp, event_type = 'pageview') AS utm_content,
     argMin(country, timestamp) AS country,
     argMin(region, timestamp) AS region,
     argMin(device_type, timestamp) AS device_type,
@@ -81,7 +89,8 @@ SESSION_COLUMNS = f"""
     ) AS steps,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).1 AS pages,
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).2 AS page_views,
-    arraySort(groupUniqArrayIf(event_name, event_type = 'event')) AS goals,
+    (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).1 AS goals,
+    (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).2 AS goal_events,
     max(retention_days) AS retention_days
 """
 
@@ -196,7 +205,7 @@ def sample_per_mille(*, visits: int) -> int:
 
 
 # The events that visits which started in [{start}, {end}) can hold lie within VISIT_SPAN of it.
-_AROUND_RANGE = (
+AROUND_RANGE = (
     f"timestamp >= {{start:DateTime64(3, 'UTC')}} - INTERVAL {VISIT_SPAN.days} DAY "
     f"AND timestamp < {{end:DateTime64(3, 'UTC')}} + INTERVAL {VISIT_SPAN.days} DAY"
 )
@@ -217,7 +226,7 @@ def rows_sql(
     when there are none, as right after a refresh."""
     touched_visitors = f"""
         SELECT DISTINCT visitor_id FROM page_events
-        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {_AROUND_RANGE}
+        WHERE site_id = {{site:String}} AND inserted_at >= {_LAST_REFRESH} AND {AROUND_RANGE}
     """  # noqa: S608
     sample = _sample_for(site_id=site_id, start=start, end=end) if sampling else 1000
     if sample < 1000:
@@ -251,10 +260,10 @@ def _events_of_visitors_matching(match_sql: str) -> str:
     who have an event matching ``match_sql`` (a condition on page events) around it."""
     visitors = f"""
         SELECT DISTINCT visitor_id FROM page_events
-        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} AND {match_sql}
+        WHERE site_id = {{site:String}} AND {AROUND_RANGE} AND {match_sql}
     """  # noqa: S608
     return visit_events_sql(
-        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {_AROUND_RANGE} "  # noqa: S608
+        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {AROUND_RANGE} "  # noqa: S608
         f"AND visitor_id IN ({visitors})"
     )
 
@@ -279,7 +288,7 @@ def matching_visit_events_sql(match_sql: str) -> str:
 def _live_visits_sql(visitors_sql: str, filters_sql: str) -> str:
     events = f"""
         SELECT * FROM page_events
-        WHERE site_id = {{site:String}} AND {_AROUND_RANGE} {visitors_sql}
+        WHERE site_id = {{site:String}} AND {AROUND_RANGE} {visitors_sql}
     """  # noqa: S608
     return f"SELECT * FROM ({visits_sql(events)}) WHERE {_IN_RANGE} AND {filters_sql}"  # noqa: S608
 

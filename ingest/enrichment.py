@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from ua_parser import parse as parse_user_agent
 
 from ingest.bots import classify_user_agent
-from ingest.referrers import lookup_referrer
+from ingest.referrers import DIRECT_SOURCE, canonical_source, lookup_referrer
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +123,16 @@ def _referrer_host(referrer: str) -> str:
 
 def classify_referrer(*, referrer: str, page_host: str, utm: Mapping[str, str]) -> tuple[str, str]:
     """(source, medium) of a visit: UTM tags win, then the referrer's known source, else
-    the referring host; no referrer (or one from the same site) is direct."""
+    the referring host; no referrer (or one from the same site) is DIRECT_SOURCE. A source
+    has one spelling (ingest.referrers.canonical_source): utm_source=google is Google."""
     if utm.get("utm_source"):
         medium = UTM_MEDIUMS.get(utm.get("utm_medium", "").lower(), "referral")
-        return utm["utm_source"].lower(), medium
+        return canonical_source(utm["utm_source"]), medium
     if not referrer:
-        return "direct", "direct"
+        return DIRECT_SOURCE, "direct"
     host = _referrer_host(referrer)
     if not host or host == page_host.removeprefix("www."):
-        return "direct", "direct"
+        return DIRECT_SOURCE, "direct"
     known = lookup_referrer(host)
     if known is not None:
         return known

@@ -1,7 +1,7 @@
 """Root URL configuration: operations endpoints, admin, the REST API and each app's routes."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics import views as analytics_views
@@ -23,6 +23,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("sites.api_urls")),
     path("api/v1/", include("analytics.api_urls")),
+    # Anything else under the API (a segment id that is no number, say) is a JSON 404 like the
+    # API's own, not Django's HTML page.
+    re_path(r"^api/v1/", views.api_not_found),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -79,3 +80,8 @@ def demo(request: HttpRequest) -> HttpResponse:
         )
         context.update(impression_id=delivery.impression, impression_token=sign_delivery(delivery))
     return render(request, "naboria/demo.html", context)
+
+
+@csrf_exempt  # it changes nothing: a write to no resource is a 404, not a CSRF refusal
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -1,7 +1,8 @@
 """What a site's ads earned: per campaign and ad, impressions, clicks, conversions attributed to
 it (ads.attribution), revenue by its pricing model and eCPM, over a period in the site's
 timezone. Read from the raw ``ad_events`` and ``page_events`` (bots never count, whatever the
-query says; its filters do not apply) and the campaigns' pricing in PostgreSQL.
+query says; filters are refused with a 400: a flat fee is not split by visitor) and the
+campaigns' pricing in PostgreSQL.
 
 Revenue, in whole micro-units of the campaign's currency, at the campaign's current rate:
 
@@ -85,7 +86,9 @@ def ad_revenue(query: ReportQuery) -> dict[str, Any]:
     ``impressions``, ``clicks``, ``conversions`` (= ``post_click_conversions`` +
     ``post_view_conversions``), ``revenue`` (currency units), ``revenue_micros`` (exact) and
     ``ecpm``. A campaign deleted since has empty name, pricing and currency, no revenue, and
-    is left out of the totals, which are per currency."""
+    is left out of the totals, which are per currency. Filters cannot apply (revenue is
+    shared among sites and ads, not among visitors): any is refused."""
+    query.refuse_filters("ad-revenue")
     organization_id = (
         Site.objects.filter(public_id=query.site_id)
         .values_list("organization_id", flat=True)

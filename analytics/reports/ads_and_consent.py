@@ -1,11 +1,18 @@
 """Ad performance (from the deduplicated raw ad events) and consent rates per purpose (from the
-mirrored consent decisions)."""
+mirrored consent decisions). Each applies the filters its rows can answer (AD_FILTERS,
+CONSENT_FILTERS), on each ad event or decision, and refuses the others with a 400."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from analytics.reports.query import Conditions, InvalidReportQuery, ReportQuery, rows
+from analytics.reports.query import (
+    Conditions,
+    InvalidReportQuery,
+    ReportQuery,
+    column_conditions,
+    rows,
+)
 
 AD_GROUPINGS = {
     "campaign": "toString(campaign_id)",
@@ -14,6 +21,11 @@ AD_GROUPINGS = {
     "day": "toString(toDate(timestamp, {tz:String}))",
 }
 
+# Filter name -> column of ad_events: the page the ad was shown on, and the viewer's country
+# and device.
+AD_FILTERS = {"path": "pathname", "country": "country", "device": "device_type"}
+# Filter name -> column of consent_events.
+CONSENT_FILTERS = {"country": "country", "browser": "user_agent_family"}
 
 # The video events the report counts, as (result field, stored event type), in playback order.
 VIDEO_COUNTS = (
@@ -40,6 +52,7 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
     )
     if not query.include_bots:
         conditions.add("is_bot = 0")
+    column_conditions(query, conditions, report="ads", columns=AD_FILTERS)
     video = "".join(f", countIf(event_type = '{kind}')" for _, kind in VIDEO_COUNTS)
     sql = f"""
         SELECT {AD_GROUPINGS[by]} AS key, countIf(event_type = 'impression') AS shown,
@@ -70,23 +83,25 @@ def ad_performance(query: ReportQuery, *, by: str = "campaign") -> dict[str, Any
 
 def consent_rates(query: ReportQuery) -> dict[str, Any]:
     """Of the decisions recorded in the period, the share granting each purpose."""
-    sql = """
+    conditions = Conditions()
+    conditions.add("site_id = {site:String}", site=query.site_id)
+    conditions.add(
+        "recorded_at >= {start:DateTime64(3, 'UTC')} AND recorded_at < {end:DateTime64(3, 'UTC')}",
+        start=query.period.start_utc,
+        end=query.period.end_utc,
+    )
+    column_conditions(query, conditions, report="consent", columns=CONSENT_FILTERS)
+    sql = f"""
         SELECT purpose, countIf(has(granted, purpose)) AS granted_count, count() AS decisions
         FROM (
             SELECT record_id, any(granted) AS granted, any(denied) AS denied
-            FROM consent_events
-            WHERE site_id = {site:String}
-              AND recorded_at >= {start:DateTime64(3, 'UTC')}
-              AND recorded_at < {end:DateTime64(3, 'UTC')}
+            FROM consent_events WHERE {conditions.sql}
             GROUP BY record_id
         )
         ARRAY JOIN arrayDistinct(arrayConcat(granted, denied)) AS purpose
         GROUP BY purpose ORDER BY purpose
-    """
-    found = rows(
-        sql,
-        {"site": query.site_id, "start": query.period.start_utc, "end": query.period.end_utc},
-    )
+    """  # noqa: S608 (columns come from CONSENT_FILTERS; values are parameters)
+    found = rows(sql, conditions.parameters)
     return {
         "results": [
             {

@@ -1,6 +1,8 @@
 """Conversion reports: custom events and goals with conversion rates, funnels and weekly
-retention cohorts. Goals and properties read the custom events; funnels and retention read
-one row per visit (``analytics.reports.query.visit_rows``)."""
+retention cohorts. Goals, funnels and retention read one row per visit
+(``analytics.reports.query.visit_rows``: a visit lists its custom events and how many times
+each happened), so a conversion rate's numerator and denominator come from the same visits;
+properties read the custom events of those visits (``visit_events_sql``)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import Any
 from analytics.reports.query import (
     InvalidReportQuery,
     ReportQuery,
-    event_conditions,
     rows,
+    visit_events_sql,
     visit_rows,
 )
 
@@ -20,49 +22,55 @@ MAX_RETENTION_WEEKS = 12
 
 
 def custom_events(query: ReportQuery, *, limit: int = 20) -> dict[str, Any]:
-    """Each custom event: visitors who did it, how many times, and the conversion rate (share
-    of the period's visitors)."""
-    conditions = event_conditions(query)
+    """Each custom event of the filtered visits: visitors who did it, how many times, and the
+    conversion rate (share of the visitors of those visits)."""
     visit_source = visit_rows(query)
+    visitors = visit_source.distinct("visitor_hash")
     sql = f"""
-        SELECT event_name, uniq(sipHash64(visitor_id)) AS converted, count() AS events,
-               (SELECT uniq(visitor_hash) FROM ({visit_source.sql})) AS everyone
-        FROM page_events WHERE {conditions.sql} AND event_type = 'event'
-        GROUP BY event_name ORDER BY converted DESC, event_name LIMIT {{limit:UInt32}}
+        SELECT goal, {visitors} AS converted, sum(times) AS events,
+               (SELECT {visitors} FROM ({visit_source.sql})) AS everyone
+        FROM ({visit_source.sql}) ARRAY JOIN goals AS goal, goal_events AS times
+        GROUP BY goal ORDER BY converted DESC, goal LIMIT {{limit:UInt32}}
     """  # noqa: S608
     results = []
-    for name, converted, events, sampled_everyone in rows(
-        sql, {**visit_source.parameters, **conditions.parameters, "limit": limit}
-    ):
-        everyone = visit_source.scaled(sampled_everyone)
+    for name, converted, events, everyone in rows(sql, {**visit_source.parameters, "limit": limit}):
         results.append(
             {
                 "goal": name,
-                "visitors": int(converted),
-                "events": int(events),
+                "visitors": visit_source.scaled(converted),
+                "events": visit_source.scaled(events),
+                # Both counts read the same (sampled) visitors: their ratio needs no scaling.
                 "conversion_rate": round(converted / everyone * 100, 1) if everyone else 0.0,
             }
         )
-    return {"results": results}
+    return {"sample_rate": visit_source.sample_rate, "results": results}
 
 
 def event_properties(
     query: ReportQuery, *, event: str, key: str, limit: int = 20
 ) -> dict[str, Any]:
-    """Values of one property of a custom event, by visitors."""
-    conditions = event_conditions(query)
-    conditions.add("event_type = 'event' AND event_name = {event:String}", event=event)
+    """Values of one property of a custom event in the filtered visits, by visitors."""
+    visit_source = visit_rows(query)
     sql = f"""
-        SELECT properties[{{key:String}}] AS value, uniq(visitor_id) AS v, count()
-        FROM page_events WHERE {conditions.sql} AND mapContains(properties, {{key:String}})
+        SELECT properties[{{key:String}}] AS value,
+               {visit_source.distinct("visitor_hash")} AS v, count()
+        FROM ({visit_events_sql(visit_source, event_type="event")})
+        WHERE event_name = {{event:String}}
+          AND mapContains(properties, {{key:String}})
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}}
     """  # noqa: S608
-    found = rows(sql, {**conditions.parameters, "key": key, "limit": limit})
+    found = rows(sql, {**visit_source.parameters, "event": event, "key": key, "limit": limit})
     return {
         "event": event,
         "property": key,
+        "sample_rate": visit_source.sample_rate,
         "results": [
-            {"value": value, "visitors": int(v), "events": int(n)} for value, v, n in found
+            {
+                "value": value,
+                "visitors": visit_source.scaled(v),
+                "events": visit_source.scaled(n),
+            }
+            for value, v, n in found
         ],
     }
 

@@ -5,14 +5,16 @@ The tracker collects them as page events (docs/tracker.md): ``outbound`` and ``d
 the link's ``target``, and ``engagement`` with ``visible_ms`` and ``scroll_depth`` sent each time
 a page is hidden or left (several for one pageview when the visitor comes back to the tab: each
 carries the time visible since the previous one, and the deepest scroll so far). They read the
-raw events of the period under the query's filters (``event_conditions``), never a sample.
+events of the visits the query's filters keep (query.visit_rows: whole visits, the same as
+every other report), never a sample, visitors counted exactly.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from analytics.reports.query import ReportQuery, event_conditions, rows
+from analytics.reports.query import ReportQuery, rows, visit_events_by_visit_sql, visit_rows
 
 
 def followed_links(
@@ -21,15 +23,16 @@ def followed_links(
     """Targets of followed outbound links (``kind="outbound"``) or file downloads
     (``kind="download"``): the visitors who followed each and how many times, most visitors
     first."""
-    conditions = event_conditions(query)
-    conditions.add("event_type = {kind:String}", kind=kind)
+    if kind not in {"outbound", "download"}:
+        raise ValueError(f"no such link kind: {kind}")
+    visit_source = visit_rows(replace(query, exact=True))
     sql = f"""
         SELECT target, uniqExact(visitor_id) AS visitors, count() AS clicks
-        FROM page_events WHERE {conditions.sql}
+        FROM ({visit_events_by_visit_sql(visit_source, event_types=(kind,))})
         GROUP BY target ORDER BY visitors DESC, clicks DESC, target
         LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
-    """  # noqa: S608 (the conditions' values are parameters)
-    found = rows(sql, {**conditions.parameters, "limit": limit, "offset": offset})
+    """  # noqa: S608 (kind checked above; values are parameters)
+    found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
     return {
         "results": [
             {"target": target, "visitors": int(visitors), "clicks": int(clicks)}
@@ -43,8 +46,8 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
     all the visible time reported for the page divided by its pageviews, so a pageview that
     never reported, e.g. with engagement switched off, counts as no time) and the scroll depth
     (%: the average of its engagement reports; ``None`` without any)."""
-    conditions = event_conditions(query)
-    conditions.add("event_type IN ('pageview', 'engagement')")
+    visit_source = visit_rows(replace(query, exact=True))
+    events = visit_events_by_visit_sql(visit_source, event_types=("pageview", "engagement"))
     sql = f"""
         SELECT pathname,
                countIf(event_type = 'pageview') AS pageviews,
@@ -52,12 +55,12 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
                sumIf(visible_ms, event_type = 'engagement') AS visible_ms,
                countIf(event_type = 'engagement') AS reports,
                sumIf(scroll_depth, event_type = 'engagement') AS scrolled
-        FROM page_events WHERE {conditions.sql}
+        FROM ({events})
         GROUP BY pathname HAVING pageviews > 0
         ORDER BY pageviews DESC, pathname
         LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
-    """  # noqa: S608 (the conditions' values are parameters)
-    found = rows(sql, {**conditions.parameters, "limit": limit, "offset": offset})
+    """  # noqa: S608 (values are parameters)
+    found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
     return {
         "results": [
             {

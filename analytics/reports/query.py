@@ -1,7 +1,14 @@
 """What every report is asked: a site, a date range in the site's timezone (with an optional
 comparison range), filters, and whether bots count. Turns them into parameterised ClickHouse
 conditions: values always travel as query parameters, never formatted into the SQL, and only
-column names from FILTER_COLUMNS (fixed here) appear in it.
+column names fixed here (VISIT_FILTERS) appear in it.
+
+Filter semantics, defined here once (docs/analytics.md, Filters): every filter keeps or leaves
+out whole visits. A visit-level filter (source, medium, UTM, country, device, browser, OS,
+entry and exit page) keeps the visits whose own value matches; an event-level one (path,
+hostname, goal, property) keeps the visits that contain a matching event, with all their
+events and whole-visit metrics. Every report reads the same visit set (``visit_rows``; events
+of those visits: ``visit_events_sql``), so cards, graph and breakdowns agree.
 
 Used by the report modules of this package; the REST API and the dashboards build a
 ``ReportQuery`` from request parameters (``ReportQuery.parse``) and get a 400 with the message
@@ -11,35 +18,50 @@ of ``InvalidReportQuery`` when they are wrong.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analytics import session_facts
+from events.visits import visit_events_sql as numbered_visit_events_sql
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
-# The days a period may cover (the range of ClickHouse's DateTime), so that a period and its
-# comparison convert to UTC in every timezone and stay within DateTime64 parameters.
+# Days a report may ask for: within what ClickHouse's Date and DateTime hold (1970 to 2106;
+# buckets and partitions are dates), and what Python converts to UTC in any timezone.
 FIRST_DAY = date(1970, 1, 1)
-LAST_DAY = date(2105, 12, 31)
-# filter name -> column of page events and of visit rows. A visit keeps the values of its first
-# pageview (source, UTM, hostname) and first event (country, device...); the page is any page of
-# the visit (``pages`` of a visit row).
-FILTER_COLUMNS = {
-    "path": "pathname",  # ("page" is the API's pagination)
-    "hostname": "hostname",
+LAST_DAY = date(2099, 12, 31)
+
+# Visit-level filters: name -> column of a visit row. A visit keeps the values of its first
+# pageview (source, UTM, hostname, entry page), of its last (exit page) and of its first event
+# (country, device...); the filter keeps the visits whose value matches.
+VISIT_FILTERS = {
     "source": "referrer_source",
     "medium": "referrer_medium",
     "utm_source": "utm_source",
     "utm_medium": "utm_medium",
     "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
     "country": "country",
     "device": "device_type",
     "browser": "browser",
     "os": "os",
+    "entry_page": "entry_page",
+    "exit_page": "exit_page",
 }
+# Event-level filters: the filter keeps the visits that contain a matching event, whole (all
+# their pageviews, their duration, bounce and entry page).
+EVENT_FILTERS = {
+    "path": "a pageview of this path",  # ("page" is the API's pagination)
+    "hostname": "a pageview on this hostname",
+    "goal": "this custom event",
+    "property": "a custom event with this property, key:value",
+}
+FILTER_NAMES = (*VISIT_FILTERS, *EVENT_FILTERS)
+MAX_FILTER_LENGTH = 2048
+MAX_FILTER_VALUES = 100  # values OR'ed in one filter
 
 
 class InvalidReportQuery(ValueError):
@@ -77,15 +99,93 @@ class Period:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """One filter parameter, parsed. Syntax of its value (Plausible's filters, in one string):
+
+    - ``FR`` equals; ``FR|DE`` any of them; ``!FR`` / ``!FR|DE`` none of them;
+    - ``*`` anywhere is a wildcard (``/blog/*``), ``~`` first means contains (``~blog``,
+      ``!~blog``, ``~blog|news``);
+    - a backslash takes the next character as it is (``\\|``, ``\\*``, ``\\!`` first);
+    - ``property`` is ``key:value`` with the value in this syntax (``plan:pro|team``); an empty
+      value (``plan:``) matches events that have the key with an empty value.
+
+    ``patterns`` are ``(operator, value)``: ``=`` with the value, or ``LIKE`` with a pattern.
+    """
+
+    name: str
+    patterns: tuple[tuple[str, str], ...]
+    negated: bool = False
+    key: str = ""  # the property's key
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> Filter:
+        if name not in FILTER_NAMES:
+            raise InvalidReportQuery(f"unknown filter {name!r}: one of {', '.join(FILTER_NAMES)}")
+        if len(text) > MAX_FILTER_LENGTH:
+            raise InvalidReportQuery(f"{name}: at most {MAX_FILTER_LENGTH} characters")
+        key = ""
+        if name == "property":
+            key, separator, text = text.partition(":")
+            if not separator or not key:
+                raise InvalidReportQuery("property: use key:value")
+        negated = text.startswith("!")
+        text = text.removeprefix("!")
+        contains = text.startswith("~")
+        text = text.removeprefix("~")
+        alternatives = _alternatives(text)
+        if len(alternatives) > MAX_FILTER_VALUES:
+            raise InvalidReportQuery(f"{name}: at most {MAX_FILTER_VALUES} values")
+        patterns = []
+        for alternative in alternatives:
+            wildcard = contains or any(char == "*" and not escaped for char, escaped in alternative)
+            if contains and not alternative:
+                raise InvalidReportQuery(f"{name}: ~ needs a text to look for")
+            if wildcard:
+                like = "".join(
+                    "%" if char == "*" and not escaped else _like_escaped(char)
+                    for char, escaped in alternative
+                )
+                patterns.append(("LIKE", f"%{like}%" if contains else like))
+            else:
+                patterns.append(("=", "".join(char for char, _ in alternative)))
+        return cls(name=name, patterns=tuple(patterns), negated=negated, key=key)
+
+    def match(self, column: str, prefix: str) -> tuple[str, dict[str, str]]:
+        """The condition that ``column`` (an SQL expression) matches one of the patterns
+        (negation left to the caller: it applies to whole visits), and its parameters."""
+        tests, parameters = [], {}
+        for index, (operator, value) in enumerate(self.patterns):
+            tests.append(f"{column} {operator} {{{prefix}_{index}:String}}")
+            parameters[f"{prefix}_{index}"] = value
+        return f"({' OR '.join(tests)})", parameters
+
+
+def _alternatives(text: str) -> list[list[tuple[str, bool]]]:
+    """``text`` split at its unescaped ``|``, as (character, escaped) pairs."""
+    alternatives: list[list[tuple[str, bool]]] = [[]]
+    characters = iter(text)
+    for char in characters:
+        if char == "\\":
+            alternatives[-1].append((next(characters, "\\"), True))
+        elif char == "|":
+            alternatives.append([])
+        else:
+            alternatives[-1].append((char, False))
+    return alternatives
+
+
+def _like_escaped(char: str) -> str:
+    return "\\" + char if char in "%_\\" else char
+
+
+@dataclass(frozen=True)
 class ReportQuery:
     site_id: str  # public id
     period: Period
-    filters: Mapping[str, str] = field(default_factory=dict)
-    goal: str = ""  # custom event name: only sessions that had it
-    property_filter: tuple[str, str] | None = None  # (key, value) of a custom event property
+    filters: tuple[Filter, ...] = ()
     include_bots: bool = False
     compare: Period | None = None
-    exact: bool = False  # no sampling of large periods
+    exact: bool = False  # no sampling of large periods, exact distinct counts
     # False computes every visit from raw events (benchmarks and tests compare the two ways).
     use_facts: bool = True
 
@@ -93,8 +193,8 @@ class ReportQuery:
     def parse(cls, *, site_id: str, timezone: str, params: Mapping[str, str]) -> ReportQuery:
         """From request parameters: ``from``, ``to`` (YYYY-MM-DD, site time), ``compare``
         (``previous`` or ``YYYY-MM-DD..YYYY-MM-DD``), ``bots`` (``include``), ``sampling``
-        (``none`` for exact answers over large periods), ``goal``,
-        ``property`` (``key:value``) and one parameter per filter of FILTER_COLUMNS."""
+        (``none`` for exact answers over large periods) and one parameter per filter of
+        FILTER_NAMES (syntax: Filter)."""
         try:
             zone_name = str(ZoneInfo(timezone))
         except (ZoneInfoNotFoundError, ValueError):
@@ -107,22 +207,10 @@ class ReportQuery:
         wanted = params.get("compare", "")
         if wanted == "previous":
             compare = period.previous()
+            _date(compare.start.isoformat(), "compare")  # within FIRST_DAY..LAST_DAY
         elif wanted:
             first, _, last = wanted.partition("..")
             compare = _period(_date(first, "compare"), _date(last, "compare"), zone_name)
-        filters = {}
-        for name in FILTER_COLUMNS:
-            value = params.get(name)
-            if value is not None:
-                if len(value) > 2048:
-                    raise InvalidReportQuery(f"{name}: at most 2048 characters")
-                filters[name] = value
-        property_filter = None
-        if params.get("property"):
-            key, separator, value = params["property"].partition(":")
-            if not separator or not key:
-                raise InvalidReportQuery("property: use key:value")
-            property_filter = (key, value)
         bots = params.get("bots", "exclude")
         if bots not in {"include", "exclude"}:
             raise InvalidReportQuery("bots: include or exclude")
@@ -132,9 +220,7 @@ class ReportQuery:
         return cls(
             site_id=site_id,
             period=period,
-            filters=filters,
-            goal=params.get("goal", "")[:100],
-            property_filter=property_filter,
+            filters=filters_from(params),
             include_bots=bots == "include",
             compare=compare,
             exact=sampling == "none",
@@ -143,9 +229,24 @@ class ReportQuery:
     def for_period(self, period: Period) -> ReportQuery:
         return replace(self, period=period, compare=None)
 
-    @property
-    def has_event_filters(self) -> bool:
-        return bool(self.goal or self.property_filter)
+    def refuse_filters(self, report: str, *, except_: Mapping[str, str] | None = None) -> None:
+        """Raise InvalidReportQuery naming the first filter ``report`` cannot apply (any not
+        in ``except_``)."""
+        applicable = except_ or {}
+        for filter_ in self.filters:
+            if filter_.name not in applicable:
+                can = f"only {', '.join(applicable)}" if applicable else "none"
+                raise InvalidReportQuery(
+                    f"{filter_.name}: the {report} report cannot apply this filter "
+                    f"(filters it applies: {can})"
+                )
+
+
+def filters_from(params: Mapping[str, str]) -> tuple[Filter, ...]:
+    """The filters among request parameters (or a saved segment's), parsed (Filter)."""
+    return tuple(
+        Filter.parse(name, params[name]) for name in FILTER_NAMES if params.get(name) is not None
+    )
 
 
 def _date(text: str | None, name: str, default: date | None = None) -> date:
@@ -154,16 +255,20 @@ def _date(text: str | None, name: str, default: date | None = None) -> date:
             raise InvalidReportQuery(f"{name}: a date is required (YYYY-MM-DD)")
         return default
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise InvalidReportQuery(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidReportQuery(
+            f"{name}: {text!r} is out of range ({FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})"
+        )
+    return day
 
 
 def _period(start: date, end: date, timezone: str) -> Period:
-    if not FIRST_DAY <= start <= end <= LAST_DAY:
-        if end < start:
-            raise InvalidReportQuery("to: the range ends before it starts")
-        raise InvalidReportQuery(f"dates from {FIRST_DAY} to {LAST_DAY}")
+    # Each day was checked against FIRST_DAY..LAST_DAY by _date.
+    if end < start:
+        raise InvalidReportQuery("to: the range ends before it starts")
     if (end - start).days >= MAX_RANGE_DAYS:
         raise InvalidReportQuery(f"the range is longer than {MAX_RANGE_DAYS} days")
     return Period(start, end, timezone)
@@ -186,66 +291,54 @@ class Conditions:
         return " AND ".join(self.clauses) or "1"
 
 
-def _custom_event_match(query: ReportQuery, conditions: Conditions) -> str:
-    """The condition on page events of the query's goal and property (a custom event that is
-    the goal, and has the property with that value); its parameters go to ``conditions``."""
-    match = ["event_type = 'event'"]
-    if query.goal:
-        match.append("event_name = {goal:String}")
-        conditions.parameters["goal"] = query.goal
-    if query.property_filter:
-        # An event without the key does not match an empty value.
-        match.append(
-            "mapContains(properties, {property_key:String}) "
-            "AND properties[{property_key:String}] = {property_value:String}"
-        )
-        conditions.parameters.update(
-            property_key=query.property_filter[0], property_value=query.property_filter[1]
-        )
-    return " AND ".join(match)
+def _visit_test(filter_: Filter, prefix: str) -> tuple[str, dict[str, str]]:
+    """The condition on a visit row (the columns of session_facts) that it passes
+    ``filter_``, with its parameters: its own value matches (visit-level filters), or it
+    contains a matching event (event-level ones); negated, that it does not."""
+    if filter_.name in VISIT_FILTERS:
+        test, parameters = filter_.match(VISIT_FILTERS[filter_.name], prefix)
+    elif filter_.name in {"path", "goal"}:  # the visit row lists its pages and goals
+        test, parameters = filter_.match("item", prefix)
+        array = "pages" if filter_.name == "path" else "goals"
+        test = f"arrayExists(item -> {test}, {array})"
+    else:  # hostname, property: the visit's events are looked up
+        if filter_.name == "hostname":
+            event, parameters = filter_.match("hostname", prefix)
+            event = f"event_type = 'pageview' AND {event}"
+        else:
+            event, parameters = filter_.match(f"properties[{{{prefix}_key:String}}]", prefix)
+            # An event without the key does not match an empty value.
+            event = (
+                f"event_type = 'event' AND mapContains(properties, {{{prefix}_key:String}}) "
+                f"AND {event}"
+            )
+            parameters[f"{prefix}_key"] = filter_.key
+        test = f"session_id IN ({session_facts.matching_visit_ids_sql(event)})"
+    return (f"NOT {test}" if filter_.negated else test), parameters
 
 
-def visit_conditions(query: ReportQuery) -> Conditions:
-    """Conditions on visit rows (the columns of session_facts) for the query's bots and filters:
-    a visit passes when its own values match (source, country...), when one of its pages is the
-    page filter, and when one of its custom events is the goal (with the property)."""
-    conditions = Conditions()
-    if not query.include_bots:
-        conditions.add("is_bot = 0")
-    for index, (name, value) in enumerate(sorted(query.filters.items())):
-        parameter = f"{{f{index}:String}}"
-        test = (
-            f"has(pages, {parameter})"
-            if name == "path"
-            else f"{FILTER_COLUMNS[name]} = {parameter}"
-        )
-        conditions.add(test, **{f"f{index}": value})
-    if query.property_filter:
-        match = _custom_event_match(query, conditions)
-        conditions.add(f"session_id IN ({session_facts.matching_visit_ids_sql(match)})")
-    elif query.goal:
-        conditions.add("has(goals, {goal:String})", goal=query.goal)
+def column_conditions(
+    query: ReportQuery, conditions: Conditions, *, report: str, columns: Mapping[str, str]
+) -> Conditions:
+    """Adds to ``conditions`` the query's filters as tests on the rows of a table other than
+    the page events (``columns``: filter name -> its column there); refuses (400) a filter
+    that has no column there, rather than answering as if it were not asked for."""
+    query.refuse_filters(report, except_=columns)
+    for index, filter_ in enumerate(query.filters):
+        test, parameters = filter_.match(columns[filter_.name], f"f{index}")
+        conditions.add(f"NOT {test}" if filter_.negated else test, **parameters)
     return conditions
 
 
-def event_conditions(query: ReportQuery) -> Conditions:
-    """Conditions on page_events rows for the query's site, period, bots and filters. With a
-    goal or a property, the events are those of the visits that hold a matching custom event
-    (the visits of visit_conditions)."""
+def visit_conditions(query: ReportQuery) -> Conditions:
+    """Conditions on visit rows (the columns of session_facts) for the query's bots and
+    filters: each filter keeps or leaves out whole visits (_visit_test)."""
     conditions = Conditions()
-    conditions.add("site_id = {site:String}", site=query.site_id)
-    conditions.add(
-        "timestamp >= {start:DateTime64(3, 'UTC')} AND timestamp < {end:DateTime64(3, 'UTC')}",
-        start=query.period.start_utc,
-        end=query.period.end_utc,
-    )
     if not query.include_bots:
         conditions.add("is_bot = 0")
-    for index, (name, value) in enumerate(sorted(query.filters.items())):
-        conditions.add(f"{FILTER_COLUMNS[name]} = {{f{index}:String}}", **{f"f{index}": value})
-    if query.has_event_filters:
-        match = _custom_event_match(query, conditions)
-        conditions.add(f"event_id IN ({session_facts.matching_visit_events_sql(match)})")
+    for index, filter_ in enumerate(query.filters):
+        test, parameters = _visit_test(filter_, f"f{index}")
+        conditions.add(test, **parameters)
     return conditions
 
 
@@ -258,10 +351,15 @@ class VisitRows:
     parameters: dict[str, Any]
     per_mille: int = 1000
     origin: str = "facts"  # or "raw": where the visits come from, as answers name it
+    exact: bool = False  # distinct counts exact (uniqExact) rather than within about 1 %
 
     @property
     def sample_rate(self) -> float:
         return self.per_mille / 1000
+
+    def distinct(self, column: str) -> str:
+        """The SQL that counts the distinct values of ``column``."""
+        return f"{'uniqExact' if self.exact else 'uniq'}({column})"
 
     def scaled(self, count: Any) -> int:
         return round(int(count or 0) * 1000 / self.per_mille)
@@ -281,7 +379,7 @@ def visit_rows(query: ReportQuery) -> VisitRows:
     }
     if not query.use_facts:
         sql = session_facts.raw_rows_sql(filters_sql=filters.sql)
-        return VisitRows(sql, parameters, origin="raw")
+        return VisitRows(sql, parameters, origin="raw", exact=query.exact)
     sql, per_mille = session_facts.rows_sql(
         filters_sql=filters.sql,
         site_id=query.site_id,
@@ -289,7 +387,42 @@ def visit_rows(query: ReportQuery) -> VisitRows:
         end=query.period.end_utc,
         sampling=not query.exact,
     )
-    return VisitRows(sql, parameters, per_mille)
+    return VisitRows(sql, parameters, per_mille, exact=query.exact)
+
+
+def visit_events_sql(visit_source: VisitRows, *, event_type: str) -> str:
+    """The page events of type ``event_type`` (a fixed string; all columns, plus the visit's
+    ``visitor_hash``) of the visits of ``visit_source``: a visitor's events from the start to
+    the end of one of those visits (a visitor's visits never overlap). Parameters: those of
+    ``visit_source``."""
+    return f"""
+        SELECT event.*, visit.visitor_hash AS visitor_hash
+        FROM page_events AS event
+        INNER JOIN (SELECT visitor_hash, started_at, ended_at FROM ({visit_source.sql})) AS visit
+            ON sipHash64(event.visitor_id) = visit.visitor_hash
+        WHERE event.site_id = {{site:String}} AND event.event_type = '{event_type}'
+          AND {session_facts.AROUND_RANGE}
+          AND event.timestamp >= visit.started_at AND event.timestamp <= visit.ended_at
+    """  # noqa: S608 (visit_source is SQL made by visit_rows, event_type fixed by callers)
+
+
+def visit_events_by_visit_sql(visit_source: VisitRows, *, event_types: tuple[str, ...]) -> str:
+    """The page events of ``event_types`` (fixed strings) that belong to the visits of
+    ``visit_source`` by the visit rule (events.visits), with their ``visit_id``. Unlike
+    visit_events_sql's time window, this also finds engagement events, which belong to the visit
+    of the activity before them however late they come (after the visit's last activity).
+    Parameters: those of ``visit_source``."""
+    wanted = ", ".join(f"'{event_type}'" for event_type in event_types)
+    events = f"""
+        SELECT * FROM page_events
+        WHERE site_id = {{site:String}} AND {session_facts.AROUND_RANGE}
+          AND sipHash64(visitor_id) IN (SELECT visitor_hash FROM ({visit_source.sql}))
+    """  # noqa: S608 (visit_source is SQL made by visit_rows)
+    return f"""
+        SELECT * FROM ({numbered_visit_events_sql(events)})
+        WHERE event_type IN ({wanted})
+          AND visit_id IN (SELECT session_id FROM ({visit_source.sql}))
+    """  # noqa: S608 (event types fixed by callers)
 
 
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:

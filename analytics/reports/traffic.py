@@ -1,5 +1,6 @@
 """Traffic reports: overview, timeseries, breakdowns (pages, entry and exit pages, sources,
-UTM, countries, regions, devices, browsers, operating systems) and realtime.
+UTM source / medium / campaign / term / content, countries, regions, devices, browsers,
+operating systems) and realtime.
 
 Definitions (the dashboards and docs/analytics.md use the same words):
 - a **visit** is a session (30 minutes without activity ends it); it belongs to the period in
@@ -10,9 +11,10 @@ Definitions (the dashboards and docs/analytics.md use the same words):
 Visits come from the session facts (``analytics.session_facts``: one row per visit, kept
 current at query time), made from the deduplicated raw events by the visit rule of
 events.visits; every filter keeps or leaves out whole visits (query.visit_conditions). The
-graph counts what the cards count: a visit and all its pageviews in the bucket where it
-started. Distinct counts use ClickHouse's ``uniq`` (exact for small sets, within about 1 %
-beyond). Facts and raw events give the same numbers (tests compare them).
+graph counts what the cards count: a visit and all its pageviews (those after the period's end
+too) in the bucket where it started. Distinct counts use ClickHouse's ``uniq`` (exact for small
+sets, within about 1 % beyond), ``uniqExact`` with ``sampling=none``. Facts and raw events give
+the same numbers (tests compare them).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ BREAKDOWNS = {
     "utm_sources": "utm_source",
     "utm_mediums": "utm_medium",
     "utm_campaigns": "utm_campaign",
+    "utm_terms": "utm_term",
+    "utm_contents": "utm_content",
     "countries": "country",
     "regions": "region",
     "devices": "device_type",
@@ -89,16 +93,17 @@ def _change(now: float, before: float) -> float | None:
     return None if not before else round((now - before) / before * 100, 1)
 
 
-# The overview's aggregates over visit rows, in the order _overview_of reads them.
-OVERVIEW_AGGREGATES = """
-    uniq(visitor_hash), count(), sum(pageviews), sum(is_bounce),
-    avg(toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(started_at))
-"""
+def _overview_aggregates(visit_source: VisitRows) -> str:
+    """The overview's aggregates over visit rows, in the order _overview_of reads them."""
+    return f"""
+        {visit_source.distinct("visitor_hash")}, count(), sum(pageviews), sum(is_bounce),
+        avg(toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(started_at))
+    """
 
 
 def _overview(query: ReportQuery) -> tuple[Overview, float]:
     visit_source = visit_rows(query)
-    sql = f"SELECT {OVERVIEW_AGGREGATES} FROM ({visit_source.sql})"  # noqa: S608
+    sql = f"SELECT {_overview_aggregates(visit_source)} FROM ({visit_source.sql})"  # noqa: S608
     return _overview_of(rows(sql, visit_source.parameters)[0], visit_source)
 
 
@@ -122,7 +127,7 @@ def timeseries(query: ReportQuery, *, interval: str = "day") -> dict[str, Any]:
     visit_source = visit_rows(query)
     visits = rows(
         f"""
-        SELECT {bucket} AS bucket, uniq(visitor_hash), count(), sum(pageviews)
+        SELECT {bucket} AS bucket, {visit_source.distinct("visitor_hash")}, count(), sum(pageviews)
         FROM ({visit_source.sql}) GROUP BY bucket
         """,  # noqa: S608
         {**visit_source.parameters, "tz": query.period.timezone},
@@ -192,7 +197,7 @@ def _breakdown(
         value = BREAKDOWNS[dimension]
         source = f"SELECT visitor_hash, {value}, pageviews AS views FROM ({visit_source.sql})"  # noqa: S608
     sql = f"""
-        SELECT {value} AS value, uniq(visitor_hash) AS v, count(), sum(views)
+        SELECT {value} AS value, {visit_source.distinct("visitor_hash")} AS v, count(), sum(views)
         FROM ({source})
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
     """  # noqa: S608
@@ -235,7 +240,7 @@ def dashboard(query: ReportQuery, *, interval: str = "day", limit: int = 8) -> d
     visit_source = visit_rows(query)
     sql = f"""
         SELECT grouping(bucket), {", ".join(f"grouping({column})" for column in columns)},
-               bucket, {", ".join(columns)}, {OVERVIEW_AGGREGATES}
+               bucket, {", ".join(columns)}, {_overview_aggregates(visit_source)}
         FROM (SELECT *, {bucket} AS bucket FROM ({visit_source.sql}))
         GROUP BY GROUPING SETS ((), (bucket), {", ".join(f"({column})" for column in columns)})
     """  # noqa: S608 (column names come from BREAKDOWNS; values are parameters)
@@ -280,7 +285,8 @@ def entry_exit_pages(
         raise InvalidReportQuery("which: entry or exit")
     visit_source = visit_rows(query)
     sql = f"""
-        SELECT {which}_page AS page, count() AS visits, uniq(visitor_hash) AS visitors
+        SELECT {which}_page AS page, count() AS visits,
+               {visit_source.distinct("visitor_hash")} AS visitors
         FROM ({visit_source.sql})
         WHERE pageviews > 0
         GROUP BY page ORDER BY visits DESC, page LIMIT {{limit:UInt32}}

@@ -64,13 +64,15 @@ def shop():
         10:01 outbound https://github.com/naboria, 10:02 again (2 clicks, 1 visitor)
         10:03 outbound https://example.org/partner
     v3  Nov 21 22:59 pageview / (Nov 21 23:59 Paris: inside)  no engagement
-        23:00 download https://shop.example/docs/guide.pdf (Nov 22 00:00 Paris: outside)
-    v4  Nov 19 22:59 download .../guide.pdf (Nov 19 23:59 Paris: before the period)
+        23:00 download https://shop.example/docs/guide.pdf (Nov 22 00:00 Paris: after the
+        period, in a visit that started inside it, so it counts, like that visit's pageviews)
+    v4  Nov 19 22:59 download .../guide.pdf (Nov 19 23:59 Paris: before the period, and in
+        no visit: no pageview)
     bot Nov 20 12:00 pageview /, outbound https://github.com/naboria (excluded)
 
     By hand, the period, bots excluded:
     - outbound: github.com/naboria 2 visitors (v1, v2) 3 clicks; example.org/partner 1, 1
-    - downloads: guide.pdf 1 visitor (v1), 1 click
+    - downloads: guide.pdf 2 visitors (v1, v3), 2 clicks
     - pages: / 3 pageviews (v1, v2, v3), 3 visitors, visible 30+20+5 = 55 s / 3 = 18.3 s,
       3 reports, scroll (50+25+75)/3 = 50.0; /docs 1 pageview, 10.0 s, scroll 100.0
     With country=DE: outbound github 1 visitor 2 clicks, example.org 1 1; no download;
@@ -154,7 +156,7 @@ def test_outbound_links_and_downloads_by_hand(shop):
         {"target": "https://example.org/partner", "visitors": 1, "clicks": 1},
     ]
     assert results(client, site, "downloads") == [
-        {"target": "https://shop.example/docs/guide.pdf", "visitors": 1, "clicks": 1}
+        {"target": "https://shop.example/docs/guide.pdf", "visitors": 2, "clicks": 2}
     ]
 
 
@@ -236,12 +238,6 @@ def test_bad_input_is_a_400(shop):
         assert answer.json()["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs visit-level filters (issue 17, deliverable 1, analytics/reports/query.py): "
-    "today a source filter keeps the events whose own source matches, and ingestion gives "
-    "the source to pageviews only (the tracker sends the referrer with them alone)",
-)
 def test_a_visit_level_filter_keeps_the_engagement_of_the_matching_visits(shop):
     """v5 arrives from Google on Nov 21 (Paris) at 09:00 UTC: its pageview has the source, its
     engagement (12 s, scroll 80) and outbound click are stored as ingestion stores them,

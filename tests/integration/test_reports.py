@@ -236,7 +236,10 @@ def test_top_pages_from_facts_and_raw_alike(shop):
 
 def test_sources_countries_and_devices(shop):
     sources = traffic.breakdown(query(shop), dimension="sources")["results"]
-    assert [(row["value"], row["visitors"]) for row in sources] == [("", 3), ("Google", 1)]
+    assert [(row["value"], row["visitors"]) for row in sources] == [
+        ("Direct / None", 3),
+        ("Google", 1),
+    ]
     countries = traffic.breakdown(query(shop, device="mobile"), dimension="countries")["results"]
     assert countries == [{"value": "FR", "visitors": 1, "visits": 1, "pageviews": 1}]
 

@@ -118,8 +118,9 @@ def test_session_user_reads_the_sites_of_their_memberships(tenants, user):
         ("dimension=shoe_size", "dimension: one of"),
         ("page_size=0", "page_size: a whole number from 1 to 1000"),
         ("page=%C2%B2", "page: a whole number from 1 to 100000"),  # "²" is a digit to Python
-        ("from=0001-01-01&to=0001-01-02", "dates from 1970-01-01 to 2105-12-31"),
-        ("from=9999-12-30&to=9999-12-31", "dates from 1970-01-01 to 2105-12-31"),
+        ("from=0001-01-01&to=0001-01-02", "out of range (1970-01-01 to 2099-12-31)"),
+        ("from=9999-12-30&to=9999-12-31", "out of range (1970-01-01 to 2099-12-31)"),
+        ("from=1970-01-01&to=1970-01-31&compare=previous", "compare: '1969-12-01' is out of"),
         ("format=xml", "format: json or csv"),
         ("format=csv&dimension=shoe_size", "dimension: one of"),  # errors are JSON
     ],
@@ -136,8 +137,8 @@ def test_bad_parameters_are_a_400_with_the_reason(tenants, query, message):
 @pytest.mark.parametrize(
     "query",
     [
-        "from=1970-01-01&to=1970-01-31&compare=previous",  # the comparison before 1970
-        "from=2105-12-01&to=2105-12-31&interval=hour",
+        "from=1970-01-01&to=1970-01-31",
+        "from=2099-12-01&to=2099-12-31&interval=hour&compare=previous",
     ],
 )
 def test_the_first_and_last_days_allowed_are_answered(tenants, report, query):

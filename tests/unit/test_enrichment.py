@@ -8,6 +8,8 @@ import pytest
 
 from ingest.enrichment import classify_referrer, client_ip, describe_user_agent, utm_parameters
 from ingest.geo import locate
+from ingest.referrers import DIRECT_SOURCE as DIRECT
+from ingest.referrers import canonical_source, source_aliases
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -99,15 +101,18 @@ def test_client_ip_trusts_only_the_configured_number_of_proxies():
             "https://shop.example/",
             ("blog.example.org", "referral"),
         ),
-        ("https://shop.example/cart", "https://shop.example/checkout", ("direct", "direct")),
-        ("", "https://shop.example/", ("direct", "direct")),
+        ("https://shop.example/cart", "https://shop.example/checkout", (DIRECT, "direct")),
+        ("", "https://shop.example/", (DIRECT, "direct")),
         (
             "https://www.google.com/",
             "https://shop.example/?utm_source=Newsletter&utm_medium=email",
             ("newsletter", "email"),
         ),
-        ("", "https://shop.example/?utm_source=google&utm_medium=cpc", ("google", "paid")),
-        ("", "https://shop.example/?utm_source=fb&utm_medium=social", ("fb", "social")),
+        ("", "https://shop.example/?utm_source=google&utm_medium=cpc", ("Google", "paid")),
+        ("", "https://shop.example/?utm_source=GOOGLE&utm_medium=cpc", ("Google", "paid")),
+        ("", "https://shop.example/?utm_source=www.google.de", ("Google", "referral")),
+        ("", "https://shop.example/?utm_source=fb&utm_medium=social", ("Facebook", "social")),
+        ("", "https://shop.example/?utm_source=direct", (DIRECT, "referral")),
         (
             "",
             "https://shop.example/?utm_source=partner&utm_medium=whatever",
@@ -119,3 +124,31 @@ def test_referrer_classification(referrer, page, expected):
     parts = urlsplit(page)
     utm = utm_parameters(parts.query)
     assert classify_referrer(referrer=referrer, page_host=parts.hostname, utm=utm) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "source"),
+    [
+        ("Google", "Google"),
+        ("google", "Google"),
+        (" GOOGLE ", "Google"),
+        ("google.com", "Google"),
+        ("www.google.de", "Google"),
+        ("duckduckgo", "DuckDuckGo"),
+        ("t.co", "Twitter"),
+        ("fb", "Facebook"),
+        ("", DIRECT),
+        ("direct", DIRECT),
+        ("(none)", DIRECT),
+        ("Direct / None", DIRECT),
+        ("Newsletter", "newsletter"),
+        ("www.Partner.example", "partner.example"),
+    ],
+)
+def test_a_source_has_one_spelling(written, source):
+    assert canonical_source(written) == source
+
+
+def test_every_alias_of_the_migration_names_a_source_as_ingestion_does():
+    for alias, source in source_aliases().items():
+        assert canonical_source(alias) == source, alias

@@ -10,6 +10,7 @@ import pytest
 
 from events.schemas import Consent
 from ingest.enrichment import UserAgentInfo, classify_referrer
+from ingest.referrers import DIRECT_SOURCE
 from ingest.services import RequestFacts, consent_state, page_url
 
 FACTS = RequestFacts(
@@ -41,7 +42,7 @@ def test_the_referrer_host_is_read_the_same_way_every_time():
         ) == ("Google", "search")
         assert classify_referrer(
             referrer="https://www.shop.example/cart", page_host="shop.example", utm={}
-        ) == ("direct", "direct")
+        ) == (DIRECT_SOURCE, "direct")
 
 
 @pytest.mark.parametrize(
