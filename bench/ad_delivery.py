@@ -204,15 +204,18 @@ def wrk(url: str, seconds: int) -> float:
     raise RuntimeError(output)
 
 
-def start_daphne(env: dict[str, str], application: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_daphne(
+    env: dict[str, str], application: str, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    daphne = Path(sys.executable).with_name("daphne")
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    # The web role's server as deployed: daphne with request limits and its listen backlog.
     process = subprocess.Popen(
-        [str(daphne), "-b", "127.0.0.1", "-p", str(port), application],
+        [sys.executable, "-m", "naboria.web", "-b", "127.0.0.1", "-p", str(port), application],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     wait_for_port(port, "daphne")
     return process, port
@@ -224,6 +227,9 @@ def main() -> None:
     )
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--server-log", type=Path, help="append the ad server's output (stdout, stderr) here"
+    )
     options = parser.parse_args()
     if not os.environ.get("MONGODB_URL") or not os.environ.get("REDIS_URL"):
         sys.exit("run under scripts/test_services.py (Redis and MongoDB are needed)")
@@ -253,7 +259,7 @@ def main() -> None:
     django.setup()
     results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
     results += decision_benchmark()
-    server, port = start_daphne(env, "naboria.asgi:application")
+    server, port = start_daphne(env, "naboria.asgi:application", options.server_log)
     noop, noop_port = start_daphne(env, "bench.noop_asgi:application")
     try:
         results += asyncio.run(stream_benchmark(port, server.pid, placement, options.streams))
