@@ -357,6 +357,29 @@ def test_frequency_cap_counts_stored_impressions_of_the_visitor(ads_client, shop
     assert seen == 2  # the third listing found the campaign capped for this visitor
 
 
+def test_a_stream_that_fails_ends_its_response_so_the_browser_reconnects(
+    server, shop, monkeypatch
+):
+    from ads import serving
+
+    placement, campaign = published_campaign(shop, ads=1)
+
+    async def unreachable(**_: Any) -> list[Any]:
+        raise ConnectionError("counters unreachable")
+
+    monkeypatch.setattr(serving, "decide", unreachable)
+    failing = open_stream(server, placement)
+    assert failing.status == 200
+    # The response ends (a browser's EventSource then reconnects), rather than staying open
+    # without ever sending an event (this read would time out).
+    assert failing.read() == b""
+    monkeypatch.undo()
+    reconnected = open_stream(server, placement)
+    (first,) = read_events(reconnected, 1, timeout=3)
+    assert json.loads(first["data"])["campaign"] == campaign.pk
+    reconnected.close()
+
+
 def test_disconnected_streams_are_cleaned_up(server, shop):
     from prometheus_client import REGISTRY
 
