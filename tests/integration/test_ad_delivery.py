@@ -357,9 +357,7 @@ def test_frequency_cap_counts_stored_impressions_of_the_visitor(ads_client, shop
     assert seen == 2  # the third listing found the campaign capped for this visitor
 
 
-def test_a_stream_that_fails_ends_its_response_so_the_browser_reconnects(
-    server, shop, monkeypatch
-):
+def test_a_stream_that_fails_ends_its_response_so_the_browser_reconnects(server, shop, monkeypatch):
     from ads import serving
 
     placement, campaign = published_campaign(shop, ads=1)
