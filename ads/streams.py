@@ -107,8 +107,9 @@ class AdStream(StreamConsumer):
             await self.send_body(b"event: none\ndata: {}\n\n", more_body=True)
             return
         issued = serving.delivery(ad, slot, serving.new_impression_id())
-        payload = serving.rendering(ad=ad, slot=slot, issued=issued, host=host)
-        await self.send_event("ad", payload, f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}")
+        payload = serving.rendering_json(ad=ad, slot=slot, issued=issued, host=host)
+        event_id = f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}"
+        await self.send_json_event("ad", payload, event_id)
 
 
 def rotation_avoid(shown: LiveAd | None) -> frozenset[int]:

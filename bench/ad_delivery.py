@@ -5,11 +5,14 @@ channel layer that carries publishing broadcasts between processes) and MongoDB 
 
 1. decision latency in process: choose_ad over 200 live ads (p50, p99), and the whole
    serving.decide (snapshot + counters + decision);
-2. SSE: N concurrent streams (default 5,000) held by one Daphne web process, from a client in
-   this process: time until every stream has its first ad, the server's memory per stream, and
-   the time from publishing a campaign change until every stream has received the new ad;
+2. SSE: N concurrent streams (default 5,000) held by one web process (the web role as deployed,
+   ``python -m naboria.web``: daphne), from a client in this process: time until every stream
+   has its first ad, the server's memory per stream, and the time from publishing a campaign
+   change until every stream has received the new ad;
 3. listing requests/s from wrk (separate process), next to a trivial ASGI app on the same
    server (bench/noop_asgi.py) as the baseline.
+
+``--server-log FILE`` keeps the ad server's output (its errors, the access log).
 """
 
 from __future__ import annotations
