@@ -260,7 +260,11 @@ def main() -> None:
     import django
 
     django.setup()
-    results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
+    # Other work on the machine moves every figure (p99 most): the load comes with them.
+    results = [
+        f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; load average "
+        f"{os.getloadavg()[0]:.1f} at the start"
+    ]
     results += decision_benchmark()
     server, port = start_daphne(env, "naboria.asgi:application", options.server_log)
     noop, noop_port = start_daphne(env, "bench.noop_asgi:application")
@@ -274,6 +278,7 @@ def main() -> None:
         )
         print(line, flush=True)
         results.append(line)
+        results.append(f"load average {os.getloadavg()[0]:.1f} at the end")
         print("\n".join(["", "summary:", *results]))
     finally:
         for process in (server, noop):
