@@ -17,7 +17,7 @@ DELIVERY = Delivery(
 
 
 def test_tokens_are_djangos_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(django_signing.time, "time", lambda: 1_765_000_000.0)
+    monkeypatch.setattr("django.core.signing.time.time", lambda: 1_765_000_000.0)
     django_signer = django_signing.TimestampSigner(key=settings.SECRET_KEY, salt=DELIVERY_SALT)
     token = signing.sign_delivery(DELIVERY)
     assert token == django_signer.sign_object(list(vars(DELIVERY).values()))
