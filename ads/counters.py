@@ -34,8 +34,8 @@ DAY_SECONDS = 86400
 SEEN_EVENT_SECONDS = 2 * DAY_SECONDS
 REDIS_CONNECTIONS = 32
 COUNTERS_FILE = "ad_counters.sqlite3"  # in NABORIA_VAR_DIR, without Redis
-# Campaign totals are read by every decision of every stream; a process reuses them this long
-# (caps may be overshot by what all processes serve in that time).
+# Campaign totals are read by every decision of every stream; a process reuses them this long,
+# and while it reads them again (caps may be overshot by what all processes serve meanwhile).
 CAMPAIGN_DELIVERY_CACHE_SECONDS = 1.0
 
 
@@ -354,6 +354,7 @@ def reset_counters() -> None:
         _counters.close()
     _counters = None
     _campaign_delivery.clear()
+    _reading.clear()
 
 
 async def _published() -> Snapshot:
@@ -397,10 +398,18 @@ async def click_price(*, campaign_id: int) -> int:
 
 
 _campaign_delivery: dict[int, tuple[float, CampaignDelivery]] = {}
+# Per event loop, the reads of campaign totals under way, by campaign. When each decision that
+# found the totals stale sent its own read, thousands of streams deciding at once queued for
+# the bounded Redis pool until its timeout, and their streams failed without a first ad.
+_reading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Task[None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def campaign_delivery(campaign_ids: Iterable[int]) -> dict[int, CampaignDelivery]:
-    """Campaign totals, read from the counters at most once a second per process."""
+    """Campaign totals, read from the counters at most once a second per process: the decision
+    that finds them stale reads them again, and the decisions made during that read use the
+    totals read before it (or wait for it, for totals never read)."""
     now = time.monotonic()
     wanted = list(campaign_ids)
     stale = [
@@ -409,8 +418,39 @@ async def campaign_delivery(campaign_ids: Iterable[int]) -> dict[int, CampaignDe
         if (entry := _campaign_delivery.get(campaign)) is None or entry[0] < now
     ]
     if stale:
-        fresh = await get_counters().campaign_delivery(stale)
-        expires = now + CAMPAIGN_DELIVERY_CACHE_SECONDS
-        for campaign, totals in fresh.items():
-            _campaign_delivery[campaign] = (expires, totals)
+        loop = asyncio.get_running_loop()
+        reading = _reading.setdefault(loop, {})
+        unread = [campaign for campaign in stale if campaign not in reading]
+        if unread:
+            read = loop.create_task(_read_campaign_delivery(unread))
+            for campaign in unread:
+                reading[campaign] = read
+            read.add_done_callback(lambda task: _read_done(reading, unread, task))
+        awaited = {
+            reading[campaign]
+            for campaign in stale
+            if campaign in unread or campaign not in _campaign_delivery
+        }
+        for read in awaited:
+            # Shielded: a stream that disconnects while it waits must not cancel the read.
+            await asyncio.shield(read)
     return {campaign: _campaign_delivery[campaign][1] for campaign in wanted}
+
+
+async def _read_campaign_delivery(campaigns: list[int]) -> None:
+    fresh = await get_counters().campaign_delivery(campaigns)
+    expires = time.monotonic() + CAMPAIGN_DELIVERY_CACHE_SECONDS
+    for campaign, totals in fresh.items():
+        _campaign_delivery[campaign] = (expires, totals)
+
+
+def _read_done(
+    reading: dict[int, asyncio.Task[None]],
+    campaigns: list[int],
+    task: asyncio.Task[None],
+) -> None:
+    for campaign in campaigns:
+        if reading.get(campaign) is task:
+            del reading[campaign]
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed read is raised to each decision that waited

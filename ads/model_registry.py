@@ -71,8 +71,19 @@ def _client(tracking_uri: str) -> Any:
     return _mlflow().MlflowClient(tracking_uri=tracking_uri)
 
 
+def registry_exists() -> bool:
+    """False while the registry is a SQLite file that nothing has created yet (no model was
+    ever registered). Opening it would create it: every web process importing MLflow and
+    running its schema migrations on its refresh thread, seconds holding the GIL while it
+    serves ads."""
+    uri = settings.MLFLOW_TRACKING_URI
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
 def champion(model_name: str) -> ModelVersion | None:
     """The version under the serving alias; None before the first promotion."""
+    if not registry_exists():
+        return None
     mlflow = configured_mlflow()
     try:
         version = mlflow_client().get_model_version_by_alias(model_name, SERVING_ALIAS)

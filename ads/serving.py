@@ -6,6 +6,7 @@ endpoint (ads.endpoints).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -174,10 +175,40 @@ def tracking_url(host: str, issued: Delivery, event: str) -> str:
 
 def rendering(*, ad: LiveAd, slot: PlacementSlot, issued: Delivery, host: str) -> dict[str, Any]:
     """The ad as a page or an app renders it, with the impression token its events must carry."""
-    creative = ad.creative
+    return {**_impression_rendering(ad, issued, host), **_creative_rendering(ad, slot, host)}
+
+
+def rendering_json(*, ad: LiveAd, slot: PlacementSlot, issued: Delivery, host: str) -> str:
+    """rendering() as JSON (the SSE stream's event): the creative's part is encoded once per
+    ad version, placement and host, only the impression's part (its id and two signatures) for
+    each impression. After a campaign change every stream of a process renders at once."""
+    key = (ad.ad_id, ad.version, slot.placement_id, slot.rotation_seconds, host)
+    creative = _creative_json.get(key)
+    if creative is None:
+        if len(_creative_json) >= MAX_RENDERED_CREATIVES:
+            _creative_json.clear()  # versions of republished ads pile up otherwise
+        creative = _creative_json[key] = json.dumps(_creative_rendering(ad, slot, host))
+    impression = json.dumps(_impression_rendering(ad, issued, host))
+    return f"{impression[:-1]}, {creative[1:]}"
+
+
+MAX_RENDERED_CREATIVES = 10_000
+# (ad id, version, placement id, rotation seconds, host) -> the JSON of _creative_rendering.
+# An ad's content changes only with a new version (publishing raises it on every publish).
+_creative_json: dict[tuple[int, int, int, int, str], str] = {}
+
+
+def _impression_rendering(ad: LiveAd, issued: Delivery, host: str) -> dict[str, Any]:
     return {
         "impression": issued.impression,
         "impression_token": sign_delivery(issued),
+        "click_url": click_url(host, ad, issued),
+    }
+
+
+def _creative_rendering(ad: LiveAd, slot: PlacementSlot, host: str) -> dict[str, Any]:
+    creative = ad.creative
+    return {
         "placement": slot.placement_id,
         "campaign": ad.campaign_id,
         "ad": ad.ad_id,
@@ -191,6 +222,5 @@ def rendering(*, ad: LiveAd, slot: PlacementSlot, issued: Delivery, host: str) -
         "title": creative.title,
         "text": creative.text,
         "call_to_action": creative.call_to_action,
-        "click_url": click_url(host, ad, issued),
         "rotate_after": slot.rotation_seconds,
     }

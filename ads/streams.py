@@ -3,7 +3,8 @@
 
 It sends the first ad at once, a new decision every rotation interval of the placement, a new
 one as soon as publishing changes what may be shown (the process's snapshot broadcasts it), and
-a heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. A rotation's
+a heartbeat comment every HEARTBEAT_SECONDS so proxies keep the connection. A stream that
+fails (e.g. its counters cannot be read) ends its response: the browser reconnects. A rotation's
 decision rotates away from the ad on screen only as far as the shares as sold allow (see
 ads.decisioning): it may be the same ad again, sent as a new impression so that the shares of
 impressions are the ones sold. Every ``ad`` event carries an ``id``
@@ -82,7 +83,10 @@ class AdStream(StreamConsumer):
                         due = time.monotonic() + slot.rotation_seconds
                 with contextlib.suppress(TimeoutError):
                     wait = min(max(due - time.monotonic(), 0.05), HEARTBEAT_SECONDS)
-                    await asyncio.wait_for(changed.wait(), timeout=wait)
+                    # asyncio.timeout, not wait_for: no task of its own for each wait of
+                    # thousands of streams woken at once by a change.
+                    async with asyncio.timeout(wait):
+                        await changed.wait()
                     continue
                 if time.monotonic() < due:
                     await self.send_body(b": heartbeat\n\n", more_body=True)
@@ -90,6 +94,10 @@ class AdStream(StreamConsumer):
             raise
         except Exception:
             logger.exception("ad stream for placement %s failed", slot.key)
+            # Ended, so that the browser's EventSource reconnects (after its retry delay)
+            # instead of waiting on an open response that will never send another event.
+            with contextlib.suppress(Exception):
+                await self.send_body(b"", more_body=False)
         finally:
             changes.unsubscribe(changed)
             OPEN_STREAMS.dec()
@@ -99,8 +107,9 @@ class AdStream(StreamConsumer):
             await self.send_body(b"event: none\ndata: {}\n\n", more_body=True)
             return
         issued = serving.delivery(ad, slot, serving.new_impression_id())
-        payload = serving.rendering(ad=ad, slot=slot, issued=issued, host=host)
-        await self.send_event("ad", payload, f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}")
+        payload = serving.rendering_json(ad=ad, slot=slot, issued=issued, host=host)
+        event_id = f"{ad.ad_id}.{ad.version}.{int(time.time() * 1000)}"
+        await self.send_json_event("ad", payload, event_id)
 
 
 def rotation_avoid(shown: LiveAd | None) -> frozenset[int]:

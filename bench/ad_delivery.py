@@ -5,11 +5,14 @@ channel layer that carries publishing broadcasts between processes) and MongoDB 
 
 1. decision latency in process: choose_ad over 200 live ads (p50, p99), and the whole
    serving.decide (snapshot + counters + decision);
-2. SSE: N concurrent streams (default 5,000) held by one Daphne web process, from a client in
-   this process: time until every stream has its first ad, the server's memory per stream, and
-   the time from publishing a campaign change until every stream has received the new ad;
+2. SSE: N concurrent streams (default 5,000) held by one web process (the web role as deployed,
+   ``python -m naboria.web``: daphne), from a client in this process: time until every stream
+   has its first ad, the server's memory per stream, and the time from publishing a campaign
+   change until every stream has received the new ad;
 3. listing requests/s from wrk (separate process), next to a trivial ASGI app on the same
    server (bench/noop_asgi.py) as the baseline.
+
+``--server-log FILE`` keeps the ad server's output (its errors, the access log).
 """
 
 from __future__ import annotations
@@ -204,15 +207,18 @@ def wrk(url: str, seconds: int) -> float:
     raise RuntimeError(output)
 
 
-def start_daphne(env: dict[str, str], application: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_daphne(
+    env: dict[str, str], application: str, log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    daphne = Path(sys.executable).with_name("daphne")
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    # The web role's server as deployed: daphne with request limits and its listen backlog.
     process = subprocess.Popen(
-        [str(daphne), "-b", "127.0.0.1", "-p", str(port), application],
+        [sys.executable, "-m", "naboria.web", "-b", "127.0.0.1", "-p", str(port), application],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     wait_for_port(port, "daphne")
     return process, port
@@ -224,6 +230,9 @@ def main() -> None:
     )
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--server-log", type=Path, help="append the ad server's output (stdout, stderr) here"
+    )
     options = parser.parse_args()
     if not os.environ.get("MONGODB_URL") or not os.environ.get("REDIS_URL"):
         sys.exit("run under scripts/test_services.py (Redis and MongoDB are needed)")
@@ -251,9 +260,13 @@ def main() -> None:
     import django
 
     django.setup()
-    results = [f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}"]
+    # Other work on the machine moves every figure (p99 most): the load comes with them.
+    results = [
+        f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; load average "
+        f"{os.getloadavg()[0]:.1f} at the start"
+    ]
     results += decision_benchmark()
-    server, port = start_daphne(env, "naboria.asgi:application")
+    server, port = start_daphne(env, "naboria.asgi:application", options.server_log)
     noop, noop_port = start_daphne(env, "bench.noop_asgi:application")
     try:
         results += asyncio.run(stream_benchmark(port, server.pid, placement, options.streams))
@@ -265,6 +278,7 @@ def main() -> None:
         )
         print(line, flush=True)
         results.append(line)
+        results.append(f"load average {os.getloadavg()[0]:.1f} at the end")
         print("\n".join(["", "summary:", *results]))
     finally:
         for process in (server, noop):

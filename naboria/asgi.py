@@ -83,6 +83,13 @@ with exit_on_configuration_error():
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it
 # out of the garbage collector's full passes, which otherwise show up as request-latency spikes.
 gc.freeze()
+# A web process holding thousands of SSE streams has ~130 long-lived objects per stream (its
+# connection, request, consumer, tasks). At the default thresholds (700, 10, 10) the young
+# collections promoted whatever was in flight (a change re-decides every stream at once), and
+# every 25 % of growth of the old generation set off a full pass over all of it: with 5,000
+# streams about a second each, once per broadcast and five times while they opened
+# (bench/ad_delivery.py, run 5). Larger young generations let in-flight objects die first.
+gc.set_threshold(50_000, 20, 10)
 
 
 async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> None:

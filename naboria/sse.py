@@ -68,10 +68,12 @@ class StreamConsumer(AsyncHttpConsumer):
         return [(b"access-control-allow-origin", origin.encode())] if origin else []
 
     async def send_event(self, event: str, data: Any, event_id: str | None = None) -> None:
+        await self.send_json_event(event, json.dumps(data), event_id)
+
+    async def send_json_event(self, event: str, data: str, event_id: str | None = None) -> None:
+        """An event whose data is JSON encoded already (on one line)."""
         prefix = f"id: {event_id}\n" if event_id else ""
-        await self.send_body(
-            f"{prefix}event: {event}\ndata: {json.dumps(data)}\n\n".encode(), more_body=True
-        )
+        await self.send_body(f"{prefix}event: {event}\ndata: {data}\n\n".encode(), more_body=True)
 
     async def disconnect(self) -> None:
         if self.task is not None:

@@ -22,6 +22,8 @@ lifespan startup itself before it listens, as uvicorn does for the ingest role, 
 start the same way (naboria.asgi: the event sink is built and replays what an earlier process
 spooled, without waiting for a first request). The shutdown half is not sent: daphne exits
 normally on SIGTERM, and the sink's exit hook delivers or spools what it holds.
+
+It also listens with a backlog of LISTEN_BACKLOG connections instead of Twisted's 50.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ from django.conf import settings
 from twisted.web.http import HTTPChannel
 
 from naboria.request_limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, head_refusal, refusal
+
+# Connections the kernel holds until the server accepts them (capped by net.core.somaxconn).
+# Every page view opens an ad stream, and a restart makes every open page reconnect at once:
+# beyond Twisted's 50 the kernel dropped the connections, which browsers retried 1, 3, 7, 15
+# and 31 s later (bench/ad_delivery.py, run 5). uvicorn, the ingest role, listens with 2048.
+LISTEN_BACKLOG = 4096
+_LISTENING_KINDS = frozenset({"tcp", "tcp6", "ssl", "unix"})
 
 
 class LimitedRequest(WebRequest):
@@ -174,12 +183,23 @@ async def lifespan_startup(application: Any) -> None:
         raise LifespanStartupFailed(answered.result().get("message", ""))
 
 
-class WebServer(daphne_server.Server):
-    """Daphne's server with the limits (the body limit is WEB_MAX_BODY_BYTES) and the
-    application's lifespan startup before it listens."""
+def with_backlog(endpoint: str) -> str:
+    """A Twisted endpoint description that listens with LISTEN_BACKLOG, unless it sets a
+    backlog of its own or is a socket already listening (``fd:``)."""
+    kind = endpoint.split(":", 1)[0]
+    if kind not in _LISTENING_KINDS or "backlog=" in endpoint:
+        return endpoint
+    return f"{endpoint}:backlog={LISTEN_BACKLOG}"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+
+class WebServer(daphne_server.Server):
+    """Daphne's server with the limits (the body limit is WEB_MAX_BODY_BYTES), the backlog,
+    and the application's lifespan startup before it listens."""
+
+    def __init__(self, *args: object, endpoints: list[str] | None = None, **kwargs: object) -> None:
+        super().__init__(
+            *args, endpoints=[with_backlog(item) for item in endpoints or []], **kwargs
+        )
         self.max_body_bytes: int = settings.WEB_MAX_BODY_BYTES
 
     def run(self) -> None:

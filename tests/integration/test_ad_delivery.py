@@ -357,6 +357,66 @@ def test_frequency_cap_counts_stored_impressions_of_the_visitor(ads_client, shop
     assert seen == 2  # the third listing found the campaign capped for this visitor
 
 
+@pytest.mark.django_db
+def test_the_streams_rendering_holds_the_listings_and_follows_a_new_version(shop):
+    """The stream's event (JSON whose creative part is encoded once per ad version) holds what
+    the listing's rendering holds, with each impression's own id and signed tokens; a
+    republished creative is rendered anew."""
+    from ads import serving
+
+    placement, _ = published_campaign(shop, ads=1)
+
+    def rendered() -> tuple[dict[str, Any], dict[str, Any], signing.Delivery]:
+        published = snapshot.current()
+        slot = published.slots_by_key[placement.key]
+        ad = published.ads_for(slot)[0]
+        issued = serving.delivery(ad, slot, serving.new_impression_id())
+        streamed = serving.rendering_json(ad=ad, slot=slot, issued=issued, host=ORIGIN)
+        listed = serving.rendering(ad=ad, slot=slot, issued=issued, host=ORIGIN)
+        return json.loads(streamed), listed, issued
+
+    def signed_parts(rendering: dict[str, Any]) -> tuple[signing.Delivery, str]:
+        clicked = signing.unsign(urlsplit(rendering["click_url"]).query.removeprefix("t="))
+        return signing.unsign_delivery(rendering["impression_token"]), clicked.impression
+
+    tokens = {"impression_token", "click_url"}
+    first, listed, issued = rendered()
+    assert {key: first[key] for key in first.keys() - tokens} == {
+        key: listed[key] for key in listed.keys() - tokens
+    }
+    assert first.keys() == listed.keys()
+    assert signed_parts(first) == (issued, issued.impression)
+    second, _, second_issued = rendered()
+    assert second["impression"] != first["impression"]
+    assert signed_parts(second) == (second_issued, second_issued.impression)
+    Ad.objects.update(image_url="https://cdn.example/winter.png")
+    campaigns_publish(campaigns=Campaign.objects.all())
+    snapshot.load()
+    third, listed, _ = rendered()
+    assert third["image_url"] == listed["image_url"] != first["image_url"]
+
+
+def test_a_stream_that_fails_ends_its_response_so_the_browser_reconnects(server, shop, monkeypatch):
+    from ads import serving
+
+    placement, campaign = published_campaign(shop, ads=1)
+
+    async def unreachable(**_: Any) -> list[Any]:
+        raise ConnectionError("counters unreachable")
+
+    monkeypatch.setattr(serving, "decide", unreachable)
+    failing = open_stream(server, placement)
+    assert failing.status == 200
+    # The response ends (a browser's EventSource then reconnects), rather than staying open
+    # without ever sending an event (this read would time out).
+    assert failing.read() == b""
+    monkeypatch.undo()
+    reconnected = open_stream(server, placement)
+    (first,) = read_events(reconnected, 1, timeout=3)
+    assert json.loads(first["data"])["campaign"] == campaign.pk
+    reconnected.close()
+
+
 def test_disconnected_streams_are_cleaned_up(server, shop):
     from prometheus_client import REGISTRY
 

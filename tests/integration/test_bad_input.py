@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -702,3 +703,16 @@ def test_servers_answer_requests_they_cannot_read_with_a_json_400(server, head):
     status, content, _ = exchange(server.port, head)
     assert status == 400
     assert content["error"]
+
+
+def test_servers_queue_a_burst_of_connections_instead_of_dropping_them(server):
+    """The listening socket's backlog (``ss`` shows it as Send-Q): every open page reconnecting
+    its ad stream at once after a restart is queued until accepted. At Twisted's default of 50
+    the web role's kernel dropped them, and browsers retried up to 31 s later."""
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to read the listening socket's backlog")
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    listening = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert int(listening[2]) >= min(2048, somaxconn)

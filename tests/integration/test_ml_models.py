@@ -261,6 +261,9 @@ def test_an_ad_the_model_never_saw_ranks_as_the_mean_of_the_others(trained):
 
 def test_refresh_serves_the_registry_champion(frame, mlflow_store):
     assert ranking.refresh() is None
+    # Before anything was registered a web process's refresh neither creates the registry
+    # nor runs MLflow's migrations (bench/ad_delivery.py, run 5).
+    assert not (mlflow_store / "mlflow.db").exists()
     marts = write_export(frame, out_dir=mlflow_store / "marts")
     outcome = services.model_train(kind="ctr", marts_dir=marts, max_rounds=30, **SMALL)
     assert outcome.decision.promote
