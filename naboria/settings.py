@@ -150,7 +150,10 @@ if urlsplit(DATABASE_URL).scheme not in _DATABASE_SCHEMES:
         "or sqlite:////absolute/path.sqlite3",
     )
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
-DATABASES["default"]["CONN_MAX_AGE"] = _read_int("DATABASE_CONN_MAX_AGE", 60)
+# Not persistent by default: Django keeps a connection per thread, and under ASGI (the web and
+# ingest roles) each request's synchronous code runs in a thread of its own, so persistent
+# connections would be left open by the hundred until the garbage collector found them.
+DATABASES["default"]["CONN_MAX_AGE"] = _read_int("DATABASE_CONN_MAX_AGE", 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded web process serves many threads; WAL keeps readers off the writer's back.

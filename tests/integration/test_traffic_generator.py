@@ -25,6 +25,7 @@ from analytics.traffic_generator import (
     generate_visits,
     send_through_ingest,
 )
+from ingest.referrers import DIRECT_SOURCE
 from naboria import clickhouse
 from sites.models import Site
 from tests.factories import SiteFactory
@@ -184,7 +185,7 @@ def test_bulk_rows_are_what_ingestion_stores(site):
         assert _by_value(site, dimension) == _by_value(other, dimension), dimension
     sources = _by_value(site, "sources")
     assert "" not in sources
-    assert sources["direct"] == sum(
+    assert sources[DIRECT_SOURCE] == sum(
         1 for visit in generated if not visit.source.referrer and not visit.source.utm_source
     )
     newsletter = sum(1 for visit in generated if visit.source.utm_campaign == "winter-sale")
