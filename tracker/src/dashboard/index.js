@@ -583,8 +583,7 @@ function segmentControls() {
     var segment = saved.find(function (one) { return String(one.id) === select.value })
     if (!segment) return say('Choose the segment to delete.')
     deleteSegment(site, csrf, segment.id).then(function () {
-      say('Segment “' + segment.name + '” deleted.')
-      return load('')
+      return load('').then(function () { say('Segment “' + segment.name + '” deleted.') })
     }, function (error) { say(String(error.message || error)) })
   })
   document.getElementById('nd-segment-save').addEventListener('submit', function (event) {
@@ -593,8 +592,7 @@ function segmentControls() {
     if (!state.filters.length) return say('Add filters to save them as a segment.')
     saveSegment(site, csrf, name.value.trim(), segmentFilters(state.filters)).then(function (segment) {
       name.value = ''
-      say('Segment “' + segment.name + '” saved.')
-      return load(segment.id)
+      return load(segment.id).then(function () { say('Segment “' + segment.name + '” saved.') })
     }, function (error) { say(String(error.message || error)) })
   })
   load('')
