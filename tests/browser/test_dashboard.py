@@ -275,6 +275,15 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     assert "steps=%2F%2C%2Fproducts%2C%2Fcart" in page.url
     settled(page, lambda: page.reload())  # the steps come back from the URL
     assert page.locator("#nd-steps").input_value() == "/,/products,/cart"
+    # A wildcard step: any product page (no page is literally "/products/*").
+    page.locator("#nd-steps").fill("/,/products/*,/cart")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_function(
+        "() => new URLSearchParams(document.querySelector('[data-panel=funnel]')?.dataset.query)"
+        ".get('steps') === '/,/products/*,/cart'"
+    )
+    (funnel,) = assert_panels_match_the_api(page, api, site, steps="/,/products/*,/cart")
+    assert funnel["rows"][1]["visits"]["value"] > 0
     assert_accessible(page, "funnel")
 
     settled(page, lambda: page.get_by_role("tab", name="Ads").click())

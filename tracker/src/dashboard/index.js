@@ -540,18 +540,27 @@ function filterForm() {
   names.replaceChildren.apply(names, FILTERS.map(function (name) { return h('option', { value: name, text: name.replace(/_/g, ' ') }) }))
   var operators = operatorSelect('nd-filter-operator', 'Comparison', 'is')
   document.getElementById('nd-filter-operator').replaceWith(operators)
+  // A refused value stays refused until edited (an invalid field blocks the form's submit).
+  document.getElementById('nd-filter-value').addEventListener('input', function (event) { event.target.setCustomValidity('') })
   document.getElementById('nd-add-filter').addEventListener('submit', function (event) {
     event.preventDefault()
     var input = document.getElementById('nd-filter-value')
     var text = input.value
     var prefix = ''
+    var colon = text.indexOf(':')
+    var problem = ''
     if (names.value === 'property') {
-      var colon = text.indexOf(':')
-      if (colon < 1) return input.setCustomValidity('A property filter is key:value') || input.reportValidity()
+      if (colon < 1) problem = 'A property filter is key:value.'
       prefix = text.slice(0, colon + 1)
       text = text.slice(colon + 1)
     }
-    input.setCustomValidity('')
+    // An empty value is a filter ("is (none)"), but contains needs a text to look for.
+    if (!text && /contains$/.test(operators.value)) problem = problem || 'Type the text to look for.'
+    input.setCustomValidity(problem)
+    if (problem) {
+      input.reportValidity()
+      return
+    }
     input.value = ''
     setFilter(withOperator(filterFromParam(names.value, prefix + literal(text)), operators.value))
   })
@@ -663,9 +672,9 @@ addEventListener('resize', function () {
   if (chart && graph) chart.setSize({ width: Math.max(graph.clientWidth - 16, 260), height: 260 })
 })
 // Cards, graph and tables reload while the page is open (the realtime panel is pushed); not
-// while hidden, nor under someone typing funnel steps or a property.
+// while hidden, nor under someone typing funnel steps, a property or a filter's next value.
 setInterval(function () {
-  var typing = document.activeElement && document.activeElement.closest('#nd-tab form')
+  var typing = document.activeElement && document.activeElement.closest('#nd-tab form, #nd-filters form')
   if (!document.hidden && !typing) render(true)
 }, REFRESH_MS)
 filterForm()
