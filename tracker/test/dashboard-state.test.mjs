@@ -93,12 +93,11 @@ test('the filter bar’s comparisons set negation and contains', function () {
   assert.equal(filterLabel(filterFromParam('utm_term', '')), 'utm term is (none)')
 })
 
-test('ads, consent, ad revenue and realtime are sent only the filters they apply', function () {
+test('ads, consent and ad revenue are sent only the filters they apply', function () {
   var state = readState('?from=2026-11-01&to=2026-11-30&source=Google&country=!FR&path=~blog&browser=Chrome', 'UTC', EVENING)
   assert.equal(reportParams(state, { by: 'campaign' }, 'ads').toString(), 'from=2026-11-01&to=2026-11-30&path=%7Eblog&country=%21FR&by=campaign')
   assert.equal(reportParams(state, {}, 'consent').toString(), 'from=2026-11-01&to=2026-11-30&country=%21FR&browser=Chrome')
   assert.equal(reportParams(state, {}, 'ad-revenue').toString(), 'from=2026-11-01&to=2026-11-30')
-  assert.equal(reportParams(state, {}, 'realtime').toString(), 'from=2026-11-01&to=2026-11-30')
   assert.equal(reportParams(state, {}, 'overview').toString().split('&').length, 6)
   assert.deepEqual(ignoredFilters(state.filters, 'ads').map(function (filter) { return filter.name }), ['source', 'browser'])
   assert.deepEqual(ignoredFilters(state.filters, 'goals'), [])

@@ -10,12 +10,12 @@ export var FILTERS = [
 ]
 
 // The filters of the reports that do not read visits (docs/analytics.md, Filters): any other
-// is a 400, so the dashboard leaves it out of their requests and says so. Realtime takes none.
+// is a 400, so the dashboard leaves it out of their requests and says so. (The realtime panel
+// is pushed by a stream that takes no parameters: never filtered.)
 var APPLIED = {
   ads: ['path', 'country', 'device'],
   consent: ['country', 'browser'],
   'ad-revenue': [],
-  realtime: [],
 }
 
 // The one place that turns a filter into query parameters and back, in the API's syntax:
