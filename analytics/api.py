@@ -185,7 +185,7 @@ REPORTS = {
                 api_schema.query_parameter(
                     "steps",
                     f"2 to {conversions.MAX_FUNNEL_STEPS} steps, comma-separated: page paths "
-                    "(/pricing) or event:<name>",
+                    "(/pricing; * is a wildcard: /blog/*) or event:<name>",
                     pattern=api_schema.FUNNEL_STEPS_PATTERN,
                     required=True,
                 ),

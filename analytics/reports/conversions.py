@@ -12,9 +12,11 @@ from typing import Any
 from analytics.reports.query import (
     InvalidReportQuery,
     ReportQuery,
+    literal_pattern,
     rows,
     visit_events_sql,
     visit_rows,
+    wildcard_pattern,
 )
 
 MAX_FUNNEL_STEPS = 8
@@ -77,25 +79,29 @@ def event_properties(
 
 def funnel(query: ReportQuery, *, steps: list[str]) -> dict[str, Any]:
     """Visits that went through the steps in order within one session, and the drop-off at
-    each step. A step is a page path ("/pricing") or a custom event ("event:Signup")."""
+    each step. A step is a page path ("/pricing", or a pattern with ``*`` as a wildcard:
+    "/blog/*") or a custom event ("event:Signup", matched exactly)."""
     if not 2 <= len(steps) <= MAX_FUNNEL_STEPS:
         raise InvalidReportQuery(f"steps: between 2 and {MAX_FUNNEL_STEPS}")
     for step in steps:
         if not step.startswith(("event:", "/")):
             raise InvalidReportQuery(f"steps: {step!r} is neither a path nor event:<name>")
+    patterns = [
+        wildcard_pattern(step) if step.startswith("/") else literal_pattern(step) for step in steps
+    ]
     visit_source = visit_rows(query)
     # The furthest step each visit reached, taking its steps in order with anything between.
     sql = f"""
         SELECT arrayFold(
                    (level, step) -> if(level < length({{funnel:Array(String)}})
-                       AND step = {{funnel:Array(String)}}[level + 1], level + 1, level),
+                       AND step LIKE {{funnel:Array(String)}}[level + 1], level + 1, level),
                    steps, toUInt64(0)) AS level,
                count()
         FROM ({visit_source.sql}) GROUP BY level
     """  # noqa: S608
     by_level = {
         level: visit_source.scaled(count)
-        for level, count in rows(sql, {**visit_source.parameters, "funnel": steps})
+        for level, count in rows(sql, {**visit_source.parameters, "funnel": patterns})
     }
     reached = [
         sum(int(count) for level, count in by_level.items() if level >= index + 1)

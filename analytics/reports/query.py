@@ -141,10 +141,7 @@ class Filter:
             if contains and not alternative:
                 raise InvalidReportQuery(f"{name}: ~ needs a text to look for")
             if wildcard:
-                like = "".join(
-                    "%" if char == "*" and not escaped else _like_escaped(char)
-                    for char, escaped in alternative
-                )
+                like = _like_pattern(alternative)
                 patterns.append(("LIKE", f"%{like}%" if contains else like))
             else:
                 patterns.append(("=", "".join(char for char, _ in alternative)))
@@ -160,18 +157,36 @@ class Filter:
         return f"({' OR '.join(tests)})", parameters
 
 
-def _alternatives(text: str) -> list[list[tuple[str, bool]]]:
-    """``text`` split at its unescaped ``|``, as (character, escaped) pairs."""
+def _alternatives(text: str, *, separator: str | None = "|") -> list[list[tuple[str, bool]]]:
+    """``text`` split at its unescaped ``separator`` (none: not split), as (character,
+    escaped) pairs."""
     alternatives: list[list[tuple[str, bool]]] = [[]]
     characters = iter(text)
     for char in characters:
         if char == "\\":
             alternatives[-1].append((next(characters, "\\"), True))
-        elif char == "|":
+        elif char == separator:
             alternatives.append([])
         else:
             alternatives[-1].append((char, False))
     return alternatives
+
+
+def wildcard_pattern(text: str) -> str:
+    """``text`` as a LIKE pattern: ``*`` matches any characters (``/`` included), a backslash
+    takes the next character as it is (``\\*``), ``%`` and ``_`` are plain characters."""
+    return _like_pattern(_alternatives(text, separator=None)[0])
+
+
+def literal_pattern(text: str) -> str:
+    """A LIKE pattern that matches ``text`` exactly."""
+    return "".join(_like_escaped(char) for char in text)
+
+
+def _like_pattern(characters: list[tuple[str, bool]]) -> str:
+    return "".join(
+        "%" if char == "*" and not escaped else _like_escaped(char) for char, escaped in characters
+    )
 
 
 def _like_escaped(char: str) -> str:

@@ -25,10 +25,12 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
+from analytics.services import segment_create
 from analytics.traffic_generator import AdInventory, bulk_load, generate_visits
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from tests.conftest import CHROMIUM
+from tests.factories import SiteFactory
 from tests.helpers import eventually
 
 pytestmark = [
@@ -209,6 +211,8 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
         "utm_sources",
         "utm_mediums",
         "utm_campaigns",
+        "utm_terms",
+        "utm_contents",
         "countries",
         "devices",
         "browsers",
@@ -231,8 +235,8 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     )
     assert "source=Google" in page.url  # the state is in the URL
     assert_panels_match_the_api(page, api, site, source="Google")
-    settled(page, lambda: page.locator(".nd-chip", has_text="source: Google").click())
-    assert page.locator(".nd-chip").count() == 0
+    settled(page, lambda: page.get_by_role("button", name="Remove filter source is Google").click())
+    assert page.locator(".nd-filter").count() == 0
 
     settled(page, lambda: page.get_by_role("tab", name="Goals & engagement").click())
     panels = assert_panels_match_the_api(page, api, site, **{"from": start, "to": end})
@@ -271,6 +275,15 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     assert "steps=%2F%2C%2Fproducts%2C%2Fcart" in page.url
     settled(page, lambda: page.reload())  # the steps come back from the URL
     assert page.locator("#nd-steps").input_value() == "/,/products,/cart"
+    # A wildcard step: any product page (no page is literally "/products/*").
+    page.locator("#nd-steps").fill("/,/products/*,/cart")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_function(
+        "() => new URLSearchParams(document.querySelector('[data-panel=funnel]')?.dataset.query)"
+        ".get('steps') === '/,/products/*,/cart'"
+    )
+    (funnel,) = assert_panels_match_the_api(page, api, site, steps="/,/products/*,/cart")
+    assert funnel["rows"][1]["visits"]["value"] > 0
     assert_accessible(page, "funnel")
 
     settled(page, lambda: page.get_by_role("tab", name="Ads").click())
@@ -306,7 +319,7 @@ def test_every_panel_of_every_tab_shows_the_apis_numbers(
     assert eventually(live_count_is_the_apis, timeout=8)
 
 
-def pageview(site: Any, moment: datetime, visitor: str, path: str = "/") -> bytes:
+def pageview(site: Any, moment: datetime, visitor: str, path: str = "/", **extra: Any) -> bytes:
     at = clickhouse_time(int(moment.timestamp() * 1000))
     return encoder.encode(
         PageRow(
@@ -320,8 +333,163 @@ def pageview(site: Any, moment: datetime, visitor: str, path: str = "/") -> byte
             pathname=path,
             url=f"https://shop.example{path}",
             retention_days=400,
+            **extra,
         )
     )
+
+
+# The filters each panel of the open tab says it does not apply (data-ignored), by panel.
+IGNORED = """() => Object.fromEntries(Array.from(document.querySelectorAll('#nd-tab [data-panel]'))
+  .map(panel => [panel.dataset.panel, panel.querySelector('.nd-note')?.dataset.ignored || null]))"""
+
+
+def card_values(page: Any) -> dict[str, Any]:
+    return {
+        card["key"]: card["value"]
+        for panel in page.evaluate(PANELS)
+        if panel["id"] == "overview"
+        for card in panel["cards"]
+    }
+
+
+def url_filters(page: Any) -> dict[str, list[str]]:
+    return {
+        name: values
+        for name, values in parse_qs(urlsplit(page.url).query, keep_blank_values=True).items()
+        if name in {"country", "path", "source", "utm_term", "utm_content"}
+    }
+
+
+def test_filter_bar_negation_several_values_contains_and_segments(
+    open_context, server, api, site_with_traffic, tmp_path
+):
+    """Generated traffic plus three hand-made visits with UTM tags (the generator makes none):
+    t1 shoes/banner, t2 shoes/video, t3 boots/banner. So the UTM terms panel shows shoes 2
+    visitors, boots 1; UTM contents banner 2, video 1. A visit has one country, so the visits
+    of country X, of "is not X", and together must add up to all visits; "is not X or Y" keeps
+    all visits but those of X and Y (the countries panel's visits)."""
+    site = site_with_traffic
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    tags = [("t1", "shoes", "banner"), ("t2", "shoes", "video"), ("t3", "boots", "banner")]
+    insert_rows(
+        "page_events",
+        [
+            pageview(site, hour_ago, visitor, "/", utm_term=term, utm_content=content)
+            for visitor, term, content in tags
+        ],
+    )
+    elsewhere = segment_create(site=SiteFactory(), name="Elsewhere", filters={"country": "DE"})
+    start, end = site_days(site, 14)
+    page = open_context().new_page()
+    settled(page, lambda: page.goto(f"{server}/dashboard/{site.public_id}/?from={start}&to={end}"))
+    panels = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+    visits_of = {
+        row["value"]["value"]: row["visits"]["value"] for row in panels["countries"]["rows"]
+    }
+    for panel_id, counted in (
+        ("utm_terms", [("shoes", 2), ("boots", 1)]),
+        ("utm_contents", [("banner", 2), ("video", 1)]),
+    ):
+        tagged = [
+            (row["value"]["value"], row["visitors"]["value"])
+            for row in panels[panel_id]["rows"]
+            if row["value"]["value"]  # the generated visits carry no term nor content
+        ]
+        assert tagged == counted, panel_id
+    total = card_values(page)["visits"]
+    first, second = list(visits_of)[:2]
+
+    # A click on a country filters by it; the filter bar then turns it into "is not".
+    settled(
+        page,
+        lambda: page.locator("[data-panel=countries] tr.nd-clickable").first.click(),
+    )
+    assert url_filters(page) == {"country": [first]}
+    assert card_values(page)["visits"] == visits_of[first]
+    settled(page, lambda: page.locator("#nd-operator-0").select_option("not"))
+    assert url_filters(page) == {"country": [f"!{first}"]}
+    assert_panels_match_the_api(page, api, site, country=f"!{first}")
+    assert card_values(page)["visits"] == total - visits_of[first]
+
+    # Another value: "is not X or Y".
+    page.get_by_label("Another value of country (or)").fill(second)
+    settled(
+        page, lambda: page.get_by_role("button", name="Add the value to the country filter").click()
+    )
+    assert url_filters(page) == {"country": [f"!{first}|{second}"]}
+    assert_panels_match_the_api(page, api, site, country=f"!{first}|{second}")
+    assert card_values(page)["visits"] == total - visits_of[first] - visits_of[second]
+    assert page.get_by_role("group", name=f"Filter country is not {first} or {second}").count() == 1
+
+    # A "contains" filter typed in the filter bar.
+    page.locator("#nd-filter-name").select_option("path")
+    page.locator("#nd-filter-operator").select_option("contains")
+    page.locator("#nd-filter-value").fill("product")
+    settled(page, lambda: page.get_by_role("button", name="Add filter").click())
+    expected = {"country": [f"!{first}|{second}"], "path": ["~product"]}
+    assert url_filters(page) == expected
+    assert_panels_match_the_api(page, api, site, path="~product")
+    assert 0 < card_values(page)["visits"] < total - visits_of[first] - visits_of[second]
+    assert_accessible(page, "filter bar")
+    screenshot(page, tmp_path, "dashboard-filters.png", full_page=False)
+    settled(page, lambda: page.reload())  # the filters come back from the URL
+    assert url_filters(page) == expected
+    country = page.get_by_role("group", name=f"Filter country is not {first} or {second}")
+    assert country.get_by_role("combobox").input_value() == "not"
+
+    # Ads and consent get only the filters they apply, and say which they do not.
+    settled(page, lambda: page.get_by_role("tab", name="Ads").click())
+    ads = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+    for panel_id, panel in ads.items():
+        sent = parse_qs(panel["query"], keep_blank_values=True)
+        applied = {} if panel_id == "ad-revenue" else expected
+        assert {name: sent[name] for name in expected if name in sent} == applied, panel_id
+    assert page.evaluate(IGNORED) == {
+        "ad-revenue": "path country",  # ad revenue applies no filter
+        "ads-campaign": None,
+        "ads-ad": None,
+        "ads-placement": None,
+        "ads-day": None,
+    }
+    assert (
+        "Not applied to this report: path contains product"
+        in page.locator("[data-panel=ad-revenue] .nd-note").inner_text()
+    )
+    assert_accessible(page, "ads with filters")
+    settled(page, lambda: page.get_by_role("tab", name="Consent").click())
+    (consent,) = assert_panels_match_the_api(page, api, site, country=f"!{first}|{second}")
+    assert "path" not in parse_qs(consent["query"])
+    assert page.evaluate(IGNORED) == {"consent": "path"}
+    assert_accessible(page, "consent with filters")
+    settled(page, lambda: page.get_by_role("tab", name="Overview").click())
+
+    # Saved segments: save the filters, clear them, apply the segment, delete it.
+    segments_url = f"/api/v1/sites/{site.public_id}/segments"
+    page.locator("#nd-segment-name").fill("Elsewhere but products")
+    page.get_by_role("button", name="Save filters as segment").click()
+    page.get_by_role("status").filter(has_text="saved").wait_for()
+    (saved,) = api.get(segments_url).json()
+    assert saved["filters"] == {"country": f"!{first}|{second}", "path": "~product"}
+    options = page.locator("#nd-segment option").all_inner_texts()
+    assert options == ["Choose a saved segment…", "Elsewhere but products"]  # not another site's
+    assert elsewhere.name not in options
+    for _ in range(2):
+        settled(page, lambda: page.locator(".nd-chip").first.click())
+    assert url_filters(page) == {}
+    settled(page, lambda: page.locator("#nd-segment").select_option(label=saved["name"]))
+    assert url_filters(page) == expected
+    assert_panels_match_the_api(page, api, site, country=f"!{first}|{second}", path="~product")
+    page.get_by_role("button", name="Delete segment").click()
+    page.get_by_role("status").filter(has_text="deleted").wait_for()
+    assert api.get(segments_url).json() == []
+    assert page.locator("#nd-segment option").count() == 1
+
+    # The filter bar on a phone: nothing wider than the screen, no axe-core violation.
+    phone = open_context(width=390, height=844, is_mobile=True, has_touch=True).new_page()
+    settled(phone, lambda: phone.goto(page.url))
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert phone.evaluate(overflow) <= 0
+    assert_accessible(phone, "phone filter bar")
 
 
 def test_changes_against_any_period_are_coloured_by_whether_they_are_good(

@@ -221,6 +221,22 @@ def test_a_funnel_under_a_page_filter_counts_whole_visits(visits):
     assert [step["visits"] for step in steps] == [1, 1]  # A (B never saw /)
 
 
+def test_a_funnel_step_with_a_wildcard_matches_any_page_it_covers(visits):
+    """Steps /, /blog/*, /pricing: A went / → /blog/one → /pricing (all three); E and C saw /
+    and no blog page (C's /pricing came without one); B saw only /blog/two, D only /pricing.
+    So 3, 1, 1 visits. Starting at /blog/*: A and B (/blog/one, /blog/two), then A's /pricing.
+    An exact match of "/blog/*" would find no visit. An event step stays exact: "event:Sign*"
+    is no Signup, and a % or _ in a step is a plain character."""
+    for asked in (query(visits), replace(query(visits), use_facts=False)):
+        steps = conversions.funnel(asked, steps=["/", "/blog/*", "/pricing"])["steps"]
+        assert [(step["visits"], step["drop_off"]) for step in steps] == [(3, 0), (1, 2), (1, 0)]
+        assert steps[1]["step"] == "/blog/*"
+        from_blog = conversions.funnel(asked, steps=["/blog/*", "/pricing"])["steps"]
+        assert [step["visits"] for step in from_blog] == [2, 1]
+        literal = conversions.funnel(asked, steps=["/", "event:Sign*", "/blog/_ne", "/b%"])
+        assert [step["visits"] for step in literal["steps"]] == [3, 0, 0, 0]
+
+
 @pytest.mark.parametrize(
     ("text", "patterns", "negated"),
     [

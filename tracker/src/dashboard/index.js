@@ -4,15 +4,22 @@
 // countries, devices, browsers, operating systems); goals, properties, outbound links,
 // downloads, time on page and scroll depth; retention cohorts; funnels; ads; consent; and
 // the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
-// it; each table exports its report as CSV; the open tab reloads itself every minute. The
-// state lives in the URL (state.js); days are the site's.
+// it; the filter bar turns a filter into "is not", "contains", several values, or adds one;
+// saved segments of the site apply, save and delete sets of filters. Each table exports its
+// report as CSV; the open tab reloads itself every minute. The state lives in the URL
+// (state.js); days are the site's.
 import uPlot from 'uplot'
-import { csvUrl, report } from './api.js'
+import { csvUrl, deleteSegment, report, saveSegment, segments } from './api.js'
 import { h, number, percent, seconds, table } from './dom.js'
-import { compareParam, daysBetween, filterLabel, lastDays, previousRange, readState, reportParams, stateQuery } from './state.js'
+import {
+  FILTERS, OPERATORS, compareParam, daysBetween, filterFromParam, filterLabel, filterName, filtersFromSegment,
+  ignoredFilters, lastDays, literal, operatorOf, previousRange, readState, reportParams, segmentFilters,
+  shownValue, stateQuery, withOperator,
+} from './state.js'
 
 var root = document.getElementById('dashboard')
 var site = root.dataset.site
+var csrf = root.dataset.csrf
 var timezone = root.dataset.timezone
 var REFRESH_MS = Number(root.dataset.refreshSeconds || 60) * 1000
 var state = readState(location.search, timezone)
@@ -59,37 +66,49 @@ function breakdown(dimension, title, filter) {
 // request are `inDashboard`, the others are their own requests.
 var LISTS = [
   Object.assign(breakdown('pages', 'Top pages', 'path'), { inDashboard: true }),
-  { id: 'entry-pages', title: 'Entry pages', report: 'entry-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Entry page' }].concat(VISITS) },
-  { id: 'exit-pages', title: 'Exit pages', report: 'exit-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Exit page' }].concat(VISITS) },
+  { id: 'entry-pages', title: 'Entry pages', report: 'entry-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Entry page' }].concat(VISITS), filter: 'entry_page' },
+  { id: 'exit-pages', title: 'Exit pages', report: 'exit-pages', extra: { page_size: 8 }, columns: [{ key: 'page', label: 'Exit page' }].concat(VISITS), filter: 'exit_page' },
   Object.assign(breakdown('sources', 'Sources', 'source'), { inDashboard: true }),
   breakdown('mediums', 'Mediums', 'medium'),
   breakdown('utm_sources', 'UTM sources', 'utm_source'),
   breakdown('utm_mediums', 'UTM mediums', 'utm_medium'),
   breakdown('utm_campaigns', 'UTM campaigns', 'utm_campaign'),
+  breakdown('utm_terms', 'UTM terms', 'utm_term'),
+  breakdown('utm_contents', 'UTM contents', 'utm_content'),
   Object.assign(breakdown('countries', 'Countries', 'country'), { inDashboard: true }),
   Object.assign(breakdown('devices', 'Devices', 'device'), { inDashboard: true }),
   Object.assign(breakdown('browsers', 'Browsers', 'browser'), { inDashboard: true }),
   breakdown('operating_systems', 'Operating systems', 'os'),
 ]
 
-function addFilter(name, value) {
-  state.filters = state.filters.filter(function (filter) { return filter.name !== name })
-  state.filters.push({ name: name, value: value })
+// Sets a filter (in place of the one of the same name) and shows everything under it.
+function setFilter(filter) {
+  var index = state.filters.findIndex(function (other) { return other.name === filter.name })
+  if (index < 0) state.filters.push(filter)
+  else state.filters[index] = filter
   render()
 }
 
+// A click on a row filters by its value (a property: by its key's value).
+function filterByRow(spec, row) {
+  var value = literal(row[spec.columns[0].key])
+  setFilter(filterFromParam(spec.filter, spec.filter === 'property' ? state.propertyKey + ':' + value : value))
+}
+
 // A titled table of one report's rows with its CSV export. data-report and data-query name
-// the API answer it shows (the browser tests ask the API the same).
+// the API answer it shows (the browser tests ask the API the same). A report that cannot
+// apply some of the filters says which (they are left out of its request).
 function panel(spec, rows, params) {
-  var onRow = spec.filter
-    ? function (row) { addFilter(spec.filter, spec.filterValue ? spec.filterValue(row) : row[spec.columns[0].key]) }
-    : null
+  var ignored = ignoredFilters(state.filters, spec.report)
   return h('section', { class: 'nd-list', 'data-panel': spec.id, 'data-report': spec.report, 'data-query': params.toString() }, [
     h('div', { class: 'nd-list-head' }, [
       h('h2', { text: spec.title }),
       h('a', { class: 'nd-csv', href: csvUrl(site, spec.report, params), download: '', 'aria-label': 'Download ' + spec.title + ' as CSV', text: 'CSV' }),
     ]),
-    table(spec.columns, rows, onRow),
+    ignored.length
+      ? h('p', { class: 'nd-note', 'data-ignored': ignored.map(function (filter) { return filter.name }).join(' '), text: 'Not applied to this report: ' + ignored.map(filterLabel).join('; ') + '.' })
+      : null,
+    table(spec.columns, rows, spec.filter ? function (row) { filterByRow(spec, row) } : null),
   ])
 }
 
@@ -97,7 +116,7 @@ function panel(spec, rows, params) {
 // apply, funnel steps it cannot read) shows its message in place of the table, the other
 // panels of the tab still show.
 function loadPanel(spec) {
-  var params = reportParams(state, spec.extra)
+  var params = reportParams(state, spec.extra, spec.report)
   return report(site, spec.report, params).then(
     function (answer) { return panel(spec, answer[spec.rows || 'results'], params) },
     function (error) {
@@ -263,7 +282,6 @@ function propertiesPanel(goals) {
         { key: 'events', label: 'Events', format: number },
       ],
       filter: 'property',
-      filterValue: function (row) { return state.propertyKey + ':' + row.value },
     }
     return loadPanel(spec).then(function (node) { output.replaceChildren(node) })
   }
@@ -344,7 +362,7 @@ function funnelTab() {
     return {
       nodes: [
         h('section', { class: 'nd-list nd-wide' }, [
-          h('p', { text: 'Steps in order within a visit, comma-separated: page paths (/pricing) or event:<name> for custom events. The steps are kept in the address of this page.' }),
+          h('p', { text: 'Steps in order within a visit, comma-separated: page paths (/pricing; * matches any characters: /blog/*) or event:<name> for custom events. The steps are kept in the address of this page.' }),
           form,
           output,
         ]),
@@ -454,20 +472,139 @@ function renderControls() {
     tab.setAttribute('aria-selected', String(selected))
     tab.tabIndex = selected ? 0 : -1
   })
-  var chips = state.filters.map(function (filter) {
-    return h('button', {
+  var holder = document.getElementById('nd-filters')
+  holder.replaceChildren.apply(holder, state.filters.map(filterControl))
+}
+
+function operatorSelect(id, label, chosen, onchange) {
+  return h('select', { id: id, 'aria-label': label, onchange: onchange }, Object.keys(OPERATORS).map(function (operator) {
+    return h('option', Object.assign({ value: operator, text: OPERATORS[operator] }, operator === chosen ? { selected: '' } : {}))
+  }))
+}
+
+// One filter in the filter bar: its comparison (is, is not, contains, does not contain), its
+// values (any of them; each removable), a field to add another, and its removal.
+function filterControl(filter, index) {
+  var name = filterName(filter)
+  function update(changes) {
+    state.filters[index] = Object.assign({}, filter, changes)
+    render()
+  }
+  var values = filter.values.map(function (value) {
+    var shown = shownValue(value)
+    return h('span', { class: 'nd-value' }, [
+      shown,
+      filter.values.length > 1
+        ? h('button', {
+            type: 'button',
+            class: 'nd-value-remove',
+            'aria-label': 'Remove ' + shown + ' from the ' + name + ' filter',
+            text: '×',
+            onclick: function () { update({ values: filter.values.filter(function (other) { return other !== value }) }) },
+          })
+        : null,
+    ])
+  })
+  var more = h('input', { type: 'text', id: 'nd-more-' + index, 'aria-label': 'Another value of ' + name + ' (or)', placeholder: 'or…' })
+  return h('div', { class: 'nd-filter', role: 'group', 'aria-label': 'Filter ' + filterLabel(filter), 'data-filter': filter.name }, [
+    h('span', { class: 'nd-filter-name', text: name }),
+    operatorSelect('nd-operator-' + index, 'Comparison of the ' + name + ' filter', operatorOf(filter), function (event) {
+      state.filters[index] = withOperator(filter, event.target.value)
+      render()
+    }),
+    h('span', { class: 'nd-values' }, values),
+    h('form', {
+      class: 'nd-more',
+      onsubmit: function (event) {
+        event.preventDefault()
+        if (more.value) update({ values: filter.values.concat([literal(more.value)]) })
+      },
+    }, [more, h('button', { type: 'submit', text: 'Add', 'aria-label': 'Add the value to the ' + name + ' filter' })]),
+    h('button', {
       type: 'button',
       class: 'nd-chip',
-      text: filterLabel(filter) + ' ×',
+      text: '×',
       'aria-label': 'Remove filter ' + filterLabel(filter),
       onclick: function () {
         state.filters = state.filters.filter(function (other) { return other !== filter })
         render()
       },
-    })
+    }),
+  ])
+}
+
+// The "add a filter" form: a dimension, a comparison and a value typed in (a property's as
+// key:value).
+function filterForm() {
+  var names = document.getElementById('nd-filter-name')
+  names.replaceChildren.apply(names, FILTERS.map(function (name) { return h('option', { value: name, text: name.replace(/_/g, ' ') }) }))
+  var operators = operatorSelect('nd-filter-operator', 'Comparison', 'is')
+  document.getElementById('nd-filter-operator').replaceWith(operators)
+  // A refused value stays refused until edited (an invalid field blocks the form's submit).
+  document.getElementById('nd-filter-value').addEventListener('input', function (event) { event.target.setCustomValidity('') })
+  document.getElementById('nd-add-filter').addEventListener('submit', function (event) {
+    event.preventDefault()
+    var input = document.getElementById('nd-filter-value')
+    var text = input.value
+    var prefix = ''
+    var colon = text.indexOf(':')
+    var problem = ''
+    if (names.value === 'property') {
+      if (colon < 1) problem = 'A property filter is key:value.'
+      prefix = text.slice(0, colon + 1)
+      text = text.slice(colon + 1)
+    }
+    // An empty value is a filter ("is (none)"), but contains needs a text to look for.
+    if (!text && /contains$/.test(operators.value)) problem = problem || 'Type the text to look for.'
+    input.setCustomValidity(problem)
+    if (problem) {
+      input.reportValidity()
+      return
+    }
+    input.value = ''
+    setFilter(withOperator(filterFromParam(names.value, prefix + literal(text)), operators.value))
   })
-  var holder = document.getElementById('nd-filters')
-  holder.replaceChildren.apply(holder, chips)
+}
+
+// Saved segments: choosing one applies its filters; the current filters are saved under a
+// name; the chosen one can be deleted. The API decides who sees which (the site's readers).
+function segmentControls() {
+  var select = document.getElementById('nd-segment')
+  var status = document.getElementById('nd-segment-status')
+  var saved = []
+  function say(text) { status.textContent = text }
+  function load(chosen) {
+    return segments(site).then(function (answer) {
+      saved = answer
+      select.replaceChildren.apply(select, [h('option', { value: '', text: 'Choose a saved segment…' })].concat(saved.map(function (segment) {
+        return h('option', Object.assign({ value: String(segment.id), text: segment.name }, String(segment.id) === String(chosen) ? { selected: '' } : {}))
+      })))
+    }, function (error) { say(String(error.message || error)) })
+  }
+  select.addEventListener('change', function () {
+    var segment = saved.find(function (one) { return String(one.id) === select.value })
+    if (!segment) return
+    state.filters = filtersFromSegment(segment.filters)
+    say('Segment “' + segment.name + '” applied.')
+    render()
+  })
+  document.getElementById('nd-segment-delete').addEventListener('click', function () {
+    var segment = saved.find(function (one) { return String(one.id) === select.value })
+    if (!segment) return say('Choose the segment to delete.')
+    deleteSegment(site, csrf, segment.id).then(function () {
+      return load('').then(function () { say('Segment “' + segment.name + '” deleted.') })
+    }, function (error) { say(String(error.message || error)) })
+  })
+  document.getElementById('nd-segment-save').addEventListener('submit', function (event) {
+    event.preventDefault()
+    var name = document.getElementById('nd-segment-name')
+    if (!state.filters.length) return say('Add filters to save them as a segment.')
+    saveSegment(site, csrf, name.value.trim(), segmentFilters(state.filters)).then(function (segment) {
+      name.value = ''
+      return load(segment.id).then(function () { say('Segment “' + segment.name + '” saved.') })
+    }, function (error) { say(String(error.message || error)) })
+  })
+  load('')
 }
 
 function realtime() {
@@ -535,10 +672,12 @@ addEventListener('resize', function () {
   if (chart && graph) chart.setSize({ width: Math.max(graph.clientWidth - 16, 260), height: 260 })
 })
 // Cards, graph and tables reload while the page is open (the realtime panel is pushed); not
-// while hidden, nor under someone typing funnel steps or a property.
+// while hidden, nor under someone typing funnel steps, a property or a filter's next value.
 setInterval(function () {
-  var typing = document.activeElement && document.activeElement.closest('#nd-tab form')
+  var typing = document.activeElement && document.activeElement.closest('#nd-tab form, #nd-filters form')
   if (!document.hidden && !typing) render(true)
 }, REFRESH_MS)
+filterForm()
+segmentControls()
 render()
 realtime()

@@ -2,25 +2,118 @@
 // URL, so a view can be shared. Every day is a day in the SITE's timezone, never the browser's
 // or UTC: "Today" on a US site is its date, whatever the time in Paris.
 
-// Filters the reports API takes (analytics.reports.query), in the order chips show them.
+// Filters the reports API takes (analytics.reports.query), in the order the filter bar
+// offers them.
 export var FILTERS = [
-  'path', 'hostname', 'source', 'medium', 'utm_source', 'utm_medium', 'utm_campaign',
-  'country', 'device', 'browser', 'os', 'goal', 'property',
+  'path', 'hostname', 'entry_page', 'exit_page', 'source', 'medium', 'utm_source', 'utm_medium',
+  'utm_campaign', 'utm_term', 'utm_content', 'country', 'device', 'browser', 'os', 'goal', 'property',
 ]
 
-// The one place that turns a filter into query parameters and back: today one value per
-// filter (`source=Google`); a richer syntax (negation, contains, several values) changes these
-// two functions only.
-export function filterParams(filter) {
-  return [[filter.name, filter.value]]
+// The filters of the reports that do not read visits (docs/analytics.md, Filters): any other
+// is a 400, so the dashboard leaves it out of their requests and says so. (The realtime panel
+// is pushed by a stream that takes no parameters: never filtered.)
+var APPLIED = {
+  ads: ['path', 'country', 'device'],
+  consent: ['country', 'browser'],
+  'ad-revenue': [],
 }
 
-export function filterFromParam(name, value) {
-  return { name: name, value: value }
+// The one place that turns a filter into query parameters and back, in the API's syntax:
+// `country=FR|DE` (any of), `!` first for none of them, `~` for contains, `*` a wildcard,
+// `property=key:value`. A filter is {name, key, negated, contains, values}; each value is kept
+// as the API reads it (special characters escaped by a backslash), so a wildcard from a shared
+// address stays one; `literal` escapes a value clicked or typed in the page.
+export function filterParams(filter) {
+  var text = (filter.negated ? '!' : '') + (filter.contains ? '~' : '') + filter.values.join('|')
+  return [[filter.name, filter.name === 'property' ? filter.key + ':' + text : text]]
+}
+
+export function filterFromParam(name, text) {
+  var key = ''
+  if (name === 'property') {
+    var colon = text.indexOf(':')
+    key = text.slice(0, colon < 0 ? text.length : colon)
+    text = colon < 0 ? '' : text.slice(colon + 1)
+  }
+  var negated = text.charAt(0) === '!'
+  if (negated) text = text.slice(1)
+  var contains = text.charAt(0) === '~'
+  if (contains) text = text.slice(1)
+  return { name: name, key: key, negated: negated, contains: contains, values: splitValues(text) }
+}
+
+// `text` split at its unescaped `|`, escapes kept; a value that would read as `!` or `~` once
+// first gets that character escaped, so values can be removed in any order.
+function splitValues(text) {
+  var values = ['']
+  for (var index = 0; index < text.length; index++) {
+    var char = text.charAt(index)
+    if (char === '\\') {
+      values[values.length - 1] += text.slice(index, index + 2)
+      index++
+    } else if (char === '|') values.push('')
+    else values[values.length - 1] += char
+  }
+  return values.map(function (value) { return /^[!~]/.test(value) ? '\\' + value : value })
+}
+
+// A value as it is (clicked in a table, typed in the filter bar), escaped for the syntax.
+export function literal(value) {
+  return String(value).replace(/[\\|*!~]/g, '\\$&')
+}
+
+// A value as people read it: escapes undone (a wildcard shows as its `*`).
+export function shownValue(value) {
+  return value === '' ? '(none)' : value.replace(/\\(.)/g, '$1')
 }
 
 export function filterLabel(filter) {
-  return filter.name + ': ' + (filter.value === '' ? '(none)' : filter.value)
+  return filterName(filter) + ' ' + OPERATORS[operatorOf(filter)] + ' ' + filter.values.map(shownValue).join(' or ')
+}
+
+export function filterName(filter) {
+  return filter.name === 'property' ? 'property ' + filter.key : filter.name.replace(/_/g, ' ')
+}
+
+// The four ways a filter compares, as the filter bar offers them.
+export var OPERATORS = { is: 'is', not: 'is not', contains: 'contains', not_contains: 'does not contain' }
+
+export function operatorOf(filter) {
+  if (filter.contains) return filter.negated ? 'not_contains' : 'contains'
+  return filter.negated ? 'not' : 'is'
+}
+
+export function withOperator(filter, operator) {
+  return Object.assign({}, filter, {
+    negated: operator === 'not' || operator === 'not_contains',
+    contains: operator === 'contains' || operator === 'not_contains',
+  })
+}
+
+// The filters `report` applies (all of them for the reports that read visits), and the others.
+export function appliedFilters(filters, report) {
+  var names = APPLIED[report]
+  return filters.filter(function (filter) { return !names || names.indexOf(filter.name) >= 0 })
+}
+
+export function ignoredFilters(filters, report) {
+  var applied = appliedFilters(filters, report)
+  return filters.filter(function (filter) { return applied.indexOf(filter) < 0 })
+}
+
+// The state's filters as a saved segment stores them ({name: value}), and back.
+export function segmentFilters(filters) {
+  var saved = {}
+  filters.forEach(function (filter) {
+    filterParams(filter).forEach(function (pair) { saved[pair[0]] = pair[1] })
+  })
+  return saved
+}
+
+export function filtersFromSegment(saved) {
+  return FILTERS.filter(function (name) { return name in saved }).map(function (name) {
+    return filterFromParam(name, saved[name])
+  })
 }
 
 // YYYY-MM-DD of `moment` in `timezone`.
@@ -77,10 +170,11 @@ export function readState(search, timezone, now) {
   return state
 }
 
-// Parameters of a report under the state's period and filters, plus the report's own.
-export function reportParams(state, extra) {
+// Parameters of a report under the state's period and filters (those `report` applies, when
+// named), plus the report's own.
+export function reportParams(state, extra, report) {
   var params = new URLSearchParams({ from: state.from, to: state.to })
-  state.filters.forEach(function (filter) {
+  appliedFilters(state.filters, report).forEach(function (filter) {
     filterParams(filter).forEach(function (pair) { params.append(pair[0], pair[1]) })
   })
   Object.keys(extra || {}).forEach(function (name) { params.set(name, extra[name]) })
