@@ -16,6 +16,21 @@ from naboria import clickhouse
 MIRROR_BATCH = 1000
 
 
+# The columns of consent_events, in the order of the mirrored rows.
+CONSENT_EVENT_COLUMNS = (
+    "record_id",
+    "site_id",
+    "recorded_at",
+    "visitor_kind",
+    "granted",
+    "denied",
+    "banner_version",
+    "language",
+    "user_agent_family",
+    "country",
+)
+
+
 def consent_records_mirror(*, now: datetime | None = None) -> int:
     """Copy records not yet in ClickHouse there, oldest first; the number copied.
 
@@ -48,18 +63,7 @@ def consent_records_mirror(*, now: datetime | None = None) -> int:
                 ]
                 for record in records
             ],
-            column_names=[
-                "record_id",
-                "site_id",
-                "recorded_at",
-                "visitor_kind",
-                "granted",
-                "denied",
-                "banner_version",
-                "language",
-                "user_agent_family",
-                "country",
-            ],
+            column_names=list(CONSENT_EVENT_COLUMNS),
         )
         ConsentRecord.objects.filter(pk__in=[record.pk for record in records]).update(
             mirrored_at=now or timezone.now()

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from analytics.services import segment_create
 from analytics.traffic_generator import AdInventory, bulk_load, generate_visits
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
-from tests.conftest import CHROMIUM
 from tests.factories import SiteFactory
 from tests.helpers import eventually
 
@@ -71,16 +70,6 @@ def api(admin_user: Any) -> Client:
     client = Client()
     client.force_login(admin_user)
     return client
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from consent.models import ConsentRecord
 from events.ids import id_millis
 from naboria import clickhouse
 from scripts.test_services import ROOT
-from tests.conftest import CHROMIUM
 from tests.factories import published_campaign
 from tests.helpers import eventually
 
@@ -42,16 +41,6 @@ def shop(site_with_banner: Any) -> Any:
     site_with_banner.allowed_domains = ["127.0.0.1"]
     site_with_banner.save()
     return site_with_banner
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from ads.models import Ad, Advertiser, Campaign, CampaignStatus, PricingModel
 from analytics.api import REPORTS
 from analytics.services import segment_create
 from analytics.traffic_generator import AdInventory, bulk_load, generate_visits
+from consent.mirroring import CONSENT_EVENT_COLUMNS
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from naboria import clickhouse
@@ -109,18 +110,7 @@ def _consent_decisions(site_id: str) -> None:
                 start=uuid.uuid4().int % 10**9,
             )
         ],
-        column_names=[
-            "record_id",
-            "site_id",
-            "recorded_at",
-            "visitor_kind",
-            "granted",
-            "denied",
-            "banner_version",
-            "language",
-            "user_agent_family",
-            "country",
-        ],
+        column_names=list(CONSENT_EVENT_COLUMNS),
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 from analytics import session_facts
 from analytics.reports import ad_revenue, ads_and_consent, conversions, traffic
 from analytics.reports.query import Filter, InvalidReportQuery, ReportQuery
+from consent.mirroring import CONSENT_EVENT_COLUMNS
 from events.rows import AdRow, encoder
 from ingest.storage import insert_rows
 from naboria import clickhouse
@@ -349,18 +350,7 @@ def ads_site() -> str:
                 start=hash(site) % 10**9,
             )
         ],
-        column_names=[
-            "record_id",
-            "site_id",
-            "recorded_at",
-            "visitor_kind",
-            "granted",
-            "denied",
-            "banner_version",
-            "language",
-            "user_agent_family",
-            "country",
-        ],
+        column_names=list(CONSENT_EVENT_COLUMNS),
     )
     return site
 

@@ -15,6 +15,7 @@ import pytest
 from analytics import session_facts
 from analytics.reports import ads_and_consent, conversions, traffic
 from analytics.reports.query import InvalidReportQuery, Period, ReportQuery
+from consent.mirroring import CONSENT_EVENT_COLUMNS
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from naboria import clickhouse
@@ -152,18 +153,7 @@ def shop(request: pytest.FixtureRequest) -> str:
                 start=hash(site) % 10**9,
             )
         ],
-        column_names=[
-            "record_id",
-            "site_id",
-            "recorded_at",
-            "visitor_kind",
-            "granted",
-            "denied",
-            "banner_version",
-            "language",
-            "user_agent_family",
-            "country",
-        ],
+        column_names=list(CONSENT_EVENT_COLUMNS),
     )
     if request.param == "refreshed":
         session_facts.refresh()
