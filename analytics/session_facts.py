@@ -32,12 +32,31 @@ from events.visits import (
     VISIT_ID,
     VISIT_SPAN,
     numbered_events_sql,
-    visit_events_sql,
 )
 from ingest.referrers import DIRECT_SOURCE
 from naboria import clickhouse, locks
 
 logger = logging.getLogger(__name__)
+
+# Per visit, what the event-level filters and the engagement reports read (each a sumMap:
+# keys, then how many / how much of each; ClickHouse computes an aggregate written twice once).
+# The (event, key, value) properties of its custom events, and how many events sent each:
+_PROPERTIES = """(sumMapIf(
+        arrayMap(key -> (event_name, key, properties[key]), mapKeys(properties)),
+        arrayMap(key -> toUInt32(1), mapKeys(properties)),
+        event_type = 'event'
+    ))"""
+# Per page, its engagement reports: visible time, how many reports, their scroll depths summed.
+_ENGAGEMENT = """(sumMapIf(
+        [pathname], [toUInt64(visible_ms)], [toUInt32(1)], [toUInt64(scroll_depth)],
+        event_type = 'engagement'
+    ))"""
+
+
+def _clicks(kind: str) -> str:
+    """The targets of the visit's ``kind`` events (outbound, download) and their clicks."""
+    return f"(sumMapIf([target], [toUInt32(1)], event_type = '{kind}'))"
+
 
 # Aggregates over one visit's numbered events (events.visits.numbered_events_sql, grouped by
 # site, visitor and visit number): the columns of session_facts, in their order. Where the visit
@@ -91,7 +110,18 @@ SESSION_COLUMNS = f"""
     (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).2 AS page_views,
     (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).1 AS goals,
     (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).2 AS goal_events,
-    max(retention_days) AS retention_days
+    max(retention_days) AS retention_days,
+    groupUniqArrayIf(hostname, event_type = 'pageview') AS hostnames,
+    {_PROPERTIES}.1 AS custom_properties,
+    {_PROPERTIES}.2 AS custom_property_events,
+    {_clicks("outbound")}.1 AS outbound_targets,
+    {_clicks("outbound")}.2 AS outbound_clicks,
+    {_clicks("download")}.1 AS download_targets,
+    {_clicks("download")}.2 AS download_clicks,
+    {_ENGAGEMENT}.1 AS engaged_pages,
+    {_ENGAGEMENT}.2 AS engaged_ms,
+    {_ENGAGEMENT}.3 AS engagement_reports,
+    {_ENGAGEMENT}.4 AS scroll_depths
 """
 
 
@@ -253,36 +283,6 @@ def rows_sql(
 def raw_rows_sql(*, filters_sql: str) -> str:
     """As rows_sql, with every visit computed from the raw events (no facts, no sampling)."""
     return _live_visits_sql("", filters_sql)
-
-
-def _events_of_visitors_matching(match_sql: str) -> str:
-    """The page events around the range, with their visit ids, of the visitors of site {site}
-    who have an event matching ``match_sql`` (a condition on page events) around it."""
-    visitors = f"""
-        SELECT DISTINCT visitor_id FROM page_events
-        WHERE site_id = {{site:String}} AND {AROUND_RANGE} AND {match_sql}
-    """  # noqa: S608
-    return visit_events_sql(
-        f"SELECT * FROM page_events WHERE site_id = {{site:String}} AND {AROUND_RANGE} "  # noqa: S608
-        f"AND visitor_id IN ({visitors})"
-    )
-
-
-def matching_visit_ids_sql(match_sql: str) -> str:
-    """SQL of the ids of the visits of site {site} around [{start}, {end}) that hold an event
-    matching ``match_sql``."""
-    return (
-        f"SELECT visit_id FROM ({_events_of_visitors_matching(match_sql)}) "  # noqa: S608
-        f"WHERE visit_id != '' AND {match_sql}"
-    )
-
-
-def matching_visit_events_sql(match_sql: str) -> str:
-    """SQL of the event ids of every event of those visits."""
-    return (
-        f"SELECT event_id FROM ({_events_of_visitors_matching(match_sql)}) "  # noqa: S608
-        f"WHERE visit_id IN ({matching_visit_ids_sql(match_sql)})"
-    )
 
 
 def _live_visits_sql(visitors_sql: str, filters_sql: str) -> str:

@@ -1,8 +1,8 @@
 """Conversion reports: custom events and goals with conversion rates, funnels and weekly
 retention cohorts. Goals, funnels and retention read one row per visit
 (``analytics.reports.query.visit_rows``: a visit lists its custom events and how many times
-each happened), so a conversion rate's numerator and denominator come from the same visits;
-properties read the custom events of those visits (``visit_events_sql``)."""
+each happened, and the properties its custom events carried), so a conversion rate's
+numerator and denominator come from the same visits."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from analytics.reports.query import (
     ReportQuery,
     literal_pattern,
     rows,
-    visit_events_sql,
     visit_rows,
     wildcard_pattern,
 )
@@ -54,11 +53,10 @@ def event_properties(
     """Values of one property of a custom event in the filtered visits, by visitors."""
     visit_source = visit_rows(query)
     sql = f"""
-        SELECT properties[{{key:String}}] AS value,
-               {visit_source.distinct("visitor_hash")} AS v, count()
-        FROM ({visit_events_sql(visit_source, event_type="event")})
-        WHERE event_name = {{event:String}}
-          AND mapContains(properties, {{key:String}})
+        SELECT property.3 AS value, {visit_source.distinct("visitor_hash")} AS v, sum(times)
+        FROM ({visit_source.sql})
+        ARRAY JOIN custom_properties AS property, custom_property_events AS times
+        WHERE property.1 = {{event:String}} AND property.2 = {{key:String}}
         GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}}
     """  # noqa: S608
     found = rows(sql, {**visit_source.parameters, "event": event, "key": key, "limit": limit})

@@ -7,8 +7,8 @@ Filter semantics, defined here once (docs/analytics.md, Filters): every filter k
 out whole visits. A visit-level filter (source, medium, UTM, country, device, browser, OS,
 entry and exit page) keeps the visits whose own value matches; an event-level one (path,
 hostname, goal, property) keeps the visits that contain a matching event, with all their
-events and whole-visit metrics. Every report reads the same visit set (``visit_rows``; events
-of those visits: ``visit_events_sql``), so cards, graph and breakdowns agree.
+events and whole-visit metrics. Every report reads the same visit set (``visit_rows``), so
+cards, graph and breakdowns agree.
 
 Used by the report modules of this package; the REST API and the dashboards build a
 ``ReportQuery`` from request parameters (``ReportQuery.parse``) and get a 400 with the message
@@ -24,7 +24,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analytics import session_facts
-from events.visits import visit_events_sql as numbered_visit_events_sql
 from naboria import clickhouse
 
 MAX_RANGE_DAYS = 731
@@ -312,23 +311,16 @@ def _visit_test(filter_: Filter, prefix: str) -> tuple[str, dict[str, str]]:
     contains a matching event (event-level ones); negated, that it does not."""
     if filter_.name in VISIT_FILTERS:
         test, parameters = filter_.match(VISIT_FILTERS[filter_.name], prefix)
-    elif filter_.name in {"path", "goal"}:  # the visit row lists its pages and goals
+    elif filter_.name == "property":  # (event, key, value) of each of its custom events
+        test, parameters = filter_.match("item.3", prefix)
+        # An event without the key does not match an empty value.
+        key = f"{{{prefix}_key:String}}"
+        test = f"arrayExists(item -> item.2 = {key} AND {test}, custom_properties)"
+        parameters[f"{prefix}_key"] = filter_.key
+    else:  # path, goal, hostname: the visit row lists its pages, goals and hostnames
         test, parameters = filter_.match("item", prefix)
-        array = "pages" if filter_.name == "path" else "goals"
+        array = {"path": "pages", "goal": "goals", "hostname": "hostnames"}[filter_.name]
         test = f"arrayExists(item -> {test}, {array})"
-    else:  # hostname, property: the visit's events are looked up
-        if filter_.name == "hostname":
-            event, parameters = filter_.match("hostname", prefix)
-            event = f"event_type = 'pageview' AND {event}"
-        else:
-            event, parameters = filter_.match(f"properties[{{{prefix}_key:String}}]", prefix)
-            # An event without the key does not match an empty value.
-            event = (
-                f"event_type = 'event' AND mapContains(properties, {{{prefix}_key:String}}) "
-                f"AND {event}"
-            )
-            parameters[f"{prefix}_key"] = filter_.key
-        test = f"session_id IN ({session_facts.matching_visit_ids_sql(event)})"
     return (f"NOT {test}" if filter_.negated else test), parameters
 
 
@@ -403,41 +395,6 @@ def visit_rows(query: ReportQuery) -> VisitRows:
         sampling=not query.exact,
     )
     return VisitRows(sql, parameters, per_mille, exact=query.exact)
-
-
-def visit_events_sql(visit_source: VisitRows, *, event_type: str) -> str:
-    """The page events of type ``event_type`` (a fixed string; all columns, plus the visit's
-    ``visitor_hash``) of the visits of ``visit_source``: a visitor's events from the start to
-    the end of one of those visits (a visitor's visits never overlap). Parameters: those of
-    ``visit_source``."""
-    return f"""
-        SELECT event.*, visit.visitor_hash AS visitor_hash
-        FROM page_events AS event
-        INNER JOIN (SELECT visitor_hash, started_at, ended_at FROM ({visit_source.sql})) AS visit
-            ON sipHash64(event.visitor_id) = visit.visitor_hash
-        WHERE event.site_id = {{site:String}} AND event.event_type = '{event_type}'
-          AND {session_facts.AROUND_RANGE}
-          AND event.timestamp >= visit.started_at AND event.timestamp <= visit.ended_at
-    """  # noqa: S608 (visit_source is SQL made by visit_rows, event_type fixed by callers)
-
-
-def visit_events_by_visit_sql(visit_source: VisitRows, *, event_types: tuple[str, ...]) -> str:
-    """The page events of ``event_types`` (fixed strings) that belong to the visits of
-    ``visit_source`` by the visit rule (events.visits), with their ``visit_id``. Unlike
-    visit_events_sql's time window, this also finds engagement events, which belong to the visit
-    of the activity before them however late they come (after the visit's last activity).
-    Parameters: those of ``visit_source``."""
-    wanted = ", ".join(f"'{event_type}'" for event_type in event_types)
-    events = f"""
-        SELECT * FROM page_events
-        WHERE site_id = {{site:String}} AND {session_facts.AROUND_RANGE}
-          AND sipHash64(visitor_id) IN (SELECT visitor_hash FROM ({visit_source.sql}))
-    """  # noqa: S608 (visit_source is SQL made by visit_rows)
-    return f"""
-        SELECT * FROM ({numbered_visit_events_sql(events)})
-        WHERE event_type IN ({wanted})
-          AND visit_id IN (SELECT session_id FROM ({visit_source.sql}))
-    """  # noqa: S608 (event types fixed by callers)
 
 
 def rows(sql: str, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -1,6 +1,7 @@
 """The engagement reports (outbound links, file downloads, time on page and scroll depth per
 page) against numbers computed by hand from a small data set, through the REST API, with a
-filter, a day boundary in the site's timezone, bots, and a second organization."""
+filter, a day boundary in the site's timezone, bots, late engagement, and a second
+organization; every visit computed live, and from refreshed session facts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from analytics import session_facts
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
 from sites.models import Site
@@ -51,8 +53,8 @@ def _fresh_cache():
     cache.clear()
 
 
-@pytest.fixture
-def shop():
+@pytest.fixture(params=["live", "refreshed"])
+def shop(request: pytest.FixtureRequest):
     """A site in Paris (UTC+1 in November), the period Nov 20-21 Paris time. UTC times:
 
     v1  Nov 20 09:00 pageview /            engagement /  30 000 ms, scroll 50
@@ -139,6 +141,8 @@ def shop():
             event(site, "2026-11-20 12:00:05", "bot", "/", "outbound", target=github, is_bot=1),
         ],
     )
+    if request.param == "refreshed":
+        session_facts.refresh()
     _, token = api_token_create(organization=mine, name="dashboard")
     return site, APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
 
@@ -285,3 +289,60 @@ def test_a_visit_level_filter_keeps_the_engagement_of_the_matching_visits(shop):
     assert results(client, site, "outbound-links", google_only) == [
         {"target": "https://github.com/naboria", "visitors": 1, "clicks": 1}
     ]
+
+
+@pytest.mark.parametrize("refreshed", [False, True], ids=["live", "refreshed"])
+def test_late_engagement_counts_for_its_visit_and_a_run_without_pageview_for_none(shop, refreshed):
+    """v6 on Nov 21 (UTC): 08:00 pageview /late; 08:50 engagement /late 40 s, scroll 90 (50
+    minutes later, yet it joins the visit: engagement is no activity); 10:00 a custom event
+    (a new run, without a pageview: no visit), 10:01 an outbound click and 10:05 an engagement
+    of 7 s, scroll 10, in that run: neither counts. Under path=/late (v6's visit only): /late 1
+    pageview, 1 visitor, 40.0 s, 1 report, scroll 90.0; no outbound link."""
+    site, client = shop
+    insert_rows(
+        "page_events",
+        [
+            event(site, "2026-11-21 08:00:00", "v6", "/late", "pageview"),
+            event(
+                site,
+                "2026-11-21 08:50:00",
+                "v6",
+                "/late",
+                "engagement",
+                visible_ms=40_000,
+                scroll_depth=90,
+            ),
+            event(site, "2026-11-21 10:00:00", "v6", "/late", "event", event_name="Ping"),
+            event(
+                site,
+                "2026-11-21 10:01:00",
+                "v6",
+                "/late",
+                "outbound",
+                target="https://example.org/orphan",
+            ),
+            event(
+                site,
+                "2026-11-21 10:05:00",
+                "v6",
+                "/late",
+                "engagement",
+                visible_ms=7_000,
+                scroll_depth=10,
+            ),
+        ],
+    )
+    if refreshed:
+        session_facts.refresh()
+    late = f"{PERIOD}&path=/late"
+    assert results(client, site, "engagement", late) == [
+        {
+            "page": "/late",
+            "pageviews": 1,
+            "visitors": 1,
+            "time_on_page_seconds": 40.0,
+            "engagement_reports": 1,
+            "scroll_depth": 90.0,
+        }
+    ]
+    assert results(client, site, "outbound-links", late) == []
