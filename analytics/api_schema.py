@@ -329,6 +329,7 @@ class PageEngagementSerializer(serializers.Serializer[Any]):
 
 
 class EngagementSerializer(PageLinksSerializer):
+    sample_rate = _sample_rate()
     results = PageEngagementSerializer(many=True)
 
 

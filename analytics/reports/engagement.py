@@ -7,8 +7,10 @@ a page is hidden or left (several for one pageview when the visitor comes back t
 carries the time visible since the previous one, and the deepest scroll so far). An engagement
 event belongs to the visit of the activity before it, however late it comes (events.visits).
 They read the visits the query's filters keep (query.visit_rows: whole visits, the same as
-every other report), never a sample, visitors counted exactly: each visit row holds its
-targets with their clicks and, per page, its engagement reports (analytics.session_facts).
+every other report): each visit row holds its targets with their clicks and, per page, its
+engagement reports (analytics.session_facts). Links are never sampled (few visits follow one),
+their visitors counted exactly; pages, like the other page reports, read a sample of visitors
+over large periods unless exactness is asked for (``sampling=none``), counts scaled back.
 """
 
 from __future__ import annotations
@@ -50,16 +52,18 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
     """Per page, most pageviews first: its pageviews and visitors, the time on page (seconds:
     all the visible time reported for the page divided by its pageviews, so a pageview that
     never reported, e.g. with engagement switched off, counts as no time) and the scroll depth
-    (%: the average of its engagement reports; ``None`` without any)."""
-    visit_source = visit_rows(replace(query, exact=True))
-    # Pages by their pageviews (with their visitors, counted exactly: the costly part), and by
+    (%: the average of its engagement reports; ``None`` without any). Both are ratios over
+    whole visitors, so a sample leaves them unbiased."""
+    visit_source = visit_rows(query)
+    # Pages by their pageviews (with their visitors: the costly part), and by
     # their engagement reports, aggregated apart (half the work of one pass over both) and
     # joined by page. (Aliases differ from the visit rows' columns, which ClickHouse prefers.)
     sql = f"""
         SELECT pathname, sum(viewed) AS views, sum(viewers), sum(visible), sum(reported),
                sum(scrolled)
         FROM (
-            SELECT page AS pathname, sum(times) AS viewed, uniqExact(visitor_hash) AS viewers,
+            SELECT page AS pathname, sum(times) AS viewed,
+                   {visit_source.distinct("visitor_hash")} AS viewers,
                    toUInt64(0) AS visible, toUInt64(0) AS reported, toUInt64(0) AS scrolled
             FROM ({visit_source.sql}) ARRAY JOIN pages AS page, page_views AS times
             GROUP BY pathname
@@ -76,15 +80,16 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
     """  # noqa: S608 (values are parameters)
     found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
     return {
+        "sample_rate": visit_source.sample_rate,
         "results": [
             {
                 "page": page,
-                "pageviews": int(pageviews),
-                "visitors": int(visitors),
+                "pageviews": visit_source.scaled(pageviews),
+                "visitors": visit_source.scaled(visitors),
                 "time_on_page_seconds": round(int(visible_ms) / 1000 / int(pageviews), 1),
-                "engagement_reports": int(reports),
+                "engagement_reports": visit_source.scaled(reports),
                 "scroll_depth": round(int(scrolled) / int(reports), 1) if reports else None,
             }
             for page, pageviews, visitors, visible_ms, reports, scrolled in found
-        ]
+        ],
     }

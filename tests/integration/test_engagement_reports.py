@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from analytics import session_facts
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
+from naboria import clickhouse
 from sites.models import Site
 from sites.services import api_token_create
 from tests.factories import OrganizationFactory, SiteFactory
@@ -183,6 +184,32 @@ def test_time_on_page_and_scroll_depth_by_hand(shop):
             "engagement_reports": 1,
             "scroll_depth": 100.0,
         },
+    ]
+
+
+def test_pages_read_a_sample_of_visitors_over_large_periods_unless_told_not_to(shop, monkeypatch):
+    """As every page report: above SAMPLE_ABOVE visits (counted in the refreshed facts) a share
+    of visitors is read, the overview's share, unless ``sampling=none`` asks for the exact
+    answer."""
+    site, client = shop
+    monkeypatch.setattr(session_facts, "SAMPLE_ABOVE", 1)
+    session_facts._visit_counts.clear()  # the visit count of the period is kept a minute
+    reports = f"/api/v1/sites/{site.public_id}/reports"
+    sampled = client.get(f"{reports}/engagement?{PERIOD}").json()
+    overview = client.get(f"{reports}/overview?{PERIOD}").json()
+    assert sampled["sample_rate"] == overview["sample_rate"]
+    facts = clickhouse.get_client().command(
+        "SELECT count() FROM session_facts WHERE site_id = {s:String}",
+        parameters={"s": site.public_id},
+    )
+    assert (sampled["sample_rate"] < 1) == (int(facts) > 1)
+    exact = client.get(
+        f"/api/v1/sites/{site.public_id}/reports/engagement?{PERIOD}&sampling=none"
+    ).json()
+    assert exact["sample_rate"] == 1.0
+    assert [(row["page"], row["pageviews"], row["visitors"]) for row in exact["results"]] == [
+        ("/", 3, 3),
+        ("/docs", 1, 1),
     ]
 
 
