@@ -136,6 +136,8 @@ class Drain:
         # The id of the topic this drain last read: another one under the same name is read
         # from its start.
         self.topic_id: str | None = None
+        # Asked before every commit: one admin connection for the drain's life, not one a call.
+        self.admin: Any = None
         # Counts the times the topic was found made anew; batches read before the last time
         # are not committed (see _forget_positions).
         self.reading = 0
@@ -249,7 +251,9 @@ class Drain:
         """Whether the topic has another id than when this drain last looked (it was deleted
         and created again, e.g. by a broker that lost its state): its offsets start anew, so it
         is read from its start (what was stored already is skipped by deduplication)."""
-        found = kafka_client.topic_id(self.topic)
+        if self.admin is None:
+            self.admin = kafka_client.admin_client()
+        found = kafka_client.topic_id(self.topic, admin=self.admin)
         anew = self.topic_id is not None and found is not None and found != self.topic_id
         if anew:
             logger.warning(

@@ -121,13 +121,16 @@ def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> N
 OFFSET_BEGINNING = -2
 
 
-def topic_id(name: str, *, timeout: float = 5.0) -> str | None:
+def topic_id(name: str, *, timeout: float = 5.0, admin: Any = None) -> str | None:
     """The id the broker gave the topic (KIP-516), or None when it cannot tell (no such topic,
-    a broker without topic ids, or none answering)."""
+    a broker without topic ids, or none answering). ``admin``: a client of the caller's
+    (admin_client()) for callers that ask often; otherwise one is made for the call."""
     from confluent_kafka import KafkaException, TopicCollection
 
     try:
-        futures = _admin().describe_topics(TopicCollection([name]), request_timeout=timeout)
+        futures = (admin or admin_client()).describe_topics(
+            TopicCollection([name]), request_timeout=timeout
+        )
         description = futures[name].result(timeout=timeout)
     except (KafkaException, TimeoutError):
         return None
@@ -135,7 +138,8 @@ def topic_id(name: str, *, timeout: float = 5.0) -> str | None:
     return str(found) if found is not None else None
 
 
-def _admin() -> Any:
+def admin_client() -> Any:
+    """A new Kafka admin client on the configured brokers."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(_common_config())
@@ -146,7 +150,7 @@ def ensure_topics(names: Iterable[str], *, timeout: float = 10.0) -> list[str]:
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
-    admin = _admin()
+    admin = admin_client()
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
@@ -193,7 +197,7 @@ def ping(*, timeout: float = 2.0) -> None:
     from confluent_kafka import KafkaException
 
     try:
-        _admin().list_topics(timeout=timeout)
+        admin_client().list_topics(timeout=timeout)
     except KafkaException as error:
         raise KafkaUnavailable(str(error.args[0])) from error
 
