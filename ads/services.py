@@ -71,7 +71,7 @@ async def ad_event_store(
     # and the writers store each id once.
     await asyncio.wait_for(
         asyncio.wrap_future(get_sink().write_ad_row(row, key=site.public_id)),
-        timeout=settings.INGEST_AD_EVENT_TIMEOUT_SECONDS,
+        timeout=settings.INGEST_ACK_TIMEOUT_SECONDS,
     )
     # Counting is not idempotent, so a stored event is counted by whoever claims its id first:
     # a retry is not counted twice. Claimed before counting, so a crash in between leaves one

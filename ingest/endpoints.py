@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from django.conf import settings
 
 from consent.services import consent_record_create
 from events.schemas import (
@@ -38,7 +39,7 @@ from ingest.http import (
 )
 from ingest.selectors import NO_CONSENT, consent_verified, site_config_for_request
 from ingest.services import page_rows_from_batch, request_facts, visitor_identify
-from ingest.sinks import SinkFull, get_sink
+from ingest.sinks import SinkFull, SinkUnavailable, get_sink
 
 _identifier_decoder = msgspec.json.Decoder(Identifier)
 _json = msgspec.json.Encoder()
@@ -83,9 +84,17 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
     if not rows:
         return error_response(400, "no valid event in the batch", rejected=rejected)
     try:
-        get_sink().submit_page_rows(rows, key=site.public_id)
+        acceptance = get_sink().submit_page_rows(rows, key=site.public_id)
     except SinkFull as full:
         return error_response(503, f"temporarily unable to accept events ({full})")
+    # 202 promises the events are durable (docs/durability.md): on Kafka, acknowledged.
+    try:
+        await acceptance.wait(timeout=settings.INGEST_ACK_TIMEOUT_SECONDS)
+    except (SinkUnavailable, TimeoutError) as error:
+        reason = str(error) or "not acknowledged in time"
+        return error_response(
+            503, f"events not stored yet ({reason}); retry: events with ids are stored once"
+        )
     return json_response(202, {"accepted": len(rows), "rejected": rejected})
 
 

@@ -2,14 +2,17 @@
 
 Both sinks offer the same calls:
 
-- ``submit_page_rows(rows, key=site)``: fire-and-forget (on Kafka, the batches a process
-  accepts within ``COALESCE_SECONDS`` go out together, one message per site holding their rows
-  newline-separated), and kept: a delivery that fails is tried again while the
-  process lives, and what is still undelivered when the sink closes is spooled to local disk
-  (ingest.spool) and sent by the next process that builds a sink. Raises ``SinkFull`` when the
-  bounded in-memory buffer (events accepted and not yet delivered, or the direct writer's
-  pending batch) cannot take the whole batch, so the endpoint answers 503 and nothing is
-  half-accepted.
+- ``submit_page_rows(rows, key=site)``: takes a batch and returns its ``Acceptance``, which
+  the endpoint awaits before it answers 202. On Kafka it settles once Kafka acknowledged the
+  rows (acks=all): the batches a process accepts while its previous page messages are still
+  unacknowledged (at most ``COALESCE_SECONDS``) go out together, one message per site holding
+  their rows newline-separated. On the direct path it is settled at once: the rows wait in the
+  writer's pending batch (the embedded profile's promise, docs/durability.md). Either way
+  the rows are kept: a delivery that fails is tried again while the process lives, and what
+  is still undelivered when the sink closes is spooled to local disk (ingest.spool) and sent
+  by the next process that builds a sink. Raises ``SinkFull`` when the bounded in-memory
+  buffer (events accepted and not yet delivered, or the direct writer's pending batch) cannot
+  take the whole batch, so the endpoint answers 503 and nothing is half-accepted.
 - ``write_ad_row(row, key=site)``: returns a future resolved once the row is durable (Kafka
   delivery report with acks=all, or the ClickHouse insert in the direct path); it fails with
   ``SinkUnavailable`` otherwise.
@@ -23,7 +26,9 @@ Entry point: ``get_sink()`` (one per process, built on first use; it replays the
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import functools
 import logging
 import threading
@@ -81,9 +86,10 @@ SHUTDOWN_STALL_SECONDS = 2.0
 # coalesced message: well under the broker's 1 MB message limit.
 MESSAGE_MAX_ROWS = 1000
 MESSAGE_MAX_BYTES = 512 * 1024
-# Page batches accepted within this long are produced together by the produce thread, one
-# message per site: a produce call and a delivery report per request cost the event loop
-# about 20 µs of the ~170 µs of a 1-event /collect (bench/RESULTS.md run 14).
+# Page batches accepted while the produce thread's previous messages wait for their
+# acknowledgement, at most this long, are produced together, one message per site: a produce
+# call and a delivery report per request cost the event loop about 20 µs of the ~170 µs of a
+# 1-event /collect (bench/RESULTS.md run 14). Under light load a batch is produced at once.
 COALESCE_SECONDS = 0.005
 
 
@@ -95,8 +101,80 @@ class SinkUnavailable(Exception):
     """The event could not be made durable."""
 
 
+class Acceptance:
+    """The outcome of page batches handed to a sink: settled once their rows are durable
+    (Kafka acknowledged every message holding them, or they were spooled at shutdown), or
+    with ``SinkUnavailable`` when they could be neither.
+
+    The batches of one site produced in one round share one acceptance, so a delivery report
+    wakes each waiting event loop once, not once per request.
+    """
+
+    __slots__ = ("_error", "_lock", "_messages", "_settled", "_waiters")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages = 0  # produced and not acknowledged yet
+        self._settled = False
+        self._error: SinkUnavailable | None = None
+        self._waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+
+    @classmethod
+    def settled_now(cls) -> Acceptance:
+        acceptance = cls()
+        acceptance._settled = True
+        return acceptance
+
+    def expect_messages(self, messages: int) -> None:
+        with self._lock:
+            self._messages += messages
+
+    def message_acknowledged(self) -> None:
+        with self._lock:
+            self._messages -= 1
+            last = self._messages == 0
+        if last:
+            self.settle(None)
+
+    def settle(self, error: SinkUnavailable | None) -> None:
+        # Runs on the poll thread, the produce thread or at shutdown: each waiting loop is
+        # woken once, and resolves its own futures on its own thread.
+        with self._lock:
+            if self._settled:
+                return
+            self._settled, self._error = True, error
+            waiters, self._waiters = self._waiters, {}
+        for loop, futures in waiters.items():
+            # A closed loop (its server stopped) has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_all, futures, error)
+
+    async def wait(self, *, timeout: float) -> None:
+        """Return once the rows are durable; raise SinkUnavailable, or TimeoutError when
+        ``timeout`` passes first (the rows stay in the buffer and may still be delivered)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._settled:
+                if self._error is not None:
+                    raise self._error
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(loop, []).append(future)
+        await asyncio.wait_for(future, timeout)
+
+
+def _resolve_all(futures: list[asyncio.Future[None]], error: SinkUnavailable | None) -> None:
+    for future in futures:
+        if future.done():  # its request stopped waiting (timeout)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 class EventSink(Protocol):
-    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None: ...
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> Acceptance: ...
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]: ...
 
@@ -111,10 +189,18 @@ class _PageMessage:
     key: bytes
     rows: int
     replay: spool.Claim | None = None
+    acceptance: Acceptance | None = None  # of the requests whose batches it holds
+    # Produced by the produce thread, which paces its next round on this message's first
+    # delivery report.
+    paced: bool = False
 
 
 def _rows_of(messages: Sequence[_PageMessage]) -> list[bytes]:
     return [row for message in messages for row in message.value.split(b"\n")]
+
+
+def _acceptances_of(messages: Sequence[_PageMessage]) -> list[Acceptance]:
+    return [message.acceptance for message in messages if message.acceptance is not None]
 
 
 class KafkaSink:
@@ -148,10 +234,14 @@ class KafkaSink:
         self._replay_pending = spool.has_pending()
         self._next_replay = 0.0
         self._stop = threading.Event()
-        # Page rows accepted and not yet produced, by message key; the produce thread takes
-        # them every COALESCE_SECONDS while there are any (``_wake`` is set).
-        self._pending: dict[bytes, list[bytes]] = {}
+        # Page rows accepted and not yet produced, by message key, with the acceptance their
+        # requests wait on; the produce thread takes them as soon as there are any (``_wake``
+        # is set) and its previous messages were acknowledged (``_caught_up``), or
+        # COALESCE_SECONDS after it produced those.
+        self._pending: dict[bytes, tuple[list[bytes], Acceptance]] = {}
         self._wake = threading.Event()
+        self._unacknowledged = 0  # page messages of the produce thread awaiting their report
+        self._caught_up = threading.Event()
         self._producing = threading.Thread(
             target=self._produce_forever, name="kafka-produce", daemon=True
         )
@@ -215,11 +305,15 @@ class KafkaSink:
         # Runs inside poll() or flush() on any thread: an exception would come out of that
         # call (a request's, or the poll thread's), so none may escape.
         try:
+            if message.paced:
+                self._reported(message)
             if error is None:
                 with self._lock:
                     self._in_flight -= message.rows
                     self._delivered += message.rows
                     self._last_ack = time.monotonic()
+                if message.acceptance is not None:
+                    message.acceptance.message_acknowledged()
                 if message.replay is not None:
                     self._replay_delivered(message.replay, message.rows)
                 return
@@ -233,6 +327,13 @@ class KafkaSink:
                     self._retry.append((time.monotonic() + RETRY_SECONDS, message))
         except Exception:
             logger.exception("page delivery report of %d events not handled", message.rows)
+
+    def _reported(self, message: _PageMessage) -> None:
+        message.paced = False
+        with self._lock:
+            self._unacknowledged -= 1
+            if self._unacknowledged == 0:
+                self._caught_up.set()
 
     def _replay_delivered(self, claim: spool.Claim, rows: int) -> None:
         with self._lock:
@@ -300,7 +401,7 @@ class KafkaSink:
                 with self._lock:
                     self._retry.append((time.monotonic() + RETRY_SECONDS, message))
 
-    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> Acceptance:
         # Only counted and queued here: the produce thread makes the Kafka messages.
         with self._lock:
             if self._in_flight + len(rows) > self.capacity:
@@ -309,13 +410,17 @@ class KafkaSink:
             self._in_flight += len(rows)
             if not self._pending:
                 self._wake.set()
-            self._pending.setdefault(key.encode(), []).extend(rows)
+            waiting = self._pending.get(key_bytes := key.encode())
+            if waiting is None:
+                waiting = self._pending[key_bytes] = ([], Acceptance())
+            waiting[0].extend(rows)
         PAGE_EVENTS_ACCEPTED.inc(len(rows))
+        return waiting[1]
 
     def _produce_forever(self) -> None:
         while True:
             self._wake.wait()
-            if self._stop.wait(COALESCE_SECONDS):
+            if self._stop.is_set():
                 return  # close() produces what is pending
             try:
                 self._produce_pending()
@@ -323,17 +428,26 @@ class KafkaSink:
                 # Nothing may end this thread: accepted rows would wait for close().
                 logger.exception("Kafka produce loop: unexpected error, going on")
                 self._stop.wait(0.5)
+            # Batches arriving meanwhile gather until these messages are acknowledged: one
+            # message (and one wake-up of each waiting event loop) serves them all.
+            self._caught_up.wait(COALESCE_SECONDS)
 
     def _produce_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._wake.clear()
-        for key, rows in pending.items():
-            for chunk in _message_chunks(rows):
-                message = _PageMessage(b"\n".join(chunk), key, len(chunk))
+        for key, (rows, acceptance) in pending.items():
+            chunks = _message_chunks(rows)
+            acceptance.expect_messages(len(chunks))
+            for chunk in chunks:
+                message = _PageMessage(b"\n".join(chunk), key, len(chunk), None, acceptance, True)
+                with self._lock:
+                    self._unacknowledged += 1
+                    self._caught_up.clear()
                 try:
                     self._produce(message)
                 except BufferError:  # librdkafka's queue is full: the poll thread retries
+                    self._reported(message)
                     with self._lock:
                         self._retry.append((time.monotonic() + RETRY_SECONDS, message))
 
@@ -383,6 +497,7 @@ class KafkaSink:
         deadline = started + settings.INGEST_SHUTDOWN_SECONDS
         self._stop.set()
         self._wake.set()
+        self._caught_up.set()
         self._producing.join(timeout=5)
         self._poller.join(timeout=5)
         self._produce_pending()
@@ -406,7 +521,13 @@ class KafkaSink:
             self._purged, self._retry = [], deque()
             replays, self._replays = self._replays, []
         delivered = self._delivered - delivered_before
-        _spool_leftovers("Kafka", _rows_of(left), delivered=delivered, replays=replays)
+        _spool_leftovers(
+            "Kafka",
+            _rows_of(left),
+            delivered=delivered,
+            replays=replays,
+            acceptances=_acceptances_of(left),
+        )
         BUFFERED.set(0)
 
 
@@ -440,10 +561,16 @@ def _uncancellable_future() -> Future[None]:
 
 
 def _spool_leftovers(
-    path_name: str, rows: list[bytes], *, delivered: int, replays: list[spool.Claim]
+    path_name: str,
+    rows: list[bytes],
+    *,
+    delivered: int,
+    replays: list[spool.Claim],
+    acceptances: Sequence[Acceptance] = (),
 ) -> None:
     """Write what a closing sink could not deliver to the spool, then drop the spool files it
-    was replaying (their undelivered rows are in the new file); one log line either way."""
+    was replaying (their undelivered rows are in the new file); one log line either way.
+    Requests still waiting on those rows learn that they were spooled (kept) or lost."""
     if not rows:
         logger.info(
             "%s sink stopped: %d page events delivered during shutdown, none spooled",
@@ -455,7 +582,9 @@ def _spool_leftovers(
         return
     try:
         written = spool.write(rows)
-    except OSError:
+    except OSError as error:
+        for acceptance in acceptances:
+            acceptance.settle(SinkUnavailable(f"not delivered, and not spooled: {error}"))
         logger.exception(
             "%s sink stopped: %d page events delivered during shutdown, %d LOST: the spool "
             "could not be written",
@@ -464,6 +593,8 @@ def _spool_leftovers(
             len(rows),
         )
         return
+    for acceptance in acceptances:
+        acceptance.settle(None)
     for claim in replays:
         spool.done(claim)
     logger.warning(
@@ -505,7 +636,7 @@ class DirectSink:
         )
         self._writer.start()
 
-    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> None:
+    def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> Acceptance:
         with self._lock:
             if len(self._pages) + len(rows) > self.capacity:
                 SINK_REJECTIONS.inc()
@@ -516,6 +647,8 @@ class DirectSink:
             BUFFERED.set(len(self._pages))
             if self._pages.is_due():
                 self._lock.notify()
+        # Kept in this process until the batch is due: the embedded profile's promise.
+        return Acceptance.settled_now()
 
     def write_ad_row(self, row: bytes, *, key: str) -> Future[None]:
         durable = _uncancellable_future()

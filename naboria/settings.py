@@ -244,8 +244,9 @@ DRAIN_MAX_BATCH_ROWS = _read_int("DRAIN_MAX_BATCH_ROWS", 50_000, minimum=1)
 INGEST_BATCH_SECONDS = float(_read_int("INGEST_BATCH_MILLISECONDS", 5000, minimum=10)) / 1000
 # Page events held in memory while Kafka is unreachable; beyond it /collect answers 503.
 INGEST_BUFFER_EVENTS = _read_int("INGEST_BUFFER_EVENTS", 100_000, minimum=100)
-# Seconds an ad event waits for its durable write before the request gets a 503.
-INGEST_AD_EVENT_TIMEOUT_SECONDS = 5.0
+# Seconds a /collect batch or an ad event waits for its durable write (Kafka acknowledged
+# it, or the direct path inserted the ad row) before the request gets a 503.
+INGEST_ACK_TIMEOUT_SECONDS = 5.0
 # At shutdown a sink delivers what it holds for at most this long (less when nothing moves);
 # what is left is written to INGEST_SPOOL_DIR and sent again by the next process with a sink.
 INGEST_SHUTDOWN_SECONDS = _read_int("INGEST_SHUTDOWN_SECONDS", 10, minimum=1)

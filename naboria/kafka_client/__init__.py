@@ -75,7 +75,10 @@ def get_producer() -> Any:
                         # partitions; left to the broker, Tansu would create it with 4.
                         "allow.auto.create.topics": False,
                         "compression.type": "lz4",
-                        "linger.ms": 5,
+                        # Short: /collect and /ad-event answer only once their message is
+                        # acknowledged, and page batches are already gathered per site
+                        # while earlier messages are in flight (ingest.sinks).
+                        "linger.ms": 1,
                         "client.id": "naboria",
                         # The bounded buffer that holds page events while the broker is away;
                         # the page path refuses batches (503) before librdkafka fills it.

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import pytest
+from asgiref.sync import async_to_sync
 from confluent_kafka import TopicPartition
 from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
 from analytics import session_facts
+from events.ids import new_event_id
 from events.rows import PageRow, encoder
 from ingest import sinks, topics
 from ingest.drain import CONSUMERS, Drain, DrainRunner
@@ -55,6 +59,23 @@ def collect(site, n: int) -> None:
     sink = get_sink()
     assert isinstance(sink, KafkaSink)
     sink.flush(10)
+
+
+def page_row(site: Any, url: str) -> bytes:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    row = PageRow(
+        event_id=new_event_id(),
+        site_id=site.public_id,
+        timestamp=now,
+        received_at=now,
+        event_type="pageview",
+        visitor_id="coalesced",
+        consent_state="none",
+        pathname=url.split("example.com", 1)[1],
+        url=url,
+        retention_days=30,
+    )
+    return encoder.encode(row)
 
 
 def run_drain_until(drain: Drain, done, timeout: float = 30.0) -> None:
@@ -98,15 +119,28 @@ def partitions_holding(site_id: str) -> set[int]:
 
 
 def test_batches_accepted_together_travel_in_one_message_per_site(site, monkeypatch):
-    monkeypatch.setattr(sinks, "COALESCE_SECONDS", 1.0)  # all three land in one interval
-    client = TrackingClient()
-    for n in range(3):
-        events = [{"type": "pageview", "url": f"https://example.com/{n}/{i}"} for i in range(2)]
-        body = {"site": site.public_id, "events": events}
-        assert client.post("/collect", body, content_type="application/json").status_code == 202
+    """Batches that arrive while the produce thread is busy (here: held before it takes them)
+    go out as one message, and their requests are answered together once Kafka acknowledged
+    it."""
     sink = get_sink()
     assert isinstance(sink, KafkaSink)
-    sink.flush(10)
+    go = threading.Event()
+    produce_pending = KafkaSink._produce_pending
+
+    def held(self: KafkaSink) -> None:
+        go.wait(10)
+        produce_pending(self)
+
+    monkeypatch.setattr(KafkaSink, "_produce_pending", held)
+    rows = [page_row(site, f"https://example.com/{n}") for n in range(6)]
+    acceptances = [sink.submit_page_rows(rows[n : n + 2], key=site.public_id) for n in (0, 2, 4)]
+    assert len({id(acceptance) for acceptance in acceptances}) == 1
+
+    async def answered() -> None:
+        await asyncio.gather(*(acceptance.wait(timeout=10) for acceptance in acceptances))
+
+    go.set()
+    async_to_sync(answered)()
     (message,) = messages_of(site.public_id)
     assert len(message.value().split(b"\n")) == 6
     drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
@@ -269,7 +303,7 @@ def test_ad_event_is_acknowledged_by_kafka_before_the_answer(site):
 
 def test_unreachable_broker_gives_503_with_retry_after(site):
     with override_settings(
-        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", INGEST_AD_EVENT_TIMEOUT_SECONDS=1.0
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", INGEST_ACK_TIMEOUT_SECONDS=1.0
     ):
         kafka_client.reset()
         reset_sink()
@@ -290,6 +324,7 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site, tmp_path):
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
         INGEST_BUFFER_EVENTS=100,
         INGEST_SPOOL_DIR=tmp_path,
+        INGEST_ACK_TIMEOUT_SECONDS=0.5,
     ):
         kafka_client.reset()
         reset_sink()
@@ -298,17 +333,19 @@ def test_full_buffer_refuses_the_whole_batch_with_503(site, tmp_path):
             body = {"site": site.public_id, "events": events}
             first = TrackingClient().post("/collect", body, content_type="application/json")
             second = TrackingClient().post("/collect", body, content_type="application/json")
-            assert first.status_code == 202
+            # No broker acknowledges the first: not promised stored (503), yet kept and retried.
+            assert first.status_code == 503
+            assert "not stored yet" in first.json()["error"]
             assert second.status_code == 503
             assert "buffer full" in second.json()["error"]
-            # The accepted batch waits; nothing of the refused one was queued. (len(producer)
+            # The first batch waits; nothing of the refused one was queued. (len(producer)
             # would also count librdkafka's own requests to the unreachable broker.)
             assert sink_buffered_events() == 60
         finally:
             kafka_client.get_producer().purge()
             reset_sink()
             kafka_client.reset()
-        # Accepted, never delivered: spooled when the sink closed, not dropped.
+        # Taken, never delivered: spooled when the sink closed, not dropped.
         spooled = [line for file in tmp_path.glob("page-*.jsonl") for line in file.open()]
         assert len(spooled) == 60
 

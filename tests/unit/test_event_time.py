@@ -26,6 +26,7 @@ from ingest.services import (
     event_time_ms,
     page_rows_from_batch,
 )
+from ingest.sinks import Acceptance
 from tests.tracking_client import TrackingClient, delivered_ad_event
 
 NOW = 1_800_000_000_000
@@ -143,8 +144,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.page_rows: list[bytes] = []
 
-    def submit_page_rows(self, rows: list[bytes], *, key: str) -> None:
+    def submit_page_rows(self, rows: list[bytes], *, key: str) -> Acceptance:
         self.page_rows.extend(rows)
+        return Acceptance.settled_now()
 
 
 @pytest.fixture
