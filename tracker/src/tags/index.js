@@ -118,7 +118,9 @@ function start() {
   grant(decision ? decision.granted : [])
   addEventListener(CONSENT_EVENT, function (event) {
     grant(event.detail.granted)
-    apply()
+    // After the banner's own Consent Mode update, which follows the event: a Google tag
+    // configured now must find the new consent state before its config in the dataLayer.
+    setTimeout(apply)
   })
   apply()
 }
