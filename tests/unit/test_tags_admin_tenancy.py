@@ -73,6 +73,8 @@ def test_members_list_and_open_only_their_organizations_tags(tenants):
     assert "Other pixel" not in page
     assert "Other site" not in page  # not even in the site filter
     assert client.get(f"/admin/tags/tag/{own_tag.pk}/change/").status_code == 200
+    form = client_for(own).get(f"/admin/tags/tag/{own_tag.pk}/change/").content.decode()
+    assert re.findall(r'name="purposes" value="(\w+)"[^>]*checked', form) == ["ads"]
     assert client.get(f"/admin/tags/tag/{other_tag.pk}/change/").status_code == 302
 
 
@@ -132,3 +134,14 @@ def test_analysts_cannot_change_and_actions_leave_other_organizations_alone(tena
     own_tag.refresh_from_db()
     other_tag.refresh_from_db()
     assert (own_tag.enabled, other_tag.enabled) == (False, True)
+
+
+def test_a_key_removed_from_the_banner_stays_shown_and_is_refused(tenants):
+    own, own_site, own_tag, _, _, _ = tenants
+    ConsentPurpose.objects.filter(banner__site=own_site, key="ads").delete()
+    client = client_for(own)
+    form = client.get(f"/admin/tags/tag/{own_tag.pk}/change/").content.decode()
+    assert "ads: (not in the banner)" in form
+    data = form_data(own_site, template="pixel", tracking_id="", url="/p.gif", purposes=["ads"])
+    response = client.post(f"/admin/tags/tag/{own_tag.pk}/change/", data)
+    assert "not purposes of this site&#x27;s banner: ads" in response.content.decode()
