@@ -81,6 +81,8 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
 
 def loader_script(config: dict[str, Any]) -> str:
     _, loader = _built()
-    # "</" would let a banner text close an inline <script>; JSON allows it escaped.
-    config_json = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
+    # Every "<" escaped (JSON allows "\u003c" in strings, the only place it can be): a banner
+    # text or a tag's field can then neither close an inline <script> ("</script>") nor put
+    # the HTML parser in its escaped states ("<!--<script>"), which would swallow the page.
+    config_json = json.dumps(config, separators=(",", ":")).replace("<", "\\u003c")
     return loader.replace(CONFIG_PLACEHOLDER, config_json, 1)

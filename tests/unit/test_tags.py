@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
-from consent.models import ConsentPurpose
+from consent.models import BannerText, ConsentPurpose
 from consent.services import consent_banner_ensure
 from tags.models import Tag, TagTemplate
 from tags.selectors import tags_config
@@ -259,13 +259,18 @@ def test_no_tags_are_served_without_the_banner(client, shop):
     assert bundle_names(config) == ["tracker", "ads"]
 
 
-def test_custom_code_cannot_close_the_loaders_script(client, shop):
+def test_no_text_can_close_or_escape_the_loaders_script(client, shop):
     tag_create(
-        site=shop, name="S", template="script", purposes=["ads"], code="el.innerHTML = '<b>hi</b>'"
+        site=shop, name="S", template="script", purposes=["ads"], code="el.innerHTML = '<b>x</b>'"
     )
+    BannerText.objects.filter(banner__site=shop).update(body="<!--<script>")
     cache.clear()
     script = client.get(f"/t/{shop.public_id}.js").content.decode()
-    assert "</" not in script.split('{"site":', 1)[1]
+    start = script.index('{"site":')
+    config, end = json.JSONDecoder().raw_decode(script, start)
+    assert "<" not in script[start:end]  # escaped as \u003c, which JSON reads back
+    assert config["tags"][0]["code"] == "el.innerHTML = '<b>x</b>'"
+    assert config["banner"]["texts"]["en"]["body"] == "<!--<script>"
 
 
 def test_demo_tags_are_made_once(shop):
