@@ -17,7 +17,7 @@ var button = document.createElement('button')
 button.id = 'demo-chat'
 button.type = 'button'
 button.textContent = 'Chat with us (a demo tag)'
-button.style.cssText = 'position:fixed;left:1rem;bottom:1rem;padding:.6rem 1rem;border-radius:2rem'
+button.style.cssText = 'position:fixed;right:1rem;bottom:1rem;padding:.6rem 1rem;border-radius:2rem'
 document.body.appendChild(button)
 """
 
