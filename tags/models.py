@@ -88,7 +88,8 @@ class Tag(models.Model):
     container = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Iframe: id of the page element it goes into (the end of the page if absent).",
+        help_text="Iframe: id of the page element it goes into, on the pages that have it "
+        "(empty: at the end of every page).",
     )
     width = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(4000)]

@@ -235,6 +235,12 @@ def test_each_template_runs_after_its_own_purposes_and_stops_on_withdrawal(conte
         "pixel.example",
     }
     assert page_state(page)["configs"] == [ADS]
+    # A page without the iframe's container does not get the iframe; the other tags run.
+    page.goto(f"{server}/demo/tags/?site={shop.public_id}")
+    page.wait_for_function("(window.ran || []).includes('meta')")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.querySelectorAll('iframe[src*=\"maps.example\"]').length") == 0
+    assert page_state(page)["pixels"] == ["https://pixel.example/p.gif"]
 
 
 def test_a_tag_can_make_the_page_reload_on_withdrawal(context, server, shop):

@@ -78,15 +78,18 @@ export var TEMPLATES = {
       return added
     },
   },
+  // In its container, on the pages that have it (or at the end of every page without one).
   iframe: {
     start: function (tag) {
+      var parent = tag.container ? document.getElementById(tag.container) : document.body
+      if (!parent) return []
       var frame = document.createElement('iframe')
       frame.src = tag.url
       frame.title = tag.title
       if (tag.width) frame.width = tag.width
       if (tag.height) frame.height = tag.height
       frame.setAttribute('loading', 'lazy')
-      ;(document.getElementById(tag.container) || document.body).appendChild(frame)
+      parent.appendChild(frame)
       return [frame]
     },
   },
