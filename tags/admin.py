@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -105,6 +105,16 @@ class TagAdmin(OrganizationScopedAdmin):
         # A field of its own: the declared one is shared by every request's form class.
         form.base_fields["purposes"] = purposes_field(choices)
         return form
+
+    def save_model(self, request: HttpRequest, obj: Tag, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not obj.site.consent_banner_enabled:
+            self.message_user(
+                request,
+                f"{obj.site.name} has its consent banner off: its tags are not served until it "
+                "is on (they wait for the banner's purposes).",
+                level=messages.WARNING,
+            )
 
     @admin.display(description="purposes")
     def purposes_shown(self, tag: Tag) -> str:

@@ -96,6 +96,15 @@ def test_a_marketer_adds_a_tag_to_their_own_site(tenants):
     assert (tag.site, tag.purposes, tag.tracking_id) == (own_site, ["analytics"], "G-2X7ABC9DEF")
 
 
+def test_saving_a_tag_of_a_site_whose_banner_is_off_says_it_is_not_served(tenants):
+    own, own_site, _, _, _, _ = tenants
+    own_site.consent_banner_enabled = False
+    own_site.save()
+    response = client_for(own).post("/admin/tags/tag/add/", form_data(own_site), follow=True)
+    assert "its tags are not served until it is on" in response.content.decode()
+    assert Tag.objects.filter(name="New GA").exists()
+
+
 def test_forged_sites_and_purposes_are_refused(tenants):
     own, own_site, _, _, other_site, _ = tenants
     client = client_for(own)
