@@ -6,8 +6,8 @@ no second request to learn the site's features and banner; it then loads the ver
 long-cacheable bundles listed in the config. Used by ingest.views; the dashboard
 (analytics.views) reads the manifest of built bundles too.
 
-It belongs to the tracking side (ingest), above consent: the config carries the site's
-consent banner (consent.selectors).
+It belongs to the tracking side (ingest), above consent and tags: the config carries the
+site's consent banner (consent.selectors) and its consent-gated tags (tags.selectors).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.templatetags.static import static
 
 from consent.selectors import banner_config, banner_for_site
 from sites.models import Site
+from tags.selectors import tags_config
 
 CONFIG_PLACEHOLDER = "NABORIA_CONFIG"
 
@@ -49,7 +50,15 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
     """Everything the tracker and the banner need to know about the site (docs/tracker.md)."""
     manifest, _ = _built()
     banner = banner_for_site(site=site)
-    bundles = ["tracker", *(["ads"] if site.ads_enabled else []), *(["banner"] if banner else [])]
+    # Tags wait for purposes of Naboria's banner: without it they never run, so none is served.
+    tags = tags_config(site=site) if banner else []
+    bundles = [
+        "tracker",
+        *(["ads"] if site.ads_enabled else []),
+        *(["banner"] if banner else []),
+        *(["tags"] if tags else []),
+    ]
+    tags_script = origin + static(f"naboria/{manifest['tags']}")
     return {
         "site": site.public_id,
         "host": origin,
@@ -63,11 +72,17 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
         },
         "scripts": [origin + static(f"naboria/{manifest[name]}") for name in bundles],
         "banner": banner_config(banner=banner) if banner else None,
+        "tags": tags,
+        # Sites without tags: the loader loads the tags module only on a page that holds
+        # blocking markup (data-naboria-purpose).
+        "tagsScript": tags_script if banner and not tags else None,
     }
 
 
 def loader_script(config: dict[str, Any]) -> str:
     _, loader = _built()
-    # "</" would let a banner text close an inline <script>; JSON allows it escaped.
-    config_json = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
+    # Every "<" escaped (JSON allows "\u003c" in strings, the only place it can be): a banner
+    # text or a tag's field can then neither close an inline <script> ("</script>") nor put
+    # the HTML parser in its escaped states ("<!--<script>"), which would swallow the page.
+    config_json = json.dumps(config, separators=(",", ":")).replace("<", "\\u003c")
     return loader.replace(CONFIG_PLACEHOLDER, config_json, 1)

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "ingest",
     "ads",
     "consent",
+    "tags",
     "analytics",
 ]
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -80,6 +81,35 @@ def demo(request: HttpRequest) -> HttpResponse:
         )
         context.update(impression_id=delivery.impression, impression_token=sign_delivery(delivery))
     return render(request, "naboria/demo.html", context)
+
+
+@require_GET
+def demo_tags(request: HttpRequest) -> HttpResponse:
+    """A demo page with blocking markup (docs/tags.md): scripts and an iframe of the page itself
+    held back until the purposes they name are granted."""
+    site = site_for_demo(public_id=request.GET.get("site"))
+    if site is None:
+        return HttpResponse("No such site.\n", status=404, content_type="text/plain")
+    return render(request, "naboria/demo_tags.html", {"site": site})
+
+
+@require_GET
+@xframe_options_exempt  # it stands in for a third party's widget, which any site may frame
+def demo_embed(request: HttpRequest) -> HttpResponse:
+    """A stand-in for a third party's embed (a store map), framed by the demo pages' tags."""
+    return render(request, "naboria/demo_embed.html")
+
+
+# A stand-in for a third party's widget script, held back by the demo page's blocking markup.
+DEMO_WIDGET_SCRIPT = """\
+(window.demoRuns = window.demoRuns || []).push('widget')
+document.getElementById('status-widget').textContent = 'loaded and ran'
+"""
+
+
+@require_GET
+def demo_widget(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(DEMO_WIDGET_SCRIPT, content_type="text/javascript")
 
 
 @csrf_exempt  # it changes nothing: a write to no resource is a 404, not a CSRF refusal

@@ -1,8 +1,8 @@
 """``python manage.py seed_demo``: the demo organization, site and users used by ``make run``
-(and ``manage.py prepare --demo``), with the demo site's banner, ads and a month of generated
-traffic.
+(and ``manage.py prepare --demo``), with the demo site's banner, tags, ads and a month of
+generated traffic.
 
-It composes every app (sites, consent, ads, analytics), so it lives in the composition root
+It composes every app (sites, consent, tags, ads, analytics), so it lives in the composition root
 (naboria), not in one of them.
 
 Idempotent: a second run finds what the first made and prints the same credentials, which are
@@ -29,6 +29,7 @@ from naboria import clickhouse
 from sites.models import Organization, Role, Site
 from sites.selectors import DEMO_ORGANIZATION_SLUG
 from sites.services import membership_set, organization_create, site_create
+from tags.services import demo_tags_ensure
 
 DEMO_SITE_NAME = "Demo shop"
 
@@ -82,6 +83,7 @@ class Command(BaseCommand):
                     timezone="Europe/Paris",
                 )
             consent_banner_ensure(site=site)
+            tags = demo_tags_ensure(site=site)
             placement = demo_ads_ensure(site=site)
             for username, superuser, role in [
                 ("admin", True, Role.OWNER),
@@ -99,6 +101,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo site: {site.name} (public id {site.public_id})")
         if seeded:
             self.stdout.write(f"Demo traffic: {seeded} (30 days)")
+        self.stdout.write(f"Demo tags:      {', '.join(tag.name for tag in tags)}")
         self.stdout.write(f"Demo placement: {placement.name} (key {placement.key})")
         self.stdout.write(f"Admin login:    admin / {passwords['admin']}")
         self.stdout.write(f"Marketer login: marketer / {passwords['marketer']}")
