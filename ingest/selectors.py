@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent.models import ConsentPurpose
+from consent.models import ConsentBanner, ConsentPurpose
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
 from ingest.http import Refusal, in_database
@@ -38,6 +38,8 @@ class SiteConfig:
     # Naboria's own banner: consent claims are checked against the recorded decisions.
     consent_banner_enabled: bool = False
     consent_purposes: frozenset[str] = frozenset()
+    # The banner's rule outside the EEA, UK and Switzerland (consent.regions, GET /region).
+    consent_elsewhere: str = "opt_in"
 
     def allows_origin_host(self, host: str) -> bool:
         host = host.lower()
@@ -78,6 +80,10 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             consent_purposes=frozenset(
                 ConsentPurpose.objects.filter(banner__site=site).values_list("key", flat=True)
             ),
+            consent_elsewhere=ConsentBanner.objects.filter(site=site)
+            .values_list("outside_regulated_regions", flat=True)
+            .first()
+            or "opt_in",
         )
     if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
         _cache.clear()
