@@ -65,10 +65,6 @@ class ConsentBannerForm(forms.ModelForm):
         "purposes or signals, or vendors always ask everyone again.",
     )
 
-    class Meta:
-        model = ConsentBanner
-        fields = "__all__"
-
 
 @admin.register(ConsentBanner)
 class ConsentBannerAdmin(OrganizationScopedAdmin):
@@ -86,7 +82,10 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
     search_fields = ["site__name", "site__public_id"]
     readonly_fields = ["version", "reprompt_version", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["site", ("version", "reprompt_version"), "default_language", "updated_at"]}),
+        (
+            None,
+            {"fields": ["site", ("version", "reprompt_version"), "default_language", "updated_at"]},
+        ),
         (
             "Expiry, changes and regions",
             {"fields": ["consent_expiry_months", "minor_edit", "outside_regulated_regions"]},
@@ -119,7 +118,8 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
         elif change_kind == "minor":
             self.message_user(
                 request,
-                f"Version {form.instance.version} (minor edit): decisions already given still count.",
+                f"Version {form.instance.version} (minor edit): decisions already given "
+                "still count.",
             )
 
     @admin.action(description="Export the proof of consent (CSV)")

@@ -56,7 +56,10 @@ class BannerPosition(models.TextChoices):
 
 
 class ConsentModeType(models.TextChoices):
-    ADVANCED = "advanced", "advanced: Google tags load at once, denied by default (cookieless pings)"
+    ADVANCED = (
+        "advanced",
+        "advanced: Google tags load at once, denied by default (cookieless pings)",
+    )
     BASIC = "basic", "basic: Google tags held until the visitor consents"
 
 

@@ -11,10 +11,42 @@ from consent.models import RegionRule
 # The 27 EU member states, the three other EEA states (Iceland, Liechtenstein, Norway), the
 # United Kingdom (UK GDPR, PECR) and Switzerland (nFADP). ISO 3166-1 alpha-2, as Consent Mode's
 # `region` parameter takes them (Greece is GR there, not the EU's EL).
-OPT_IN_REQUIRED = (
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE "
-    "IS LI NO GB CH"
-).split()
+OPT_IN_REQUIRED = [
+    # EU
+    "AT",
+    "BE",
+    "BG",
+    "HR",
+    "CY",
+    "CZ",
+    "DK",
+    "EE",
+    "FI",
+    "FR",
+    "DE",
+    "GR",
+    "HU",
+    "IE",
+    "IT",
+    "LV",
+    "LT",
+    "LU",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SK",
+    "SI",
+    "ES",
+    "SE",
+    # EEA, UK, Switzerland
+    "IS",
+    "LI",
+    "NO",
+    "GB",
+    "CH",
+]
 _OPT_IN_REQUIRED = frozenset(OPT_IN_REQUIRED)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -143,7 +143,7 @@ def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str]
     return granted
 
 
-def _still_valid(record: dict[str, Any]) -> bool:
+def _still_valid(record: Mapping[str, Any]) -> bool:
     months = record["site__consent_banner__consent_expiry_months"]
     reprompt = record["site__consent_banner__reprompt_version"]
     if months is not None and record["recorded_at"] <= now() - relativedelta(months=months):

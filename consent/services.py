@@ -73,7 +73,13 @@ def consent_banner_fingerprint(*, banner: ConsentBanner) -> str:
     content = {
         "purposes": list(
             banner.purposes.order_by("key").values(
-                "key", "name", "description", "required", "tcf_purposes", "translations"
+                "key",
+                "name",
+                "description",
+                "required",
+                "tcf_purposes",
+                "consent_mode_signals",
+                "translations",
             )
         ),
         "texts": list(banner.texts.order_by("language").values(*TEXT_FIELDS)),

@@ -171,7 +171,10 @@ async def region(request: TrackingRequest) -> TrackingResponse:
     country = request_facts(request=request).country
     response = json_response(
         200,
-        {"country": country, "rule": region_rule(elsewhere=site.consent_elsewhere, country=country)},
+        {
+            "country": country,
+            "rule": region_rule(elsewhere=site.consent_elsewhere, country=country),
+        },
     )
     response.headers["cache-control"] = f"private, max-age={REGION_MAX_AGE_SECONDS}"
     return response

@@ -11,9 +11,9 @@ import os
 import shutil
 import subprocess
 import uuid
-from urllib.parse import unquote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
