@@ -22,7 +22,8 @@ from sites.models import Site
 # itself stops sending the browser id at once.
 RECORDED_CONSENT_CACHE_SECONDS = 30.0
 RECORDED_CONSENT_CACHE_SIZE = 100_000
-_recorded: OrderedDict[tuple[str, str], tuple[float, frozenset[str]]] = OrderedDict()
+# None: no decision that still counts (none recorded, expired, or before a material change).
+_recorded: OrderedDict[tuple[str, str], tuple[float, frozenset[str] | None]] = OrderedDict()
 
 
 def banner_for_site(*, site: Site) -> ConsentBanner | None:
@@ -108,18 +109,18 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
 
 def cached_recorded_purposes(
     *, site_public_id: str, visitor_id: str
-) -> tuple[bool, frozenset[str]]:
+) -> tuple[bool, frozenset[str] | None]:
     """(found in cache, purposes granted) without touching the database."""
     entry = _recorded.get((site_public_id, visitor_id))
     if entry is None or entry[0] < time.monotonic():
-        return False, frozenset()
+        return False, None
     return True, entry[1]
 
 
-def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str]:
-    """What the visitor's latest recorded decision granted: nothing if there is none, if it is
-    older than the banner's expiry or answered a version before its latest material change
-    (the banner asks again then, and until it has the answer nothing is granted)."""
+def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str] | None:
+    """What the visitor's latest recorded decision granted; None when there is no decision
+    that still counts: none recorded, or the latest is older than the banner's expiry or
+    answered a version before its latest material change (the banner asks again then)."""
     latest = (
         ConsentRecord.objects.filter(site__public_id=site_public_id, visitor_id=visitor_id)
         .order_by("-recorded_at", "-id")
@@ -132,7 +133,7 @@ def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str]
         )
         .first()
     )
-    granted: frozenset[str] = frozenset()
+    granted: frozenset[str] | None = None
     if latest is not None and _still_valid(latest):
         granted = frozenset(latest["granted"])
     key = (site_public_id, visitor_id)

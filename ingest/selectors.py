@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent.models import ConsentBanner, ConsentPurpose
+from consent.models import ConsentBanner, ConsentPurpose, RegionRule
+from consent.regions import region_rule
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
 from ingest.http import Refusal, in_database
@@ -129,10 +130,14 @@ async def site_config_for_request(*, public_id: str, headers: dict[str, str]) ->
 NO_CONSENT = Consent()
 
 
-async def consent_verified(*, site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
+async def consent_verified(
+    *, site: SiteConfig, bid: str | None, claimed: Consent, country: str = ""
+) -> Consent:
     """The consent the server accepts: on sites that use Naboria's banner a claim counts only
     as far as the browser id's latest recorded decision granted it, whatever the page sends.
-    (A site with a CMP of its own is trusted with what its page claims.)"""
+    Without a decision that still counts, it counts only where the banner's rule for the
+    request's ``country`` (the server's, from the IP) is opt-out or no banner; unknown
+    countries are opt-in. (A site with a CMP of its own is trusted with what its page claims.)"""
     if not site.consent_banner_enabled or claimed == NO_CONSENT:
         return claimed
     if bid is None:
@@ -142,6 +147,10 @@ async def consent_verified(*, site: SiteConfig, bid: str | None, claimed: Consen
         granted = await in_database(recorded_purposes)(
             site_public_id=site.public_id, visitor_id=bid
         )
+    if granted is None:
+        if region_rule(elsewhere=site.consent_elsewhere, country=country) == RegionRule.OPT_IN:
+            return NO_CONSENT
+        return claimed
     return Consent(
         analytics=claimed.analytics and "analytics" in granted,
         ads=claimed.ads and "ads" in granted,

@@ -207,3 +207,38 @@ def test_region_refuses_unknown_sites_and_foreign_origins(shop):
     assert TrackingClient().get("/region").status_code == 400
     assert region(shop, origin="https://evil.example").status_code == 403
     assert TrackingClient().post(f"/region?site={shop.public_id}").status_code == 405
+
+
+def test_opt_out_regions_count_the_claim_until_the_visitor_refuses(shop, settings):
+    settings.GEO_TEST_COUNTRY_HEADER = "x-test-country"
+    shop.consent_banner.outside_regulated_regions = "opt_out"
+    shop.consent_banner.save()
+    forget_site_configs()
+    init = post("/init?site=" + shop.public_id, b"", origin=ORIGIN).json()
+
+    def state_from(country: str) -> str:
+        body = {
+            "site": shop.public_id,
+            "consent": CLAIM,
+            "bid": init["bid"],
+            "token": init["token"],
+            "events": [{"type": "pageview", "url": f"{ORIGIN}/{country}"}],
+        }
+        assert post("/collect", body, origin=ORIGIN, x_test_country=country).status_code == 202
+        ((state,),) = rows(
+            "SELECT consent_state FROM page_events WHERE site_id = {s:String} "
+            "AND pathname = {p:String}",
+            s=shop.public_id,
+            p=f"/{country}",
+        )
+        return state
+
+    # No decision: granted where the rule is opt-out, not in the EEA / UK / CH.
+    assert state_from("US") == "analytics+ads"
+    assert state_from("DE") == "none"
+    assert state_from("GB") == "none"
+    # The visitor refuses: the record wins everywhere.
+    body = {"site": shop.public_id, "version": 1, "granted": [], "denied": ["analytics", "ads"]}
+    body["bid"] = init["bid"]
+    assert post("/consent", body, origin=ORIGIN).status_code == 201
+    assert state_from("CA") == "none"
