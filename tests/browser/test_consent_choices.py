@@ -414,8 +414,18 @@ def test_location_rules_come_from_the_server_and_set_consent_mode_region_default
     assert regional[1]["ad_storage"] == "denied"
     assert "region" not in general[1]
     assert general[1]["ad_storage"] == general[1]["analytics_storage"] == "granted"
-    assert not ConsentRecord.objects.exists()  # nothing decided, nothing stored
+    assert not ConsentRecord.objects.exists()  # nothing decided, nothing recorded
     assert stored_state(page)["cookies"] == ""
+    # Granted by the region's rule, on the server too: one visitor from page to page.
+    id_key = f"naboria:{shop.public_id}:id"
+    assert eventually(lambda: id_key in stored_state(page)["local"])
+    bid = json.loads(stored_state(page)["local"][id_key])["bid"]
+    page.reload()
+    banner(page).wait_for()
+    page.click("#nav-shoes")
+    assert eventually(
+        lambda: page_rows(shop, "visitor_id, consent_state", "pathname = '/demo/shoes'")
+    ) == [(bid, "analytics+ads")]
     banner(page).get_by_role("button", name="Reject all").click()
     assert eventually(lambda: consent_of(page) == {"analytics": False, "ads": False})
     assert consent_mode_calls(page)[-1][1]["analytics_storage"] == "denied"

@@ -8,7 +8,7 @@
 // reopens it to change or withdraw the decision.
 import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
 import { identityKey } from '../core/identity.js'
-import { read } from '../core/storage.js'
+import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
 import { allowed, gpc, readDecision, regionRule, withdrawAtOnce, writeDecision } from './choices.js'
 import { CSS } from './style.js'
@@ -323,7 +323,8 @@ function start() {
   })
   if (!decision)
     return regionRule(config).then(function (rule) {
-      if (rule === 'opt_in') return open(false)
+      // Asked first here: an id kept for an opt-out region (the visitor travelled) goes.
+      if (rule === 'opt_in') return write(localStorage, identityKey(site), null), open(false)
       // Opt-out: granted (as GPC allows) until the visitor refuses; the banner is a notice.
       effective = allowed(config, keys(function () {
         return true
