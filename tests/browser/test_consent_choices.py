@@ -452,3 +452,25 @@ def test_consent_mode_basic_and_advanced(browser, server, shop):
     assert "wait_for_update" not in basic
     assert basic["ad_storage"] == "denied"
     assert page.evaluate("() => naboriaConfig.banner.consentMode") == "basic"
+
+
+def test_a_decision_stored_by_an_earlier_release_counts_and_moves_to_the_cookie(
+    browser, server, shop
+):
+    page = visit(browser, f"{server}/demo/?site={shop.public_id}")
+    legacy = {
+        "version": 1,
+        "granted": ["necessary"],
+        "denied": ["analytics", "ads"],
+        "at": months_ago(2),
+        "recorded": True,
+    }
+    page.evaluate(
+        "([key, value]) => localStorage.setItem(key, value)",
+        [f"naboria:{shop.public_id}:consent", json.dumps(legacy)],
+    )
+    page.reload()
+    page.wait_for_function("() => document.querySelector('.nb-link')")
+    assert banner(page).count() == 0
+    assert decision_cookie(page, shop)["decision"] == legacy
+    assert stored_state(page)["local"] == {}

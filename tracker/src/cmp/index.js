@@ -334,6 +334,8 @@ function start() {
       rule === 'opt_out' ? open(false) : showLink()
     })
   showLink()
+  // Moves a decision of an earlier release (localStorage, one host) to the shared cookie.
+  writeDecision(config, decision)
   // GPC came after the decision: it is narrowed (and recorded) now.
   if (effective.length < decision.granted.length) decide(effective)
   else if (!decision.recorded) record().then(announce, function () {})
