@@ -74,7 +74,11 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
     if site.respect_do_not_track and facts.do_not_track:
         return json_response(202, {"accepted": 0, "ignored": "do-not-track"})
     envelope.consent = await consent_verified(
-        site=site, bid=envelope.bid, claimed=envelope.consent, country=facts.country
+        site=site,
+        bid=envelope.bid,
+        claimed=envelope.consent,
+        country=facts.country,
+        privacy_signal=facts.do_not_track,
     )
     visitor_id = await visitor_identify(
         site=site, bid=envelope.bid, token=envelope.token, consent=envelope.consent, facts=facts

@@ -131,13 +131,22 @@ NO_CONSENT = Consent()
 
 
 async def consent_verified(
-    *, site: SiteConfig, bid: str | None, claimed: Consent, country: str = ""
+    *,
+    site: SiteConfig,
+    bid: str | None,
+    claimed: Consent,
+    country: str = "",
+    privacy_signal: bool = False,
 ) -> Consent:
     """The consent the server accepts: on sites that use Naboria's banner a claim counts only
     as far as the browser id's latest recorded decision granted it, whatever the page sends.
     Without a decision that still counts, it counts only where the banner's rule for the
     request's ``country`` (the server's, from the IP) is opt-out or no banner; unknown
-    countries are opt-in. (A site with a CMP of its own is trusted with what its page claims.)"""
+    countries are opt-in. A site that honours GPC / Do-Not-Track never gets ads consent from a
+    request that sends one, whatever was recorded: ad personalisation is denied.
+    (A site with a CMP of its own is trusted with what its page claims.)"""
+    if privacy_signal and site.respect_do_not_track:
+        claimed = Consent(analytics=claimed.analytics, ads=False)
     if not site.consent_banner_enabled or claimed == NO_CONSENT:
         return claimed
     if bid is None:

@@ -242,3 +242,24 @@ def test_opt_out_regions_count_the_claim_until_the_visitor_refuses(shop, setting
     body["bid"] = init["bid"]
     assert post("/consent", body, origin=ORIGIN).status_code == 201
     assert state_from("CA") == "none"
+
+
+def test_a_privacy_signal_denies_ads_consent_on_the_server_whatever_was_recorded(shop):
+    from asgiref.sync import async_to_sync
+
+    from events.schemas import Consent
+    from ingest.selectors import consent_verified, load_site_config
+
+    bid, _ = granted_visitor(shop)  # analytics and ads recorded
+    claim = Consent(analytics=True, ads=True)
+
+    def verified(**signal: Any) -> Consent:
+        site = load_site_config(shop.public_id)
+        assert site is not None
+        return async_to_sync(consent_verified)(site=site, bid=bid, claimed=claim, **signal)
+
+    assert verified() == claim
+    assert verified(privacy_signal=True) == Consent(analytics=True, ads=False)
+    shop.respect_do_not_track = False  # the site does not honour it
+    shop.save()
+    assert verified(privacy_signal=True) == claim
