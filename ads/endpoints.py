@@ -108,7 +108,13 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
     if not site.ads_enabled:
         raise Refusal(403, "ads are disabled for this site")
     facts = request_facts(request=request)
-    consent = await consent_verified(site=site, bid=body.bid, claimed=body.consent)
+    consent = await consent_verified(
+        site=site,
+        bid=body.bid,
+        claimed=body.consent,
+        country=facts.country,
+        privacy_signal=facts.do_not_track,
+    )
     visitor_id = await visitor_identify(
         site=site, bid=body.bid, token=body.token, consent=consent, facts=facts
     )

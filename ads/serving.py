@@ -72,7 +72,13 @@ async def viewer_for(
     )
     bid = query.get("bid") or None
     claimed = Consent(analytics=bool(bid), ads=query.get("ads") == "1")
-    consent = await consent_verified(site=site, bid=bid, claimed=claimed)
+    consent = await consent_verified(
+        site=site,
+        bid=bid,
+        claimed=claimed,
+        country=facts.country,
+        privacy_signal=facts.do_not_track,
+    )
     try:
         visitor_id = await visitor_identify(
             site=site, bid=bid, token=query.get("token"), consent=consent, facts=facts

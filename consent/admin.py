@@ -7,6 +7,7 @@ import csv
 from collections.abc import Iterator
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
@@ -55,8 +56,19 @@ def _csv_lines(site_rows: Iterator[tuple[str, list[str]]]) -> Iterator[str]:
         yield writer.writerow([site_id, *row])
 
 
+class ConsentBannerForm(forms.ModelForm):
+    minor_edit = forms.BooleanField(
+        required=False,
+        label="Minor edit: do not ask visitors again",
+        help_text="Tick for a change that does not alter what visitors agree to (a typo fix, a "
+        "clearer wording). A new version is kept either way. Changes of purposes, their TCF "
+        "purposes or signals, or vendors always ask everyone again.",
+    )
+
+
 @admin.register(ConsentBanner)
 class ConsentBannerAdmin(OrganizationScopedAdmin):
+    form = ConsentBannerForm
     organization_path = "site__organization"
     list_display = [
         "site",
@@ -68,11 +80,18 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
     ]
     list_filter = ["position", "google_consent_mode", "tcf_enabled"]
     search_fields = ["site__name", "site__public_id"]
-    readonly_fields = ["version", "updated_at"]
+    readonly_fields = ["version", "reprompt_version", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["site", "version", "default_language", "updated_at"]}),
+        (
+            None,
+            {"fields": ["site", ("version", "reprompt_version"), "default_language", "updated_at"]},
+        ),
+        (
+            "Expiry, changes and regions",
+            {"fields": ["consent_expiry_months", "minor_edit", "outside_regulated_regions"]},
+        ),
         ("Look", {"fields": ["position", ("background_color", "text_color", "accent_color")]}),
-        ("Google Consent Mode v2", {"fields": ["google_consent_mode"]}),
+        ("Google Consent Mode v2", {"fields": ["google_consent_mode", "consent_mode_type"]}),
         (
             "IAB TCF v2.2",
             {
@@ -89,9 +108,18 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        if consent_banner_refresh_version(banner=form.instance):
+        change_kind = consent_banner_refresh_version(
+            banner=form.instance, material=not form.cleaned_data.get("minor_edit")
+        )
+        if change_kind == "material":
             self.message_user(
                 request, f"Version {form.instance.version}: visitors will be asked again."
+            )
+        elif change_kind == "minor":
+            self.message_user(
+                request,
+                f"Version {form.instance.version} (minor edit): decisions already given "
+                "still count.",
             )
 
     @admin.action(description="Export the proof of consent (CSV)")

@@ -55,6 +55,23 @@ class BannerPosition(models.TextChoices):
     CENTER = "center", "dialog in the middle"
 
 
+class ConsentModeType(models.TextChoices):
+    ADVANCED = (
+        "advanced",
+        "advanced: Google tags load at once, denied by default (cookieless pings)",
+    )
+    BASIC = "basic", "basic: Google tags held until the visitor consents"
+
+
+class RegionRule(models.TextChoices):
+    """What the banner does for visitors outside the EEA, the UK and Switzerland (where it always
+    asks first, opt-in)."""
+
+    OPT_IN = "opt_in", "ask first (opt-in), as in the EEA"
+    OPT_OUT = "opt_out", "show the banner as notice; granted until the visitor refuses (opt-out)"
+    NO_BANNER = "no_banner", "no banner; granted (the floating link still lets visitors refuse)"
+
+
 class ConsentBanner(models.Model):
     site = models.OneToOneField(Site, on_delete=models.CASCADE, related_name="consent_banner")
     version = models.PositiveIntegerField(
@@ -63,6 +80,27 @@ class ConsentBanner(models.Model):
         help_text="Raised when purposes or texts change: visitors are asked again.",
     )
     content_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # What visitors agree to beyond wording (purpose keys, TCF purposes, signals, vendors): a
+    # change of it is always material (consent.services.consent_banner_refresh_version).
+    scope_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    reprompt_version = models.PositiveIntegerField(
+        default=1,
+        editable=False,
+        help_text="Decisions given to an earlier version are asked again (the latest material "
+        "change); a minor edit raises the version without asking again.",
+    )
+    consent_expiry_months = models.PositiveSmallIntegerField(
+        default=12,
+        validators=[MinValueValidator(1), MaxValueValidator(24)],
+        help_text="A decision is asked again after this many months (EDPB and CNIL: at most "
+        "13 months is the common reading; 12 by default).",
+    )
+    outside_regulated_regions = models.CharField(
+        max_length=16,
+        choices=RegionRule.choices,
+        default=RegionRule.OPT_IN,
+        help_text="Visitors in the EEA, the UK and Switzerland are always asked first.",
+    )
     default_language = models.CharField(max_length=2, default="en", validators=[language_validator])
     position = models.CharField(
         max_length=16, choices=BannerPosition.choices, default=BannerPosition.BOTTOM
@@ -74,6 +112,9 @@ class ConsentBanner(models.Model):
     accent_color = models.CharField(max_length=7, default="#2f5bd3", validators=[color_validator])
     google_consent_mode = models.BooleanField(
         default=True, help_text="Send gtag('consent', 'default'/'update', …) signals."
+    )
+    consent_mode_type = models.CharField(
+        max_length=8, choices=ConsentModeType.choices, default=ConsentModeType.ADVANCED
     )
     tcf_enabled = models.BooleanField(
         default=False, help_text="Expose __tcfapi with an IAB TCF v2.2 TC string."

@@ -6,24 +6,35 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
+from django.utils.timezone import now
+
 from consent import vendor_list
-from consent.models import ConsentBanner, ConsentRecord
+from consent.models import ConsentBanner, ConsentRecord, RegionRule
+from consent.regions import OPT_IN_REQUIRED
+from consent.scope import registrable_domains
 from sites.models import Site
 
 # A withdrawal recorded by another web process reaches this one within this time; the tracker
 # itself stops sending the browser id at once.
 RECORDED_CONSENT_CACHE_SECONDS = 30.0
 RECORDED_CONSENT_CACHE_SIZE = 100_000
-_recorded: OrderedDict[tuple[str, str], tuple[float, frozenset[str]]] = OrderedDict()
+# None: no decision that still counts (none recorded, expired, or before a material change).
+_recorded: OrderedDict[tuple[str, str], tuple[float, frozenset[str] | None]] = OrderedDict()
 
 
 def banner_for_site(*, site: Site) -> ConsentBanner | None:
     if not site.consent_banner_enabled:
         return None
-    return ConsentBanner.objects.filter(site=site).prefetch_related("purposes", "texts").first()
+    return (
+        ConsentBanner.objects.filter(site=site)
+        .select_related("site")
+        .prefetch_related("purposes", "texts")
+        .first()
+    )
 
 
 def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
@@ -68,9 +79,22 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
             }
             for purpose in purposes
         ],
-        "consentMode": banner.google_consent_mode,
+        # "advanced" or "basic" (docs/tracker.md), false when off.
+        "consentMode": banner.google_consent_mode and banner.consent_mode_type,
         "tcf": None,
+        # Expiry and scope: decisions older than expiryMonths, or given to a version before
+        # reprompt (the latest material change), are asked again; the decision is a cookie on
+        # the registrable domain among these that the page's host belongs to.
+        "reprompt": banner.reprompt_version,
+        "expiryMonths": banner.consent_expiry_months,
+        "domains": registrable_domains(banner.site.allowed_domains or []),
+        # Location rules: outside the opt-in regions the banner does what "elsewhere" says; it
+        # then asks the server for the visitor's rule (GET /region), and Consent Mode defaults
+        # are declared per region.
+        "elsewhere": banner.outside_regulated_regions,
     }
+    if banner.outside_regulated_regions != RegionRule.OPT_IN:
+        config["optInRegions"] = OPT_IN_REQUIRED
     if banner.tcf_enabled:
         config["tcf"] = {
             "cmpId": banner.tcf_cmp_id,
@@ -85,29 +109,47 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
 
 def cached_recorded_purposes(
     *, site_public_id: str, visitor_id: str
-) -> tuple[bool, frozenset[str]]:
+) -> tuple[bool, frozenset[str] | None]:
     """(found in cache, purposes granted) without touching the database."""
     entry = _recorded.get((site_public_id, visitor_id))
     if entry is None or entry[0] < time.monotonic():
-        return False, frozenset()
+        return False, None
     return True, entry[1]
 
 
-def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str]:
-    """What the visitor's latest recorded decision granted (nothing if there is none)."""
+def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str] | None:
+    """What the visitor's latest recorded decision granted; None when there is no decision
+    that still counts: none recorded, or the latest is older than the banner's expiry or
+    answered a version before its latest material change (the banner asks again then)."""
     latest = (
         ConsentRecord.objects.filter(site__public_id=site_public_id, visitor_id=visitor_id)
         .order_by("-recorded_at", "-id")
-        .values_list("granted", flat=True)
+        .values(
+            "granted",
+            "recorded_at",
+            "banner_version",
+            "site__consent_banner__consent_expiry_months",
+            "site__consent_banner__reprompt_version",
+        )
         .first()
     )
-    granted = frozenset(latest or ())
+    granted: frozenset[str] | None = None
+    if latest is not None and _still_valid(latest):
+        granted = frozenset(latest["granted"])
     key = (site_public_id, visitor_id)
     _recorded[key] = (time.monotonic() + RECORDED_CONSENT_CACHE_SECONDS, granted)
     _recorded.move_to_end(key)
     if len(_recorded) > RECORDED_CONSENT_CACHE_SIZE:
         _recorded.popitem(last=False)
     return granted
+
+
+def _still_valid(record: Mapping[str, Any]) -> bool:
+    months = record["site__consent_banner__consent_expiry_months"]
+    reprompt = record["site__consent_banner__reprompt_version"]
+    if months is not None and record["recorded_at"] <= now() - relativedelta(months=months):
+        return False
+    return reprompt is None or record["banner_version"] >= reprompt
 
 
 def forget_recorded_purposes(*, site_public_id: str, visitor_id: str) -> None:

@@ -62,7 +62,8 @@ def consent_banner_ensure(*, site: Site) -> ConsentBanner:
                 ConsentPurpose.objects.create(banner=banner, order=order, **purpose)
             BannerText.objects.create(banner=banner, language="en")
             banner.content_fingerprint = consent_banner_fingerprint(banner=banner)
-            banner.save(update_fields=["content_fingerprint"])
+            banner.scope_fingerprint = consent_banner_scope_fingerprint(banner=banner)
+            banner.save(update_fields=["content_fingerprint", "scope_fingerprint"])
     return banner
 
 
@@ -72,7 +73,13 @@ def consent_banner_fingerprint(*, banner: ConsentBanner) -> str:
     content = {
         "purposes": list(
             banner.purposes.order_by("key").values(
-                "key", "name", "description", "required", "tcf_purposes", "translations"
+                "key",
+                "name",
+                "description",
+                "required",
+                "tcf_purposes",
+                "consent_mode_signals",
+                "translations",
             )
         ),
         "texts": list(banner.texts.order_by("language").values(*TEXT_FIELDS)),
@@ -81,15 +88,43 @@ def consent_banner_fingerprint(*, banner: ConsentBanner) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def consent_banner_refresh_version(*, banner: ConsentBanner) -> bool:
-    """Raise the banner's version if what visitors agree to changed; True if it did."""
+def consent_banner_scope_fingerprint(*, banner: ConsentBanner) -> str:
+    """A digest of what a decision covers beyond wording: purpose keys, which are required,
+    their TCF purposes and Consent Mode signals, and the TCF vendors. A change of it always
+    asks everyone again, whatever the editor said."""
+    content = {
+        "purposes": list(
+            banner.purposes.order_by("key").values(
+                "key", "required", "tcf_purposes", "consent_mode_signals"
+            )
+        ),
+        "vendors": sorted(banner.tcf_vendor_ids or []) if banner.tcf_enabled else [],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def consent_banner_refresh_version(*, banner: ConsentBanner, material: bool = True) -> str:
+    """Raise the banner's version if what visitors read or agree to changed.
+
+    Every change of content makes a new version (records name the version they answered). It
+    asks visitors again (``reprompt_version``) when it is material: the editor said so, or the
+    scope changed (purposes, TCF purposes, signals, vendors), which is material whatever the
+    editor said. A minor edit (a typo fix) keeps the decisions already given.
+    Returns "" (no change), "minor" or "material"."""
     fingerprint = consent_banner_fingerprint(banner=banner)
     if fingerprint == banner.content_fingerprint:
-        return False
+        return ""
+    scope = consent_banner_scope_fingerprint(banner=banner)
+    material = material or scope != banner.scope_fingerprint
     banner.content_fingerprint = fingerprint
+    banner.scope_fingerprint = scope
     banner.version += 1
-    banner.save(update_fields=["content_fingerprint", "version"])
-    return True
+    if material:
+        banner.reprompt_version = banner.version
+    banner.save(
+        update_fields=["content_fingerprint", "scope_fingerprint", "version", "reprompt_version"]
+    )
+    return "material" if material else "minor"
 
 
 def consent_record_create(

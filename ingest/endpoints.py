@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from django.conf import settings
 
+from consent.regions import region_rule
 from consent.services import consent_record_create
 from events.schemas import (
     Envelope,
@@ -73,7 +74,13 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
     facts = request_facts(request=request)
     if site.respect_do_not_track and facts.do_not_track:
         return json_response(202, {"accepted": 0, "ignored": "do-not-track"})
-    envelope.consent = await consent_verified(site=site, bid=envelope.bid, claimed=envelope.consent)
+    envelope.consent = await consent_verified(
+        site=site,
+        bid=envelope.bid,
+        claimed=envelope.consent,
+        country=facts.country,
+        privacy_signal=facts.do_not_track,
+    )
     visitor_id = await visitor_identify(
         site=site, bid=envelope.bid, token=envelope.token, consent=envelope.consent, facts=facts
     )
@@ -164,9 +171,34 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
     return response
 
 
+# A visitor's country changes seldom; a banner's rule reaches visitors within this time.
+REGION_MAX_AGE_SECONDS = 600
+
+
+async def region(request: TrackingRequest) -> TrackingResponse:
+    """The location rule of the site's banner for this visitor, from the country of the
+    request's IP address: asked by banners whose rule differs outside the EEA, UK and CH, so the
+    per-site loader stays the same for everyone (and cacheable). Cached privately: the answer
+    is the visitor's."""
+    site = await site_config_for_request(
+        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
+    )
+    country = request_facts(request=request).country
+    response = json_response(
+        200,
+        {
+            "country": country,
+            "rule": region_rule(elsewhere=site.consent_elsewhere, country=country),
+        },
+    )
+    response.headers["cache-control"] = f"private, max-age={REGION_MAX_AGE_SECONDS}"
+    return response
+
+
 ENDPOINTS: EndpointTable = {
     "/init": (init, frozenset({"GET", "POST"})),
     "/collect": (collect, frozenset({"POST"})),
     "/p.gif": (pixel, frozenset({"GET"})),
     "/consent": (consent, frozenset({"POST"})),
+    "/region": (region, frozenset({"GET"})),
 }

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent.models import ConsentPurpose
+from consent.models import ConsentBanner, ConsentPurpose, RegionRule
+from consent.regions import region_rule
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
 from ingest.http import Refusal, in_database
@@ -38,6 +39,8 @@ class SiteConfig:
     # Naboria's own banner: consent claims are checked against the recorded decisions.
     consent_banner_enabled: bool = False
     consent_purposes: frozenset[str] = frozenset()
+    # The banner's rule outside the EEA, UK and Switzerland (consent.regions, GET /region).
+    consent_elsewhere: str = "opt_in"
 
     def allows_origin_host(self, host: str) -> bool:
         host = host.lower()
@@ -78,6 +81,10 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             consent_purposes=frozenset(
                 ConsentPurpose.objects.filter(banner__site=site).values_list("key", flat=True)
             ),
+            consent_elsewhere=ConsentBanner.objects.filter(site=site)
+            .values_list("outside_regulated_regions", flat=True)
+            .first()
+            or "opt_in",
         )
     if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
         _cache.clear()
@@ -123,10 +130,23 @@ async def site_config_for_request(*, public_id: str, headers: dict[str, str]) ->
 NO_CONSENT = Consent()
 
 
-async def consent_verified(*, site: SiteConfig, bid: str | None, claimed: Consent) -> Consent:
+async def consent_verified(
+    *,
+    site: SiteConfig,
+    bid: str | None,
+    claimed: Consent,
+    country: str = "",
+    privacy_signal: bool = False,
+) -> Consent:
     """The consent the server accepts: on sites that use Naboria's banner a claim counts only
     as far as the browser id's latest recorded decision granted it, whatever the page sends.
+    Without a decision that still counts, it counts only where the banner's rule for the
+    request's ``country`` (the server's, from the IP) is opt-out or no banner; unknown
+    countries are opt-in. A site that honours GPC / Do-Not-Track never gets ads consent from a
+    request that sends one, whatever was recorded: ad personalisation is denied.
     (A site with a CMP of its own is trusted with what its page claims.)"""
+    if privacy_signal and site.respect_do_not_track:
+        claimed = Consent(analytics=claimed.analytics, ads=False)
     if not site.consent_banner_enabled or claimed == NO_CONSENT:
         return claimed
     if bid is None:
@@ -136,6 +156,10 @@ async def consent_verified(*, site: SiteConfig, bid: str | None, claimed: Consen
         granted = await in_database(recorded_purposes)(
             site_public_id=site.public_id, visitor_id=bid
         )
+    if granted is None:
+        if region_rule(elsewhere=site.consent_elsewhere, country=country) == RegionRule.OPT_IN:
+            return NO_CONSENT
+        return claimed
     return Consent(
         analytics=claimed.analytics and "analytics" in granted,
         ads=claimed.ads and "ads" in granted,

@@ -236,6 +236,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # How many proxies in front of the web role append to X-Forwarded-For; 0 trusts REMOTE_ADDR only.
 INGEST_TRUSTED_PROXIES = _read_int("INGEST_TRUSTED_PROXIES", 0)
+# TEST ONLY, deliberately not read from the environment: the name of a request header whose
+# value the tracking endpoints take as the visitor's country instead of the IP's (browser tests
+# on loopback set it through pytest-django's settings fixture). Left None in every deployment:
+# any client could choose its country with it.
+GEO_TEST_COUNTRY_HEADER: str | None = None
 # Events wait in memory at most this long / this many before one ClickHouse insert (drain and
 # the direct path alike).
 INGEST_BATCH_SIZE = _read_int("INGEST_BATCH_SIZE", 1000, minimum=1)

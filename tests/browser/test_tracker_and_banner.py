@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -174,9 +175,11 @@ def test_rejecting_keeps_the_visitor_anonymous(page, shop):
     )[0]
     # The day's salted hash: the same anonymous id as the record of the refusal.
     assert (visitor, consent) == (record.visitor_id, "none")
-    local = stored_state(page)["local"]
-    assert list(local) == [f"naboria:{shop.public_id}:consent"]  # the decision, nothing else
-    decision = json.loads(local[f"naboria:{shop.public_id}:consent"])
+    state = stored_state(page)
+    assert (state["local"], state["session"]) == ({}, {})  # the decision (a cookie), nothing else
+    name, value = state["cookies"].split("=", 1)
+    assert name == f"naboria_{shop.public_id}"
+    decision = json.loads(unquote(value))
     assert sorted(decision["denied"]) == ["ads", "analytics"]
 
 

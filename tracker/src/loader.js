@@ -4,19 +4,27 @@
 // the long-cacheable bundles in order: tracker core, ads module, consent banner, tags module.
 import { consentModeState, gtag } from './cmp/consent-mode.js'
 import { installStub } from './cmp/tcf.js'
-import { storedDecision } from './cmp/decision.js'
+import { allowed, consentDefaults, readDecision } from './cmp/choices.js'
+import { identityKey } from './core/identity.js'
+import { read, write } from './core/storage.js'
 
 var config = NABORIA_CONFIG
 var banner = config.banner
 window.naboriaConfig = config
 if (banner) {
   if (banner.tcf) installStub(window)
+  var decision = readDecision(config)
+  // What the stored decision grants here and now (the tracker core starts from it).
+  var granted = (config.granted = decision ? allowed(config, decision.granted) : [])
+  var key = identityKey(config.site)
+  // Analytics granted on another subdomain: this host takes the browser id the decision was
+  // recorded with (the tracker asks /init for its token). A decision without analytics keeps
+  // none; without a decision, only a banner that may grant by region (opt-out) keeps one.
+  if (decision ? granted.indexOf('analytics') < 0 : banner.elsewhere === 'opt_in') write(localStorage, key, null)
+  else if (decision && decision.bid && !read(localStorage, key)) write(localStorage, key, { bid: decision.bid, at: 0 })
   if (banner.consentMode) {
-    var decision = storedDecision(config.site, banner.version)
-    var denied = consentModeState(banner.purposes, [])
-    denied.wait_for_update = 500
-    gtag('consent', 'default', denied)
-    if (decision) gtag('consent', 'update', consentModeState(banner.purposes, decision.granted))
+    consentDefaults(config)
+    if (decision) gtag('consent', 'update', consentModeState(banner.purposes, granted))
   }
 }
 function load(src) {

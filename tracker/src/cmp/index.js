@@ -8,9 +8,9 @@
 // reopens it to change or withdraw the decision.
 import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
 import { identityKey } from '../core/identity.js'
-import { read } from '../core/storage.js'
+import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
-import { storeDecision, storedDecision } from './decision.js'
+import { allowed, gpc, readDecision, regionRule, withdrawAtOnce, writeDecision } from './choices.js'
 import { CSS } from './style.js'
 import { createTcfApi, encodeTCString, processStubQueue, tcChoices, tcData } from './tcf.js'
 
@@ -19,7 +19,10 @@ var banner = config.banner
 var site = config.site
 var language = pickLanguage()
 var texts = banner.texts[language]
-var decision = storedDecision(site, banner.version)
+var decision = readDecision(config)
+// What is granted now: the decision's (as GPC allows), or all in opt-out regions until the
+// visitor decides.
+var effective = decision ? allowed(config, decision.granted) : []
 var dialog = null
 var backdrop = null
 var link = null
@@ -83,7 +86,7 @@ function tcfChoices(granted) {
   banner.purposes.forEach(function (purpose) {
     if (granted.indexOf(purpose.key) >= 0) purposes = purposes.concat(purpose.tcf)
   })
-  return tcChoices(banner.tcf, purposes, [])
+  return tcChoices(banner.tcf, purposes, [], gpc(config))
 }
 
 function tcString(granted) {
@@ -113,6 +116,7 @@ function tcString(granted) {
 // --- the decision ---------------------------------------------------------------------------
 
 function announce(answer) {
+  effective = decision.granted
   dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: decision.granted, answer: answer } }))
   if (banner.consentMode) gtag('consent', 'update', consentModeState(banner.purposes, decision.granted))
   if (tcf) tcf.notify('useractioncomplete')
@@ -122,7 +126,7 @@ function record() {
   var id = read(localStorage, identityKey(site))
   var body = {
     site: site,
-    version: banner.version,
+    version: decision.version,
     granted: decision.granted,
     denied: decision.denied,
     tc: decision.tc || '',
@@ -143,12 +147,15 @@ function record() {
     })
     .then(function (answer) {
       decision.recorded = true
-      storeDecision(site, decision)
+      // Kept for the other subdomains (the loader hands it to their tracker).
+      decision.bid = answer.bid
+      writeDecision(config, decision)
       return answer
     })
 }
 
 function decide(granted) {
+  granted = allowed(config, granted)
   granted = granted.concat(keys(function (purpose) {
     return purpose.required && granted.indexOf(purpose.key) < 0
   }))
@@ -162,12 +169,15 @@ function decide(granted) {
     recorded: false,
   }
   if (tcf) decision.tc = tcString(granted)
-  storeDecision(site, decision)
+  writeDecision(config, decision)
   close()
-  // The tracker learns the decision once the server has it (its answer carries the browser id
-  // when analytics was granted); if the server cannot be reached it learns it at once and the
-  // record is sent again on the next page.
-  record().then(announce, function () {
+  // The tracker learns a grant once the server has it (its answer carries the browser id when
+  // analytics was granted); if the server cannot be reached it learns it at once and the
+  // record is sent again on the next page. A withdrawal applies at once, once the record
+  // (against the browser id it withdraws) is on its way.
+  var recorded = record()
+  withdrawAtOnce(config, effective, granted)
+  recorded.then(announce, function () {
     announce()
   })
 }
@@ -198,7 +208,7 @@ function purposesForm() {
       var id = 'nb-p-' + purpose.key
       var box = h('input', { type: 'checkbox', id: id, value: purpose.key })
       box.checked = purpose.required || granted.indexOf(purpose.key) >= 0
-      box.disabled = purpose.required
+      box.disabled = purpose.required || !allowed(config, [purpose.key]).length
       return h('div', { class: 'nb-purpose' }, [
         box,
         h('label', { for: id, text: ' ' + text.name }),
@@ -311,9 +321,26 @@ function start() {
   addEventListener(OPEN_EVENT, function () {
     open(true)
   })
-  if (!decision) return open(false)
+  if (!decision)
+    return regionRule(config).then(function (rule) {
+      // Asked first here: an id kept for an opt-out region (the visitor travelled) goes.
+      if (rule === 'opt_in') return write(localStorage, identityKey(site), null), open(false)
+      // Opt-out: granted (as GPC allows) until the visitor refuses; the banner is a notice.
+      effective = allowed(config, keys(function () {
+        return true
+      }))
+      dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective } }))
+      if (banner.consentMode) gtag('consent', 'update', consentModeState(banner.purposes, effective))
+      rule === 'opt_out' ? open(false) : showLink()
+    })
   showLink()
-  if (!decision.recorded) record().then(announce, function () {})
+  // Moves a decision of an earlier release (localStorage, one host) to the shared cookie.
+  writeDecision(config, decision)
+  // GPC came after the decision: it is narrowed (and recorded) now.
+  if (effective.length < decision.granted.length) decide(effective)
+  else if (!decision.recorded) record().then(announce, function () {})
+  // For a tracker that started without the loader (naboria.init in an app).
+  else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective } }))
 }
 
 document.body ? start() : addEventListener('DOMContentLoaded', start)

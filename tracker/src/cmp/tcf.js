@@ -16,7 +16,10 @@
 const sortedIds = (ids) => [...new Set(ids)].sort((a, b) => a - b);
 const includesAll = (wanted, given) => wanted.every((id) => given.includes(id));
 
-export function tcChoices({ vendors }, grantedPurposes = [], grantedSpecialFeatures = []) {
+// gpc: Global Privacy Control, honoured by the site: no consent for the purposes that
+// personalise ads (2-4, 7) nor for special features, whatever was granted (cmp/choices.js).
+export function tcChoices({ vendors }, grantedPurposes = [], grantedSpecialFeatures = [], gpc) {
+  if (gpc) (grantedPurposes = grantedPurposes.filter((id) => ![2, 3, 4, 7].includes(id))), (grantedSpecialFeatures = []);
   const vendorIds = (keep) => sortedIds(vendors.filter(keep).map((vendor) => vendor.id));
   return {
     purposeConsents: sortedIds(grantedPurposes),

@@ -4,7 +4,7 @@
 // Public API (window.naboria): init(options), track(name, props), consent.get(),
 // consent.set({analytics, ads}) for sites with a CMP of their own, consent.open() for the
 // banner. Calls made before the script loaded (naboria.q) are replayed.
-import { CONSENT_EVENT, OPEN_EVENT, fromGranted, none, storedConsent } from './consent.js'
+import { CONSENT_EVENT, OPEN_EVENT, fromGranted, none } from './consent.js'
 import { createIdentity } from './identity.js'
 import { watchLinks } from './links.js'
 import { watchPages } from './pages.js'
@@ -49,14 +49,15 @@ function applyConsent(next, answer) {
   var withdrew = consent.analytics && !next.analytics
   consent = next
   if (answer && answer.bid) identity.adopt(answer)
-  if (withdrew) identity.forget()
+  // A withdrawal stops at once what was queued under the consent it takes back.
+  if (withdrew) identity.forget(), transport && transport.drop()
 }
 
 function start(options) {
   if (config) return
   config = options
   var features = config.features || {}
-  consent = storedConsent(config.site, config.banner)
+  consent = fromGranted(config.granted || [])
   identity = createIdentity(config.site, config.host)
   addEventListener(CONSENT_EVENT, function (event) {
     applyConsent(fromGranted(event.detail.granted), event.detail.answer)

@@ -32,6 +32,8 @@ export function createTransport(options) {
     options
       .envelope()
       .then(function (envelope) {
+        // Dropped while the envelope was made (consent withdrawn): the batch is not sent.
+        if (queue[0] !== batch[0]) return (batch = [])
         envelope.events = batch
         envelope.sent_at = Date.now()
         return fetch(options.host + '/collect', {
@@ -78,6 +80,11 @@ export function createTransport(options) {
     },
     // Consent changed: keep the undelivered events in sessionStorage only if it allows.
     store: keep,
+    // Consent withdrawn: the undelivered events go (they were taken under it).
+    drop: function () {
+      queue = []
+      keep()
+    },
     flush: flush,
   }
 }

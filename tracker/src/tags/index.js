@@ -7,7 +7,6 @@
 // for it, the page reloads (code that already ran cannot be un-run). It follows the decision
 // the banner stored and announces (core/consent.js).
 import { SIGNALS } from '../cmp/consent-mode.js'
-import { storedDecision } from '../cmp/decision.js'
 import { CONSENT_EVENT } from '../core/consent.js'
 import { deleteCookies } from './dom.js'
 import { blockedMarkup } from './markup.js'
@@ -114,8 +113,9 @@ function start() {
     })
     .map(tagItem)
     .concat(blockedMarkup(purposeName))
-  var decision = storedDecision(config.site, banner.version)
-  grant(decision ? decision.granted : [])
+  // What the stored decision grants here and now, as the loader read it (cmp/choices.js:
+  // expiry, re-prompt, subdomains, GPC).
+  grant(config.granted || [])
   addEventListener(CONSENT_EVENT, function (event) {
     grant(event.detail.granted)
     // After the banner's own Consent Mode update, which follows the event: a Google tag
