@@ -6,13 +6,15 @@
 // announced to the tracker ("naboria:consent" event), to Google tags (Consent Mode v2 update)
 // and to IAB TCF vendors (__tcfapi, TC string). A floating link, or naboria.consent.open(),
 // reopens it to change or withdraw the decision.
-import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
+import { CONSENT_EVENT, OPEN_EVENT, decisionKey } from '../core/consent.js'
 import { identityKey } from '../core/identity.js'
 import { read } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
 import { storeDecision, storedDecision } from './decision.js'
+import { h } from './dom.js'
 import { CSS } from './style.js'
-import { createTcfApi, encodeTCString, processStubQueue, tcChoices, tcData } from './tcf.js'
+import { allChoices, createTcfApi, createdOf, encodeTCString, processStubQueue, tcChoices, tcData, tcfOffer } from './tcf.js'
+import { tcfForm, tcfNotice } from './tcf-ui.js'
 
 var config = window.naboriaConfig
 var banner = config.banner
@@ -38,19 +40,6 @@ function pickLanguage() {
   )
 }
 
-function h(tag, attributes, children) {
-  var element = document.createElement(tag)
-  for (var name in attributes) {
-    if (name === 'onclick') element.onclick = attributes[name]
-    else if (name === 'text') element.textContent = attributes[name]
-    else element.setAttribute(name, attributes[name])
-  }
-  ;(children || []).forEach(function (child) {
-    if (child) element.appendChild(child)
-  })
-  return element
-}
-
 function keys(filter) {
   return banner.purposes.filter(filter).map(function (purpose) {
     return purpose.key
@@ -67,7 +56,7 @@ function createTcf() {
     tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
     publisherCC: banner.tcf.publisherCC,
     getTCData: function () {
-      return decision && decision.tc ? tcData(decision.tc, tcfChoices(decision.granted), banner.tcf) : null
+      return decision && decision.tc ? tcData(decision.tc, tcfSignals(decision.tcf), banner.tcf) : null
     },
     displayStatus: function () {
       return dialog ? 'visible' : 'hidden'
@@ -78,21 +67,25 @@ function createTcf() {
   return api
 }
 
-function tcfChoices(granted) {
-  var purposes = []
-  banner.purposes.forEach(function (purpose) {
-    if (granted.indexOf(purpose.key) >= 0) purposes = purposes.concat(purpose.tcf)
-  })
-  return tcChoices(banner.tcf, purposes, [])
+// The TCF purposes the site's own purposes stand for: offered even if no vendor asks for them.
+function sitePurposesTcf() {
+  return banner.purposes.reduce(function (all, purpose) {
+    return all.concat(purpose.tcf)
+  }, [])
 }
 
-function tcString(granted) {
+function tcfSignals(choices) {
+  return tcChoices(banner.tcf, choices || allChoices(tcfOffer(banner.tcf), false), sitePurposesTcf())
+}
+
+function tcString(choices) {
   var now = new Date()
-  var choices = tcfChoices(granted)
+  // Created stays that of the first TC string this browser got, whatever changed since.
+  var previous = read(localStorage, decisionKey(site))
   return encodeTCString(
     Object.assign(
       {
-        created: now,
+        created: (previous && previous.tc && createdOf(previous.tc)) || now,
         lastUpdated: now,
         cmpId: banner.tcf.cmpId,
         cmpVersion: banner.tcf.cmpVersion,
@@ -101,11 +94,11 @@ function tcString(granted) {
         vendorListVersion: banner.tcf.vendorListVersion,
         tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
         isServiceSpecific: true,
-        useNonStandardTexts: false,
+        useNonStandardTexts: !!banner.tcf.useNonStandardTexts,
         purposeOneTreatment: false,
         publisherCC: banner.tcf.publisherCC,
       },
-      choices
+      tcfSignals(choices)
     )
   )
 }
@@ -148,7 +141,8 @@ function record() {
     })
 }
 
-function decide(granted) {
+// tcfChoices: what the TCF part of the second layer read, or all / nothing for the buttons.
+function decide(granted, tcfChoices) {
   granted = granted.concat(keys(function (purpose) {
     return purpose.required && granted.indexOf(purpose.key) < 0
   }))
@@ -161,7 +155,10 @@ function decide(granted) {
     at: Date.now(),
     recorded: false,
   }
-  if (tcf) decision.tc = tcString(granted)
+  if (tcf) {
+    decision.tcf = tcfChoices
+    decision.tc = tcString(tcfChoices)
+  }
   storeDecision(site, decision)
   close()
   // The tracker learns the decision once the server has it (its answer carries the browser id
@@ -181,11 +178,17 @@ function button(label, kind, onclick) {
 function everything() {
   decide(keys(function () {
     return true
-  }))
+  }), tcf && allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), true))
 }
 
 function nothing() {
-  decide([])
+  decide([], tcf && allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), false))
+}
+
+// With TCF the site's purposes that stand for TCF purposes are granted by consenting to all of
+// those on the second layer; the others keep their own switch.
+function ownSwitch(purpose) {
+  return !tcf || !purpose.tcf.length
 }
 
 function purposesForm() {
@@ -193,7 +196,7 @@ function purposesForm() {
   return h(
     'div',
     { class: 'nb-purposes' },
-    banner.purposes.map(function (purpose) {
+    banner.purposes.filter(ownSwitch).map(function (purpose) {
       var text = texts.purposes[purpose.key] || { name: purpose.key }
       var id = 'nb-p-' + purpose.key
       var box = h('input', { type: 'checkbox', id: id, value: purpose.key })
@@ -208,31 +211,40 @@ function purposesForm() {
   )
 }
 
-function vendorsList() {
-  return h('details', { class: 'nb-vendors' }, [
-    h('summary', { text: texts.vendors + ' (' + banner.tcf.vendors.length + ')' }),
-    h(
-      'ul',
-      {},
-      banner.tcf.vendors.map(function (vendor) {
-        return h('li', { text: vendor.name })
-      })
-    ),
-  ])
-}
-
-function open(detailed) {
+// detailed: the second layer; partners: with the list of vendors unfolded.
+function open(detailed, partners) {
   if (dialog) close()
   returnFocus = document.activeElement
   var form = detailed && purposesForm()
+  var tcfPart =
+    tcf &&
+    (detailed
+      ? tcfForm(banner.tcf, texts.tcf, sitePurposesTcf(), decision && decision.tcf, partners)
+      : tcfNotice(banner.tcf, texts.tcf, sitePurposesTcf(), function () {
+          open(true, true)
+        }))
   var choices = [button(texts.accept, 'nb-choice', everything), button(texts.reject, 'nb-choice', nothing)]
   choices.push(
     detailed
       ? button(texts.save, 'nb-more', function () {
+          var choices = tcf && tcfPart.read()
           decide(
-            [].slice.call(form.querySelectorAll('input:checked')).map(function (box) {
-              return box.value
-            })
+            [].slice
+              .call(form.querySelectorAll('input:checked'))
+              .map(function (box) {
+                return box.value
+              })
+              .concat(
+                keys(function (purpose) {
+                  return (
+                    !ownSwitch(purpose) &&
+                    purpose.tcf.every(function (id) {
+                      return choices.purposes.indexOf(id) >= 0
+                    })
+                  )
+                })
+              ),
+            choices
           )
         })
       : button(texts.customize, 'nb-more', function () {
@@ -254,7 +266,7 @@ function open(detailed) {
       h('h2', { id: 'nb-title', text: texts.title }),
       h('p', { id: 'nb-body', text: texts.body }),
       form,
-      detailed && tcf && vendorsList(),
+      tcfPart,
       h('div', { class: 'nb-actions' }, choices),
     ]
   )
@@ -267,7 +279,7 @@ function open(detailed) {
 }
 
 function focusable() {
-  return [].slice.call(dialog.querySelectorAll('button,input:not([disabled]),summary'))
+  return [].slice.call(dialog.querySelectorAll('button,input:not([disabled]),summary,a[href]'))
 }
 
 // Keyboard users stay in the dialog until they decide; Escape closes it only when a decision
