@@ -144,7 +144,10 @@ def standard_names(vendors: list[dict[str, Any]], purposes: list[int]) -> dict[s
         used["dataCategories"] |= set(vendor["data"])
     return {
         kind: {
-            str(i): [gvl[kind][str(i)]["name"], gvl[kind][str(i)].get("description", "")]
+            str(i): [
+                gvl[kind][str(i)]["name"].strip(),
+                gvl[kind][str(i)].get("description", "").strip(),
+            ]
             for i in sorted(ids)
             if str(i) in gvl.get(kind, {})
         }

@@ -399,6 +399,8 @@ describe('the TC string of each decision, decoded with @iabtcf/core', () => {
         vendorLegitimateInterests: choices.vendorLegitimateInterests,
         specialFeatureOptins: choices.specialFeatureOptins,
         vendorsDisclosed: choices.disclosedVendors,
+        useNonStandardTexts: false,
+        publisherRestrictions: [],
         created: undefined,
         lastUpdated: undefined,
         consentScreen: undefined,

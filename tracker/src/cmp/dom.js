@@ -1,5 +1,6 @@
 // h(tag, attributes, children): the banner's one DOM helper (index.js, tcf-ui.js). Attributes
-// are set as such except onclick (a handler), text (textContent) and checked (the property).
+// are set as such except onclick (a handler), text (textContent) and checked (the property);
+// children are nodes or strings, and false or null ones are left out.
 export function h(tag, attributes, children) {
   var element = document.createElement(tag)
   for (var name in attributes) {
@@ -10,7 +11,7 @@ export function h(tag, attributes, children) {
     else element.setAttribute(name, value)
   }
   ;(children || []).forEach(function (child) {
-    if (child) element.appendChild(child)
+    if (child) element.append(child)
   })
   return element
 }
