@@ -8,11 +8,11 @@ from typing import Any
 from django.core.checks import CheckMessage, Warning
 from django.db import DatabaseError
 
+from consent import vendor_list
+from consent.models import ConsentBanner
+
 
 def vendor_list_fresh(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from consent import vendor_list
-    from consent.models import ConsentBanner
-
     try:
         if not ConsentBanner.objects.filter(tcf_enabled=True).exists():
             return []

@@ -3,7 +3,7 @@ Consent Mode settings) and the record of every decision a visitor made.
 
 With IAB TCF on, the banner also carries the publisher's restrictions (TcfPublisherRestriction)
 and reads the IAB Global Vendor List stored by ``manage.py refresh_vendor_list``
-(GlobalVendorList, read through consent.vendor_list).
+(GlobalVendorList, in consent.gvl, read through consent.vendor_list).
 
 Marketers edit banners in the admin; the tracker loader (ingest.views) serves them to browsers;
 the /consent endpoint (ingest.endpoints → consent.services) writes the records, which are the
@@ -18,6 +18,9 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from django.utils.timezone import now
 
+# Re-exported: the consent app's models are all reachable from here.
+from consent.gvl import GlobalVendorList as GlobalVendorList
+from consent.vendor_list import unknown_vendor_ids
 from sites.models import Site
 
 CONSENT_MODE_SIGNALS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
@@ -99,7 +102,7 @@ class ConsentBanner(models.Model):
     tcf_non_standard_texts = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Your own texts for TCF purposes instead of the IAB\'s standard ones, e.g. '
+        help_text="Your own texts for TCF purposes instead of the IAB's standard ones, e.g. "
         '{"1": {"name": "…", "description": "…"}}; empty: the standard texts (useNonStandardTexts '
         "false in the TC string).",
     )
@@ -114,9 +117,6 @@ class ConsentBanner(models.Model):
     def clean(self) -> None:
         if self.tcf_enabled and not 2 <= self.tcf_cmp_id < 4096:
             raise ValidationError({"tcf_cmp_id": "TCF needs the CMP id the IAB assigned (2-4095)."})
-        # Imported here: consent.vendor_list reads GlobalVendorList from this module.
-        from consent.vendor_list import unknown_vendor_ids
-
         unknown = unknown_vendor_ids(self.tcf_vendor_ids or [])
         if unknown:
             raise ValidationError({"tcf_vendor_ids": f"not in the vendor list: {unknown}"})
@@ -292,7 +292,7 @@ class BannerText(models.Model):
         default=dict,
         blank=True,
         help_text="TCF second-layer labels in this language, over the English defaults "
-        "(TCF_LABELS in consent.models), e.g. {\"object\": \"Objecter\"}.",
+        '(TCF_LABELS in consent.models), e.g. {"object": "Objecter"}.',
     )
 
     class Meta:
@@ -308,27 +308,7 @@ class BannerText(models.Model):
         if not isinstance(labels, dict) or not all(
             key in TCF_LABELS and isinstance(value, str) and value for key, value in labels.items()
         ):
-            raise ValidationError(
-                {"tcf_labels": f"texts for some of: {', '.join(TCF_LABELS)}"}
-            )
-
-
-class GlobalVendorList(models.Model):
-    """One version of the IAB Global Vendor List (GVL v3 JSON) as refresh_vendor_list stored
-    it; the newest is the one banners use (consent.vendor_list)."""
-
-    version = models.PositiveIntegerField(unique=True)
-    tcf_policy_version = models.PositiveSmallIntegerField()
-    last_updated = models.DateTimeField(help_text="lastUpdated of the list, set by the IAB.")
-    fetched_at = models.DateTimeField(default=now)
-    source = models.CharField(max_length=500)
-    data = models.JSONField()
-
-    class Meta:
-        ordering = ["-version"]
-
-    def __str__(self) -> str:
-        return f"vendor list v{self.version} of {self.last_updated:%Y-%m-%d}"
+            raise ValidationError({"tcf_labels": f"texts for some of: {', '.join(TCF_LABELS)}"})
 
 
 class ConsentRecord(models.Model):

@@ -9,10 +9,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
-
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import urllib3
 from django.conf import settings

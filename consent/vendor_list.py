@@ -20,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from consent.models import GlobalVendorList
+from consent.gvl import GlobalVendorList
 
 SHIPPED_VENDOR_LIST_PATH = Path(__file__).with_name("data") / "tcf-vendor-list.json"
 # Another process's refresh reaches this one within this time.
@@ -118,7 +118,9 @@ def vendors_for_banner(ids: list[int], language: str = "en") -> list[dict[str, A
             "usesNonCookieAccess": vendor.get("usesNonCookieAccess", False),
             "storageUrl": vendor.get("deviceStorageDisclosureUrl", ""),
             "privacy": _url(vendor, language, "privacy"),
-            "legIntClaim": _url(vendor, language, "legIntClaim") if vendor["legIntPurposes"] else "",
+            "legIntClaim": _url(vendor, language, "legIntClaim")
+            if vendor["legIntPurposes"]
+            else "",
         }
         for vendor in chosen
     ]

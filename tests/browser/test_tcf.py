@@ -101,7 +101,8 @@ def test_first_layer_discloses_vendors_purposes_and_legitimate_interest_and_acce
     first = dialog(page)
     text = first.inner_text()
     assert "our 5 partners" in text
-    assert "legitimate interest" in text and "object" in text
+    assert "legitimate interest" in text
+    assert "object" in text
     # The purposes by their IAB standard names, and the special feature asked for.
     assert "Store and/or access information on a device" in text
     assert "Measure content performance" in text
@@ -122,7 +123,10 @@ def test_first_layer_discloses_vendors_purposes_and_legitimate_interest_and_acce
     assert flags(data["vendor"]["consents"]) == CONSENT_VENDORS
     assert flags(data["purpose"]["legitimateInterests"]) == [2, 7, 9, 10]
     record = eventually(lambda: ConsentRecord.objects.filter(site=tcf_site).first())
-    assert (record.granted, record.tc_string) == (["ads", "analytics", "necessary"], data["tcString"])
+    assert (record.granted, record.tc_string) == (
+        ["ads", "analytics", "necessary"],
+        data["tcString"],
+    )
 
 
 def test_reject_all_signals_no_consent_and_no_legitimate_interest(page, tcf_site):
@@ -155,8 +159,10 @@ def test_second_layer_shows_each_vendor_and_takes_choices_one_by_one(page, tcf_s
     assert "Retention: 365 days" in details
     assert "Device storage: cookies up to 365 days" in details
     assert "Actively scan device characteristics" in details  # its special feature
-    assert captify.get_by_role("link", name="Privacy policy").get_attribute("href").startswith(
-        "https://"
+    assert (
+        captify.get_by_role("link", name="Privacy policy")
+        .get_attribute("href")
+        .startswith("https://")
     )
     ogury = second.locator("details.nb-vendor", has_text="Ogury")
     ogury.locator("summary").click()
@@ -183,7 +189,8 @@ def test_second_layer_shows_each_vendor_and_takes_choices_one_by_one(page, tcf_s
     # Reopened, the second layer shows these choices; changing one keeps the others.
     page.evaluate("() => naboria.consent.open()")
     reopened = dialog(page)
-    assert reopened.locator("#nb-p8").is_checked() and reopened.locator("#nb-o7").is_checked()
+    assert reopened.locator("#nb-p8").is_checked()
+    assert reopened.locator("#nb-o7").is_checked()
     assert not reopened.locator("#nb-p2").is_checked()
     reopened.locator("#nb-o7").uncheck()
     reopened.get_by_role("button", name="Save my choices").click()
