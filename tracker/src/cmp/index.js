@@ -27,6 +27,9 @@ var backdrop = null
 var link = null
 var returnFocus = null
 var tcf = banner.tcf && createTcf()
+// A TCF decision stored before the banner kept the choices behind its string (TCF 2.2 as the
+// policy requires) cannot be shown again nor trusted: ask again.
+if (tcf && decision && !decision.tcf) decision = null
 
 // The visitor's preferred language among the banner's, else the site's default.
 function pickLanguage() {
