@@ -251,6 +251,7 @@ TCF_LABELS = {
     "data": "Data categories",
     "retention": "Retention",
     "days": "days",
+    "seconds": "seconds",
     "storage": "Device storage",
     "cookies": "cookies up to",
     "session": "the session",

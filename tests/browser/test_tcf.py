@@ -167,6 +167,7 @@ def test_second_layer_shows_each_vendor_and_takes_choices_one_by_one(page, tcf_s
     ogury = second.locator("details.nb-vendor", has_text="Ogury")
     ogury.locator("summary").click()
     assert "Legitimate interest claim" in ogury.inner_text()
+    assert "cookies up to 182 seconds" in ogury.inner_text()
     # Consent to purposes 1, 8, 9 and 10 (the site's analytics), to Comscore and Google, opt in
     # to special feature 2, object to LI for purpose 7 and to Ogury's LI.
     for name in ("Comscore", "Google Advertising"):
@@ -230,3 +231,24 @@ def test_restrictions_texts_and_created_date_reach_the_string(page, tcf_site):
     # Ogury's purpose 7 is now consent-based: still LI for DoubleVerify and Google.
     assert decoded["purposeLegitimateInterests"] == [2, 7, 9, 10]
     assert decoded["vendorConsents"] == CONSENT_VENDORS
+
+
+def test_both_layers_have_no_accessibility_violation(page):
+    """axe-core (from tracker/node_modules) on the dialog, first layer then second layer with
+    every vendor unfolded."""
+    axe = ROOT / "tracker" / "node_modules" / "axe-core" / "axe.min.js"
+    page.open_demo()
+    page.add_script_tag(path=str(axe))
+
+    def violations() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = page.evaluate(
+            """() => axe.run(document.querySelector('[role=dialog]')).then(result =>
+                 result.violations.map(v => ({id: v.id, nodes: v.nodes.slice(0, 3)
+                   .map(n => n.target.join(' '))})))"""
+        )
+        return found
+
+    assert violations() == []
+    dialog(page).get_by_role("button", name="See our 5 partners").click()
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+    assert violations() == []

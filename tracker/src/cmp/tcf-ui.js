@@ -57,8 +57,9 @@ function item(config, kind, id, switches) {
 }
 
 function vendorDetails(config, labels, vendor, offer, previous) {
+  // Some vendors keep cookies for seconds only: "0 days" would hide it.
   var days = function (seconds) {
-    return Math.round(seconds / 86400) + ' ' + labels.days
+    return seconds < 86400 ? seconds + ' ' + labels.seconds : Math.round(seconds / 86400) + ' ' + labels.days
   }
   var storage = [
     vendor.usesCookies && labels.cookies + ' ' + (vendor.cookieMaxAgeSeconds > 0 ? days(vendor.cookieMaxAgeSeconds) : labels.session) + (vendor.cookieRefresh ? ' (' + labels.refresh + ')' : ''),
