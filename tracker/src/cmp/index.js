@@ -78,7 +78,7 @@ function sitePurposesTcf() {
 }
 
 function tcfSignals(choices) {
-  return tcChoices(banner.tcf, choices || allChoices(tcfOffer(banner.tcf), false), sitePurposesTcf())
+  return tcChoices(banner.tcf, choices, sitePurposesTcf())
 }
 
 function tcString(choices) {
@@ -159,8 +159,9 @@ function decide(granted, tcfChoices) {
     recorded: false,
   }
   if (tcf) {
-    decision.tcf = tcfChoices
-    decision.tc = tcString(tcfChoices)
+    // Without TCF choices (a decision made for the visitor), nothing is consented nor claimed.
+    decision.tcf = tcfChoices || allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), false)
+    decision.tc = tcString(decision.tcf)
   }
   storeDecision(site, decision)
   close()
