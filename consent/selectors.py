@@ -43,8 +43,12 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
             "customize": text.customize_label,
             "save": text.save_label,
             "settings": text.settings_label,
-            "vendors": text.vendors_label,
-            "tcf": {**TCF_LABELS, **text.tcf_labels, "notice": text.tcf_notice},
+            "tcf": {
+                **TCF_LABELS,
+                **text.tcf_labels,
+                "notice": text.tcf_notice,
+                "vendors": text.vendors_label,
+            },
             "purposes": {
                 purpose.key: {
                     "name": purpose.name,

@@ -151,6 +151,9 @@ def test_second_layer_shows_each_vendor_and_takes_choices_one_by_one(page, tcf_s
     dialog(page).get_by_role("button", name="See our 5 partners").click()
     second = dialog(page)
     assert page.errors == []
+    assert second.locator("details.nb-vendors > summary").inner_text() == (
+        "Partners (IAB TCF vendors) (5)"
+    )
     # The IAB's standard description of purpose 1 and the legitimate interest switches.
     assert "Cookies, device or similar online identifiers" in second.inner_text()
     captify = second.locator("details.nb-vendor", has_text="Captify Technologies")

@@ -219,6 +219,7 @@ def test_config_carries_vendor_details_standard_texts_restrictions_and_labels(cl
     labels = client.get(f"/t/{tcf_site.public_id}.json").json()["banner"]["texts"]["en"]["tcf"]
     assert labels["object"] == "Refuser"
     assert labels["consent"] == "Consent"
+    assert labels["vendors"] == "Partners (IAB TCF vendors)"
     assert "{n} partners" in labels["notice"]
 
     banner.tcf_non_standard_texts = {"1": {"name": "Cookies", "description": "Ours."}}

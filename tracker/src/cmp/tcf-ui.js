@@ -106,7 +106,7 @@ export function tcfForm(config, labels, sitePurposes, previous, vendorsOpen) {
     specials.length ? [line(labels.specialPurposes + ', ' + labels.features, specials.join('; '))] : [],
     [
       h('details', vendorsOpen ? { class: 'nb-vendors', open: '' } : { class: 'nb-vendors' }, [
-        h('summary', { text: count(labels.partners, offer.vendors.length) }),
+        h('summary', { text: labels.vendors + ' (' + offer.vendors.length + ')' }),
       ].concat(offer.vendors.map(function (vendor) {
         return vendorDetails(config, labels, vendor, offer, previous)
       }))),
