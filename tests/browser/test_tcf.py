@@ -234,6 +234,19 @@ def test_restrictions_texts_and_created_date_reach_the_string(page, tcf_site):
     # Ogury's purpose 7 is now consent-based: still LI for DoubleVerify and Google.
     assert decoded["purposeLegitimateInterests"] == [2, 7, 9, 10]
     assert decoded["vendorConsents"] == CONSENT_VENDORS
+    # The second layer shows Ogury's declarations as restricted (purpose 7 under consent), with
+    # the publisher's own name for purpose 1.
+    page.evaluate("() => naboria.consent.open()")
+    dialog(page).locator("details.nb-vendors > summary").click()
+    ogury = dialog(page).locator("details.nb-vendor", has_text="Ogury")
+    ogury.locator("summary").click()
+    lines = ogury.inner_text().splitlines()
+    assert "Purposes (consent): Cookies on your device; Measure advertising performance" in lines
+    assert (
+        "Legitimate interest: Use limited data to select advertising; Understand audiences "
+        "through statistics or combinations of data from different sources; Develop and "
+        "improve services"
+    ) in lines
 
 
 def test_both_layers_have_no_accessibility_violation(page):
