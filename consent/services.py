@@ -221,12 +221,15 @@ def vendor_list_refresh(*, source: str = "") -> tuple[GlobalVendorList, bool]:
         newest.fetched_at = timezone.now()
         newest.save(update_fields=["fetched_at"])
         return newest, False
-    stored = GlobalVendorList.objects.create(
+    # get_or_create: two refreshes at once store the version once.
+    stored, new = GlobalVendorList.objects.get_or_create(
         version=version,
-        tcf_policy_version=data["tcfPolicyVersion"],
-        last_updated=updated,
-        source=source[:500],
-        data=data,
+        defaults={
+            "tcf_policy_version": data["tcfPolicyVersion"],
+            "last_updated": updated,
+            "source": source[:500],
+            "data": data,
+        },
     )
     vendor_list.forget_current()
-    return stored, True
+    return stored, new

@@ -51,7 +51,14 @@ def _vendor_list() -> dict[str, Any]:
     if time.monotonic() - checked_at > CURRENT_CHECK_SECONDS:
         list_id = GlobalVendorList.objects.order_by("-version").values_list("id", flat=True).first()
         _current = (time.monotonic(), list_id)
-    return _stored(list_id) if list_id is not None else _shipped()
+    if list_id is None:
+        return _shipped()
+    try:
+        return _stored(list_id)
+    except GlobalVendorList.DoesNotExist:
+        # Deleted since (by hand): look for the newest again.
+        forget_current()
+        return _vendor_list()
 
 
 def vendor_list_version() -> int:

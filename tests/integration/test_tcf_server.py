@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,6 +140,14 @@ def test_refresh_from_a_file(tmp_path):
     path.write_text(json.dumps(gvl(8)))
     refresh("--source", str(path))
     assert vendor_list.vendor_list_version() == 8
+    # A list deleted by hand: the newest remaining one is used from the next check on, and at
+    # once where the deleted one had not been read yet.
+    deleted = GlobalVendorList.objects.get(version=8).pk
+    GlobalVendorList.objects.filter(version=8).delete()
+    vendor_list.forget_current()
+    assert vendor_list.vendor_list_version() == 7
+    vendor_list._current = (time.monotonic(), deleted + 1000)
+    assert vendor_list.vendor_list_version() == 7
 
 
 @pytest.mark.parametrize(
