@@ -1,5 +1,6 @@
-"""Django admin of the consent app: banners with their purposes and texts, decision records
-(read-only) and the proof-of-consent CSV export."""
+"""Django admin of the consent app: banners with their purposes, texts and TCF publisher
+restrictions, decision records (read-only) and the proof-of-consent CSV export. Banner pages
+warn when the IAB vendor list in use is stale."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ from collections.abc import Iterator
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
+from consent import vendor_list
+from consent.models import (
+    BannerText,
+    ConsentBanner,
+    ConsentPurpose,
+    ConsentRecord,
+    TcfPublisherRestriction,
+)
 from consent.selectors import PROOF_OF_CONSENT_COLUMNS, proof_of_consent_rows
 from consent.services import consent_banner_refresh_version
-from sites.tenancy import OrganizationScopedAdmin
+from sites.tenancy import OrganizationScopedAdmin, OrganizationScopedInline
 
 
 class ConsentPurposeInline(admin.StackedInline):
@@ -39,7 +47,18 @@ class BannerTextInline(admin.StackedInline):
         "body",
         ("accept_label", "reject_label", "customize_label"),
         ("save_label", "settings_label", "vendors_label"),
+        "tcf_notice",
+        "tcf_labels",
     ]
+
+
+class TcfRestrictionInline(OrganizationScopedInline, admin.TabularInline):
+    """Publisher restrictions, one per TCF purpose, encoded in every TC string."""
+
+    model = TcfPublisherRestriction
+    extra = 0
+    fields = ["purpose", "restriction_type", "vendor_ids"]
+    verbose_name = "TCF publisher restriction"
 
 
 class _EchoBuffer:
@@ -99,12 +118,32 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
                     "tcf_enabled",
                     ("tcf_cmp_id", "tcf_cmp_version", "tcf_publisher_country"),
                     "tcf_vendor_ids",
+                    "tcf_non_standard_texts",
                 ]
             },
         ),
     ]
-    inlines = [ConsentPurposeInline, BannerTextInline]
+    inlines = [ConsentPurposeInline, BannerTextInline, TcfRestrictionInline]
     actions = ["export_proof_of_consent"]
+
+    def _warn_if_vendor_list_stale(self, request: HttpRequest) -> None:
+        warning = vendor_list.staleness_warning()
+        if warning and request.method == "GET":
+            self.message_user(request, warning, messages.WARNING)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self._warn_if_vendor_list_stale(request)
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        self._warn_if_vendor_list_stale(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -8,6 +8,11 @@ class ConsentConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's place for connecting receivers: the models they use are loaded only now.
+        from django.core import checks
+
+        from consent.checks import vendor_list_fresh
         from consent.receivers import site_created_banner_ensure
+
+        checks.register(vendor_list_fresh, "consent")
 
         site_created.connect(site_created_banner_ensure, dispatch_uid="consent-banner")

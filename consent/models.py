@@ -1,6 +1,10 @@
 """Consent management: each site's banner (texts per language, purposes, look, IAB TCF and Google
 Consent Mode settings) and the record of every decision a visitor made.
 
+With IAB TCF on, the banner also carries the publisher's restrictions (TcfPublisherRestriction)
+and reads the IAB Global Vendor List stored by ``manage.py refresh_vendor_list``
+(GlobalVendorList, in consent.gvl, read through consent.vendor_list).
+
 Marketers edit banners in the admin; the tracker loader (ingest.views) serves them to browsers;
 the /consent endpoint (ingest.endpoints → consent.services) writes the records, which are the
 proof of consent exported from the admin and mirrored to ClickHouse for consent-rate reports.
@@ -14,6 +18,8 @@ from django.db import models
 from django.utils.deconstruct import deconstructible
 from django.utils.timezone import now
 
+# Re-exported: the consent app's models are all reachable from here.
+from consent.gvl import GlobalVendorList as GlobalVendorList
 from consent.vendor_list import unknown_vendor_ids
 from sites.models import Site
 
@@ -134,6 +140,13 @@ class ConsentBanner(models.Model):
         validators=[IdListValidator("vendor id")],
         help_text="IAB Global Vendor List ids of the vendors this site works with.",
     )
+    tcf_non_standard_texts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Your own texts for TCF purposes instead of the IAB's standard ones, e.g. "
+        '{"1": {"name": "…", "description": "…"}}; empty: the standard texts (useNonStandardTexts '
+        "false in the TC string).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -148,6 +161,73 @@ class ConsentBanner(models.Model):
         unknown = unknown_vendor_ids(self.tcf_vendor_ids or [])
         if unknown:
             raise ValidationError({"tcf_vendor_ids": f"not in the vendor list: {unknown}"})
+        texts = self.tcf_non_standard_texts
+        if not isinstance(texts, dict) or not all(
+            key.isdigit()
+            and 1 <= int(key) <= 11
+            and isinstance(text, dict)
+            and set(text) == {"name", "description"}
+            and all(isinstance(value, str) and value for value in text.values())
+            for key, text in texts.items()
+        ):
+            raise ValidationError(
+                {"tcf_non_standard_texts": 'use {"1": {"name": "…", "description": "…"}} (1-11)'}
+            )
+
+
+class RestrictionType(models.IntegerChoices):
+    """The TCF's publisher restriction types, with their values in the TC string."""
+
+    NOT_ALLOWED = 0, "purpose flatly not allowed"
+    REQUIRE_CONSENT = 1, "require consent"
+    REQUIRE_LEGITIMATE_INTEREST = 2, "require legitimate interest"
+
+
+# TCF 2.2: no legitimate interest for purposes 1, 3, 4, 5 and 6.
+LEGITIMATE_INTEREST_PURPOSES = (2, 7, 8, 9, 10, 11)
+
+
+class TcfPublisherRestriction(models.Model):
+    """What the publisher allows vendors for one TCF purpose, written into every TC string
+    (PubRestrictionEntry) and applied to what the banner shows and signals for them."""
+
+    banner = models.ForeignKey(
+        ConsentBanner, on_delete=models.CASCADE, related_name="tcf_restrictions"
+    )
+    purpose = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(11)], help_text="TCF purpose 1-11."
+    )
+    restriction_type = models.PositiveSmallIntegerField(choices=RestrictionType.choices)
+    vendor_ids = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[IdListValidator("vendor id")],
+        help_text="The vendors it applies to, among the banner's; empty: all of them.",
+    )
+
+    class Meta:
+        ordering = ["purpose"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["banner", "purpose"], name="one_tcf_restriction_per_purpose"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"purpose {self.purpose}: {self.get_restriction_type_display()}"
+
+    def clean(self) -> None:
+        if (
+            self.restriction_type == RestrictionType.REQUIRE_LEGITIMATE_INTEREST
+            and self.purpose not in LEGITIMATE_INTEREST_PURPOSES
+        ):
+            raise ValidationError(
+                {"restriction_type": "TCF 2.2 allows no legitimate interest for this purpose."}
+            )
+        banner_vendors = self.banner.tcf_vendor_ids if self.banner_id else []
+        strangers = sorted(set(self.vendor_ids or []) - set(banner_vendors or []))
+        if strangers:
+            raise ValidationError({"vendor_ids": f"not among the banner's vendors: {strangers}"})
 
 
 class ConsentPurpose(models.Model):
@@ -197,6 +277,33 @@ class ConsentPurpose(models.Model):
             raise ValidationError({"translations": 'use {"fr": {"name": "…", "description": "…"}}'})
 
 
+# The labels of the TCF parts of the banner (consent/tcf-ui.js), in English; each BannerText
+# may translate any of them in tcf_labels. "{n}" is the number of vendors.
+TCF_LABELS = {
+    "partners": "See our {n} partners",
+    "purposes": "Purposes",
+    "consent": "Consent",
+    "object": "Object",
+    "legInt": "Legitimate interest",
+    "consentPurposes": "Purposes (consent)",
+    "specialPurposes": "Special purposes",
+    "features": "Features",
+    "specialFeatures": "Special features",
+    "data": "Data categories",
+    "retention": "Retention",
+    "days": "days",
+    "seconds": "seconds",
+    "storage": "Device storage",
+    "cookies": "cookies up to",
+    "session": "the session",
+    "refresh": "renewed on each visit",
+    "other": "other storage (e.g. local storage)",
+    "disclosure": "Storage details",
+    "privacy": "Privacy policy",
+    "legIntClaim": "Legitimate interest claim",
+}
+
+
 class BannerText(models.Model):
     """The banner's texts in one language."""
 
@@ -215,6 +322,20 @@ class BannerText(models.Model):
         max_length=40, default="Privacy settings", help_text="The floating link to reopen it."
     )
     vendors_label = models.CharField(max_length=60, default="Partners (IAB TCF vendors)")
+    tcf_notice = models.TextField(
+        default="We and our {n} partners store and access information on your device and "
+        "process personal data such as unique identifiers and browsing data for the purposes "
+        "below. Some partners do so on the basis of their legitimate interest, without asking "
+        "for your consent: you can object to it in the settings. Your choices apply to this "
+        "site only and you can change them at any time with the Privacy settings link.",
+        help_text="TCF first layer; {n} is the number of vendors.",
+    )
+    tcf_labels = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="TCF second-layer labels in this language, over the English defaults "
+        '(TCF_LABELS in consent.models), e.g. {"object": "Objecter"}.',
+    )
 
     class Meta:
         constraints = [
@@ -223,6 +344,13 @@ class BannerText(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language} texts"
+
+    def clean(self) -> None:
+        labels = self.tcf_labels
+        if not isinstance(labels, dict) or not all(
+            key in TCF_LABELS and isinstance(value, str) and value for key, value in labels.items()
+        ):
+            raise ValidationError({"tcf_labels": f"texts for some of: {', '.join(TCF_LABELS)}"})
 
 
 class ConsentRecord(models.Model):

@@ -13,7 +13,7 @@ from dateutil.relativedelta import relativedelta
 from django.utils.timezone import now
 
 from consent import vendor_list
-from consent.models import ConsentBanner, ConsentRecord, RegionRule
+from consent.models import TCF_LABELS, ConsentBanner, ConsentRecord, RegionRule
 from consent.regions import OPT_IN_REQUIRED
 from consent.scope import registrable_domains
 from sites.models import Site
@@ -32,7 +32,7 @@ def banner_for_site(*, site: Site) -> ConsentBanner | None:
     return (
         ConsentBanner.objects.filter(site=site)
         .select_related("site")
-        .prefetch_related("purposes", "texts")
+        .prefetch_related("purposes", "texts", "tcf_restrictions")
         .first()
     )
 
@@ -50,7 +50,12 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
             "customize": text.customize_label,
             "save": text.save_label,
             "settings": text.settings_label,
-            "vendors": text.vendors_label,
+            "tcf": {
+                **TCF_LABELS,
+                **text.tcf_labels,
+                "notice": text.tcf_notice,
+                "vendors": text.vendors_label,
+            },
             "purposes": {
                 purpose.key: {
                     "name": purpose.name,
@@ -96,15 +101,43 @@ def banner_config(*, banner: ConsentBanner) -> dict[str, Any]:
     if banner.outside_regulated_regions != RegionRule.OPT_IN:
         config["optInRegions"] = OPT_IN_REQUIRED
     if banner.tcf_enabled:
-        config["tcf"] = {
-            "cmpId": banner.tcf_cmp_id,
-            "cmpVersion": banner.tcf_cmp_version,
-            "vendorListVersion": vendor_list.vendor_list_version(),
-            "tcfPolicyVersion": vendor_list.tcf_policy_version(),
-            "publisherCC": banner.tcf_publisher_country,
-            "vendors": vendor_list.vendors_for_banner(banner.tcf_vendor_ids or []),
-        }
+        config["tcf"] = _tcf_config(banner=banner, purposes=purposes)
     return config
+
+
+def _tcf_config(*, banner: ConsentBanner, purposes: list[Any]) -> dict[str, Any]:
+    """The TCF part: vendors with their declarations, the IAB's texts (or the publisher's own),
+    and the publisher restrictions with explicit vendor lists (as the TC string encodes them)."""
+    vendor_ids = sorted(set(banner.tcf_vendor_ids or []))
+    vendors = vendor_list.vendors_for_banner(vendor_ids, banner.default_language)
+    site_tcf_purposes = [tcf for purpose in purposes for tcf in purpose.tcf_purposes]
+    names = vendor_list.standard_names(vendors, site_tcf_purposes)
+    custom = banner.tcf_non_standard_texts or {}
+    for key, text in custom.items():
+        names["purposes"][key] = [text["name"], text["description"]]
+    known = {vendor["id"] for vendor in vendors}
+    restrictions = []
+    for restriction in banner.tcf_restrictions.all():
+        listed = sorted(known & set(restriction.vendor_ids or vendor_ids))
+        if listed:
+            restrictions.append(
+                {
+                    "purpose": restriction.purpose,
+                    "type": restriction.restriction_type,
+                    "vendors": listed,
+                }
+            )
+    return {
+        "cmpId": banner.tcf_cmp_id,
+        "cmpVersion": banner.tcf_cmp_version,
+        "vendorListVersion": vendor_list.vendor_list_version(),
+        "tcfPolicyVersion": vendor_list.tcf_policy_version(),
+        "publisherCC": banner.tcf_publisher_country,
+        "useNonStandardTexts": bool(custom),
+        "restrictions": restrictions,
+        "names": names,
+        "vendors": vendors,
+    }
 
 
 def cached_recorded_purposes(

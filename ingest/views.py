@@ -1,6 +1,6 @@
 """The per-site tracker loader (/t/<site public id>.js) and its JSON config (/t/<id>.json):
 Django views (unlike the tracking endpoints), served with cache headers (ingest.tracker_script
-builds them)."""
+builds them), compressed with Brotli or gzip (ingest.compression)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from ingest.compression import compressed
 from ingest.tracker_script import loader_script, tracker_config
 from sites.models import Site
 
@@ -30,6 +31,7 @@ def _config(request: HttpRequest, public_id: str) -> dict[str, object] | None:
 
 
 @require_GET
+@compressed
 def tracker_loader(request: HttpRequest, public_id: str) -> HttpResponse:
     config = _config(request, public_id)
     if config is None:
@@ -43,6 +45,7 @@ def tracker_loader(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @require_GET
+@compressed
 def tracker_config_json(request: HttpRequest, public_id: str) -> JsonResponse:
     """The same config for apps that bundle the tracker and call naboria.init({site, host})."""
     config = _config(request, public_id)

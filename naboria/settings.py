@@ -314,6 +314,12 @@ LOGGING = {
 # rotation keep working until their tokens are refreshed.
 SITE_SECRET_GRACE_SECONDS = _read_int("SITE_SECRET_GRACE_SECONDS", 3600)
 
+# IAB TCF: where manage.py refresh_vendor_list fetches the Global Vendor List (GVL v3), and the
+# age of the list in use past which the admin and the system check consent.W001 warn.
+IAB_VENDOR_LIST_URL = "https://vendor-list.consensu.org/v3/vendor-list.json"
+TCF_VENDOR_LIST_URL = _read("TCF_VENDOR_LIST_URL", IAB_VENDOR_LIST_URL)
+TCF_VENDOR_LIST_MAX_AGE_DAYS = _read_int("TCF_VENDOR_LIST_MAX_AGE_DAYS", 14, minimum=1)
+
 # --- ML models (MLflow) and ad ranking ---------------------------------------------------------
 
 # Runs, metrics and the model registry. The default is a SQLite file beside the other local

@@ -32,6 +32,7 @@ ALLOWED = {
     # Django's place for an app to connect its receivers: the models they use are loaded only
     # when ready() runs, not when apps.py is imported.
     ("consent/apps.py", "ConsentConfig.ready", "consent.receivers"): "AppConfig.ready",
+    ("consent/apps.py", "ConsentConfig.ready", "consent.checks"): "AppConfig.ready",
     # Lazy loading of the ML stack (XGBoost, pandas, pyarrow, MLflow), as for a heavy
     # third-party library: every process that registers the Celery tasks imports this module.
     ("analytics/tasks.py", "build_feature_marts", "analytics.ml"): "lazy ML stack",

@@ -40,6 +40,16 @@ function describe(model) {
     vendorLegitimateInterests: ids(model.vendorLegitimateInterests),
     specialFeatureOptins: ids(model.specialFeatureOptins),
     vendorsDisclosed: ids(model.vendorsDisclosed),
+    useNonStandardTexts: model.useNonStandardStacks, // the 2.2 name of that bit
+    // [purpose, restriction type, [vendor ids]], by purpose then type.
+    publisherRestrictions: model.publisherRestrictions
+      .getRestrictions()
+      .map((restriction) => [
+        restriction.purposeId,
+        restriction.restrictionType,
+        model.publisherRestrictions.getVendors(restriction).sort((a, b) => a - b),
+      ])
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]),
     // Not asked for by the browser tests, but cheap and handy when a check fails.
     created: model.created.toISOString(),
     lastUpdated: model.lastUpdated.toISOString(),

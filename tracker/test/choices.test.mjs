@@ -51,9 +51,9 @@ test('the TCF GPC hook drops consent for purposes 2-4 and 7 and every special fe
     { id: 2, purposes: [1, 2, 3, 4], legIntPurposes: [], specialFeatures: [] },
     { id: 3, purposes: [1], legIntPurposes: [], specialFeatures: [1] },
   ]
-  var granted = [1, 2, 3, 4, 7, 8]
-  var plain = tcChoices({ vendors }, granted, [1])
-  assert.deepEqual([plain.purposeConsents, plain.vendorConsents, plain.specialFeatureOptins], [granted, [1, 2, 3], [1]])
-  var gpc = tcChoices({ vendors }, granted, [1], true)
-  assert.deepEqual([gpc.purposeConsents, gpc.vendorConsents, gpc.specialFeatureOptins], [[1, 8], [1], []])
+  var choices = { purposes: [1, 2, 3, 4, 7, 8], specialFeatures: [1], vendors: [1, 2, 3], objections: [], vendorObjections: [] }
+  var plain = tcChoices({ vendors }, choices, [7])
+  assert.deepEqual([plain.purposeConsents, plain.vendorConsents, plain.specialFeatureOptins], [[1, 2, 3, 4, 7, 8], [1, 2, 3], [1]])
+  var gpc = tcChoices({ vendors }, choices, [7], true)
+  assert.deepEqual([gpc.purposeConsents, gpc.specialFeatureOptins], [[1, 8], []])
 })

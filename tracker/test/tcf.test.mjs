@@ -3,17 +3,23 @@
  *
  * The TC strings are checked by decoding them with the reference library
  * @iabtcf/core (and, where both must agree bit for bit, by comparing with its own
- * encoder), using real vendors of the GVL in /work/shared/data/tcf-vendor-list.json.
+ * encoder), using real vendors of the GVL in /work/shared/data/tcf-vendor-list.json:
+ * every kind of choice the banner offers (accept all, reject all, per purpose, per vendor,
+ * objections to legitimate interest, special features) and publisher restrictions.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { GVL, TCModel, TCString, Segment } from '@iabtcf/core';
+import { GVL, PurposeRestriction, TCModel, TCString, Segment } from '@iabtcf/core';
 
 import {
+  allChoices,
+  createdOf,
+  effectiveVendor,
   tcChoices,
+  tcfOffer,
   encodeTCString,
   tcData,
   createTcfApi,
@@ -25,18 +31,19 @@ const vendorList = JSON.parse(readFileSync('/work/shared/data/tcf-vendor-list.js
 
 // Chosen for their declarations (GVL v7):
 //    2 Captify      consent 1,2,3,4,7,9,10 + special feature 2
-//   31 Ogury        consent 1, LI 2,7,9,10
+//   31 Ogury        consent 1, LI 2,7,9,10 (flexible)
 //   77 Comscore     consent 1,7,8,9,10
-//  126 DoubleVerify LI only 2,7,10
+//  126 DoubleVerify LI only 2,7,10 (flexible)
 //  345 Kantar       consent 1,7,8,9,10 + special features 1,2
-//  431 HUMAN        LI 10 + special feature 2, no consent purpose
-//  755 Google       consent 1,3,4, LI 2,7,9,10
+//  431 HUMAN        LI 10 (not flexible) + special feature 2, no consent purpose
+//  755 Google       consent 1,3,4, LI 2,7,9,10 (flexible)
 //  950 Stream Eye   special purposes only
 const SAMPLE_VENDOR_IDS = [2, 31, 77, 126, 345, 431, 755, 950];
-const ALL_PURPOSES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+const CONSENT_VENDORS = [2, 31, 77, 345, 431, 755];
+const LI_VENDORS = [31, 126, 431, 755];
 
-// What the Django side builds from the GVL (plus specialPurposes, which the LI rule can use).
-function tcfConfig(vendorIds = SAMPLE_VENDOR_IDS) {
+// What the Django side builds from the GVL (consent.vendor_list.vendors_for_banner).
+function tcfConfig(vendorIds = SAMPLE_VENDOR_IDS, restrictions = []) {
   return {
     cmpId: 300,
     cmpVersion: 3,
@@ -44,12 +51,17 @@ function tcfConfig(vendorIds = SAMPLE_VENDOR_IDS) {
     tcfPolicyVersion: vendorList.tcfPolicyVersion,
     publisherCC: 'FR',
     language: 'en',
+    restrictions,
     vendors: vendorIds.map((id) => {
-      const { name, purposes, legIntPurposes, specialFeatures, specialPurposes } = vendorList.vendors[id];
-      return { id, name, purposes, legIntPurposes, specialFeatures, specialPurposes };
+      const { name, purposes, legIntPurposes, flexiblePurposes, specialFeatures, specialPurposes, features } = vendorList.vendors[id];
+      return { id, name, purposes, legIntPurposes, flexiblePurposes, specialFeatures, specialPurposes, features };
     }),
   };
 }
+
+// A second-layer decision: whatever is not named is neither chosen nor objected to.
+const choose = (config, picked = {}, sitePurposes = []) =>
+  tcChoices(config, { purposes: [], specialFeatures: [], vendors: [], objections: [], vendorObjections: [], ...picked }, sitePurposes);
 
 const CREATED = new Date(Date.UTC(2024, 4, 17, 15, 42, 7, 123));
 const UPDATED = new Date(Date.UTC(2024, 5, 2, 23, 59, 59));
@@ -79,6 +91,14 @@ function ids(vector) {
   return result;
 }
 
+// The restrictions a decoded string carries, as [purpose, type, [vendors]].
+function restrictionsOf(decoded) {
+  return decoded.publisherRestrictions
+    .getRestrictions()
+    .map((restriction) => [restriction.purposeId, restriction.restrictionType, decoded.publisherRestrictions.getVendors(restriction).sort((a, b) => a - b)])
+    .sort((a, b) => a[0] - b[0]);
+}
+
 // The raw bits of one segment, to see which vendor encoding was chosen.
 function segmentBits(segment) {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -86,6 +106,7 @@ function segmentBits(segment) {
 }
 const VENDOR_CONSENTS_OFFSET = 213; // sum of the fixed-size core fields before them
 
+// Decodes with @iabtcf/core and checks every field against what the banner chose.
 function assertDecodesTo(tcString, config, choices) {
   const decoded = TCString.decode(tcString);
   assert.equal(decoded.version, 2);
@@ -105,98 +126,191 @@ function assertDecodesTo(tcString, config, choices) {
   assert.deepEqual(ids(decoded.vendorLegitimateInterests), choices.vendorLegitimateInterests);
   assert.deepEqual(ids(decoded.specialFeatureOptins), choices.specialFeatureOptins);
   assert.deepEqual(ids(decoded.vendorsDisclosed), choices.disclosedVendors);
-  assert.equal(decoded.publisherRestrictions.numRestrictions, 0);
+  assert.deepEqual(
+    restrictionsOf(decoded),
+    choices.publisherRestrictions.map(({ purpose, type, vendors }) => [purpose, type, vendors]),
+  );
   // Day precision: midnight UTC of the given dates.
   assert.equal(decoded.created.getTime(), Date.UTC(2024, 4, 17));
   assert.equal(decoded.lastUpdated.getTime(), Date.UTC(2024, 5, 2));
   return decoded;
 }
 
-describe('tcChoices', () => {
-  test('grants consent only to vendors whose every consent purpose was accepted', () => {
-    const choices = tcChoices(tcfConfig(), [10, 1, 8, 7, 9, 7], []);
-    assert.deepEqual(choices, {
-      purposeConsents: [1, 7, 8, 9, 10],
-      purposeLegitimateInterests: [2, 7, 9, 10],
-      // 31 (purpose 1) and 77 (1,7,8,9,10). Not: 2 and 755 (need 2,3,4), 345 and 431
-      // (need special features), 126 and 950 (declare no consent purpose).
-      vendorConsents: [31, 77],
-      vendorLegitimateInterests: [31, 126, 431, 755, 950],
-      specialFeatureOptins: [],
-      disclosedVendors: SAMPLE_VENDOR_IDS,
-    });
+describe('what the second layer offers', () => {
+  test('the purposes of the vendors and of the site, LI purposes, special features and vendors', () => {
+    const offer = tcfOffer(tcfConfig(), [8, 1]);
+    assert.deepEqual(offer.purposes, [1, 2, 3, 4, 7, 8, 9, 10]);
+    assert.deepEqual(offer.legIntPurposes, [2, 7, 9, 10]);
+    assert.deepEqual(offer.shownPurposes, [1, 2, 3, 4, 7, 8, 9, 10]);
+    assert.deepEqual(offer.specialFeatures, [1, 2]);
+    assert.deepEqual(offer.specialPurposes, [1, 2]);
+    assert.deepEqual(offer.features, [1, 2, 3]);
+    assert.deepEqual(offer.consentVendors, CONSENT_VENDORS);
+    assert.deepEqual(offer.legIntVendors, LI_VENDORS);
   });
 
-  test('requires every special feature a vendor declares', () => {
-    const granted = tcChoices(tcfConfig(), [1, 7, 8, 9, 10], [2]);
-    // 431 declares special feature 2 and no consent purpose: consent once 2 is opted in.
-    // 345 also needs special feature 1.
-    assert.deepEqual(granted.vendorConsents, [31, 77, 431]);
-    assert.deepEqual(granted.specialFeatureOptins, [2]);
-    assert.deepEqual(tcChoices(tcfConfig(), [1, 7, 8, 9, 10], [2, 1]).vendorConsents, [31, 77, 345, 431]);
+  test('a purpose claimed only under legitimate interest is shown (to object to) but not offered for consent', () => {
+    const offer = tcfOffer(tcfConfig([126]));
+    assert.deepEqual(offer.purposes, []);
+    assert.deepEqual(offer.shownPurposes, [2, 7, 10]);
   });
 
-  test('never signals legitimate interest for purposes 1, 3, 4, 5 and 6', () => {
+  test('never offers legitimate interest for purposes 1, 3, 4, 5 and 6', () => {
     const config = tcfConfig([]);
-    config.vendors = [{ id: 9, purposes: [], legIntPurposes: [1, 3, 4, 5, 6, 8], specialFeatures: [] }];
-    assert.deepEqual(tcChoices(config, [], []).purposeLegitimateInterests, [8]);
-  });
-
-  test('gives the LI bit to vendors with special purposes only, when the config lists them', () => {
-    const config = tcfConfig([950]);
-    assert.deepEqual(tcChoices(config).vendorLegitimateInterests, [950]);
-    delete config.vendors[0].specialPurposes; // the minimal config shape
-    assert.deepEqual(tcChoices(config).vendorLegitimateInterests, []);
-  });
-
-  test('sorts vendor ids whatever the order of the config', () => {
-    const choices = tcChoices(tcfConfig([755, 2, 77]), [1, 2, 3, 4, 7, 9, 10], [2]);
-    assert.deepEqual(choices.disclosedVendors, [2, 77, 755]);
-    assert.deepEqual(choices.vendorConsents, [2, 755]);
+    config.vendors = [{ id: 9, purposes: [], legIntPurposes: [1, 3, 4, 5, 6, 8], specialFeatures: [], specialPurposes: [], features: [] }];
+    assert.deepEqual(tcfOffer(config).legIntPurposes, [8]);
+    assert.deepEqual(choose(config).purposeLegitimateInterests, [8]);
   });
 });
 
-describe('encodeTCString, checked with @iabtcf/core', () => {
-  test('a partial decision (purposes 1,7,8,9,10 and special feature 2)', () => {
-    const config = tcfConfig();
-    const choices = tcChoices(config, [1, 7, 8, 9, 10], [2]);
-    const tcString = encode(config, choices);
-    assert.match(tcString, /^C[A-Za-z0-9_-]+\.I[A-Za-z0-9_-]+$/); // version 2, then segment type 1
-    const decoded = assertDecodesTo(tcString, config, choices);
-    assert.ok(decoded.vendorConsents.has(431));
-    for (const refused of [2, 126, 345, 755, 950]) assert.equal(decoded.vendorConsents.has(refused), false, `vendor ${refused}`);
+describe('publisher restrictions change what vendors may do', () => {
+  const google = () => tcfConfig([755]).vendors[0];
+  const restriction = (purpose, type, vendors = [755]) => [{ purpose, type, vendors }];
+
+  test('not allowed removes the purpose under either basis', () => {
+    assert.deepEqual(effectiveVendor(google(), restriction(3, 0)).purposes, [1, 4]);
+    assert.deepEqual(effectiveVendor(google(), restriction(7, 0)).legIntPurposes, [2, 9, 10]);
   });
 
-  test('accept all', () => {
+  test('require consent moves a flexible LI purpose to consent', () => {
+    const vendor = effectiveVendor(google(), restriction(7, 1));
+    assert.deepEqual([vendor.purposes, vendor.legIntPurposes], [[1, 3, 4, 7], [2, 9, 10]]);
+  });
+
+  test('require consent removes a purpose the vendor may only process under LI', () => {
+    const human = tcfConfig([431]).vendors[0];
+    assert.deepEqual(effectiveVendor(human, [{ purpose: 10, type: 1, vendors: [431] }]).legIntPurposes, []);
+    assert.deepEqual(effectiveVendor(human, [{ purpose: 10, type: 1, vendors: [431] }]).purposes, []);
+  });
+
+  test('require LI moves a flexible consent purpose to LI, never purposes 1, 3-6', () => {
+    const ogury = tcfConfig([31]).vendors[0];
+    const comscore = tcfConfig([77]).vendors[0];
+    // Comscore is not flexible: purpose 8 goes away rather than change basis.
+    const strict = effectiveVendor(comscore, [{ purpose: 8, type: 2, vendors: [77] }]);
+    assert.deepEqual([strict.purposes, strict.legIntPurposes], [[1, 7, 9, 10], []]);
+    const moved = effectiveVendor({ ...ogury, purposes: [1, 8], flexiblePurposes: [8] }, [{ purpose: 8, type: 2, vendors: [31] }]);
+    assert.deepEqual([moved.purposes, moved.legIntPurposes], [[1], [2, 7, 8, 9, 10]]);
+    assert.deepEqual(effectiveVendor({ ...ogury, flexiblePurposes: [1] }, [{ purpose: 1, type: 2, vendors: [31] }]).legIntPurposes, [2, 7, 9, 10]);
+  });
+
+  test('only the vendors listed are restricted', () => {
+    assert.deepEqual(effectiveVendor(google(), restriction(3, 0, [2])).purposes, [1, 3, 4]);
+  });
+});
+
+describe('the TC string of each decision, decoded with @iabtcf/core', () => {
+  test('accept all: every vendor consents for its declared purposes, LI where declared', () => {
     const config = tcfConfig();
-    const choices = tcChoices(config, ALL_PURPOSES, [1, 2]);
-    assert.deepEqual(choices.vendorConsents, [2, 31, 77, 345, 431, 755]);
+    const offer = tcfOffer(config);
+    const choices = tcChoices(config, allChoices(offer, true));
+    assert.deepEqual(choices.purposeConsents, [1, 2, 3, 4, 7, 8, 9, 10]);
+    assert.deepEqual(choices.vendorConsents, CONSENT_VENDORS);
+    assert.deepEqual(choices.purposeLegitimateInterests, [2, 7, 9, 10]);
+    // 950 relies on special purposes only, which nobody can object to.
+    assert.deepEqual(choices.vendorLegitimateInterests, [...LI_VENDORS, 950]);
+    assert.deepEqual(choices.specialFeatureOptins, [1, 2]);
     const decoded = assertDecodesTo(encode(config, choices), config, choices);
-    assert.deepEqual(ids(decoded.purposeConsents), ALL_PURPOSES);
-    assert.deepEqual(ids(decoded.specialFeatureOptins), [1, 2]);
+    for (const id of CONSENT_VENDORS) {
+      for (const purpose of vendorList.vendors[id].purposes) {
+        assert.ok(decoded.vendorConsents.has(id) && decoded.purposeConsents.has(purpose), `vendor ${id} purpose ${purpose}`);
+      }
+    }
   });
 
-  test('reject all keeps only the legitimate interest transparency', () => {
+  test('reject all: no consent, and every legitimate interest objected to', () => {
     const config = tcfConfig();
-    const choices = tcChoices(config, [], []);
+    const choices = tcChoices(config, allChoices(tcfOffer(config), false));
     const decoded = assertDecodesTo(encode(config, choices), config, choices);
     assert.deepEqual(ids(decoded.purposeConsents), []);
+    assert.deepEqual(ids(decoded.purposeLegitimateInterests), []);
     assert.deepEqual(ids(decoded.vendorConsents), []);
+    assert.deepEqual(ids(decoded.vendorLegitimateInterests), [950]);
     assert.deepEqual(ids(decoded.specialFeatureOptins), []);
-    assert.deepEqual(ids(decoded.purposeLegitimateInterests), [2, 7, 9, 10]);
     assert.deepEqual(ids(decoded.vendorsDisclosed), SAMPLE_VENDOR_IDS);
+  });
+
+  test('per purpose: only the purposes ticked, no vendor consent unless ticked too', () => {
+    const config = tcfConfig();
+    const choices = choose(config, { purposes: [1, 8, 9, 10] });
+    const decoded = assertDecodesTo(encode(config, choices), config, choices);
+    assert.deepEqual(ids(decoded.purposeConsents), [1, 8, 9, 10]);
+    assert.deepEqual(ids(decoded.vendorConsents), []);
+    assert.deepEqual(ids(decoded.purposeLegitimateInterests), [2, 7, 9, 10]);
+    assert.deepEqual(ids(decoded.vendorLegitimateInterests), [...LI_VENDORS, 950]);
+  });
+
+  test('per vendor: consent to some vendors, objection to one vendor\'s legitimate interest', () => {
+    const config = tcfConfig();
+    const choices = choose(config, { purposes: [1, 3, 4], vendors: [755, 77, 126], vendorObjections: [31] });
+    const decoded = assertDecodesTo(encode(config, choices), config, choices);
+    // 126 declares no consent purpose: its consent bit cannot be set.
+    assert.deepEqual(ids(decoded.vendorConsents), [77, 755]);
+    assert.deepEqual(ids(decoded.vendorLegitimateInterests), [126, 431, 755, 950]);
+  });
+
+  test('objections to legitimate interest per purpose', () => {
+    const config = tcfConfig();
+    const choices = choose(config, { objections: [7, 10], vendorObjections: [126] });
+    const decoded = assertDecodesTo(encode(config, choices), config, choices);
+    assert.deepEqual(ids(decoded.purposeLegitimateInterests), [2, 9]);
+    assert.deepEqual(ids(decoded.vendorLegitimateInterests), [31, 431, 755, 950]);
+  });
+
+  test('special features: each one opted in separately, none by default', () => {
+    const config = tcfConfig();
+    assert.deepEqual(ids(TCString.decode(encode(config, choose(config))).specialFeatureOptins), []);
+    const choices = choose(config, { specialFeatures: [2], vendors: [431] });
+    const decoded = assertDecodesTo(encode(config, choices), config, choices);
+    assert.deepEqual(ids(decoded.specialFeatureOptins), [2]);
+    assert.deepEqual(ids(decoded.vendorConsents), [431]);
+    // A feature no vendor declares is not offered, hence never signalled.
+    assert.deepEqual(choose(tcfConfig([77]), { specialFeatures: [1, 2] }).specialFeatureOptins, []);
+  });
+
+  test('publisher restrictions: encoded, and applied to what is signalled', () => {
+    const restrictions = [
+      { purpose: 2, type: 1, vendors: [31, 126, 755] },
+      { purpose: 3, type: 0, vendors: [2, 755] },
+      { purpose: 9, type: 2, vendors: [2, 31] },
+    ];
+    const config = tcfConfig(SAMPLE_VENDOR_IDS, restrictions);
+    const offer = tcfOffer(config);
+    // Purpose 2 moved to consent for 31, 126 and 755 (flexible); nobody else claims LI for it.
+    assert.deepEqual(offer.legIntPurposes, [7, 9, 10]);
+    assert.deepEqual(offer.consentVendors, [2, 31, 77, 126, 345, 431, 755]);
+    const choices = tcChoices(config, allChoices(offer, true));
+    const decoded = assertDecodesTo(encode(config, choices), config, choices);
+    assert.deepEqual(restrictionsOf(decoded), [[2, 1, [31, 126, 755]], [3, 0, [2, 755]], [9, 2, [2, 31]]]);
+    assert.deepEqual(ids(decoded.purposeLegitimateInterests), [7, 9, 10]);
+    // Reject all still carries the publisher's restrictions.
+    const rejected = tcChoices(config, allChoices(offer, false));
+    assert.deepEqual(restrictionsOf(TCString.decode(encode(config, rejected))), restrictionsOf(decoded));
+  });
+
+  test('consecutive vendors of a restriction are written as a range', () => {
+    const config = tcfConfig([], [{ purpose: 7, type: 0, vendors: [3, 4, 5, 6, 90] }]);
+    const decoded = TCString.decode(encode(config, choose(config)));
+    assert.deepEqual(restrictionsOf(decoded), [[7, 0, [3, 4, 5, 6, 90]]]);
   });
 
   test('the whole GVL, accept all', () => {
     const config = tcfConfig(Object.keys(vendorList.vendors).map(Number));
-    const choices = tcChoices(config, ALL_PURPOSES, [1, 2]);
+    const choices = tcChoices(config, allChoices(tcfOffer(config), true));
     assert.equal(choices.disclosedVendors.length, Object.keys(vendorList.vendors).length);
     assertDecodesTo(encode(config, choices), config, choices);
   });
 
-  test('is bit for bit what the @iabtcf/core encoder writes for the same model', () => {
+  test('useNonStandardTexts is written when the publisher replaced the standard texts', () => {
     const config = tcfConfig();
-    const choices = tcChoices(config, [1, 7, 8, 9, 10], []);
+    assert.equal(TCString.decode(encode(config, choose(config), { useNonStandardTexts: true })).useNonStandardStacks, true);
+  });
+
+  test('is bit for bit what the @iabtcf/core encoder writes for the same model', () => {
+    // Restrictions that change something: the reference encoder leaves out the others.
+    const restrictions = [{ purpose: 3, type: 0, vendors: [2, 755] }, { purpose: 7, type: 1, vendors: [31, 755] }];
+    const config = tcfConfig(SAMPLE_VENDOR_IDS, restrictions);
+    const choices = choose(config, { purposes: [1, 7, 8, 9, 10], vendors: [31, 77], objections: [2] });
     const gvl = new GVL(vendorList);
     gvl.narrowVendorsTo(SAMPLE_VENDOR_IDS);
     const model = new TCModel(gvl);
@@ -211,14 +325,17 @@ describe('encodeTCString, checked with @iabtcf/core', () => {
     model.purposeLegitimateInterests.set(choices.purposeLegitimateInterests);
     model.vendorConsents.set(choices.vendorConsents);
     model.vendorLegitimateInterests.set(choices.vendorLegitimateInterests);
+    for (const { purpose, type, vendors } of restrictions) {
+      for (const vendor of vendors) model.publisherRestrictions.add(vendor, new PurposeRestriction(purpose, type));
+    }
     const reference = TCString.encode(model, { segments: [Segment.CORE, Segment.VENDORS_DISCLOSED] });
     assert.equal(encode(config, choices), reference);
   });
 
   test('range encoding for sparse ids, bitfield for dense ones', () => {
     const config = tcfConfig([]);
-    const sparse = { ...tcChoices(config), vendorConsents: [2, 755, 1000], vendorLegitimateInterests: [5, 6, 7, 8, 9, 900, 901] };
-    const dense = { ...tcChoices(config), vendorConsents: [1, 3, 4, 6, 8, 9, 10, 12, 15, 16, 20, 21, 23, 24, 25, 28, 30, 33, 34, 35, 37, 39, 40, 45, 50, 52, 55, 60] };
+    const sparse = { ...choose(config), vendorConsents: [2, 755, 1000], vendorLegitimateInterests: [5, 6, 7, 8, 9, 900, 901] };
+    const dense = { ...choose(config), vendorConsents: [1, 3, 4, 6, 8, 9, 10, 12, 15, 16, 20, 21, 23, 24, 25, 28, 30, 33, 34, 35, 37, 39, 40, 45, 50, 52, 55, 60] };
     const sparseString = encode(config, sparse);
     const denseString = encode(config, dense);
     const encodingBit = (tcString) => segmentBits(tcString.split('.')[0])[VENDOR_CONSENTS_OFFSET + 16];
@@ -233,22 +350,34 @@ describe('encodeTCString, checked with @iabtcf/core', () => {
 
   test('empty vendor sections and an empty disclosed list', () => {
     const config = tcfConfig([]);
-    const choices = tcChoices(config, [1], []);
+    const choices = choose(config, { purposes: [1] }, [1]);
     const decoded = assertDecodesTo(encode(config, choices), config, choices);
     assert.equal(decoded.vendorConsents.maxId, 0);
   });
 
   test('refuses values that do not fit their field instead of shifting the others', () => {
     const config = tcfConfig();
-    const choices = tcChoices(config);
+    const choices = choose(config);
     assert.throws(() => encode(config, choices, { cmpId: 4096 }), RangeError);
     assert.throws(() => encode(config, choices, { publisherCC: 'F' }), RangeError);
     assert.throws(() => encode(config, choices, { created: undefined }), RangeError);
   });
 
+  test('createdOf reads Created back, so that a new decision keeps it', () => {
+    const config = tcfConfig();
+    const first = encode(config, choose(config));
+    assert.equal(createdOf(first).getTime(), Date.UTC(2024, 4, 17));
+    const later = encode(config, choose(config, { purposes: [1] }), { created: createdOf(first), lastUpdated: new Date(Date.UTC(2025, 0, 3)) });
+    const decoded = TCString.decode(later);
+    assert.equal(decoded.created.getTime(), Date.UTC(2024, 4, 17));
+    assert.equal(decoded.lastUpdated.getTime(), Date.UTC(2025, 0, 3));
+    assert.equal(createdOf('not a tc string'), null);
+    assert.equal(createdOf(''), null);
+  });
+
   test('the CLI helper prints the decoded fields as JSON', () => {
     const config = tcfConfig();
-    const choices = tcChoices(config, [1, 7, 8, 9, 10], [2]);
+    const choices = choose(config, { purposes: [1, 7, 8, 9, 10], specialFeatures: [2], vendors: [431] });
     const cli = fileURLToPath(new URL('../scripts/decode-tc-string.mjs', import.meta.url));
     const env = { ...process.env };
     delete env.NODE_TEST_CONTEXT;
@@ -270,6 +399,8 @@ describe('encodeTCString, checked with @iabtcf/core', () => {
         vendorLegitimateInterests: choices.vendorLegitimateInterests,
         specialFeatureOptins: choices.specialFeatureOptins,
         vendorsDisclosed: choices.disclosedVendors,
+        useNonStandardTexts: false,
+        publisherRestrictions: [],
         created: undefined,
         lastUpdated: undefined,
         consentScreen: undefined,
@@ -285,8 +416,8 @@ describe('encodeTCString, checked with @iabtcf/core', () => {
 const BASE = { cmpId: 300, cmpVersion: 3, tcfPolicyVersion: 4, publisherCC: 'FR' };
 
 function decidedTcData(grantedPurposes = [1, 7, 8, 9, 10]) {
-  const config = tcfConfig();
-  const choices = tcChoices(config, grantedPurposes, []);
+  const config = tcfConfig(SAMPLE_VENDOR_IDS, [{ purpose: 3, type: 0, vendors: [2, 755] }, { purpose: 9, type: 2, vendors: [31] }]);
+  const choices = choose(config, { purposes: grantedPurposes, vendors: [31, 77] });
   return tcData(encode(config, choices), choices, BASE);
 }
 
@@ -334,7 +465,7 @@ describe('tcData', () => {
       consents: {},
       legitimateInterests: {},
       customPurpose: { consents: {}, legitimateInterests: {} },
-      restrictions: {},
+      restrictions: { 3: { 2: 0, 755: 0 }, 9: { 31: 2 } },
     });
     const decoded = TCString.decode(data.tcString);
     for (const id of SAMPLE_VENDOR_IDS) {

@@ -11,8 +11,10 @@ import { identityKey } from '../core/identity.js'
 import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
 import { allowed, gpc, readDecision, regionRule, withdrawAtOnce, writeDecision } from './choices.js'
+import { h } from './dom.js'
 import { CSS } from './style.js'
-import { createTcfApi, encodeTCString, processStubQueue, tcChoices, tcData } from './tcf.js'
+import { allChoices, createTcfApi, createdOf, encodeTCString, processStubQueue, tcChoices, tcData, tcfOffer } from './tcf.js'
+import { tcfForm, tcfNotice } from './tcf-ui.js'
 
 var config = window.naboriaConfig
 var banner = config.banner
@@ -28,6 +30,9 @@ var backdrop = null
 var link = null
 var returnFocus = null
 var tcf = banner.tcf && createTcf()
+// A TCF decision stored before the banner kept the choices behind its string (TCF 2.2 as the
+// policy requires) cannot be shown again nor trusted: ask again.
+if (tcf && decision && !decision.tcf) decision = null
 
 // The visitor's preferred language among the banner's, else the site's default.
 function pickLanguage() {
@@ -39,19 +44,6 @@ function pickLanguage() {
       return banner.texts[code]
     })[0] || (banner.texts[banner.language] ? banner.language : Object.keys(banner.texts)[0])
   )
-}
-
-function h(tag, attributes, children) {
-  var element = document.createElement(tag)
-  for (var name in attributes) {
-    if (name === 'onclick') element.onclick = attributes[name]
-    else if (name === 'text') element.textContent = attributes[name]
-    else element.setAttribute(name, attributes[name])
-  }
-  ;(children || []).forEach(function (child) {
-    if (child) element.appendChild(child)
-  })
-  return element
 }
 
 function keys(filter) {
@@ -70,7 +62,7 @@ function createTcf() {
     tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
     publisherCC: banner.tcf.publisherCC,
     getTCData: function () {
-      return decision && decision.tc ? tcData(decision.tc, tcfChoices(decision.granted), banner.tcf) : null
+      return decision && decision.tc ? tcData(decision.tc, tcfSignals(decision.tcf), banner.tcf) : null
     },
     displayStatus: function () {
       return dialog ? 'visible' : 'hidden'
@@ -81,21 +73,26 @@ function createTcf() {
   return api
 }
 
-function tcfChoices(granted) {
-  var purposes = []
-  banner.purposes.forEach(function (purpose) {
-    if (granted.indexOf(purpose.key) >= 0) purposes = purposes.concat(purpose.tcf)
-  })
-  return tcChoices(banner.tcf, purposes, [], gpc(config))
+// The TCF purposes the site's own purposes stand for: offered even if no vendor asks for them.
+function sitePurposesTcf() {
+  return banner.purposes.reduce(function (all, purpose) {
+    return all.concat(purpose.tcf)
+  }, [])
 }
 
-function tcString(granted) {
+// As chosen, and as GPC allows where the site honours it.
+function tcfSignals(choices) {
+  return tcChoices(banner.tcf, choices, sitePurposesTcf(), gpc(config))
+}
+
+// previous: the decision this one replaces. Created stays that of the first TC string this
+// browser got, whatever changed since.
+function tcString(choices, previous) {
   var now = new Date()
-  var choices = tcfChoices(granted)
   return encodeTCString(
     Object.assign(
       {
-        created: now,
+        created: (previous && previous.tc && createdOf(previous.tc)) || now,
         lastUpdated: now,
         cmpId: banner.tcf.cmpId,
         cmpVersion: banner.tcf.cmpVersion,
@@ -104,11 +101,11 @@ function tcString(granted) {
         vendorListVersion: banner.tcf.vendorListVersion,
         tcfPolicyVersion: banner.tcf.tcfPolicyVersion,
         isServiceSpecific: true,
-        useNonStandardTexts: false,
+        useNonStandardTexts: !!banner.tcf.useNonStandardTexts,
         purposeOneTreatment: false,
         publisherCC: banner.tcf.publisherCC,
       },
-      choices
+      tcfSignals(choices)
     )
   )
 }
@@ -154,7 +151,9 @@ function record() {
     })
 }
 
-function decide(granted) {
+// tcfChoices: what the TCF part of the second layer read, or all / nothing for the buttons.
+function decide(granted, tcfChoices) {
+  var previous = decision
   granted = allowed(config, granted)
   granted = granted.concat(keys(function (purpose) {
     return purpose.required && granted.indexOf(purpose.key) < 0
@@ -168,7 +167,11 @@ function decide(granted) {
     at: Date.now(),
     recorded: false,
   }
-  if (tcf) decision.tc = tcString(granted)
+  if (tcf) {
+    // Without TCF choices (a decision made for the visitor), nothing is consented nor claimed.
+    decision.tcf = tcfChoices || allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), false)
+    decision.tc = tcString(decision.tcf, previous)
+  }
   writeDecision(config, decision)
   close()
   // The tracker learns a grant once the server has it (its answer carries the browser id when
@@ -191,11 +194,17 @@ function button(label, kind, onclick) {
 function everything() {
   decide(keys(function () {
     return true
-  }))
+  }), tcf && allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), true))
 }
 
 function nothing() {
-  decide([])
+  decide([], tcf && allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), false))
+}
+
+// With TCF the site's purposes that stand for TCF purposes are granted by consenting to all of
+// those on the second layer; the others keep their own switch.
+function ownSwitch(purpose) {
+  return !tcf || !purpose.tcf.length
 }
 
 function purposesForm() {
@@ -203,7 +212,7 @@ function purposesForm() {
   return h(
     'div',
     { class: 'nb-purposes' },
-    banner.purposes.map(function (purpose) {
+    banner.purposes.filter(ownSwitch).map(function (purpose) {
       var text = texts.purposes[purpose.key] || { name: purpose.key }
       var id = 'nb-p-' + purpose.key
       var box = h('input', { type: 'checkbox', id: id, value: purpose.key })
@@ -218,31 +227,40 @@ function purposesForm() {
   )
 }
 
-function vendorsList() {
-  return h('details', { class: 'nb-vendors' }, [
-    h('summary', { text: texts.vendors + ' (' + banner.tcf.vendors.length + ')' }),
-    h(
-      'ul',
-      {},
-      banner.tcf.vendors.map(function (vendor) {
-        return h('li', { text: vendor.name })
-      })
-    ),
-  ])
-}
-
-function open(detailed) {
+// detailed: the second layer; partners: with the list of vendors unfolded.
+function open(detailed, partners) {
   if (dialog) close()
   returnFocus = document.activeElement
   var form = detailed && purposesForm()
+  var tcfPart =
+    tcf &&
+    (detailed
+      ? tcfForm(banner.tcf, texts.tcf, sitePurposesTcf(), decision && decision.tcf, partners)
+      : tcfNotice(banner.tcf, texts.tcf, sitePurposesTcf(), function () {
+          open(true, true)
+        }))
   var choices = [button(texts.accept, 'nb-choice', everything), button(texts.reject, 'nb-choice', nothing)]
   choices.push(
     detailed
       ? button(texts.save, 'nb-more', function () {
+          var choices = tcf && tcfPart.read()
           decide(
-            [].slice.call(form.querySelectorAll('input:checked')).map(function (box) {
-              return box.value
-            })
+            [].slice
+              .call(form.querySelectorAll('input:checked'))
+              .map(function (box) {
+                return box.value
+              })
+              .concat(
+                keys(function (purpose) {
+                  return (
+                    !ownSwitch(purpose) &&
+                    purpose.tcf.every(function (id) {
+                      return choices.purposes.indexOf(id) >= 0
+                    })
+                  )
+                })
+              ),
+            choices
           )
         })
       : button(texts.customize, 'nb-more', function () {
@@ -264,7 +282,7 @@ function open(detailed) {
       h('h2', { id: 'nb-title', text: texts.title }),
       h('p', { id: 'nb-body', text: texts.body }),
       form,
-      detailed && tcf && vendorsList(),
+      tcfPart,
       h('div', { class: 'nb-actions' }, choices),
     ]
   )
@@ -277,7 +295,7 @@ function open(detailed) {
 }
 
 function focusable() {
-  return [].slice.call(dialog.querySelectorAll('button,input:not([disabled]),summary'))
+  return [].slice.call(dialog.querySelectorAll('button,input:not([disabled]),summary,a[href]'))
 }
 
 // Keyboard users stay in the dialog until they decide; Escape closes it only when a decision
@@ -337,7 +355,7 @@ function start() {
   // Moves a decision of an earlier release (localStorage, one host) to the shared cookie.
   writeDecision(config, decision)
   // GPC came after the decision: it is narrowed (and recorded) now.
-  if (effective.length < decision.granted.length) decide(effective)
+  if (effective.length < decision.granted.length) decide(effective, decision.tcf)
   else if (!decision.recorded) record().then(announce, function () {})
   // For a tracker that started without the loader (naboria.init in an app).
   else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective } }))

@@ -14,6 +14,9 @@ export var CSS =
   '.nb-more{border:2px solid var(--nb-accent);background:transparent;color:var(--nb-fg)}' +
   '.nb-banner button:focus-visible,.nb-banner input:focus-visible,.nb-link:focus-visible{outline:3px solid var(--nb-accent);outline-offset:2px}' +
   '.nb-purpose{margin:0 0 12px}.nb-purpose label{font-weight:600}.nb-purpose div{font-size:13px;opacity:.85}' +
-  '.nb-vendors{margin:0 0 14px;font-size:13px}.nb-vendors ul{max-height:160px;overflow:auto;padding-left:18px}' +
+  '.nb-vendors{margin:0 0 14px;font-size:13px}.nb-tcf{font-size:13px;margin:0 0 14px}.nb-tcf p{margin:0 0 8px}' +
+  '.nb-banner h3{font-size:15px;margin:12px 0 6px}.nb-box{display:inline-block;margin:4px 16px 0 0}' +
+  '.nb-vendor{margin:6px 0 6px 12px}.nb-vendor a{color:inherit}' +
+  '.nb-a{border:0!important;background:none;color:inherit;text-decoration:underline;padding:4px 0!important}' +
   '.nb-link{position:fixed;z-index:2147482998;left:12px;bottom:12px;padding:6px 12px;border-radius:16px;' +
   'border:1px solid var(--nb-accent);background:var(--nb-bg);color:var(--nb-fg);font:13px system-ui,sans-serif;cursor:pointer}'

@@ -1,8 +1,11 @@
 /*
  * IAB TCF v2.2 support for the Naboria consent banner (CMP).
  *
- * Used by the banner and its loader:
- *  - tcChoices() turns the user's decision into TCF signals for the site's vendors,
+ * Used by the banner (index.js, tcf-ui.js) and its loader:
+ *  - effectiveVendor() / tcfOffer() apply the publisher's restrictions to the vendors'
+ *    declarations and list what the second layer offers (consents, objections, opt-ins),
+ *  - allChoices() is "Accept all" / "Reject all"; tcChoices() turns choices into TCF signals,
+ *  - createdOf() reads back the Created date of the previous TC string (kept on changes),
  *  - encodeTCString() writes them as a TC string (core + Disclosed Vendors segments),
  *  - tcData() / createTcfApi() expose them to ad tags through window.__tcfapi,
  *  - installStub() / processStubQueue() let pages call __tcfapi before the banner loads.
@@ -14,31 +17,88 @@
  */
 
 const sortedIds = (ids) => [...new Set(ids)].sort((a, b) => a - b);
-const includesAll = (wanted, given) => wanted.every((id) => given.includes(id));
+const without = (ids, drop) => ids.filter((id) => !drop.includes(id));
+const idsOf = (vendors) => sortedIds(vendors.map((vendor) => vendor.id));
+// TCF 2.2 forbids legitimate interest for purposes 1, 3, 4, 5 and 6.
+const LI_PURPOSES = [2, 7, 8, 9, 10, 11];
 
-// gpc: Global Privacy Control, honoured by the site: no consent for the purposes that
-// personalise ads (2-4, 7) nor for special features, whatever was granted (cmp/choices.js).
-export function tcChoices({ vendors }, grantedPurposes = [], grantedSpecialFeatures = [], gpc) {
-  if (gpc) (grantedPurposes = grantedPurposes.filter((id) => ![2, 3, 4, 7].includes(id))), (grantedSpecialFeatures = []);
-  const vendorIds = (keep) => sortedIds(vendors.filter(keep).map((vendor) => vendor.id));
+// A vendor as the publisher's restrictions ({purpose, type, vendors}) leave it: type 0 (not
+// allowed) removes the purpose; 1 (require consent) and 2 (require legitimate interest) keep
+// it under that basis only, if the vendor declared it so or as flexible, else remove it.
+// The banner shows and signals these effective declarations, never the raw GVL ones.
+export function effectiveVendor(vendor, restrictions = []) {
+  let purposes = vendor.purposes;
+  let legInt = vendor.legIntPurposes;
+  restrictions.forEach(({ purpose, type, vendors }) => {
+    if (!vendors.includes(vendor.id)) return;
+    const declared = purposes.includes(purpose) || legInt.includes(purpose);
+    const flexible = declared && (vendor.flexiblePurposes || []).includes(purpose);
+    const basis = type == 1 ? purposes : legInt;
+    const keep = type && (basis.includes(purpose) || flexible);
+    purposes = without(purposes, [purpose]).concat(keep && type == 1 ? [purpose] : []);
+    legInt = without(legInt, [purpose]).concat(keep && type == 2 ? [purpose] : []);
+  });
+  return { ...vendor, purposes: sortedIds(purposes), legIntPurposes: sortedIds(legInt).filter((id) => LI_PURPOSES.includes(id)) };
+}
+
+export const effectiveVendors = (config) => config.vendors.map((vendor) => effectiveVendor(vendor, config.restrictions));
+
+// What the second layer offers: purposes to consent to (the vendors' and those the site's own
+// purposes stand for), purposes to object to (legitimate interest) and special features.
+export function tcfOffer(config, sitePurposes = []) {
+  const vendors = effectiveVendors(config);
+  const all = (field) => sortedIds(vendors.flatMap((vendor) => vendor[field] || []));
+  const purposes = sortedIds(all('purposes').concat(sitePurposes));
   return {
-    purposeConsents: sortedIds(grantedPurposes),
-    // TCF 2.2 forbids legitimate interest for purposes 1, 3, 4, 5 and 6.
-    purposeLegitimateInterests: [2, 7, 8, 9, 10, 11].filter((purpose) =>
-      vendors.some((vendor) => vendor.legIntPurposes.includes(purpose))),
-    // The banner asks per purpose, not per vendor: a vendor may only process when
-    // every consent purpose and special feature it declares was accepted.
-    vendorConsents: vendorIds((vendor) =>
-      (vendor.purposes.length || vendor.specialFeatures.length) &&
-      includesAll(vendor.purposes, grantedPurposes) &&
-      includesAll(vendor.specialFeatures, grantedSpecialFeatures)),
-    // Listing a vendor in the banner is its LI transparency. Vendors relying only on
-    // special purposes get the bit too (TCF policy, June 2021) when the config has them.
-    vendorLegitimateInterests: vendorIds((vendor) =>
-      vendor.legIntPurposes.length || (!vendor.purposes.length && (vendor.specialPurposes || []).length)),
-    specialFeatureOptins: sortedIds(grantedSpecialFeatures),
-    disclosedVendors: vendorIds(() => 1),
+    vendors,
+    purposes,
+    shownPurposes: sortedIds(purposes.concat(all('legIntPurposes'))),
+    legIntPurposes: all('legIntPurposes'),
+    specialFeatures: all('specialFeatures'),
+    specialPurposes: all('specialPurposes'),
+    features: all('features'),
+    consentVendors: idsOf(vendors.filter((vendor) => vendor.purposes.length || vendor.specialFeatures.length)),
+    legIntVendors: idsOf(vendors.filter((vendor) => vendor.legIntPurposes.length)),
   };
+}
+
+// The user's choices, as {purposes, specialFeatures, vendors, objections, vendorObjections}:
+// "Accept all" is everything offered and no objection, "Reject all" the opposite.
+export function allChoices(offer, accept) {
+  return accept
+    ? { purposes: offer.purposes, specialFeatures: offer.specialFeatures, vendors: offer.consentVendors, objections: [], vendorObjections: [] }
+    : { purposes: [], specialFeatures: [], vendors: [], objections: offer.legIntPurposes, vendorObjections: offer.legIntVendors };
+}
+
+// The TCF signals of those choices. Legitimate interest is signalled only where a vendor
+// discloses it (and the banner shows it with a right to object) and the user did not object;
+// vendors relying on special purposes only, to which no objection applies, get the vendor LI
+// bit as the IAB's CMP guidance asks.
+// gpc: Global Privacy Control, honoured by the site: no consent for the purposes that
+// personalise ads (2-4, 7) nor for special features, whatever was chosen (cmp/choices.js).
+export function tcChoices(config, choices, sitePurposes, gpc) {
+  if (gpc) choices = { ...choices, purposes: without(choices.purposes || [], [2, 3, 4, 7]), specialFeatures: [] };
+  const offer = tcfOffer(config, sitePurposes);
+  const chosen = (offered, picked = []) => offered.filter((id) => picked.includes(id));
+  return {
+    purposeConsents: chosen(offer.purposes, choices.purposes),
+    purposeLegitimateInterests: without(offer.legIntPurposes, choices.objections),
+    vendorConsents: chosen(offer.consentVendors, choices.vendors),
+    vendorLegitimateInterests: sortedIds(without(offer.legIntVendors, choices.vendorObjections).concat(
+      idsOf(offer.vendors.filter((vendor) => !vendor.purposes.length && !vendor.legIntPurposes.length && (vendor.specialPurposes || []).length)))),
+    specialFeatureOptins: chosen(offer.specialFeatures, choices.specialFeatures),
+    disclosedVendors: idsOf(offer.vendors),
+    publisherRestrictions: config.restrictions || [],
+  };
+}
+
+// The Created field of a TC string (deciseconds since 1970, bits 6-41): kept when the user
+// changes their choices, as the spec asks.
+export function createdOf(tcString) {
+  // Version 2 ('C') and seven characters of the alphabet, else not one of ours.
+  if (!/^C[\w-]{6}/.test(tcString)) return null;
+  const bits = [...tcString.slice(0, 7)].map((char) => B64.indexOf(char).toString(2).padStart(6, '0')).join('');
+  return new Date(parseInt(bits.slice(6, 42), 2) * 100);
 }
 
 // Throws rather than let a value that does not fit shift every later field.
@@ -56,9 +116,9 @@ function bitField(ids = [], length) {
   return bits;
 }
 
-// MaxVendorId, then the shorter of the bitfield and range encodings (both are valid).
-function vendorSection(ids) {
-  ids = sortedIds(ids);
+// NumEntries and the entries of consecutive ids (single id or range), as vendor ranges and
+// publisher restrictions both write them.
+function rangeEntries(ids) {
   let ranges = '';
   let entries = 0;
   for (let i = 0; i < ids.length; i++, entries++) {
@@ -66,11 +126,24 @@ function vendorSection(ids) {
     while (ids[i + 1] === ids[i] + 1) i++;
     ranges += first < ids[i] ? '1' + int(first, 16) + int(ids[i], 16) : '0' + int(first, 16);
   }
+  return int(entries, 12) + ranges;
+}
+
+// MaxVendorId, then the shorter of the bitfield and range encodings (both are valid).
+function vendorSection(ids) {
+  ids = sortedIds(ids);
   const maxId = Math.max(0, ...ids);
   const field = '0' + bitField(ids, maxId);
-  const range = '1' + int(entries, 12) + ranges;
+  const range = '1' + rangeEntries(ids);
   return int(maxId, 16) + (range.length < field.length ? range : field);
 }
+
+// NumPubRestrictions, then per restriction: PurposeId, RestrictionType and its vendors.
+const restrictionsSection = (restrictions = []) =>
+  int(restrictions.length, 12) +
+  restrictions.map(({ purpose, type, vendors }) => int(purpose, 6) + int(type, 2) + rangeEntries(sortedIds(vendors))).join('');
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 // Zero-padded to whole 24-bit groups as @iabtcf/core does, hence never any '='.
 const base64url = (bits) =>
@@ -102,7 +175,7 @@ export function encodeTCString(fields) {
     letters(fields.publisherCC) +
     vendorSection(fields.vendorConsents) +
     vendorSection(fields.vendorLegitimateInterests) +
-    int(0, 12); // NumPubRestrictions
+    restrictionsSection(fields.publisherRestrictions);
   return base64url(core) + '.' + base64url(int(1, 3) + vendorSection(fields.disclosedVendors));
 }
 
@@ -128,7 +201,11 @@ export function tcData(tcString, choices, base) {
       consents: {},
       legitimateInterests: {},
       customPurpose: { consents: {}, legitimateInterests: {} },
-      restrictions: {},
+      // {purpose id: {vendor id: restriction type}} as the CMP API spec shapes it.
+      restrictions: (choices.publisherRestrictions || []).reduce((all, { purpose, type, vendors }) => {
+        all[purpose] = { ...all[purpose], ...Object.fromEntries(vendors.map((id) => [id, type])) };
+        return all;
+      }, {}),
     },
   };
 }
