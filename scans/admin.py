@@ -76,6 +76,8 @@ class ScanAdmin(OrganizationScopedAdmin):
             state = page.error or (
                 "Naboria banner accepted" if page.banner_found else "no Naboria banner found"
             )
+            if page.blocked_hosts:
+                state += f"; refused non-public hosts: {', '.join(page.blocked_hosts)}"
             findings = sorted(page.findings.all(), key=lambda finding: not finding.flagged)
             parts.append(
                 format_html(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +70,8 @@ class PageVisit:
     banner_found: bool = False
     error: str = ""
     findings: list[Seen] = field(default_factory=list)
+    # Hosts the page asked for that the guard refused (non-public addresses).
+    blocked_hosts: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class _Visit:
         )
         try:
             context.route("**/*", self.route)
+            context.route_web_socket(re.compile(".*"), self.route_web_socket)
             context.on("request", self.record_request)
             self.page = context.new_page()
             self.navigate(self.visit.url)
@@ -194,7 +198,7 @@ class _Visit:
     def route(self, route: Any, request: Any) -> None:
         host = urlsplit(request.url).hostname or ""
         if request.url.startswith(("http:", "https:")) and not self.host_is_public(host):
-            logger.info("scan: request to non-public address refused: %s", request.url)
+            self.visit.blocked_hosts.add(host)
             route.abort("blockedbyclient")
             return
         if request.method == "POST" and self.is_banner_decision(request):
@@ -227,6 +231,14 @@ class _Visit:
             route.abort("aborted")
             return
         route.fulfill(response=response)
+
+    def route_web_socket(self, socket_route: Any) -> None:
+        host = urlsplit(socket_route.url).hostname or ""
+        if not self.host_is_public(host):
+            self.visit.blocked_hosts.add(host)
+            socket_route.close(code=1008, reason="refused by Naboria's scan")
+            return
+        socket_route.connect_to_server()
 
     def host_is_public(self, host: str) -> bool:
         if self.options.allow_private_networks:

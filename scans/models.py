@@ -98,6 +98,11 @@ class ScanPage(models.Model):
         default=False, help_text="Naboria's banner showed and its 'accept all' was clicked."
     )
     error = models.TextField(blank=True)
+    blocked_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Hosts the page asked for at non-public addresses, which the scan refused.",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -65,6 +65,7 @@ def _store(*, scan: Scan, visits: list[PageVisit], browser_version: str) -> None
             http_status=visit.http_status,
             banner_found=visit.banner_found,
             error=visit.error,
+            blocked_hosts=sorted(visit.blocked_hosts),
         )
         ScanFinding.objects.bulk_create(
             ScanFinding(

@@ -19,6 +19,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from consent.models import ConsentRecord
+from scans import browser
 from scans.models import Scan, ScanConfig, ScanFinding, ScanTrigger
 from scans.tasks import scan_due_sites
 from scripts.test_services import ROOT
@@ -192,6 +193,33 @@ def test_non_public_addresses_are_refused_unless_allowed(demo, shop):
     (page,) = Scan.objects.get(site=shop).pages.all()
     assert page.error
     assert demo.requests == []  # not one request reached the loopback address
+
+
+def test_requests_of_a_page_to_non_public_addresses_are_refused(demo, shop, monkeypatch):
+    # As if 127.0.0.1 (the page) were a public address, and localhost (its pixel) and
+    # 127.0.0.2 (its WebSocket) internal ones.
+    monkeypatch.setattr(browser, "_resolves_to_public_addresses", lambda host: host == "127.0.0.1")
+    with override_settings(SCAN_ALLOW_PRIVATE_NETWORKS=False):
+        call_command("scan_site", shop.public_id, url=[f"{demo.url}/demo"])
+    (page,) = Scan.objects.get(site=shop).pages.all()
+    assert (page.error, page.http_status) == ("", 200)
+    assert page.blocked_hosts == ["127.0.0.2", "localhost"]
+    assert demo.received("127.0.0.1", "/demo")
+    assert not any(request.startswith("localhost") for request in demo.requests)
+    assert findings(Scan.objects.get(site=shop))[("cookie", "pre_consent_id")].flagged
+
+
+def test_chromium_refuses_internal_addresses_the_guard_let_through(demo, shop, monkeypatch):
+    # The second layer (docs/scans.md, "Security"): with private networks not allowed,
+    # Chromium's Local Network Access checks stay on and refuse what the page asks of a
+    # loopback address by the address it connects to (DNS rebinding, subresource redirects).
+    monkeypatch.setattr(browser, "_resolves_to_public_addresses", lambda host: True)
+    with override_settings(SCAN_ALLOW_PRIVATE_NETWORKS=False):
+        call_command("scan_site", shop.public_id, url=[f"{demo.url}/demo"])
+    (page,) = Scan.objects.get(site=shop).pages.all()
+    assert (page.error, page.blocked_hosts) == ("", [])
+    assert demo.received("127.0.0.1", "/demo")  # the document: fetched by the scanner itself
+    assert not any(request.startswith("localhost") for request in demo.requests)
 
 
 def test_each_page_has_a_time_budget(demo, shop):

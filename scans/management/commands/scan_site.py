@@ -51,6 +51,8 @@ class Command(BaseCommand):
             write(f"\n{page.url}" + (f"  ERROR {page.error}" if page.error else ""))
             if not page.error and not page.banner_found:
                 write("  (no Naboria banner: nothing was accepted)")
+            if page.blocked_hosts:
+                write(f"  (refused non-public hosts: {', '.join(page.blocked_hosts)})")
             for finding in page.findings.all():
                 mark = "BEFORE CONSENT" if finding.flagged else "after consent "
                 detail = finding.resource_types or (
