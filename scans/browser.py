@@ -94,9 +94,9 @@ def chromium(options: ScanOptions) -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=options.chromium_path or None,
             headless=True,
-            # Chromium's own local-network checks see a fulfilled document (route_navigation)
-            # as public and would refuse its loopback or intranet requests; with private
-            # networks allowed they are expected, and otherwise the guard refuses them first.
+            # Chromium's Local Network Access checks count a document the scanner fetched
+            # (route_navigation) as public and refuse its requests to loopback and private
+            # addresses: the second layer of the guard, off only when those are allowed.
             args=["--disable-features=LocalNetworkAccessChecks"]
             if options.allow_private_networks
             else [],
@@ -264,6 +264,8 @@ class _Visit:
             if refusal:
                 raise PageRefused(f"redirected off the site: {refusal}")
             self.redirect_to = None
+            self.refused = None
+            self.navigation_error = ""
             try:
                 response = self.page.goto(url, wait_until="load", timeout=self.remaining_ms())
             except PlaywrightError:
@@ -295,8 +297,13 @@ class _Visit:
                 return banner ? Object.values(banner.texts).map((text) => text.accept) : []
             }"""
         )
+        if not isinstance(labels, list) or not labels:
+            return False
         dialog = self.page.get_by_role("dialog")
-        for label in labels if isinstance(labels, list) else []:
+        # The banner's bundle may still be on its way when the network went quiet.
+        with suppress(PlaywrightTimeout):
+            dialog.first.wait_for(state="visible", timeout=min(5000, self.remaining_ms()))
+        for label in labels:
             button = dialog.get_by_role("button", name=str(label), exact=True)
             if button.count():
                 button.first.click(timeout=self.remaining_ms())
