@@ -9,9 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from naboria.locks import exclusive
 from scans.admin import BEFORE_CONSENT_STYLE
 from scans.models import Scan, ScanConfig, ScanFinding, ScanPage
 from scans.selectors import scan_page_urls, sites_due_for_scan
@@ -153,3 +155,15 @@ def test_scan_configuration_admin_offers_only_the_callers_sites(scans_of_two_org
     )
     assert response.status_code == 302
     assert ScanConfig.objects.get().urls == ["https://example.com/shop"]
+
+
+def test_the_command_refuses_an_unknown_site_and_a_second_scan_at_once():
+    with pytest.raises(CommandError, match="no site with public id 'nope'"):
+        call_command("scan_site", "nope")
+    site: Any = SiteFactory(allowed_domains=["shop.example"])
+    with (
+        exclusive(f"scan:{site.pk}", hold=60, wait=0),
+        pytest.raises(CommandError, match="already running"),
+    ):
+        call_command("scan_site", site.public_id, url=["https://shop.example/"])
+    assert not Scan.objects.exists()
