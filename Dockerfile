@@ -15,6 +15,10 @@ WORKDIR /app
 
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
+# Chromium for the cookie and tracker scan (docs/scans.md): Playwright's headless shell of the
+# pinned Playwright version, with the system libraries it needs, in a path every user reads.
+ENV PLAYWRIGHT_BROWSERS_PATH=/opt/ms-playwright
+RUN python -m playwright install --with-deps --only-shell chromium
 
 COPY . .
 COPY --from=tracker /tracker/dist tracker/dist

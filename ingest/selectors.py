@@ -21,7 +21,7 @@ from consent.regions import region_rule
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
 from ingest.http import Refusal, in_database
-from sites.models import Site
+from sites.models import Site, host_allowed
 from sites.selectors import site_secrets_valid
 
 SITE_CACHE_SECONDS = 10.0
@@ -42,15 +42,8 @@ class SiteConfig:
     # The banner's rule outside the EEA, UK and Switzerland (consent.regions, GET /region).
     consent_elsewhere: str = "opt_in"
 
-    def allows_origin_host(self, host: str) -> bool:
-        host = host.lower()
-        for domain in self.allowed_domains:
-            if domain.startswith("*."):
-                if host == domain[2:] or host.endswith(domain[1:]):
-                    return True
-            elif host == domain:
-                return True
-        return False
+    def allows_origin_host(self, host: str, port: int | None = None) -> bool:
+        return host_allowed(host=host, port=port, domains=self.allowed_domains)
 
 
 _cache: dict[str, tuple[float, SiteConfig | None]] = {}
@@ -113,10 +106,11 @@ def site_origin_check(*, site: SiteConfig, headers: dict[str, str]) -> None:
     if not origin or origin == "null":
         return
     try:
-        host = urlsplit(origin).hostname or ""
+        parts = urlsplit(origin)
+        host, port = parts.hostname or "", parts.port
     except ValueError:  # e.g. an unclosed IPv6 bracket: urlsplit cannot take it apart
         raise Refusal(400, "malformed Origin header") from None
-    if not site.allows_origin_host(host):
+    if not site.allows_origin_host(host, port):
         raise Refusal(403, f"origin {host!r} is not an allowed domain of this site")
 
 

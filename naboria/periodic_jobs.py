@@ -35,6 +35,13 @@ PERIODIC_JOBS = {
         "task": "ads.tasks.count_conversions_spend",
         "schedule": crontab(minute="*"),
     },
+    # Tells site owners which cookies and trackers their pages set before consent. Hourly, it
+    # queues a scan of each scheduled site whose last one is older than SCAN_INTERVAL_HOURS
+    # (weekly by default), so the interval is a setting and a missed hour loses nothing.
+    "scan-due-sites": {
+        "task": "scans.tasks.scan_due_sites",
+        "schedule": crontab(minute=41),
+    },
     # The models learn from the traffic until yesterday: rebuild the dbt marts (and run their
     # tests), export them, retrain the CTR and conversion models, and promote each one only if
     # it beats the serving model on the same validation days. One job, as the steps must run

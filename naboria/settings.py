@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "consent",
     "tags",
     "analytics",
+    "scans",
 ]
 
 MIDDLEWARE = [
@@ -340,6 +341,26 @@ if ADS_EXPLORATION_PERCENT > 100:
 # How often each web process asks the registry which CTR model is the champion (a promotion
 # reaches the ad server within this many seconds).
 ADS_MODEL_REFRESH_SECONDS = _read_int("ADS_MODEL_REFRESH_SECONDS", 60, minimum=1)
+
+# --- Cookie and tracker scan (scans/, docs/scans.md) --------------------------------------------
+
+# Chromium the scanner drives through Playwright; empty: the one `playwright install chromium`
+# put in place (production images), or e.g. /usr/bin/chromium (Debian's).
+SCAN_CHROMIUM_PATH = _read("SCAN_CHROMIUM_PATH")
+# The periodic job (hourly) scans each scheduled site whose last scan is older than this.
+SCAN_INTERVAL_HOURS = _read_int("SCAN_INTERVAL_HOURS", 168, minimum=1)
+# Pages per scan (home pages, configured URLs, then the most-viewed pages), and each page's
+# time budget (both visits, before and after consent).
+SCAN_MAX_PAGES = _read_int("SCAN_MAX_PAGES", 20, minimum=1)
+SCAN_PAGE_TIMEOUT_SECONDS = _read_int("SCAN_PAGE_TIMEOUT_SECONDS", 30, minimum=1)
+# Scans kept per site; older ones are deleted when a new one finishes.
+SCAN_KEEP = _read_int("SCAN_KEEP", 10, minimum=1)
+# Off, the scanner's browser reaches only public addresses (no loopback, private or link-local
+# ones): a site's domains or pages cannot aim it at the servers around Naboria. On for an
+# intranet site or a local test page.
+SCAN_ALLOW_PRIVATE_NETWORKS = _read_bool("SCAN_ALLOW_PRIVATE_NETWORKS", False)
+# Scheme of the home pages made from allowed domains (a domain names no scheme).
+SCAN_HOME_SCHEME = "https"
 
 # --- Django contrib, static files, i18n --------------------------------------------------------
 

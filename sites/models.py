@@ -45,6 +45,24 @@ def validate_domains(value: object) -> None:
             )
 
 
+def host_allowed(*, host: str, port: int | None, domains: list[str] | tuple[str, ...]) -> bool:
+    """Whether ``host`` (and ``port``, when given) is one of ``domains`` (validate_domains):
+    ``example.com`` is that host on any port, ``*.example.com`` it and its subdomains, and a
+    domain with a port (``example.com:8443``) that port only. Shared by the tracking endpoints'
+    origin check and the cookie scan's URL check."""
+    host = host.lower().rstrip(".")
+    for domain in domains:
+        name, _, wanted_port = domain.partition(":")
+        if wanted_port and port is not None and int(wanted_port) != port:
+            continue
+        if name.startswith("*."):
+            if host == name[2:] or host.endswith(name[1:]):
+                return True
+        elif host == name:
+            return True
+    return False
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)

@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = ("sites", "consent", "tags", "ingest", "ads", "analytics", "events", "naboria")
+FIRST_PARTY = (
+    "sites",
+    "consent",
+    "tags",
+    "ingest",
+    "ads",
+    "analytics",
+    "scans",
+    "events",
+    "naboria",
+)
 
 # (file, function, imported module) -> why it may stay in the function.
 ALLOWED = {
