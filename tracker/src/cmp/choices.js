@@ -52,14 +52,19 @@ export function allowed(config, granted) {
 }
 
 // The stored decision if it still counts, else null (the banner asks again).
-export function readDecision(config) {
-  var banner = config.banner
+// The decision stored in this browser, whether it still counts or not (its TC string's
+// Created date outlives it).
+export function storedDecision(config) {
   var match = document.cookie.match('(?:^|; )' + cookieName(config) + '=([^;]*)')
-  var decision
   try {
     // Decisions stored by earlier releases (localStorage, this host only) still count.
-    decision = match ? JSON.parse(decodeURIComponent(match[1])) : read(localStorage, decisionKey(config.site))
+    return match ? JSON.parse(decodeURIComponent(match[1])) : read(localStorage, decisionKey(config.site))
   } catch (e) {}
+}
+
+export function readDecision(config) {
+  var banner = config.banner
+  var decision = storedDecision(config)
   if (!decision) return null
   var expires = new Date(decision.at)
   expires.setMonth(expires.getMonth() + banner.expiryMonths)

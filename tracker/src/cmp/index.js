@@ -10,7 +10,7 @@ import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
 import { identityKey } from '../core/identity.js'
 import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
-import { allowed, gpc, readDecision, regionRule, withdrawAtOnce, writeDecision } from './choices.js'
+import { allowed, gpc, readDecision, regionRule, storedDecision, withdrawAtOnce, writeDecision } from './choices.js'
 import { h } from './dom.js'
 import { CSS } from './style.js'
 import { allChoices, createTcfApi, createdOf, encodeTCString, processStubQueue, tcChoices, tcData, tcfOffer } from './tcf.js'
@@ -85,10 +85,11 @@ function tcfSignals(choices) {
   return tcChoices(banner.tcf, choices, sitePurposesTcf(), gpc(config))
 }
 
-// previous: the decision this one replaces. Created stays that of the first TC string this
-// browser got, whatever changed since.
-function tcString(choices, previous) {
+function tcString(choices) {
   var now = new Date()
+  // Created stays that of the first TC string this browser got, whatever changed since (an
+  // expired decision or one given to an earlier version included).
+  var previous = storedDecision(config)
   return encodeTCString(
     Object.assign(
       {
@@ -153,7 +154,6 @@ function record() {
 
 // tcfChoices: what the TCF part of the second layer read, or all / nothing for the buttons.
 function decide(granted, tcfChoices) {
-  var previous = decision
   granted = allowed(config, granted)
   granted = granted.concat(keys(function (purpose) {
     return purpose.required && granted.indexOf(purpose.key) < 0
@@ -170,7 +170,7 @@ function decide(granted, tcfChoices) {
   if (tcf) {
     // Without TCF choices (a decision made for the visitor), nothing is consented nor claimed.
     decision.tcf = tcfChoices || allChoices(tcfOffer(banner.tcf, sitePurposesTcf()), false)
-    decision.tc = tcString(decision.tcf, previous)
+    decision.tc = tcString(decision.tcf)
   }
   writeDecision(config, decision)
   close()
@@ -235,7 +235,7 @@ function open(detailed, partners) {
   var tcfPart =
     tcf &&
     (detailed
-      ? tcfForm(banner.tcf, texts.tcf, sitePurposesTcf(), decision && decision.tcf, partners)
+      ? tcfForm(banner.tcf, texts.tcf, sitePurposesTcf(), decision && decision.tcf, partners, gpc(config))
       : tcfNotice(banner.tcf, texts.tcf, sitePurposesTcf(), function () {
           open(true, true)
         }))

@@ -9,7 +9,7 @@
 // publisher's own when useNonStandardTexts; the labels (texts.tcf) come from the admin.
 // read() returns the choices in the shape tcf.js's tcChoices() takes.
 import { h } from './dom.js'
-import { tcfOffer } from './tcf.js'
+import { GPC_DENIED, tcfOffer } from './tcf.js'
 
 function names(config, kind, ids) {
   return ids.map(function (id) {
@@ -41,8 +41,9 @@ export function tcfNotice(config, labels, sitePurposes, openSecondLayer) {
   ])
 }
 
-function box(kind, id, checked, label) {
-  var input = h('input', { type: 'checkbox', 'data-tcf': kind, value: id, id: 'nb-' + kind + id, checked: checked })
+function box(kind, id, checked, label, locked) {
+  var input = h('input', { type: 'checkbox', 'data-tcf': kind, value: id, id: 'nb-' + kind + id, checked: checked && !locked })
+  input.disabled = !!locked
   return h('label', { for: 'nb-' + kind + id, class: 'nb-box' }, [input, h('span', { text: ' ' + label })])
 }
 
@@ -85,7 +86,8 @@ function vendorDetails(config, labels, vendor, offer, previous) {
   ])
 }
 
-export function tcfForm(config, labels, sitePurposes, previous, vendorsOpen) {
+// gpc: Global Privacy Control honoured: the consents it forbids (tcf.js) cannot be given.
+export function tcfForm(config, labels, sitePurposes, previous, vendorsOpen, gpc) {
   var offer = tcfOffer(config, sitePurposes)
   previous = previous || {}
   var specials = names(config, 'specialPurposes', offer.specialPurposes).concat(names(config, 'features', offer.features))
@@ -95,13 +97,13 @@ export function tcfForm(config, labels, sitePurposes, previous, vendorsOpen) {
   ].concat(
     offer.shownPurposes.map(function (id) {
       return item(config, 'purposes', id, [
-        has(offer.purposes, id) && box('p', id, has(previous.purposes, id), labels.consent),
+        has(offer.purposes, id) && box('p', id, has(previous.purposes, id), labels.consent, gpc && has(GPC_DENIED, id)),
         has(offer.legIntPurposes, id) && box('o', id, has(previous.objections, id), labels.object + ' (' + labels.legInt + ')'),
       ])
     }),
     offer.specialFeatures.length ? [h('h3', { text: labels.specialFeatures })] : [],
     offer.specialFeatures.map(function (id) {
-      return item(config, 'specialFeatures', id, [box('f', id, has(previous.specialFeatures, id), labels.consent)])
+      return item(config, 'specialFeatures', id, [box('f', id, has(previous.specialFeatures, id), labels.consent, gpc)])
     }),
     specials.length ? [line(labels.specialPurposes + ', ' + labels.features, specials.join('; '))] : [],
     [

@@ -76,8 +76,9 @@ export function allChoices(offer, accept) {
 // bit as the IAB's CMP guidance asks.
 // gpc: Global Privacy Control, honoured by the site: no consent for the purposes that
 // personalise ads (2-4, 7) nor for special features, whatever was chosen (cmp/choices.js).
+export const GPC_DENIED = [2, 3, 4, 7];
 export function tcChoices(config, choices, sitePurposes, gpc) {
-  if (gpc) choices = { ...choices, purposes: without(choices.purposes || [], [2, 3, 4, 7]), specialFeatures: [] };
+  if (gpc) choices = { ...choices, purposes: without(choices.purposes || [], GPC_DENIED), specialFeatures: [] };
   const offer = tcfOffer(config, sitePurposes);
   const chosen = (offered, picked = []) => offered.filter((id) => picked.includes(id));
   return {
