@@ -1,19 +1,35 @@
-"""Django admin of the consent app: banners with their purposes and texts, decision records
-(read-only) and the proof-of-consent CSV export."""
+"""Django admin of the consent app: banners with their purposes and texts, the snapshot of
+each banner version and the decision records (both read-only: they are evidence), and the
+proof-of-consent export (a ZIP of the records as CSV and the snapshots they point to as JSON).
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import io
+import json
+import tempfile
+import zipfile
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
-from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
-from consent.selectors import PROOF_OF_CONSENT_COLUMNS, proof_of_consent_rows
+from consent.models import (
+    BannerText,
+    ConsentBanner,
+    ConsentBannerSnapshot,
+    ConsentPurpose,
+    ConsentRecord,
+)
+from consent.selectors import (
+    PROOF_OF_CONSENT_COLUMNS,
+    proof_of_consent_rows,
+    proof_of_consent_snapshots,
+)
 from consent.services import consent_banner_refresh_version
 from sites.tenancy import OrganizationScopedAdmin
 
@@ -41,18 +57,25 @@ class BannerTextInline(admin.StackedInline):
     ]
 
 
-class _EchoBuffer:
-    """csv.writer target that hands each line back instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(site_rows: Iterator[tuple[str, list[str]]]) -> Iterator[str]:
-    writer = csv.writer(_EchoBuffer())
-    yield writer.writerow(["site", *PROOF_OF_CONSENT_COLUMNS])
-    for site_id, row in site_rows:
-        yield writer.writerow([site_id, *row])
+def proof_of_consent_archive(sites: list[Any]) -> Any:
+    """A temporary file holding the ZIP: ``records.csv`` (every decision, oldest first, each
+    naming its ``banner_snapshot``) and ``snapshots.json`` (what each banner version showed).
+    Written to disk, not memory: a site may have millions of records."""
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 - the response closes it when sent
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        with zipped.open("records.csv", "w", force_zip64=True) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            writer = csv.writer(text)
+            writer.writerow(["site", *PROOF_OF_CONSENT_COLUMNS])
+            for site in sites:
+                for row in proof_of_consent_rows(site=site):
+                    writer.writerow([site.public_id, *row])
+            text.flush()
+            text.detach()
+        snapshots = [item for site in sites for item in proof_of_consent_snapshots(site=site)]
+        zipped.writestr("snapshots.json", json.dumps(snapshots, indent=1, sort_keys=True))
+    archive.seek(0)
+    return archive
 
 
 @admin.register(ConsentBanner)
@@ -71,6 +94,7 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
     readonly_fields = ["version", "updated_at"]
     fieldsets = [
         (None, {"fields": ["site", "version", "default_language", "updated_at"]}),
+        ("Proof of consent", {"fields": ["record_retention_days"]}),
         ("Look", {"fields": ["position", ("background_color", "text_color", "accent_color")]}),
         ("Google Consent Mode v2", {"fields": ["google_consent_mode"]}),
         (
@@ -94,19 +118,47 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
                 request, f"Version {form.instance.version}: visitors will be asked again."
             )
 
-    @admin.action(description="Export the proof of consent (CSV)")
+    @admin.action(description="Export the proof of consent (ZIP: records and banner snapshots)")
     def export_proof_of_consent(
         self, request: HttpRequest, queryset: QuerySet[ConsentBanner]
-    ) -> StreamingHttpResponse:
+    ) -> FileResponse:
         sites = [banner.site for banner in queryset.select_related("site")]
-        rows = ((site.public_id, row) for site in sites for row in proof_of_consent_rows(site=site))
         name = sites[0].public_id if len(sites) == 1 else "sites"
-        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv")
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = (
-            f'attachment; filename="proof-of-consent-{name}-{stamp}.csv"'
+        return FileResponse(
+            proof_of_consent_archive(sites),
+            as_attachment=True,
+            filename=f"proof-of-consent-{name}-{stamp}.zip",
+            content_type="application/zip",
         )
-        return response
+
+
+@admin.register(ConsentBannerSnapshot)
+class ConsentBannerSnapshotAdmin(OrganizationScopedAdmin):
+    """What each banner version showed. Evidence: nobody adds, edits or deletes one."""
+
+    organization_path = "banner__site__organization"
+    list_display = ["banner", "version", "revision", "created_at", "fingerprint"]
+    list_filter = ["banner__site"]
+    search_fields = ["banner__site__name", "banner__site__public_id"]
+    readonly_fields = ["banner", "version", "revision", "created_at", "fingerprint"]
+    readonly_fields.append("shown_content")  # evidence: every field shown, none edited
+    fields = list(readonly_fields)
+
+    @admin.display(description="content")
+    def shown_content(self, snapshot: ConsentBannerSnapshot) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(snapshot.content, indent=2, ensure_ascii=False)
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ConsentRecord)
@@ -121,6 +173,7 @@ class ConsentRecordAdmin(OrganizationScopedAdmin):
         "granted",
         "denied",
         "banner_version",
+        "snapshot",
         "country",
         "mirrored_at",
     ]

@@ -1,6 +1,8 @@
-"""Writes of the consent app: default banners, banner versions and decision records (each
-mirrored to ClickHouse soon after, consent.mirroring). Called by the /consent endpoint
-(ingest.endpoints), the admin, consent.receivers and the demo seeding."""
+"""Writes of the consent app: default banners, banner versions and their snapshots, decision
+records (each checked against the snapshot of the version it names, consent.decisions, and
+mirrored to ClickHouse soon after, consent.mirroring; purged after their retention period by
+consent.retention). Called by the /consent endpoint (ingest.endpoints), the admin,
+consent.receivers and the demo seeding."""
 
 from __future__ import annotations
 
@@ -10,10 +12,17 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from consent import selectors
-from consent.models import BannerText, ConsentBanner, ConsentPurpose, ConsentRecord
+from consent.decisions import decision_refusal
+from consent.models import (
+    BannerText,
+    ConsentBanner,
+    ConsentBannerSnapshot,
+    ConsentPurpose,
+    ConsentRecord,
+)
 from consent.tasks import mirror_consent_records
 from sites.models import Site
 
@@ -63,6 +72,8 @@ def consent_banner_ensure(*, site: Site) -> ConsentBanner:
             BannerText.objects.create(banner=banner, language="en")
             banner.content_fingerprint = consent_banner_fingerprint(banner=banner)
             banner.save(update_fields=["content_fingerprint"])
+    # Also the first snapshot of a banner made before snapshots existed.
+    consent_banner_snapshot_take(banner=banner)
     return banner
 
 
@@ -82,14 +93,54 @@ def consent_banner_fingerprint(*, banner: ConsentBanner) -> str:
 
 
 def consent_banner_refresh_version(*, banner: ConsentBanner) -> bool:
-    """Raise the banner's version if what visitors agree to changed; True if it did."""
+    """Raise the banner's version if what visitors agree to changed, and keep a snapshot of
+    what it now shows; True if the version rose."""
     fingerprint = consent_banner_fingerprint(banner=banner)
-    if fingerprint == banner.content_fingerprint:
-        return False
-    banner.content_fingerprint = fingerprint
-    banner.version += 1
-    banner.save(update_fields=["content_fingerprint", "version"])
-    return True
+    changed = fingerprint != banner.content_fingerprint
+    if changed:
+        banner.content_fingerprint = fingerprint
+        banner.version += 1
+        banner.save(update_fields=["content_fingerprint", "version"])
+    consent_banner_snapshot_take(banner=banner)
+    return changed
+
+
+def consent_banner_snapshot_take(*, banner: ConsentBanner) -> ConsentBannerSnapshot:
+    """The snapshot of what the banner shows now (consent.selectors.banner_config): the latest
+    one of its version if that says the same, else a new revision of the version (a restyle,
+    or a change made outside the admin, keeps the version but is kept too)."""
+    content = selectors.banner_config(banner=ConsentBanner.objects.get(pk=banner.pk))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    for _attempt in range(3):
+        latest = selectors.banner_snapshot_latest(banner=banner, version=content["version"])
+        if latest is not None and latest.fingerprint == digest:
+            return latest
+        try:
+            with transaction.atomic():
+                return ConsentBannerSnapshot.objects.create(
+                    banner=banner,
+                    version=content["version"],
+                    revision=latest.revision + 1 if latest else 1,
+                    fingerprint=digest,
+                    content=content,
+                )
+        except IntegrityError:  # another process took this revision first: look again
+            continue
+    raise RuntimeError(f"could not take a snapshot of {banner}")
+
+
+class ConsentDecisionRefused(ValueError):
+    """A decision the banner could not have produced; the message says why."""
+
+
+def _snapshot_for(*, site: Site, version: int) -> ConsentBannerSnapshot | None:
+    banner = ConsentBanner.objects.filter(site=site).first()
+    if banner is None:
+        return None
+    if version == banner.version:
+        # What browsers are shown now, kept if it changed since the last snapshot.
+        return consent_banner_snapshot_take(banner=banner)
+    return selectors.banner_snapshot_latest(banner=banner, version=version)
 
 
 def consent_record_create(
@@ -105,13 +156,25 @@ def consent_record_create(
     user_agent_family: str = "",
     country: str = "",
 ) -> ConsentRecord:
+    """Record a decision; ConsentDecisionRefused if the banner version it names does not
+    exist or could not have produced it (consent.decisions)."""
     site = Site.objects.get(public_id=site_public_id)
+    snapshot = _snapshot_for(site=site, version=banner_version)
+    if snapshot is None:
+        raise ConsentDecisionRefused(f"unknown banner version {banner_version} for this site")
+    granted, denied = sorted(set(granted)), sorted(set(denied))
+    refusal = decision_refusal(
+        content=snapshot.content, granted=granted, denied=denied, tc_string=tc_string
+    )
+    if refusal:
+        raise ConsentDecisionRefused(refusal)
     record = ConsentRecord.objects.create(
         site=site,
+        snapshot=snapshot,
         visitor_id=visitor_id,
         visitor_id_kind=visitor_id_kind,
-        granted=sorted(set(granted)),
-        denied=sorted(set(denied)),
+        granted=granted,
+        denied=denied,
         banner_version=banner_version,
         tc_string=tc_string,
         language=language,

@@ -278,6 +278,8 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         "LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
     )
 
+# Applied with client addresses masked in the servers' records (no raw IP in any log).
+LOGGING_CONFIG = "naboria.log_privacy.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -306,6 +308,13 @@ LOGGING = {
 # How long a rotated site secret keeps verifying tokens, so tracker pages open during a
 # rotation keep working until their tokens are refreshed.
 SITE_SECRET_GRACE_SECONDS = _read_int("SITE_SECRET_GRACE_SECONDS", 3600)
+
+# --- Consent ----------------------------------------------------------------------------------
+
+# Days a consent decision record (the proof of consent) is kept before the purge job
+# (consent.tasks.purge_consent_records, daily) deletes it; a banner may set its own. The proof
+# must outlive the decision (re-asked after 12 months) by the time a complaint can still come.
+CONSENT_RECORD_RETENTION_DAYS = _read_int("CONSENT_RECORD_RETENTION_DAYS", 1825, minimum=1)
 
 # --- ML models (MLflow) and ad ranking ---------------------------------------------------------
 
