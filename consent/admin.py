@@ -139,6 +139,7 @@ class ConsentBannerSnapshotAdmin(OrganizationScopedAdmin):
 
     organization_path = "banner__site__organization"
     list_display = ["banner", "version", "revision", "created_at", "fingerprint"]
+    list_select_related = ["banner__site"]
     list_filter = ["banner__site"]
     search_fields = ["banner__site__name", "banner__site__public_id"]
     readonly_fields = ["banner", "version", "revision", "created_at", "fingerprint"]
@@ -177,6 +178,7 @@ class ConsentRecordAdmin(OrganizationScopedAdmin):
         "country",
         "mirrored_at",
     ]
+    list_select_related = ["site", "snapshot__banner__site"]
     list_filter = ["site", "visitor_id_kind", "banner_version"]
     search_fields = ["visitor_id"]
     date_hierarchy = "recorded_at"

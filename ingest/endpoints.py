@@ -122,10 +122,10 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
     """Record a banner decision. With analytics or ads granted the answer carries a browser id
     and a token (as /init would), so the tracker needs no second round trip.
 
-    The record lands on a browser id the decision names only with that id's valid token: a
-    grant of analytics or ads naming an id without it is refused (403), any other decision
-    (a withdrawal) is recorded against the day's cookieless id instead, so an expired token
-    never keeps a withdrawal from being recorded and nobody records for someone else's id.
+    A grant of analytics or ads naming a browser id needs that id's valid token (403
+    otherwise): nobody grants for someone else's id. A withdrawal (a decision granting
+    neither) naming an id is recorded against it with or without the token: it can only
+    reduce what is processed, and an expired token must never keep it from being recorded.
     The banner version's snapshot decides the rest (consent.decisions: 400 with the reason)."""
     decision = decoded_body(request, decoder=consent_decision_decoder, what="consent decision")
     site = await site_config_for_request(public_id=decision.site, headers=request.headers)
@@ -150,9 +150,9 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             "(call /init for a fresh one)",
         )
     answer: dict[str, Any] = {"recorded": True}
-    if proven or identifying:
-        # A browser id the visitor proved is kept, so a withdrawal is recorded against it.
-        bid, kind = (decision.bid if proven else None) or identity.issue_browser_id(), "browser"
+    if decision.bid is not None or identifying:
+        # A browser id the visitor has is kept, so a withdrawal is recorded against it.
+        bid, kind = decision.bid or identity.issue_browser_id(), "browser"
     else:
         kind = "hashed"
         bid = await visitor_identify(

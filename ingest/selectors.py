@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent.models import ConsentPurpose
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
 from ingest.http import Refusal, in_database
@@ -37,7 +36,6 @@ class SiteConfig:
     respect_do_not_track: bool
     # Naboria's own banner: consent claims are checked against the recorded decisions.
     consent_banner_enabled: bool = False
-    consent_purposes: frozenset[str] = frozenset()
 
     def allows_origin_host(self, host: str) -> bool:
         host = host.lower()
@@ -75,9 +73,6 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             ads_enabled=site.ads_enabled,
             respect_do_not_track=site.respect_do_not_track,
             consent_banner_enabled=site.consent_banner_enabled,
-            consent_purposes=frozenset(
-                ConsentPurpose.objects.filter(banner__site=site).values_list("key", flat=True)
-            ),
         )
     if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
         _cache.clear()
