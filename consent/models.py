@@ -251,7 +251,8 @@ class ConsentRecord(models.Model):
     )
     snapshot = models.ForeignKey(
         ConsentBannerSnapshot,
-        on_delete=models.PROTECT,
+        # A snapshot goes only with its site (which takes the records along), never alone.
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="records",

@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 help_text="What the banner showed (empty for records made before snapshots existed).",
                 null=True,
-                on_delete=django.db.models.deletion.PROTECT,
+                on_delete=django.db.models.deletion.RESTRICT,
                 related_name="records",
                 to="consent.consentbannersnapshot",
             ),

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db.models import RestrictedError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -272,6 +273,16 @@ def test_snapshots_cannot_be_changed_or_deleted(shop, admin_client):
     assert changed.status_code == 403
     snapshot.refresh_from_db()
     assert (snapshot.version, "forged" in snapshot.content) == (1, False)
+
+
+def test_deleting_the_banner_alone_cannot_remove_the_proof_deleting_the_site_does(shop):
+    assert decide(shop, ALL, []).status_code == 201
+    with pytest.raises(RestrictedError):
+        ConsentBanner.objects.filter(site=shop).delete()
+    assert ConsentRecord.objects.filter(site=shop).count() == 1
+    shop.delete()
+    assert not ConsentRecord.objects.exists()
+    assert not ConsentBannerSnapshot.objects.exists()
 
 
 def test_members_see_only_their_own_organizations_snapshots(shop):
