@@ -12,6 +12,7 @@ import json
 import subprocess
 import zipfile
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -251,9 +252,10 @@ def test_a_change_made_outside_the_admin_is_snapshotted_before_a_record_points_t
     banner = shop.consent_banner
     banner.texts.update(body="A new text nobody snapshotted yet.")
     assert decide(shop, ALL, []).status_code == 201
-    record = ConsentRecord.objects.get()
-    assert record.snapshot.revision == 2
-    assert record.snapshot.content["texts"]["en"]["body"] == "A new text nobody snapshotted yet."
+    snapshot = ConsentRecord.objects.get().snapshot
+    assert snapshot is not None
+    assert snapshot.revision == 2
+    assert snapshot.content["texts"]["en"]["body"] == "A new text nobody snapshotted yet."
 
 
 def test_snapshots_cannot_be_changed_or_deleted(shop, admin_client):
@@ -287,7 +289,7 @@ def test_deleting_the_banner_alone_cannot_remove_the_proof_deleting_the_site_doe
 
 def test_members_see_only_their_own_organizations_snapshots(shop):
     other_org = OrganizationFactory()
-    other_site = SiteFactory(organization=other_org, name="Other site")
+    other_site: Any = SiteFactory(organization=other_org, name="Other site")
     consent_banner_ensure(site=other_site)
     user = UserFactory()
     membership_set(organization=shop.organization, user=user, role=Role.MARKETER)
@@ -349,7 +351,7 @@ def test_records_are_purged_after_the_retention_period(shop, settings):
     banner = shop.consent_banner
     banner.record_retention_days = 10
     banner.save()
-    other = SiteFactory(organization=shop.organization, allowed_domains=["shop.example"])
+    other: Any = SiteFactory(organization=shop.organization, allowed_domains=["shop.example"])
     other.consent_banner_enabled = True
     other.save()
     consent_banner_ensure(site=other)
