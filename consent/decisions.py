@@ -73,3 +73,10 @@ def decision_refusal(
             "of the granted purposes"
         )
     return None
+
+
+def optional_purposes_granted(*, content: dict[str, Any], granted: Collection[str]) -> list[str]:
+    """The purposes granted that are not strictly necessary (a grant, as opposed to a
+    withdrawal, which grants the necessary ones only)."""
+    required = {purpose["key"] for purpose in content["purposes"] if purpose["required"]}
+    return sorted(set(granted) - required)

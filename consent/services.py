@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from consent import selectors
-from consent.decisions import decision_refusal
+from consent.decisions import decision_refusal, optional_purposes_granted
 from consent.models import (
     BannerText,
     ConsentBanner,
@@ -130,7 +130,12 @@ def consent_banner_snapshot_take(*, banner: ConsentBanner) -> ConsentBannerSnaps
 
 
 class ConsentDecisionRefused(ValueError):
-    """A decision the banner could not have produced; the message says why."""
+    """A decision the banner could not have produced (status 400), or a grant for a browser
+    id whose owner it did not prove to come from (403); the message says why."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _snapshot_for(*, site: Site, version: int) -> ConsentBannerSnapshot | None:
@@ -155,9 +160,12 @@ def consent_record_create(
     language: str = "",
     user_agent_family: str = "",
     country: str = "",
+    visitor_id_proven: bool = True,
 ) -> ConsentRecord:
     """Record a decision; ConsentDecisionRefused if the banner version it names does not
-    exist or could not have produced it (consent.decisions)."""
+    exist or could not have produced it (consent.decisions), or if it grants anything beyond
+    the strictly necessary for a browser id not ``visitor_id_proven`` (its token did not
+    verify). A withdrawal needs no proof: it can only reduce what is processed."""
     site = Site.objects.get(public_id=site_public_id)
     snapshot = _snapshot_for(site=site, version=banner_version)
     if snapshot is None:
@@ -168,6 +176,13 @@ def consent_record_create(
     )
     if refusal:
         raise ConsentDecisionRefused(refusal)
+    optional = optional_purposes_granted(content=snapshot.content, granted=granted)
+    if optional and not visitor_id_proven:
+        raise ConsentDecisionRefused(
+            f"a decision granting {', '.join(optional)} for a browser id needs that id's valid "
+            "token (call /init for a fresh one)",
+            status=403,
+        )
     record = ConsentRecord.objects.create(
         site=site,
         snapshot=snapshot,

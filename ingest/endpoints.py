@@ -122,20 +122,19 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
     """Record a banner decision. With analytics or ads granted the answer carries a browser id
     and a token (as /init would), so the tracker needs no second round trip.
 
-    A grant of analytics or ads naming a browser id needs that id's valid token (403
-    otherwise): nobody grants for someone else's id. A withdrawal (a decision granting
-    neither) naming an id is recorded against it with or without the token: it can only
-    reduce what is processed, and an expired token must never keep it from being recorded.
-    The banner version's snapshot decides the rest (consent.decisions: 400 with the reason)."""
+    A grant (of any purpose beyond the strictly necessary) naming a browser id needs that id's
+    valid token (403 otherwise): nobody grants for someone else's id. A withdrawal naming an id
+    is recorded against it with or without the token: it can only reduce what is processed,
+    and an expired token must never keep it from being recorded. The banner version's
+    snapshot decides the rest (consent.services, consent.decisions: 400 with the reason)."""
     decision = decoded_body(request, decoder=consent_decision_decoder, what="consent decision")
     site = await site_config_for_request(public_id=decision.site, headers=request.headers)
     if set(decision.granted) & set(decision.denied):
         raise Refusal(400, "a purpose cannot be both granted and denied")
     facts = request_facts(request=request)
     identifying = bool(IDENTIFYING_PURPOSES & set(decision.granted))
-    proven = (
-        decision.bid is not None
-        and decision.token is not None
+    proven = decision.bid is None or (
+        decision.token is not None
         and identity.token_is_valid(
             secrets_in_force=list(site.secrets),
             bid=decision.bid,
@@ -143,12 +142,6 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             token=decision.token,
         )
     )
-    if decision.bid is not None and identifying and not proven:
-        raise Refusal(
-            403,
-            "a decision granting analytics or ads for a browser id needs that id's valid token "
-            "(call /init for a fresh one)",
-        )
     answer: dict[str, Any] = {"recorded": True}
     if decision.bid is not None or identifying:
         # A browser id the visitor has is kept, so a withdrawal is recorded against it.
@@ -176,9 +169,10 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             language=decision.lang,
             user_agent_family=facts.agent.browser,
             country=facts.country,
+            visitor_id_proven=proven,
         )
     except ConsentDecisionRefused as refused:
-        raise Refusal(400, str(refused)) from None
+        raise Refusal(refused.status, str(refused)) from None
     response = json_response(201, answer)
     response.headers["cache-control"] = "no-store"
     return response

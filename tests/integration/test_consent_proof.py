@@ -193,6 +193,13 @@ def test_a_grant_for_a_browser_id_needs_its_token(shop):
         assert answer.status_code == 403
         assert "needs that id's valid token" in answer.json()["error"]
     assert ConsentRecord.objects.count() == before
+    # Any grant beyond the strictly necessary, not only analytics and ads.
+    ConsentPurpose.objects.create(banner=shop.consent_banner, key="video", name="Videos")
+    assert consent_banner_refresh_version(banner=shop.consent_banner)
+    video = decide(shop, ["necessary", "video"], ["ads", "analytics"], bid=owner["bid"])
+    assert video.status_code == 403
+    assert video.json()["error"].startswith("a decision granting video for a browser id")
+    assert ConsentRecord.objects.count() == before
     # The owner, with the token, changes the decision for that id.
     answer = decide(
         shop, ["analytics", "necessary"], ["ads"], bid=owner["bid"], token=owner["token"]
