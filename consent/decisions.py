@@ -3,8 +3,9 @@ makes before it records one (consent.services.consent_record_create), so the pro
 holds only what a visitor could have chosen.
 
 The banner (tracker/src/cmp) sends every purpose of its version, granted or denied, with the
-strictly necessary ones granted; with TCF on it sends the TC string it made from the granted
-purposes: their TCF purposes, and no other, carry consent, under the CMP id of the banner.
+strictly necessary ones granted; with TCF on it sends the TC string of the TCF choices, under
+the CMP id of the banner: consent only to TCF purposes, special features and vendors the
+version offered, and never to all the TCF purposes of a purpose the decision denies.
 docs/consent.md lists the refusals.
 """
 
@@ -59,19 +60,39 @@ def decision_refusal(
         return f"the TC string does not decode: {error}"
     if decoded.cmp_id != tcf["cmpId"]:
         return f"the TC string names CMP {decoded.cmp_id}, the banner is CMP {tcf['cmpId']}"
-    expected = {tcf_id for key in granted for tcf_id in purposes[key].get("tcf", [])}
-    extra = decoded.purpose_consents - expected
+    # The TCF part of the banner asks its own questions (per TCF purpose, special feature and
+    # vendor, on the second layer), apart from the site's purposes: the string can only say
+    # yes to what this version offered.
+    vendors = tcf.get("vendors") or []
+    offered = {tcf_id for purpose in purposes.values() for tcf_id in purpose.get("tcf", [])}
+    offered.update(tcf_id for vendor in vendors for tcf_id in vendor.get("purposes", []))
+    extra = decoded.purpose_consents - offered
     if extra:
         return (
             f"the TC string consents to TCF purposes {_listed(extra)}, "
-            "which no granted purpose stands for"
+            f"which banner version {version} does not ask for"
         )
-    lacking = expected - decoded.purpose_consents
-    if lacking:
+    features = {feature for vendor in vendors for feature in vendor.get("specialFeatures", [])}
+    extra = decoded.special_feature_optins - features
+    if extra:
         return (
-            f"the TC string does not consent to TCF purposes {_listed(lacking)} "
-            "of the granted purposes"
+            f"the TC string opts in to special features {_listed(extra)}, "
+            f"which no vendor of banner version {version} declares"
         )
+    listed = {vendor["id"] for vendor in vendors}
+    extra = (decoded.vendor_consents | decoded.vendor_legitimate_interests) - listed
+    if extra:
+        return f"the TC string names vendors {_listed(extra)}, not among banner version {version}'s"
+    # With TCF on, a site purpose standing for TCF purposes is granted exactly when all of them
+    # were chosen; the string may then carry fewer (Global Privacy Control takes the ad ones
+    # away), never all of a denied purpose's.
+    for key in denied:
+        ids = set(purposes[key].get("tcf", []))
+        if ids and ids <= decoded.purpose_consents:
+            return (
+                f"the TC string consents to every TCF purpose of {key} ({_listed(ids)}), "
+                "which the decision denies"
+            )
     return None
 
 

@@ -61,7 +61,8 @@ def shop(site_with_banner):
 @pytest.fixture
 def tcf_shop(shop):
     banner = shop.consent_banner
-    banner.tcf_enabled, banner.tcf_cmp_id, banner.tcf_vendor_ids = True, CMP_ID, [1, 2]
+    banner.tcf_enabled, banner.tcf_cmp_id = True, CMP_ID
+    banner.tcf_vendor_ids = [1, 2, LI_VENDOR]
     banner.save()
     consent_banner_refresh_version(banner=banner)
     return shop
@@ -81,7 +82,9 @@ LI_VENDOR = next(
 )  # fmt: skip
 
 
-def iab_tc_string(*, purposes: list[int], cmp_id: int = CMP_ID, vendors=(1, 2)) -> str:
+def iab_tc_string(
+    *, purposes: list[int], cmp_id: int = CMP_ID, vendors=(1, 2), special_features=()
+) -> str:
     """A TC string encoded by the IAB's JavaScript library."""
     script = """
     import { TCModel, TCString, GVL } from '@iabtcf/core'
@@ -91,10 +94,16 @@ def iab_tc_string(*, purposes: list[int], cmp_id: int = CMP_ID, vendors=(1, 2)) 
     model.cmpId = fields.cmpId; model.cmpVersion = 1; model.consentLanguage = 'EN'
     model.isServiceSpecific = true; model.publisherCountryCode = 'FR'
     model.purposeConsents.set(fields.purposes); model.vendorConsents.set(fields.vendors)
-    model.specialFeatureOptins.set(1); model.vendorLegitimateInterests.set(fields.li)
+    model.specialFeatureOptins.set(fields.sf); model.vendorLegitimateInterests.set(fields.li)
     process.stdout.write(TCString.encode(model))
     """
-    fields = {"cmpId": cmp_id, "purposes": purposes, "vendors": list(vendors), "li": [LI_VENDOR]}
+    fields = {
+        "cmpId": cmp_id,
+        "purposes": purposes,
+        "vendors": list(vendors),
+        "li": [LI_VENDOR],
+        "sf": list(special_features),
+    }
     return subprocess.run(
         ["node", "--input-type=module", "-e", script,
          str(VENDOR_LIST), json.dumps(fields)],
@@ -106,7 +115,9 @@ def iab_tc_string(*, purposes: list[int], cmp_id: int = CMP_ID, vendors=(1, 2)) 
 
 
 def test_the_decoder_reads_what_the_iab_library_encoded():
-    decoded = tc_string_decode(iab_tc_string(purposes=[1, 2, 3, 4, 7], vendors=[1, 2, 755]))
+    decoded = tc_string_decode(
+        iab_tc_string(purposes=[1, 2, 3, 4, 7], vendors=[1, 2, 755], special_features=[1])
+    )
     assert (decoded.version, decoded.cmp_id, decoded.cmp_version) == (2, CMP_ID, 1)
     assert decoded.policy_version >= 4  # TCF v2.2
     assert decoded.purpose_consents == {1, 2, 3, 4, 7}
@@ -162,26 +173,37 @@ def test_records_the_banner_could_not_have_made_are_refused(shop, granted, denie
     assert not ConsentRecord.objects.exists()
 
 
-def test_tc_strings_must_decode_and_agree_with_granted(tcf_shop):
-    ads_only = iab_tc_string(purposes=[1, 2, 3, 4, 7])
+def test_tc_strings_must_decode_and_agree_with_the_version_and_granted(tcf_shop):
+    vendor_list = json.loads(VENDOR_LIST.read_text())["vendors"]
+    declared = [vendor_list[str(i)] for i in (1, 2, LI_VENDOR)]
+    offered = {1, 2, 3, 4, 7, 8, 9, 10} | {p for vendor in declared for p in vendor["purposes"]}
+    features = {f for vendor in declared for f in vendor["specialFeatures"]}
     cases = [
         ("", "needs its TC string"),
         ("CQabc.IAAA", "does not decode"),
         ("CAAA", "does not decode"),
         (iab_tc_string(purposes=[1, 2, 3, 4, 7], cmp_id=301), "names CMP 301"),
-        # analytics (1, 8, 9, 10) was denied, yet the string consents to 8-10
-        (iab_tc_string(purposes=[1, 2, 3, 4, 7, 8, 9, 10]), "TCF purposes 8, 9, 10"),
-        # ads was granted, yet the string refuses 3 and 4
-        (iab_tc_string(purposes=[1, 2, 7]), "does not consent to TCF purposes 3, 4"),
+        (iab_tc_string(purposes=[1, 2, 3, 4, 7], vendors=[1, 2, 755]), "names vendors 755"),
+        # analytics (1, 8, 9, 10) was denied, yet the string consents to all of them
+        (iab_tc_string(purposes=[1, 2, 3, 4, 7, 8, 9, 10]), "every TCF purpose of analytics"),
     ]
+    if unasked := sorted(set(range(1, 12)) - offered):
+        cases.append((iab_tc_string(purposes=[1, 2, 3, 4, 7, unasked[0]]), "does not ask for"))
+    if undeclared := sorted(set(range(1, 3)) - features):
+        cases.append(
+            (iab_tc_string(purposes=[1, 2], special_features=undeclared[:1]), "special features")
+        )
     for tc, message in cases:
         answer = decide(tcf_shop, ["ads", "necessary"], ["analytics"], tc=tc)
         assert answer.status_code == 400, (tc, answer.content)
         assert message in answer.json()["error"]
     assert not ConsentRecord.objects.exists()
-    answer = decide(tcf_shop, ["ads", "necessary"], ["analytics"], tc=ads_only)
-    assert answer.status_code == 201, answer.content
-    assert ConsentRecord.objects.get().tc_string == ads_only
+    # What the banner sends: the TCF choices, here without 3 and 4 (as Global Privacy Control
+    # would leave them), and only part of analytics' purposes.
+    for tc in (iab_tc_string(purposes=[1, 2, 3, 4, 7]), iab_tc_string(purposes=[1, 2, 7, 8])):
+        answer = decide(tcf_shop, ["ads", "necessary"], ["analytics"], tc=tc)
+        assert answer.status_code == 201, answer.content
+        assert ConsentRecord.objects.latest("id").tc_string == tc
 
 
 def test_a_grant_for_a_browser_id_needs_its_token(shop):
