@@ -1,28 +1,39 @@
 """Django admin of the consent app: banners with their purposes, texts and TCF publisher
-restrictions, decision records (read-only) and the proof-of-consent CSV export. Banner pages
-warn when the IAB vendor list in use is stale."""
+restrictions, the snapshot of each banner version and the decision records (both read-only:
+they are evidence), and the proof-of-consent export (a ZIP of the records as CSV and the
+snapshots they point to as JSON). Banner pages warn when the IAB vendor list in use is stale.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import io
+import json
+import tempfile
+import zipfile
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from consent import vendor_list
 from consent.models import (
     BannerText,
     ConsentBanner,
+    ConsentBannerSnapshot,
     ConsentPurpose,
     ConsentRecord,
     TcfPublisherRestriction,
 )
-from consent.selectors import PROOF_OF_CONSENT_COLUMNS, proof_of_consent_rows
+from consent.selectors import (
+    PROOF_OF_CONSENT_COLUMNS,
+    proof_of_consent_rows,
+    proof_of_consent_snapshots,
+)
 from consent.services import consent_banner_refresh_version
 from sites.tenancy import OrganizationScopedAdmin, OrganizationScopedInline
 
@@ -61,18 +72,25 @@ class TcfRestrictionInline(OrganizationScopedInline, admin.TabularInline):
     verbose_name = "TCF publisher restriction"
 
 
-class _EchoBuffer:
-    """csv.writer target that hands each line back instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(site_rows: Iterator[tuple[str, list[str]]]) -> Iterator[str]:
-    writer = csv.writer(_EchoBuffer())
-    yield writer.writerow(["site", *PROOF_OF_CONSENT_COLUMNS])
-    for site_id, row in site_rows:
-        yield writer.writerow([site_id, *row])
+def proof_of_consent_archive(sites: list[Any]) -> Any:
+    """A temporary file holding the ZIP: ``records.csv`` (every decision, oldest first, each
+    naming its ``banner_snapshot``) and ``snapshots.json`` (what each banner version showed).
+    Written to disk, not memory: a site may have millions of records."""
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 - the response closes it when sent
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        with zipped.open("records.csv", "w", force_zip64=True) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            writer = csv.writer(text)
+            writer.writerow(["site", *PROOF_OF_CONSENT_COLUMNS])
+            for site in sites:
+                for row in proof_of_consent_rows(site=site):
+                    writer.writerow([site.public_id, *row])
+            text.flush()
+            text.detach()
+        snapshots = [item for site in sites for item in proof_of_consent_snapshots(site=site)]
+        zipped.writestr("snapshots.json", json.dumps(snapshots, indent=1, sort_keys=True))
+    archive.seek(0)
+    return archive
 
 
 class ConsentBannerForm(forms.ModelForm):
@@ -109,6 +127,7 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
             "Expiry, changes and regions",
             {"fields": ["consent_expiry_months", "minor_edit", "outside_regulated_regions"]},
         ),
+        ("Proof of consent", {"fields": ["record_retention_days"]}),
         ("Look", {"fields": ["position", ("background_color", "text_color", "accent_color")]}),
         ("Google Consent Mode v2", {"fields": ["google_consent_mode", "consent_mode_type"]}),
         (
@@ -161,19 +180,48 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
                 "still count.",
             )
 
-    @admin.action(description="Export the proof of consent (CSV)")
+    @admin.action(description="Export the proof of consent (ZIP: records and banner snapshots)")
     def export_proof_of_consent(
         self, request: HttpRequest, queryset: QuerySet[ConsentBanner]
-    ) -> StreamingHttpResponse:
+    ) -> FileResponse:
         sites = [banner.site for banner in queryset.select_related("site")]
-        rows = ((site.public_id, row) for site in sites for row in proof_of_consent_rows(site=site))
         name = sites[0].public_id if len(sites) == 1 else "sites"
-        response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv")
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = (
-            f'attachment; filename="proof-of-consent-{name}-{stamp}.csv"'
+        return FileResponse(
+            proof_of_consent_archive(sites),
+            as_attachment=True,
+            filename=f"proof-of-consent-{name}-{stamp}.zip",
+            content_type="application/zip",
         )
-        return response
+
+
+@admin.register(ConsentBannerSnapshot)
+class ConsentBannerSnapshotAdmin(OrganizationScopedAdmin):
+    """What each banner version showed. Evidence: nobody adds, edits or deletes one."""
+
+    organization_path = "banner__site__organization"
+    list_display = ["banner", "version", "revision", "created_at", "fingerprint"]
+    list_select_related = ["banner__site"]
+    list_filter = ["banner__site"]
+    search_fields = ["banner__site__name", "banner__site__public_id"]
+    readonly_fields = ["banner", "version", "revision", "created_at", "fingerprint"]
+    readonly_fields.append("shown_content")  # evidence: every field shown, none edited
+    fields = list(readonly_fields)
+
+    @admin.display(description="content")
+    def shown_content(self, snapshot: ConsentBannerSnapshot) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(snapshot.content, indent=2, ensure_ascii=False)
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ConsentRecord)
@@ -188,9 +236,11 @@ class ConsentRecordAdmin(OrganizationScopedAdmin):
         "granted",
         "denied",
         "banner_version",
+        "snapshot",
         "country",
         "mirrored_at",
     ]
+    list_select_related = ["site", "snapshot__banner__site"]
     list_filter = ["site", "visitor_id_kind", "banner_version"]
     search_fields = ["visitor_id"]
     date_hierarchy = "recorded_at"

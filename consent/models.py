@@ -12,6 +12,8 @@ proof of consent exported from the admin and mirrored to ClickHouse for consent-
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -146,6 +148,13 @@ class ConsentBanner(models.Model):
         help_text="Your own texts for TCF purposes instead of the IAB's standard ones, e.g. "
         '{"1": {"name": "…", "description": "…"}}; empty: the standard texts (useNonStandardTexts '
         "false in the TC string).",
+    )
+    record_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days decision records are kept, then purged; empty: the installation's "
+        "CONSENT_RECORD_RETENTION_DAYS.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -353,6 +362,45 @@ class BannerText(models.Model):
             raise ValidationError({"tcf_labels": f"texts for some of: {', '.join(TCF_LABELS)}"})
 
 
+class SnapshotImmutable(Exception):
+    """A banner snapshot is evidence: it is never changed or deleted on its own."""
+
+
+class ConsentBannerSnapshot(models.Model):
+    """What one version of a banner showed, as browsers received it (consent.selectors.
+    banner_config: texts per language, purposes, Consent Mode and TCF settings with the vendor
+    list version and each vendor's declarations, the look). Taken when a banner is created or
+    saved (consent.services.consent_banner_snapshot_take); a restyle within a version (colours,
+    position) adds a revision. Records point to the snapshot in force when they were made."""
+
+    banner = models.ForeignKey(ConsentBanner, on_delete=models.CASCADE, related_name="snapshots")
+    version = models.PositiveIntegerField()
+    revision = models.PositiveSmallIntegerField(default=1)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the content.")
+    content = models.JSONField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["version", "revision"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["banner", "version", "revision"], name="one_snapshot_per_revision"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"version {self.version}.{self.revision} of {self.banner}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise SnapshotImmutable(f"{self} cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        # Only deleting its site (a cascade, which does not call this) removes a snapshot.
+        raise SnapshotImmutable(f"{self} cannot be deleted")
+
+
 class ConsentRecord(models.Model):
     """One decision of one visitor: the proof of consent. Never holds an IP address."""
 
@@ -369,6 +417,15 @@ class ConsentRecord(models.Model):
     denied = models.JSONField(default=list)
     banner_version = models.PositiveIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
+    )
+    snapshot = models.ForeignKey(
+        ConsentBannerSnapshot,
+        # A snapshot goes only with its site (which takes the records along), never alone.
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="records",
+        help_text="What the banner showed (empty for records made before snapshots existed).",
     )
     tc_string = models.TextField(blank=True)
     language = models.CharField(max_length=2, blank=True)

@@ -13,7 +13,13 @@ from dateutil.relativedelta import relativedelta
 from django.utils.timezone import now
 
 from consent import vendor_list
-from consent.models import TCF_LABELS, ConsentBanner, ConsentRecord, RegionRule
+from consent.models import (
+    TCF_LABELS,
+    ConsentBanner,
+    ConsentBannerSnapshot,
+    ConsentRecord,
+    RegionRule,
+)
 from consent.regions import OPT_IN_REQUIRED
 from consent.scope import registrable_domains
 from sites.models import Site
@@ -140,6 +146,11 @@ def _tcf_config(*, banner: ConsentBanner, purposes: list[Any]) -> dict[str, Any]
     }
 
 
+def banner_snapshot_latest(*, banner: ConsentBanner, version: int) -> ConsentBannerSnapshot | None:
+    """The latest revision of what the banner showed under this version (None if none)."""
+    return banner.snapshots.filter(version=version).order_by("-revision").first()
+
+
 def cached_recorded_purposes(
     *, site_public_id: str, visitor_id: str
 ) -> tuple[bool, frozenset[str] | None]:
@@ -195,11 +206,13 @@ def forget_all_recorded_purposes() -> None:
 
 PROOF_OF_CONSENT_COLUMNS = [
     "recorded_at",
+    "record_id",
     "visitor_id",
     "visitor_id_kind",
     "granted",
     "denied",
     "banner_version",
+    "banner_snapshot",
     "tc_string",
     "language",
     "user_agent_family",
@@ -207,19 +220,46 @@ PROOF_OF_CONSENT_COLUMNS = [
 ]
 
 
+def snapshot_label(snapshot_id: int | None) -> str:
+    """How the export names a snapshot (its id); empty for records made before snapshots."""
+    return "" if snapshot_id is None else str(snapshot_id)
+
+
 def proof_of_consent_rows(*, site: Site) -> Iterator[list[str]]:
-    """Every decision recorded for the site, oldest first, as CSV cells."""
+    """Every decision recorded for the site, oldest first, as CSV cells; ``banner_snapshot``
+    is the id of the snapshot in proof_of_consent_snapshots."""
     records = ConsentRecord.objects.filter(site=site).order_by("recorded_at", "id")
     for record in records.iterator(chunk_size=2000):
         yield [
             record.recorded_at.isoformat(),
+            str(record.pk),
             record.visitor_id,
             record.visitor_id_kind,
             " ".join(record.granted),
             " ".join(record.denied),
             str(record.banner_version),
+            snapshot_label(record.snapshot_id),
             record.tc_string,
             record.language,
             record.user_agent_family,
             record.country,
         ]
+
+
+def proof_of_consent_snapshots(*, site: Site) -> list[dict[str, Any]]:
+    """Every snapshot of the site's banner: what each version (and revision) showed."""
+    snapshots = ConsentBannerSnapshot.objects.filter(banner__site=site).order_by(
+        "version", "revision"
+    )
+    return [
+        {
+            "id": snapshot.pk,
+            "site": site.public_id,
+            "version": snapshot.version,
+            "revision": snapshot.revision,
+            "created_at": snapshot.created_at.isoformat(),
+            "fingerprint": snapshot.fingerprint,
+            "content": snapshot.content,
+        }
+        for snapshot in snapshots
+    ]

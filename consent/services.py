@@ -1,7 +1,9 @@
-"""Writes of the consent app: default banners, banner versions, decision records (each
-mirrored to ClickHouse soon after, consent.mirroring) and the stored IAB Global Vendor List.
-Called by the /consent endpoint (ingest.endpoints), the admin, consent.receivers, the demo
-seeding and ``manage.py refresh_vendor_list``."""
+"""Writes of the consent app: default banners, banner versions and their snapshots, decision
+records (each checked against the snapshot of the version it names, consent.decisions, and
+mirrored to ClickHouse soon after, consent.mirroring; purged after their retention period by
+consent.retention) and the stored IAB Global Vendor List. Called by the /consent endpoint
+(ingest.endpoints), the admin, consent.receivers, the demo seeding and
+``manage.py refresh_vendor_list``."""
 
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ from typing import Any
 
 import urllib3
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from consent import selectors, vendor_list
+from consent.decisions import decision_refusal, optional_purposes_granted
 from consent.models import (
     BannerText,
     ConsentBanner,
+    ConsentBannerSnapshot,
     ConsentPurpose,
     ConsentRecord,
     GlobalVendorList,
@@ -77,6 +81,8 @@ def consent_banner_ensure(*, site: Site) -> ConsentBanner:
             banner.content_fingerprint = consent_banner_fingerprint(banner=banner)
             banner.scope_fingerprint = consent_banner_scope_fingerprint(banner=banner)
             banner.save(update_fields=["content_fingerprint", "scope_fingerprint"])
+    # Also the first snapshot of a banner made before snapshots existed.
+    consent_banner_snapshot_take(banner=banner)
     return banner
 
 
@@ -130,9 +136,11 @@ def consent_banner_refresh_version(*, banner: ConsentBanner, material: bool = Tr
     asks visitors again (``reprompt_version``) when it is material: the editor said so, or the
     scope changed (purposes, TCF purposes, signals, vendors), which is material whatever the
     editor said. A minor edit (a typo fix) keeps the decisions already given.
-    Returns "" (no change), "minor" or "material"."""
+    A snapshot of what it now shows is kept either way. Returns "" (no new version), "minor"
+    or "material"."""
     fingerprint = consent_banner_fingerprint(banner=banner)
     if fingerprint == banner.content_fingerprint:
+        consent_banner_snapshot_take(banner=banner)  # a restyle is kept as a revision
         return ""
     scope = consent_banner_scope_fingerprint(banner=banner)
     material = material or scope != banner.scope_fingerprint
@@ -144,7 +152,51 @@ def consent_banner_refresh_version(*, banner: ConsentBanner, material: bool = Tr
     banner.save(
         update_fields=["content_fingerprint", "scope_fingerprint", "version", "reprompt_version"]
     )
+    consent_banner_snapshot_take(banner=banner)
     return "material" if material else "minor"
+
+
+def consent_banner_snapshot_take(*, banner: ConsentBanner) -> ConsentBannerSnapshot:
+    """The snapshot of what the banner shows now (consent.selectors.banner_config): the latest
+    one of its version if that says the same, else a new revision of the version (a restyle,
+    or a change made outside the admin, keeps the version but is kept too)."""
+    content = selectors.banner_config(banner=ConsentBanner.objects.get(pk=banner.pk))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    for _attempt in range(3):
+        latest = selectors.banner_snapshot_latest(banner=banner, version=content["version"])
+        if latest is not None and latest.fingerprint == digest:
+            return latest
+        try:
+            with transaction.atomic():
+                return ConsentBannerSnapshot.objects.create(
+                    banner=banner,
+                    version=content["version"],
+                    revision=latest.revision + 1 if latest else 1,
+                    fingerprint=digest,
+                    content=content,
+                )
+        except IntegrityError:  # another process took this revision first: look again
+            continue
+    raise RuntimeError(f"could not take a snapshot of {banner}")
+
+
+class ConsentDecisionRefused(ValueError):
+    """A decision the banner could not have produced (status 400), or a grant for a browser
+    id whose owner it did not prove to come from (403); the message says why."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _snapshot_for(*, site: Site, version: int) -> ConsentBannerSnapshot | None:
+    banner = ConsentBanner.objects.filter(site=site).first()
+    if banner is None:
+        return None
+    if version == banner.version:
+        # What browsers are shown now, kept if it changed since the last snapshot.
+        return consent_banner_snapshot_take(banner=banner)
+    return selectors.banner_snapshot_latest(banner=banner, version=version)
 
 
 def consent_record_create(
@@ -159,14 +211,36 @@ def consent_record_create(
     language: str = "",
     user_agent_family: str = "",
     country: str = "",
+    visitor_id_proven: bool = True,
 ) -> ConsentRecord:
+    """Record a decision; ConsentDecisionRefused if the banner version it names does not
+    exist or could not have produced it (consent.decisions), or if it grants anything beyond
+    the strictly necessary for a browser id not ``visitor_id_proven`` (its token did not
+    verify). A withdrawal needs no proof: it can only reduce what is processed."""
     site = Site.objects.get(public_id=site_public_id)
+    snapshot = _snapshot_for(site=site, version=banner_version)
+    if snapshot is None:
+        raise ConsentDecisionRefused(f"unknown banner version {banner_version} for this site")
+    granted, denied = sorted(set(granted)), sorted(set(denied))
+    refusal = decision_refusal(
+        content=snapshot.content, granted=granted, denied=denied, tc_string=tc_string
+    )
+    if refusal:
+        raise ConsentDecisionRefused(refusal)
+    optional = optional_purposes_granted(content=snapshot.content, granted=granted)
+    if optional and not visitor_id_proven:
+        raise ConsentDecisionRefused(
+            f"a decision granting {', '.join(optional)} for a browser id needs that id's valid "
+            "token (call /init for a fresh one)",
+            status=403,
+        )
     record = ConsentRecord.objects.create(
         site=site,
+        snapshot=snapshot,
         visitor_id=visitor_id,
         visitor_id_kind=visitor_id_kind,
-        granted=sorted(set(granted)),
-        denied=sorted(set(denied)),
+        granted=granted,
+        denied=denied,
         banner_version=banner_version,
         tc_string=tc_string,
         language=language,

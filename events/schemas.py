@@ -398,6 +398,8 @@ class ConsentDecision(msgspec.Struct):
     granted: PurposeKeys
     denied: PurposeKeys
     bid: Identifier | None = None
+    # The browser id's token (/init, /consent): needed for a grant naming ``bid``.
+    token: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     tc: Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[A-Za-z0-9_.-]*$")] = ""
     lang: Annotated[str, msgspec.Meta(max_length=2, pattern=r"^[a-z]*$")] = ""
 

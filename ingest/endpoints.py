@@ -19,7 +19,7 @@ import msgspec
 from django.conf import settings
 
 from consent.regions import region_rule
-from consent.services import consent_record_create
+from consent.services import ConsentDecisionRefused, consent_record_create
 from events.schemas import (
     Envelope,
     Identifier,
@@ -128,44 +128,67 @@ async def pixel(request: TrackingRequest) -> TrackingResponse:
     )
 
 
+# The purposes whose grant lets the server know the visitor by a browser id: analytics (page
+# events) and ads (personalised ad decisions, ad events by the id). A grant of ads alone is
+# honoured as such: the answer carries a browser id and token for the ad server.
+IDENTIFYING_PURPOSES = frozenset({"analytics", "ads"})
+
+
 async def consent(request: TrackingRequest) -> TrackingResponse:
-    """Record a banner decision. With analytics granted the answer carries a browser id and a
-    token (as /init would), so the tracker needs no second round trip."""
+    """Record a banner decision. With analytics or ads granted the answer carries a browser id
+    and a token (as /init would), so the tracker needs no second round trip.
+
+    A grant (of any purpose beyond the strictly necessary) naming a browser id needs that id's
+    valid token (403 otherwise): nobody grants for someone else's id. A withdrawal naming an id
+    is recorded against it with or without the token: it can only reduce what is processed,
+    and an expired token must never keep it from being recorded. The banner version's
+    snapshot decides the rest (consent.services, consent.decisions: 400 with the reason)."""
     decision = decoded_body(request, decoder=consent_decision_decoder, what="consent decision")
     site = await site_config_for_request(public_id=decision.site, headers=request.headers)
-    unknown = (set(decision.granted) | set(decision.denied)) - site.consent_purposes
-    if unknown:
-        raise Refusal(400, f"unknown purposes for this site: {', '.join(sorted(unknown))}")
     if set(decision.granted) & set(decision.denied):
         raise Refusal(400, "a purpose cannot be both granted and denied")
     facts = request_facts(request=request)
+    identifying = bool(IDENTIFYING_PURPOSES & set(decision.granted))
+    proven = decision.bid is None or (
+        decision.token is not None
+        and identity.token_is_valid(
+            secrets_in_force=list(site.secrets),
+            bid=decision.bid,
+            site_id=site.public_id,
+            token=decision.token,
+        )
+    )
     answer: dict[str, Any] = {"recorded": True}
-    if "analytics" in decision.granted or decision.bid:
-        # A browser id the visitor already has is kept, so a withdrawal is recorded against it.
+    if decision.bid is not None or identifying:
+        # A browser id the visitor has is kept, so a withdrawal is recorded against it.
         bid, kind = decision.bid or identity.issue_browser_id(), "browser"
     else:
         kind = "hashed"
         bid = await visitor_identify(
             site=site, bid=None, token=None, consent=NO_CONSENT, facts=facts
         )
-    if "analytics" in decision.granted:
+    if identifying:
         answer.update(
             bid=bid,
             token=identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id),
             window_seconds=identity.TOKEN_WINDOW_SECONDS,
         )
-    await in_database(consent_record_create)(
-        site_public_id=site.public_id,
-        visitor_id=bid,
-        visitor_id_kind=kind,
-        granted=decision.granted,
-        denied=decision.denied,
-        banner_version=decision.version,
-        tc_string=decision.tc,
-        language=decision.lang,
-        user_agent_family=facts.agent.browser,
-        country=facts.country,
-    )
+    try:
+        await in_database(consent_record_create)(
+            site_public_id=site.public_id,
+            visitor_id=bid,
+            visitor_id_kind=kind,
+            granted=decision.granted,
+            denied=decision.denied,
+            banner_version=decision.version,
+            tc_string=decision.tc,
+            language=decision.lang,
+            user_agent_family=facts.agent.browser,
+            country=facts.country,
+            visitor_id_proven=proven,
+        )
+    except ConsentDecisionRefused as refused:
+        raise Refusal(refused.status, str(refused)) from None
     response = json_response(201, answer)
     response.headers["cache-control"] = "no-store"
     return response

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent.models import ConsentBanner, ConsentPurpose, RegionRule
+from consent.models import ConsentBanner, RegionRule
 from consent.regions import region_rule
 from consent.selectors import cached_recorded_purposes, recorded_purposes
 from events.schemas import Consent
@@ -38,7 +38,6 @@ class SiteConfig:
     respect_do_not_track: bool
     # Naboria's own banner: consent claims are checked against the recorded decisions.
     consent_banner_enabled: bool = False
-    consent_purposes: frozenset[str] = frozenset()
     # The banner's rule outside the EEA, UK and Switzerland (consent.regions, GET /region).
     consent_elsewhere: str = "opt_in"
 
@@ -71,9 +70,6 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             ads_enabled=site.ads_enabled,
             respect_do_not_track=site.respect_do_not_track,
             consent_banner_enabled=site.consent_banner_enabled,
-            consent_purposes=frozenset(
-                ConsentPurpose.objects.filter(banner__site=site).values_list("key", flat=True)
-            ),
             consent_elsewhere=ConsentBanner.objects.filter(site=site)
             .values_list("outside_regulated_regions", flat=True)
             .first()

@@ -151,13 +151,16 @@ def visitor_identity(
 ) -> str:
     """The browser id when analytics consent was given and its token verifies; otherwise a
     cookieless hash that changes every day. A bid with a bad token is refused, not downgraded,
-    so a tracker with a stale token learns it must call /init again."""
-    if bid is not None and consent.analytics:
+    so a tracker with a stale token learns it must call /init again. Ads consent resting on a
+    bid (an "ads only" grant: ads.serving personalises by it) needs the bid's token as well,
+    though the id stays the cookieless one (counts follow analytics consent only)."""
+    if bid is not None and (consent.analytics or consent.ads):
         if token is None or not token_is_valid(
             secrets_in_force=list(site.secrets), bid=bid, site_id=site.public_id, token=token
         ):
             raise InvalidToken
-        return bid
+        if consent.analytics:
+            return bid
     return cookieless_visitor_id(
         site_id=site.public_id, ip=facts.ip, user_agent=facts.user_agent, day=facts.day
     )

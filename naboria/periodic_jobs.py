@@ -23,6 +23,12 @@ PERIODIC_JOBS = {
         "task": "consent.tasks.mirror_consent_records",
         "schedule": crontab(minute="*"),
     },
+    # Decision records are personal data kept as proof of consent: they go once their
+    # retention period (CONSENT_RECORD_RETENTION_DAYS or the banner's own) is over.
+    "purge-consent-records": {
+        "task": "consent.tasks.purge_consent_records",
+        "schedule": crontab(hour=2, minute=40),
+    },
     # Session reports scan one row per visit; visits that changed since the last refresh are
     # computed from raw events on every query, so refreshing often keeps that share small.
     "refresh-session-facts": {

@@ -286,6 +286,8 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         "LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {LOG_LEVEL!r}"
     )
 
+# Applied with client addresses masked in the servers' records (no raw IP in any log).
+LOGGING_CONFIG = "naboria.log_privacy.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -320,6 +322,13 @@ SITE_SECRET_GRACE_SECONDS = _read_int("SITE_SECRET_GRACE_SECONDS", 3600)
 IAB_VENDOR_LIST_URL = "https://vendor-list.consensu.org/v3/vendor-list.json"
 TCF_VENDOR_LIST_URL = _read("TCF_VENDOR_LIST_URL", IAB_VENDOR_LIST_URL)
 TCF_VENDOR_LIST_MAX_AGE_DAYS = _read_int("TCF_VENDOR_LIST_MAX_AGE_DAYS", 14, minimum=1)
+
+# --- Consent ----------------------------------------------------------------------------------
+
+# Days a consent decision record (the proof of consent) is kept before the purge job
+# (consent.tasks.purge_consent_records, daily) deletes it; a banner may set its own. The proof
+# must outlive the decision (re-asked after 12 months) by the time a complaint can still come.
+CONSENT_RECORD_RETENTION_DAYS = _read_int("CONSENT_RECORD_RETENTION_DAYS", 1825, minimum=1)
 
 # --- ML models (MLflow) and ad ranking ---------------------------------------------------------
 

@@ -23,7 +23,9 @@ start the same way (naboria.asgi: the event sink is built and replays what an ea
 spooled, without waiting for a first request). The shutdown half is not sent: daphne exits
 normally on SIGTERM, and the sink's exit hook delivers or spools what it holds.
 
-It also listens with a backlog of LISTEN_BACKLOG connections instead of Twisted's 50.
+It also listens with a backlog of LISTEN_BACKLOG connections instead of Twisted's 50, and
+writes daphne's access log (on by default, to stdout) with each client's address masked
+(naboria.log_privacy: no raw IP in any log).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from typing import Any
 
 # daphne.server installs Twisted's asyncio reactor when imported: before Twisted's own modules.
 from daphne import server as daphne_server
+from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from django.conf import settings
 from twisted.web.http import HTTPChannel
 
+from naboria.log_privacy import mask_address
 from naboria.request_limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, head_refusal, refusal
 
 # Connections the kernel holds until the server accepts them (capped by net.core.somaxconn).
@@ -160,6 +164,30 @@ class LimitedHTTPFactory(HTTPFactory):
         return [b"http/1.1"]
 
 
+class MaskingAccessLog(AccessLogGenerator):
+    """Daphne's access log (NCSA-like lines) with the client's address masked."""
+
+    def write_entry(
+        self,
+        host: str | None,
+        date: Any,
+        request: str,
+        status: int | None = None,
+        length: int | None = None,
+        ident: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        super().write_entry(
+            host=mask_address(host) if host else "-",
+            date=date,
+            request=request,
+            status=status,
+            length=length,
+            ident=ident,
+            user=user,
+        )
+
+
 class LifespanStartupFailed(RuntimeError):
     """The application answered lifespan.startup.failed: the role must not serve."""
 
@@ -196,9 +224,20 @@ class WebServer(daphne_server.Server):
     """Daphne's server with the limits (the body limit is WEB_MAX_BODY_BYTES), the backlog,
     and the application's lifespan startup before it listens."""
 
-    def __init__(self, *args: object, endpoints: list[str] | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        endpoints: list[str] | None = None,
+        action_logger: object = None,
+        **kwargs: object,
+    ) -> None:
+        if isinstance(action_logger, AccessLogGenerator):  # daphne's, which writes raw IPs
+            action_logger = MaskingAccessLog(action_logger.stream)
         super().__init__(
-            *args, endpoints=[with_backlog(item) for item in endpoints or []], **kwargs
+            *args,
+            endpoints=[with_backlog(item) for item in endpoints or []],
+            action_logger=action_logger,
+            **kwargs,
         )
         self.max_body_bytes: int = settings.WEB_MAX_BODY_BYTES
 

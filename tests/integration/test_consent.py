@@ -1,15 +1,12 @@
 """Consent decisions end to end: POST /consent → PostgreSQL record (the proof) → ClickHouse
-mirror, the server re-checking the consent pages claim, the banner's versions and the admin's
-proof-of-consent export."""
+mirror, the server re-checking the consent pages claim and the banner's versions (the proof
+itself: snapshots, refusals, export, retention, in test_consent_proof)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import pytest
-from django.urls import reverse
 
 from consent.models import ConsentPurpose, ConsentRecord
 from consent.services import consent_banner_refresh_version
@@ -110,12 +107,14 @@ def test_server_obeys_the_recorded_decision_whatever_the_page_claims(shop):
     init = post("/init?site=" + shop.public_id, b"", origin=ORIGIN).json()
     pageview(shop, consent=claim, bid=init["bid"], token=init["token"])
     # The visitor grants analytics only: the browser id is used, ads consent is not believed.
-    granted = decide(shop, ["necessary", "analytics"], ["ads"], bid=init["bid"]).json()
+    granted = decide(
+        shop, ["necessary", "analytics"], ["ads"], bid=init["bid"], token=init["token"]
+    ).json()
     assert granted["bid"] == init["bid"]
     pageview(shop, consent=claim, bid=granted["bid"], token=granted["token"])
     # Withdrawn (recorded against the browser id): back to the anonymous hash at once, even
     # with a token that is still valid.
-    decide(shop, ["necessary"], ["analytics", "ads"], bid=init["bid"])
+    decide(shop, ["necessary"], ["analytics", "ads"], bid=init["bid"], token=granted["token"])
     pageview(shop, consent=claim, bid=granted["bid"], token=granted["token"])
 
     (before, during, after) = stored(shop)
@@ -164,21 +163,3 @@ def test_banner_version_rises_when_what_visitors_agree_to_changes(shop):
     assert consent_banner_refresh_version(banner=banner)
     banner.refresh_from_db()
     assert banner.version == 2
-
-
-def test_admin_exports_the_proof_of_consent_as_csv(shop, admin_client):
-    decide(shop, ["necessary", "analytics", "ads"], [], tc="CQabc.IAAA")
-    decide(shop, ["necessary"], ["analytics", "ads"])
-    response = admin_client.post(
-        reverse("admin:consent_consentbanner_changelist"),
-        {"action": "export_proof_of_consent", "_selected_action": [shop.consent_banner.pk]},
-    )
-    assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv"
-    assert f"proof-of-consent-{shop.public_id}" in response["Content-Disposition"]
-    lines = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(line["granted"], line["denied"], line["tc_string"]) for line in lines] == [
-        ("ads analytics necessary", "", "CQabc.IAAA"),
-        ("necessary", "ads analytics", ""),
-    ]
-    assert {line["site"] for line in lines} == {shop.public_id}

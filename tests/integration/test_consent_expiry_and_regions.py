@@ -53,7 +53,12 @@ def consent_state_of_a_pageview(site: Any, bid: str, token: str) -> str:
 
 
 def granted_visitor(site: Any) -> tuple[str, str]:
-    body = {"site": site.public_id, "version": 1, "granted": ["analytics", "ads"], "denied": []}
+    body = {
+        "site": site.public_id,
+        "version": 1,
+        "granted": ["necessary", "analytics", "ads"],
+        "denied": [],
+    }
     answer = post("/consent", body, origin=ORIGIN).json()
     return answer["bid"], answer["token"]
 
@@ -238,7 +243,12 @@ def test_opt_out_regions_count_the_claim_until_the_visitor_refuses(shop, setting
     assert state_from("DE") == "none"
     assert state_from("GB") == "none"
     # The visitor refuses: the record wins everywhere.
-    body = {"site": shop.public_id, "version": 1, "granted": [], "denied": ["analytics", "ads"]}
+    body = {
+        "site": shop.public_id,
+        "version": 1,
+        "granted": ["necessary"],
+        "denied": ["analytics", "ads"],
+    }
     body["bid"] = init["bid"]
     assert post("/consent", body, origin=ORIGIN).status_code == 201
     assert state_from("CA") == "none"

@@ -17,10 +17,10 @@ if (banner) {
   // What the stored decision grants here and now (the tracker core starts from it).
   var granted = (config.granted = decision ? allowed(config, decision.granted) : [])
   var key = identityKey(config.site)
-  // Analytics granted on another subdomain: this host takes the browser id the decision was
-  // recorded with (the tracker asks /init for its token). A decision without analytics keeps
+  // Analytics or ads granted on another subdomain: this host takes the browser id the decision
+  // was recorded with (the tracker asks /init for its token). A decision granting neither keeps
   // none; without a decision, only a banner that may grant by region (opt-out) keeps one.
-  if (decision ? granted.indexOf('analytics') < 0 : banner.elsewhere === 'opt_in') write(localStorage, key, null)
+  if (decision ? granted.indexOf('analytics') < 0 && granted.indexOf('ads') < 0 : banner.elsewhere === 'opt_in') write(localStorage, key, null)
   else if (decision && decision.bid && !read(localStorage, key)) write(localStorage, key, { bid: decision.bid, at: 0 })
   if (banner.consentMode) {
     consentDefaults(config)

@@ -120,8 +120,30 @@ function announce(answer) {
   if (tcf) tcf.notify('useractioncomplete')
 }
 
-function record() {
+// The browser id with a token the server still accepts (renewed by /init after 4 minutes, as
+// the tracker does): a grant naming an id must prove it is this browser's.
+function currentId() {
   var id = read(localStorage, identityKey(site))
+  if (!id || Date.now() - id.at < 240000) return Promise.resolve(id)
+  return fetch(config.host + '/init?site=' + site + '&bid=' + encodeURIComponent(id.bid))
+    .then(function (response) {
+      return response.json()
+    })
+    .then(
+      function (answer) {
+        return answer.token ? { bid: answer.bid, token: answer.token } : id
+      },
+      function () {
+        return id
+      }
+    )
+}
+
+function record() {
+  return currentId().then(send)
+}
+
+function send(id) {
   var body = {
     site: site,
     version: decision.version,
@@ -130,9 +152,9 @@ function record() {
     tc: decision.tc || '',
     lang: language,
   }
-  // The browser id the visitor has, if any: granting again keeps it, and a withdrawal is
-  // recorded against it (the tracker forgets it right after).
-  if (id) body.bid = id.bid
+  // The browser id the visitor has, if any, with its token: granting again keeps it, and a
+  // withdrawal is recorded against it (the tracker forgets it right after).
+  if (id) (body.bid = id.bid), (body.token = id.token)
   return fetch(config.host + '/consent', {
     method: 'POST',
     body: JSON.stringify(body),

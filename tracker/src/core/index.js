@@ -18,9 +18,11 @@ function privacySignal() {
   return navigator.globalPrivacyControl || navigator.doNotTrack === '1' || window.doNotTrack === '1'
 }
 
-function envelopeNow() {
+// forAds: an ad request, which carries the browser id with ads consent alone too (page events
+// only with analytics consent).
+function envelopeNow(forAds) {
   var envelope = { site: config.site, consent: consent }
-  var id = consent.analytics && identity.peek()
+  var id = (consent.analytics || (forAds === true && consent.ads)) && identity.peek()
   if (id) {
     envelope.bid = id.bid
     envelope.token = id.token
@@ -29,11 +31,11 @@ function envelopeNow() {
   return envelope
 }
 
-function envelope() {
-  if (!consent.analytics) return Promise.resolve(envelopeNow())
+function envelope(forAds) {
+  if (!consent.analytics && !(forAds && consent.ads)) return Promise.resolve(envelopeNow())
   return identity.get().then(
     function () {
-      return envelopeNow()
+      return envelopeNow(forAds)
     },
     function () {
       return { site: config.site, consent: none() }
@@ -47,10 +49,13 @@ function send(event) {
 
 function applyConsent(next, answer) {
   var withdrew = consent.analytics && !next.analytics
+  // The browser id serves analytics and ads: it goes once neither is granted.
+  var unidentified = (consent.analytics || consent.ads) && !next.analytics && !next.ads
   consent = next
   if (answer && answer.bid) identity.adopt(answer)
+  if (unidentified) identity.forget()
   // A withdrawal stops at once what was queued under the consent it takes back.
-  if (withdrew) identity.forget(), transport && transport.drop()
+  if (withdrew && transport) transport.drop()
 }
 
 function start(options) {
@@ -120,11 +125,13 @@ var api = {
     send({ type: 'event', name: name, url: location.href, props: props || {} })
   },
   // For the ads module: who is looking (browser id and token only with consent).
-  viewer: envelopeNow,
+  viewer: function () {
+    return envelopeNow(true)
+  },
   // For the ads module: an ad event, answered once stored (the promise rejects otherwise).
   adEvent: function (payload) {
     if (!config) return Promise.reject(Error('not started'))
-    return envelope().then(function (envelope) {
+    return envelope(true).then(function (envelope) {
       payload.site = envelope.site
       payload.consent = envelope.consent
       payload.bid = envelope.bid
