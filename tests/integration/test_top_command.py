@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -23,10 +24,10 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 from prometheus_client import REGISTRY
 
-from analytics.metrics import REALTIME_VISITORS
+from analytics.metrics import REALTIME_VISITORS, WAIT_SECONDS
 from ingest.drain import DrainRunner
 from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
@@ -271,3 +272,28 @@ def test_the_drain_metrics_port_asks_for_the_metrics_token():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.django_db
+def test_metrics_answer_in_time_while_clickhouse_does_not(site):
+    """A ClickHouse that accepts connections and never answers costs a scrape of /metrics at
+    most the realtime gauge's wait, and leaves only that gauge out."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # never accepted: a connection is made, no answer ever comes
+    try:
+        with override_settings(CLICKHOUSE_URL=f"http://127.0.0.1:{silent.getsockname()[1]}"):
+            clickhouse.reset()
+            REALTIME_VISITORS.forget()
+            started = time.monotonic()
+            response = Client().get("/metrics")
+            seconds = time.monotonic() - started
+    finally:
+        silent.close()  # the waiting read fails now and its thread ends
+        clickhouse.reset()
+        REALTIME_VISITORS.forget()
+    assert response.status_code == 200
+    assert seconds < WAIT_SECONDS + 1.5
+    body = response.content.decode()
+    assert "naboria_ingest_buffer_capacity_events" in body
+    assert "naboria_realtime_visitors" not in body

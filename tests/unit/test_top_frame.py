@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from rich.console import Console
 
-from naboria.management.top import Source, make_frame, parse_sample, render_text
+from naboria.management.top import Source, make_frame, parse_sample, render_rich, render_text
 
 
 class Role:
@@ -150,3 +153,17 @@ def test_sources_are_named_by_their_role_or_address():
     assert Source.parse("https://naboria.example/metrics").role == "naboria.example"
     with pytest.raises(ValueError, match="not an http"):
         Source.parse("web=file:///etc/passwd")
+
+
+def test_the_terminal_screen_shows_the_same_numbers():
+    web = Role()
+    before = web.sample("web", 0.0)
+    web.accepted.labels("page_events").inc(42)
+    web.lag.labels("page-events", "3").set(17)
+    web.visitors.labels("site-1").set(2)
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(render_rich(make_frame([before], [web.sample("web", 1.0)])))
+    screen = console.export_text()
+    assert "42 (total 42)" in screen
+    assert "page-events[3]: 17" in screen
+    assert "site-1: 2" in screen
