@@ -85,7 +85,7 @@ INSERT_SECONDS = Histogram(
 LAG = Gauge(
     "naboria_drain_lag_messages",
     "Messages of an assigned partition not committed yet: its end (as last fetched) minus the "
-    "drain's committed offset, or minus its read position before its first commit.",
+    "group's committed offset (its first offset if the group never committed).",
     ["consumer", "partition"],
 )
 # How often the drain updates LAG (from what its fetches cached: no broker round trip).
@@ -157,8 +157,9 @@ class Drain:
         # finish: a lookup of a later batch counts their keys as stored.
         self.in_flight: set[PreparedBatch] = set()
         self.consumer: Any = None
-        # The group's next offset to read of each assigned partition: asked from the broker
-        # once a partition is assigned, then what this drain commits (for LAG).
+        # The group's next offset to read of each assigned partition (its start if it never
+        # committed): asked from the broker once a partition is assigned, then what this drain
+        # commits (for LAG).
         self.committed: dict[int, int] = {}
         self.committed_asked: set[int] = set()
         self.lag_partitions: set[int] = set()

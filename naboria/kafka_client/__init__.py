@@ -12,7 +12,7 @@ Entry points:
     build_consumer(group_id=...) a consumer in a group with manual offset commits
     commit_offsets(consumer, ...) synchronous commit of the next offsets to read
     cached_high_watermarks(consumer, partitions) the partitions' ends as last fetched (for lag)
-    committed_offsets(consumer, partitions, timeout=...) the group's commits (for lag)
+    committed_offsets(consumer, partitions, timeout=...) where the group stands (for lag)
     topic_id(name)               the broker's id of a topic (another id: it was created anew)
     OFFSET_BEGINNING             the offset that means "the start of the partition"
     ensure_topics(names)         creates missing topics with the configured partitions
@@ -138,13 +138,17 @@ def cached_high_watermarks(consumer: Any, partitions: Iterable[Any]) -> dict[int
 def committed_offsets(
     consumer: Any, partitions: Iterable[Any], *, timeout: float
 ) -> dict[int, int]:
-    """The group's committed next offset of each of ``partitions`` (a broker round trip);
-    partitions the group never committed are left out."""
-    return {
-        partition.partition: partition.offset
-        for partition in consumer.committed(list(partitions), timeout=timeout)
-        if partition.offset >= 0
-    }
+    """Where the group stands in each of ``partitions`` (broker round trips): its committed
+    next offset, or for a partition it never committed, the partition's first offset still
+    held, where a consumer of ours starts reading (``auto.offset.reset`` is earliest)."""
+    standing = {}
+    for partition in consumer.committed(list(partitions), timeout=timeout):
+        if partition.offset >= 0:
+            standing[partition.partition] = partition.offset
+        else:
+            low = consumer.get_watermark_offsets(partition, timeout=timeout, cached=False)[0]
+            standing[partition.partition] = max(low, 0)
+    return standing
 
 
 # librdkafka's logical offset for "the first message still held" (confluent_kafka's

@@ -159,25 +159,30 @@ def test_top_once_shows_the_traffic_of_a_running_installation(server, site, own_
     assert f"\n  {site.name} ({site.public_id}): 1\n" in local
 
 
+def child_environment(tmp_path: Path, topic_prefix: str, **variables: str) -> dict[str, str]:
+    """A Naboria process of its own on this suite's services and test database, reading the
+    topics of this test; its ClickHouse is this process's embedded one, which only one process
+    can open, so it gets an address where nothing listens."""
+    test_database = f"/{connection.settings_dict['NAME']}"
+    return {
+        **{key: value for key, value in os.environ.items() if key != "METRICS_TOKEN"},
+        "DJANGO_SETTINGS_MODULE": "naboria.settings",
+        "DATABASE_URL": urlsplit(os.environ["DATABASE_URL"])._replace(path=test_database).geturl(),
+        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        "DRAIN_GROUP_ID": f"{topic_prefix}drain",
+        "CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
+        "NABORIA_STARTUP_CHECKS": "false",
+        "NABORIA_VAR_DIR": str(tmp_path),
+        **variables,
+    }
+
+
 @pytest.mark.redis
 def test_top_reads_a_web_process_of_its_own_with_the_metrics_token(
     transactional_db, site, own_topics, tmp_path
 ):
     port = free_port()
-    # The test database pytest-django made, on the server the suite was given.
-    test_database = f"/{connection.settings_dict['NAME']}"
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "naboria.settings",
-        "DATABASE_URL": urlsplit(os.environ["DATABASE_URL"])._replace(path=test_database).geturl(),
-        "KAFKA_TOPIC_PREFIX": own_topics,
-        "METRICS_TOKEN": "top-secret",
-        # Its ClickHouse is this process's embedded one, which only one process can open: the
-        # process answers events (Kafka) and metrics, without realtime visitors.
-        "CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}",
-        "NABORIA_STARTUP_CHECKS": "false",
-        "NABORIA_VAR_DIR": str(tmp_path),
-    }
+    environment = child_environment(tmp_path, own_topics, METRICS_TOKEN="top-secret")
     log = tmp_path / "web.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -209,19 +214,23 @@ def test_top_reads_a_web_process_of_its_own_with_the_metrics_token(
     assert "realtime visitors by site (last 5 minutes):\n  not exported" in frame
 
 
+def collect_messages(site: str, messages: int) -> None:
+    """``messages`` pageviews, each in a request (and a Kafka message) of its own."""
+    for _ in range(messages):
+        response = TrackingClient(HTTP_USER_AGENT=WINDOWS_CHROME).post(
+            "/collect",
+            {"site": site, "events": [{"type": "pageview", "url": PAGE}]},
+            content_type="application/json",
+        )
+        assert response.status_code == 202, response.content
+        sink = get_sink()
+        assert isinstance(sink, KafkaSink)
+        sink.flush(10)
+
+
 def test_the_drain_reports_its_lag_per_partition(site, own_topics):
-    def collect(events: int) -> None:
-        """``events`` pageviews, each in a request (and a Kafka message) of its own."""
-        for _ in range(events):
-            response = TrackingClient(HTTP_USER_AGENT=WINDOWS_CHROME).post(
-                "/collect",
-                {"site": site.public_id, "events": [{"type": "pageview", "url": PAGE}]},
-                content_type="application/json",
-            )
-            assert response.status_code == 202, response.content
-            sink = get_sink()
-            assert isinstance(sink, KafkaSink)
-            sink.flush(10)
+    def collect(messages: int) -> None:
+        collect_messages(site.public_id, messages)
 
     def lag() -> float:
         return sum(
@@ -297,3 +306,33 @@ def test_metrics_answer_in_time_while_clickhouse_does_not(site):
     body = response.content.decode()
     assert "naboria_ingest_buffer_capacity_events" in body
     assert "naboria_realtime_visitors" not in body
+
+
+def test_top_reads_the_metrics_port_of_a_drain_process(site, own_topics, tmp_path):
+    """A drain of its own whose ClickHouse does not answer: it reads the messages and can
+    neither store nor commit them, and top shows them as its lag."""
+    collect_messages(site.public_id, 4)
+    port = free_port()
+    log = tmp_path / "drain.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "drain", "--consumer", "page-events",
+             "--metrics-port", str(port)],
+            cwd=ROOT, env=child_environment(tmp_path, own_topics),
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    source = Source("drain", f"http://127.0.0.1:{port}/metrics")
+    try:
+        deadline = time.monotonic() + 90
+        while sum(read_sample(source).series("naboria_drain_lag_messages").values()) != 4:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        frame = top("--url", f"drain=http://127.0.0.1:{port}/metrics", "--interval", "0.5")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert re.search(r"^  page-events\[\d+\]: 4$", frame, re.MULTILINE), frame
+    assert re.search(r"^drain +0 \(total 0\) .* 0 +[\d.]+% +[\d.]+ MiB$", frame, re.MULTILINE), (
+        frame
+    )
