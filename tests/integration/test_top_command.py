@@ -28,6 +28,7 @@ from django.test import Client, override_settings
 from prometheus_client import REGISTRY
 
 from analytics.metrics import REALTIME_VISITORS, WAIT_SECONDS
+from analytics.reports.traffic import realtime, realtime_visitors_by_site
 from ingest.drain import DrainRunner
 from ingest.selectors import forget_site_configs
 from ingest.sinks import KafkaSink, get_sink, reset_sink
@@ -35,8 +36,10 @@ from naboria import clickhouse
 from naboria.management.top import Source, read_sample
 from naboria.metrics import serve_metrics
 from scripts.test_services import free_port
+from tests.factories import SiteFactory
+from tests.helpers import eventually
 from tests.tracking_client import TrackingClient
-from tests.unit.test_enrichment import WINDOWS_CHROME
+from tests.unit.test_enrichment import GOOGLEBOT, WINDOWS_CHROME
 
 pytestmark = [
     pytest.mark.kafka,
@@ -336,3 +339,32 @@ def test_top_reads_the_metrics_port_of_a_drain_process(site, own_topics, tmp_pat
     assert re.search(r"^drain +0 \(total 0\) .* 0 +[\d.]+% +[\d.]+ MiB$", frame, re.MULTILINE), (
         frame
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("direct_path")
+def test_realtime_visitors_by_site_are_the_realtime_reports_numbers(organization):
+    shop, blog, quiet = (SiteFactory(organization=organization) for _ in range(3))
+    visits = [
+        (shop, "203.0.113.1", WINDOWS_CHROME),
+        (shop, "203.0.113.2", WINDOWS_CHROME),
+        (shop, "203.0.113.2", WINDOWS_CHROME),  # the same visitor again
+        (shop, "203.0.113.3", GOOGLEBOT),  # bots are not visitors
+        (blog, "203.0.113.1", WINDOWS_CHROME),
+    ]
+    for site, address, agent in visits:
+        response = TrackingClient(HTTP_USER_AGENT=agent, REMOTE_ADDR=address).post(
+            "/collect",
+            {"site": site.public_id, "events": [{"type": "pageview", "url": PAGE}]},
+            content_type="application/json",
+        )
+        assert response.status_code == 202, response.content
+    # The direct path's writer stores them within 50 ms; the bot's row may be kept or not.
+    assert eventually(lambda: stored(shop.public_id) >= 3 and stored(blog.public_id) == 1)
+    eventually(lambda: realtime_visitors_by_site().get(shop.public_id) == 2)
+
+    visitors = realtime_visitors_by_site()
+    assert (visitors.get(shop.public_id), visitors.get(blog.public_id)) == (2, 1)
+    assert quiet.public_id not in visitors
+    for site in (shop, blog):
+        assert visitors[site.public_id] == realtime(site_id=site.public_id)["visitors"]
