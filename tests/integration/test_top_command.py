@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -36,6 +37,7 @@ from naboria import clickhouse
 from naboria.management.top import Source, read_sample
 from naboria.metrics import serve_metrics
 from scripts.test_services import free_port
+from sites.models import Site
 from tests.factories import SiteFactory
 from tests.helpers import eventually
 from tests.tracking_client import TrackingClient
@@ -344,7 +346,8 @@ def test_top_reads_the_metrics_port_of_a_drain_process(site, own_topics, tmp_pat
 @pytest.mark.django_db
 @pytest.mark.usefixtures("direct_path")
 def test_realtime_visitors_by_site_are_the_realtime_reports_numbers(organization):
-    shop, blog, quiet = (SiteFactory(organization=organization) for _ in range(3))
+    sites = [cast(Site, SiteFactory(organization=organization)) for _ in range(3)]
+    shop, blog, quiet = sites
     visits = [
         (shop, "203.0.113.1", WINDOWS_CHROME),
         (shop, "203.0.113.2", WINDOWS_CHROME),

@@ -6,7 +6,8 @@ the web role at http://127.0.0.1:8000/metrics) twice per frame and shows the rat
 reads (naboria.management.top). Realtime visitors per site come from the realtime report's
 query through this installation's settings (``--visitors local``, the default without
 ``--url``) or from the roles' ``naboria_realtime_visitors`` gauge (``--visitors metrics``, the
-default with ``--url``: a remote installation's ClickHouse is not reachable from here).
+default with ``--url``, where a remote installation's ClickHouse is not reachable, and with the
+embedded ClickHouse, which the web process holds).
 
 On a terminal the screen refreshes every ``--interval`` seconds until Ctrl-C; ``--once``, or
 output that is not a terminal, prints frames as plain text (``--once``: one frame, from two
@@ -82,7 +83,11 @@ class Command(BaseCommand):
         if not 0.1 <= options["interval"] <= 3600:
             raise CommandError("--interval: between 0.1 and 3600 seconds")
         token = settings.METRICS_TOKEN if options["token"] is None else options["token"]
-        local = (options["visitors"] or ("metrics" if options["url"] else "local")) == "local"
+        # The embedded ClickHouse (chdb) is a folder the web process holds: not opened here
+        # unless asked (--visitors local then reports the error of a folder in use).
+        embedded = settings.CLICKHOUSE_URL.startswith("chdb:")
+        default = "metrics" if options["url"] or embedded else "local"
+        local = (options["visitors"] or default) == "local"
         interval = options["interval"]
 
         def frame(before: list[Sample]) -> tuple[Frame, list[Sample]]:
@@ -116,8 +121,7 @@ class Command(BaseCommand):
 
 def _local_visitors() -> tuple[dict[str, int] | None, str, dict[str, str]]:
     """The realtime report's visitors per site read through this installation's settings,
-    with the sites' names; an error instead when ClickHouse or the database cannot be read
-    (e.g. the embedded ClickHouse, which the web process holds: use ``--visitors metrics``)."""
+    with the sites' names; an error instead when ClickHouse or the database cannot be read."""
     try:
         visitors = realtime_visitors_by_site()
         return visitors, "", site_names_by_public_id(public_ids=visitors)
