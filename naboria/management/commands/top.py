@@ -16,7 +16,6 @@ reads ``--interval`` seconds apart).
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -61,7 +60,7 @@ class Command(BaseCommand):
             choices=("local", "metrics"),
             help="Where realtime visitors come from: this installation's ClickHouse (local, the "
             "default without --url) or the roles' naboria_realtime_visitors (metrics, the "
-            "default with --url).",
+            "default with --url or an embedded ClickHouse).",
         )
         parser.add_argument(
             "--interval",
@@ -98,25 +97,26 @@ class Command(BaseCommand):
             ), after
 
         before = read_all(sources, token=token)
-        if options["once"] or not sys.stdout.isatty():
-            while True:
-                time.sleep(interval)
-                shown, before = frame(before)
-                self.stdout.write(render_text(shown), ending="")
-                if options["once"]:
-                    return
-                self.stdout.write("")
-        console = Console()
-        time.sleep(min(interval, 1.0))
-        shown, before = frame(before)
-        with Live(render_rich(shown), console=console, screen=True, auto_refresh=False) as live:
-            try:
+        try:
+            if options["once"] or not self.stdout.isatty():
+                while True:
+                    time.sleep(interval)
+                    shown, before = frame(before)
+                    self.stdout.write(render_text(shown), ending="")
+                    if options["once"]:
+                        return
+                    self.stdout.write("")
+            time.sleep(min(interval, 1.0))  # the first frame sooner on a slow refresh
+            shown, before = frame(before)
+            with Live(
+                render_rich(shown), console=Console(), screen=True, auto_refresh=False
+            ) as live:
                 while True:
                     time.sleep(interval)
                     shown, before = frame(before)
                     live.update(render_rich(shown), refresh=True)
-            except KeyboardInterrupt:
-                pass
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a watching operator leaves
 
 
 def _local_visitors() -> tuple[dict[str, int] | None, str, dict[str, str]]:
