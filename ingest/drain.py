@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from django.conf import settings
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from events import dedup
 from events.dedup import EventKey
@@ -82,6 +82,14 @@ DEAD_LETTERS = Counter(
 INSERT_SECONDS = Histogram(
     "naboria_drain_insert_seconds", "Duration of one batch insert.", ["consumer"]
 )
+LAG = Gauge(
+    "naboria_drain_lag_messages",
+    "Messages of an assigned partition not committed yet: its end (as last fetched) minus the "
+    "group's committed offset (its first offset if the group never committed).",
+    ["consumer", "partition"],
+)
+# How often the drain updates LAG (from what its fetches cached: no broker round trip).
+LAG_SECONDS = 1.0
 # The pause before a failed attempt to store a batch is made again.
 RETRY_SECONDS = 2.0
 # Attempts at a batch whose failure is neither known transient nor known poison (while
@@ -149,6 +157,12 @@ class Drain:
         # finish: a lookup of a later batch counts their keys as stored.
         self.in_flight: set[PreparedBatch] = set()
         self.consumer: Any = None
+        # The group's next offset to read of each assigned partition (its start if it never
+        # committed): asked from the broker once a partition is assigned, then what this drain
+        # commits (for LAG).
+        self.committed: dict[int, int] = {}
+        self.committed_asked: set[int] = set()
+        self.lag_partitions: set[int] = set()
         self.writer: _BatchWriter | None = None
         self.batch: Batch[Any] = Batch(
             max_size=settings.INGEST_BATCH_SIZE, max_seconds=settings.INGEST_BATCH_SECONDS
@@ -179,9 +193,13 @@ class Drain:
         )
         logger.info("drain %s consuming %s", self.spec.name, self.topic)
         next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
+        next_lag_report = time.monotonic()
         try:
             while not self.stop.is_set():
                 self._commit_written(writer)
+                if time.monotonic() >= next_lag_report:
+                    next_lag_report = time.monotonic() + LAG_SECONDS
+                    self._report_lag()
                 if time.monotonic() >= next_topic_check:
                     next_topic_check = time.monotonic() + TOPIC_CHECK_SECONDS
                     if self._topic_created_anew():
@@ -208,6 +226,40 @@ class Drain:
             # run failed and there is nothing to hand over.
             self.writer = None
             self.consumer.close()
+            self._forget_lag(self.lag_partitions)
+            self.lag_partitions = set()
+
+    def _report_lag(self) -> None:
+        assignment = self.consumer.assignment()
+        unknown = [tp for tp in assignment if tp.partition not in self.committed_asked]
+        if unknown:
+            self.committed_asked.update(tp.partition for tp in unknown)
+            try:
+                found = kafka_client.committed_offsets(self.consumer, unknown, timeout=1.0)
+            except Exception as error:  # the lag is then counted from the read position
+                logger.warning("drain %s: committed offsets not read: %s", self.spec.name, error)
+            else:
+                for partition, offset in found.items():
+                    self.committed.setdefault(partition, offset)
+        marks = kafka_client.cached_high_watermarks(self.consumer, assignment)
+        positions = {
+            partition.partition: partition.offset
+            for partition in self.consumer.position(assignment)
+        }
+        reported = set()
+        for partition, high in marks.items():
+            done = self.committed.get(partition, positions.get(partition, -1))
+            if done >= 0:
+                LAG.labels(self.spec.name, str(partition)).set(max(high - done, 0))
+                reported.add(partition)
+        self._forget_lag(self.lag_partitions - reported)
+        self.lag_partitions = reported
+
+    def _forget_lag(self, partitions: set[int]) -> None:
+        # A partition now read by another drain (or none) is that one's to report.
+        for partition in partitions:
+            with contextlib.suppress(KeyError):
+                LAG.remove(self.spec.name, str(partition))
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         # Whoever held these partitions before may have died inside an insert.
@@ -229,6 +281,8 @@ class Drain:
         in it (they would skip its first messages if committed). Its rows are stored or will
         be read again; only its positions are left uncommitted."""
         self.reading += 1
+        self.committed.clear()
+        self.committed_asked.clear()
         self.batch.take()
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -240,12 +294,21 @@ class Drain:
         self.writer.submit(self._prepare(self.batch.take()))
         self.writer.wait_until_idle()
         self._commit_written(self.writer)
+        self._forget_partitions(partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         # Taken away without a handover (this consumer missed the group's deadline): another
         # owner may be reading them already, so nothing more is inserted from what was read.
         logger.warning("drain %s: partitions lost: %s", self.spec.name, partitions)
         self.batch.take()
+        self._forget_partitions(partitions)
+
+    def _forget_partitions(self, partitions: list[Any]) -> None:
+        # Their next owner commits past what this drain committed: were they assigned here
+        # again, the lag would be counted from a stale offset.
+        for partition in partitions:
+            self.committed.pop(partition.partition, None)
+            self.committed_asked.discard(partition.partition)
 
     def _topic_created_anew(self) -> bool:
         """Whether the topic has another id than when this drain last looked (it was deleted
@@ -515,6 +578,7 @@ class Drain:
             partition = message.partition()
             next_offsets[partition] = max(next_offsets.get(partition, 0), message.offset() + 1)
         kafka_client.commit_offsets(self.consumer, self.topic, next_offsets)
+        self.committed.update(next_offsets)
 
 
 @dataclass(frozen=True, eq=False)  # compared (and hashed) by identity

@@ -70,6 +70,12 @@ PRODUCE_FAILURES = Counter(
     ["topic"],
 )
 BUFFERED = Gauge("naboria_ingest_buffered_events", "Events waiting in this process's buffer.")
+BUFFER_CAPACITY = Gauge(
+    "naboria_ingest_buffer_capacity_events",
+    "How many events this process's buffer holds before /collect answers 503.",
+)
+# Read when scraped, so a dashboard can show the buffer's fill before the sink is built.
+BUFFER_CAPACITY.set_function(lambda: settings.INGEST_BUFFER_EVENTS)
 PAGE_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(PAGE_TABLE)
 AD_EVENTS_ACCEPTED = EVENTS_ACCEPTED.labels(AD_TABLE)
 

@@ -12,10 +12,20 @@ import enum
 import re
 from collections.abc import Sequence
 
+from prometheus_client import Histogram
+
 from events import dedup
 from events.dedup import EventKey
 from events.tables import RAW_TABLES
 from naboria import clickhouse
+
+INSERT_SECONDS = Histogram(
+    "naboria_clickhouse_insert_seconds",
+    "Duration of one insert of event rows into ClickHouse (drain or direct path), failed "
+    "ones included, by table.",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 def _table(name: str) -> str:
@@ -29,9 +39,8 @@ def insert_rows(table: str, encoded_rows: Sequence[bytes]) -> None:
     deduplicated them)."""
     if not encoded_rows:
         return
-    clickhouse.get_client().raw_insert(
-        _table(table), None, b"\n".join(encoded_rows), fmt="JSONEachRow"
-    )
+    with INSERT_SECONDS.labels(_table(table)).time():
+        clickhouse.get_client().raw_insert(table, None, b"\n".join(encoded_rows), fmt="JSONEachRow")
 
 
 def store_new_rows(table: str, encoded_rows: Sequence[bytes], keys: Sequence[EventKey]) -> int:

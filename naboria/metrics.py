@@ -1,4 +1,5 @@
-"""Prometheus metrics shared by every process role, and the request-metrics middleware.
+"""Prometheus metrics shared by every process role, the request-metrics middleware, and the
+metrics port of the roles that serve no HTTP (``serve_metrics``: the drain).
 
 Metrics are module-level collectors in the default registry; ``GET /metrics`` renders them
 (see naboria.views.metrics). Other apps define their own collectors next to the code they
@@ -7,13 +8,18 @@ measure and import nothing from here but the registry conventions: names start `
 
 from __future__ import annotations
 
+import hmac
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
 
 HTTP_REQUESTS = Counter(
     "naboria_http_requests_total",
@@ -70,3 +76,39 @@ class RequestMetricsMiddleware:
         response = await self.get_response(request)
         self._observe(request, response, started)
         return response
+
+
+def metrics_token_accepted(authorization: str) -> bool:
+    """Whether a request's Authorization header may read metrics (any, without METRICS_TOKEN)."""
+    if not settings.METRICS_TOKEN:
+        return True
+    supplied = authorization.removeprefix("Bearer ").strip()
+    return hmac.compare_digest(supplied, settings.METRICS_TOKEN)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape a second would flood the role's log
+
+
+def serve_metrics(*, port: int, address: str = "127.0.0.1") -> WSGIServer:
+    """Serve this process's registry at ``http://address:port/metrics`` (any path answers) in a
+    daemon thread, with the same METRICS_TOKEN check as the web role's /metrics."""
+    exposition = make_wsgi_app(REGISTRY)
+
+    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if not metrics_token_accepted(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"metrics need Authorization: Bearer <METRICS_TOKEN>\n"]
+        body: Iterable[bytes] = exposition(environ, start_response)
+        return body
+
+    server = make_server(
+        address, port, application, server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    return server

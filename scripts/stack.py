@@ -124,6 +124,7 @@ class Stack:
     directory: Path
     web_port: int = field(default_factory=free_port)
     ingest_port: int = field(default_factory=free_port)
+    drain_metrics_port: int = field(default_factory=free_port)
     database: str = "naboria_stack"
     redis_db: int = 3
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -144,6 +145,14 @@ class Stack:
     @property
     def ingest_url(self) -> str:
         return f"http://127.0.0.1:{self.ingest_port}"
+
+    def top_command(self) -> str:
+        """``manage.py top`` reading every role of this stack (docs/operations.md)."""
+        return (
+            f"python manage.py top --url web={self.web_url}/metrics "
+            f"--url ingest={self.ingest_url}/metrics "
+            f"--url drain=http://127.0.0.1:{self.drain_metrics_port}/metrics"
+        )
 
     # -- services --------------------------------------------------------------------------
 
@@ -249,7 +258,10 @@ class Stack:
                  "--schedule", str(self.directory / "var" / "celerybeat-schedule")],
                 None,
             ),
-            "drain": ([PYTHON, "manage.py", "drain"], None),
+            "drain": (
+                [PYTHON, "manage.py", "drain", "--metrics-port", str(self.drain_metrics_port)],
+                None,
+            ),
             "web": (
                 [PYTHON, "-m", "naboria.web", "-b", "127.0.0.1", "-p", str(self.web_port),
                  "naboria.asgi:application"],
@@ -361,6 +373,8 @@ Naboria's production topology is running (stop with Ctrl-C or `make stack-stop`)
   health:  {stack.web_url}/health   ({health.get("status")})
   metrics: {stack.web_url}/metrics
   ingest:  {stack.ingest_url}/collect (uvicorn; the web role answers tracking paths too)
+  drain metrics: http://127.0.0.1:{stack.drain_metrics_port}/metrics
+  top:     {stack.top_command()}
   roles:   {
                 ", ".join(
                     f"{name} pid {role.process.pid if role.process else '-'}"

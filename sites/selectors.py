@@ -71,3 +71,10 @@ def site_for_demo(*, public_id: str | None) -> Site | None:
     if public_id:
         return Site.objects.filter(public_id=public_id).first()
     return Site.objects.filter(organization__slug=DEMO_ORGANIZATION_SLUG).order_by("id").first()
+
+
+def site_names_by_public_id(*, public_ids: Iterable[str]) -> dict[str, str]:
+    """The names of the sites with these public ids (an operator's view: every organization)."""
+    return dict(
+        Site.objects.filter(public_id__in=list(public_ids)).values_list("public_id", "name")
+    )

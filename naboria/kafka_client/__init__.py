@@ -11,6 +11,8 @@ Entry points:
                                  first use
     build_consumer(group_id=...) a consumer in a group with manual offset commits
     commit_offsets(consumer, ...) synchronous commit of the next offsets to read
+    cached_high_watermarks(consumer, partitions) the partitions' ends as last fetched (for lag)
+    committed_offsets(consumer, partitions, timeout=...) where the group stands (for lag)
     topic_id(name)               the broker's id of a topic (another id: it was created anew)
     OFFSET_BEGINNING             the offset that means "the start of the partition"
     ensure_topics(names)         creates missing topics with the configured partitions
@@ -21,6 +23,7 @@ Entry points:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -117,6 +120,35 @@ def commit_offsets(consumer: Any, topic: str, next_offsets: dict[int, int]) -> N
         ],
         asynchronous=False,
     )
+
+
+def cached_high_watermarks(consumer: Any, partitions: Iterable[Any]) -> dict[int, int]:
+    """The high watermark (the offset the next message will get) of each assigned partition as
+    the consumer last saw it in a fetch response: no broker round trip, so a drain's loop can
+    ask every second. Partitions not fetched from yet are left out."""
+    marks: dict[int, int] = {}
+    for partition in partitions:
+        with contextlib.suppress(Exception):  # KafkaException: no cached value yet
+            high = consumer.get_watermark_offsets(partition, cached=True)[1]
+            if high >= 0:
+                marks[partition.partition] = high
+    return marks
+
+
+def committed_offsets(
+    consumer: Any, partitions: Iterable[Any], *, timeout: float
+) -> dict[int, int]:
+    """Where the group stands in each of ``partitions`` (broker round trips): its committed
+    next offset, or for a partition it never committed, the partition's first offset still
+    held, where a consumer of ours starts reading (``auto.offset.reset`` is earliest)."""
+    standing = {}
+    for partition in consumer.committed(list(partitions), timeout=timeout):
+        if partition.offset >= 0:
+            standing[partition.partition] = partition.offset
+        else:
+            low = consumer.get_watermark_offsets(partition, timeout=timeout, cached=False)[0]
+            standing[partition.partition] = max(low, 0)
+    return standing
 
 
 # librdkafka's logical offset for "the first message still held" (confluent_kafka's
