@@ -93,9 +93,7 @@ class FaultProxy:
             return
         self._record(request, path, response.status)
         kept = {
-            name: value
-            for name, value in response.getheaders()
-            if name.lower() not in HOP_HEADERS
+            name: value for name, value in response.getheaders() if name.lower() not in HOP_HEADERS
         }
         self._answer(request, response.status, kept, content)
 

@@ -21,10 +21,12 @@ from typing import Any
 import clickhouse_connect
 import pytest
 from django.db import connection
-
-from ads.models import Placement
-from consent.models import ConsentRecord
 from naboria_client import Client, Consent
+
+from ads import snapshot
+from ads.models import Placement
+from ads.publishing import placements_publish
+from consent.models import ConsentRecord
 from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT
 from tests.chaos.test_producer_faults import WebRole, wait_for
@@ -121,9 +123,6 @@ def stored_once(stack: Stack, site: str, ids: list[str]) -> Counter[str]:
 
 def fast_rotation(placement: Placement) -> None:
     """A rotation every second (the admin's minimum is 5; the server's rule is the same)."""
-    from ads import snapshot
-    from ads.publishing import placements_publish
-
     Placement.objects.filter(pk=placement.pk).update(rotation_seconds=1)
     placement.refresh_from_db()
     placements_publish(placements=[placement])
@@ -155,7 +154,10 @@ def test_python_client_stores_every_event_once_through_503s_and_lost_answers(sta
     assert stored == Counter([*ids, signup])  # each once, nothing else
     assert stack.visitors(site.public_id)[signup] == "user-42"  # the consented id, token-checked
     impression = item["impression"]
-    assert stack.ad_events(site.public_id) == {(impression, "impression"): 1, (impression, "click"): 1}
+    assert stack.ad_events(site.public_id) == {
+        (impression, "impression"): 1,
+        (impression, "click"): 1,
+    }
     assert proxy.faults_left() == {}, proxy.log  # every fault was met and got over
     assert any(what == "drop after 202" for _, path, what in proxy.log if path == "/collect")
 
@@ -174,8 +176,10 @@ def test_python_client_drops_a_refused_batch_and_keeps_going(stack, site, caplog
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
-def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(stack, site_with_banner, tmp_path):
-    """sdk/js/test/integration/scenario.mjs: an app that starts online, goes offline, is asked
+def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(
+    stack, site_with_banner, tmp_path
+):
+    """sdk/js/integration/scenario.mjs: an app that starts online, goes offline, is asked
     for consent, tracks and quits (its queue kept in a file-backed AsyncStorage); then starts
     again behind faults, rotates a placement's ads and clicks one."""
     site = site_with_banner
@@ -190,7 +194,7 @@ def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(stack, site_
     }
     report = tmp_path / "report.json"
     result = subprocess.run(
-        [NODE, SCENARIO],
+        [NODE or "node", SCENARIO],
         env={
             **os.environ,
             "NABORIA_HOST": proxy.url,
@@ -209,7 +213,9 @@ def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(stack, site_
     # recorded decision (201) came before any event or ad request.
     paths = [(path, what) for _, path, what in proxy.log]
     first_recorded = paths.index(("/consent", 201))
-    assert all(path in ("/t/" + site.public_id + ".json", "/consent") for path, _ in paths[:first_recorded])
+    assert all(
+        path in ("/t/" + site.public_id + ".json", "/consent") for path, _ in paths[:first_recorded]
+    )
     assert ConsentRecord.objects.filter(site=site).count() == 1  # the 503 was not recorded
     record = ConsentRecord.objects.get(site=site)
     assert set(record.granted) >= {"analytics", "ads"}
@@ -223,7 +229,11 @@ def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(stack, site_
     for shown in facts["impressions"]:
         expected[(display_id(shown), "impression")] = 1
     expected[(display_id(facts["click"]), "click")] = 1
-    wait_for(lambda: stack.ad_events(site.public_id) == expected, 30, str(stack.ad_events(site.public_id)))
+    wait_for(
+        lambda: stack.ad_events(site.public_id) == expected,
+        30,
+        str(stack.ad_events(site.public_id)),
+    )
     assert len(facts["impressions"]) >= 3  # both ads, and the first one a second time
     assert any(shown["display"] == 2 for shown in facts["impressions"])
     assert proxy.faults_left() == {}, proxy.log
@@ -231,4 +241,8 @@ def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(stack, site_
 
 def display_id(shown: dict[str, Any]) -> str:
     """The impression id of an item's n-th display (ads.signing.Delivery.display_impression)."""
-    return shown["impression"] if shown["display"] == 1 else f"{shown['impression']}.{shown['display']}"
+    return (
+        shown["impression"]
+        if shown["display"] == 1
+        else f"{shown['impression']}.{shown['display']}"
+    )

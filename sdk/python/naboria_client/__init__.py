@@ -17,6 +17,7 @@ connection is stored once. 2xx: stored; 408, 429, 5xx and network errors: retrie
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -254,10 +255,8 @@ class Client:
             return
         self.flush(self.shutdown_timeout)
         self._closed = True
-        try:
+        with contextlib.suppress(queue.Full):  # the thread stops at the flush's end anyway
             self._queue.put_nowait(None)
-        except queue.Full:
-            pass
         self._thread.join(timeout=1)
 
     def __enter__(self) -> Client:
