@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,13 +25,15 @@ class FaultProxy:
     - ``"drop"``: forwarded (the server handles it) and the connection closed without answer;
     - ``"refuse"``: the connection closed before anything was forwarded.
 
-    ``log`` lists (method, path, status or fault) in arrival order.
+    ``log`` lists (method, path, status or fault) in arrival order, ``at`` when each came
+    (``time.monotonic()``).
     """
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.plan: dict[str, list[str]] = {}
         self.log: list[tuple[str, str, int | str]] = []
+        self.at: list[float] = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -56,6 +59,13 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def waited_after(self, path: str, what: int | str) -> float:
+        """Seconds between the first ``what`` answer on ``path`` and the next request there."""
+        times = [t for (_, p, _), t in zip(self.log, self.at, strict=True) if p == path]
+        answers = [w for _, p, w in self.log if p == path]
+        index = answers.index(what)
+        return times[index + 1] - times[index]
 
     def faults_left(self) -> dict[str, list[str]]:
         return {path: faults for path, faults in self.plan.items() if faults}
@@ -100,6 +110,7 @@ class FaultProxy:
     def _record(self, request: BaseHTTPRequestHandler, path: str, what: int | str) -> None:
         with self.lock:
             self.log.append((request.command, path, what))
+            self.at.append(time.monotonic())
 
     @staticmethod
     def _answer(

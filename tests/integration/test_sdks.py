@@ -160,6 +160,7 @@ def test_python_client_stores_every_event_once_through_503s_and_lost_answers(sta
     }
     assert proxy.faults_left() == {}, proxy.log  # every fault was met and got over
     assert any(what == "drop after 202" for _, path, what in proxy.log if path == "/collect")
+    assert proxy.waited_after("/collect", "503") >= 0.95  # Retry-After: 1
 
 
 def test_python_client_drops_a_refused_batch_and_keeps_going(stack, site, caplog):
@@ -237,6 +238,30 @@ def test_js_sdk_offline_queue_consent_and_ads_store_everything_once(
     assert len(facts["impressions"]) >= 3  # both ads, and the first one a second time
     assert any(shown["display"] == 2 for shown in facts["impressions"])
     assert proxy.faults_left() == {}, proxy.log
+    assert proxy.waited_after("/collect", "503") >= 0.95  # Retry-After: 1
+
+
+def test_python_client_sends_what_it_holds_when_the_process_exits(stack, site):
+    """No close(), no flush(): the exit hook sends the queue (flush_interval far away)."""
+    proxy = stack.start()
+    proxy.plan = {"/collect": ["503"]}
+    script = (
+        "import sys; from naboria_client import Client\n"
+        f"client = Client(host={proxy.url!r}, site={site.public_id!r}, flush_interval=3600)\n"
+        "print(' '.join(client.pageview(f'https://shop.example/{n}') for n in range(3)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "sdk" / "python")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    ids = result.stdout.split()
+    assert len(ids) == 3
+    assert stored_once(stack, site.public_id, ids) == Counter(ids)
+    assert proxy.faults_left() == {}
 
 
 def display_id(shown: dict[str, Any]) -> str:
