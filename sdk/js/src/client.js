@@ -277,8 +277,11 @@ export class Naboria {
       const bid = id ? `&bid=${encodeURIComponent(id.bid)}` : ''
       this.identityPending = this.request('GET', `/init?site=${encodeURIComponent(this.site)}${bid}`)
         .then(async (response) => {
-          if (!response.ok) throw new Error(`/init answered ${response.status}`)
-          return this.adopt(await response.json())
+          if (response.ok) return this.adopt(await response.json())
+          if (outcomeOf(response.status) === 'retry') throw new Error(`/init answered ${response.status}`)
+          // Refused for good (an unknown site...): the events go without an id.
+          this.logger.warn(`naboria: /init refused (${response.status}); sending without an id`)
+          return null
         })
         .finally(() => {
           this.identityPending = null
@@ -339,16 +342,24 @@ export class Naboria {
     })
   }
 
+  renewedFor(events) {
+    return this.renewedBatch === events[0].id
+  }
+
   async sendPages(events) {
     const envelope = await this.who()
     envelope.events = events
     envelope.sent_at = Date.now()
     const response = await this.request('POST', '/collect', envelope)
-    if (response.status === 403 && envelope.token) {
-      // The token was refused (expired while offline, or the site's secret rotated): the next
-      // attempt asks /init for a new one for the same browser id.
-      this.identity = this.identity && { ...this.identity, token: '' }
-      return { outcome: 'retry', waitMs: 0 }
+    if (response.status === 403 && envelope.token && !this.renewedFor(events)) {
+      const answer = await response.clone().json().catch(() => ({}))
+      if (/token/.test(answer.error || '')) {
+        // Refused for its token (expired while offline, or the site's secret rotated): the
+        // next attempt asks /init for a new one for the same browser id; once per batch.
+        this.identity = this.identity && { ...this.identity, token: '' }
+        this.renewedBatch = events[0].id
+        return { outcome: 'retry', waitMs: 0 }
+      }
     }
     if (response.status === 413) return { outcome: 'split' }
     const outcome = this.judge(response, `${events.length} page events`)

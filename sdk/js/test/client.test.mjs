@@ -135,3 +135,31 @@ test('a withdrawal is recorded against the browser id, which is then forgotten',
   const [batch] = server.sent('/collect')
   assert.equal(batch.body.bid, undefined)
 })
+
+test('a token refused by /collect is renewed once from /init for the same browser id', async () => {
+  let inits = 0
+  const server = scripted((path, body) => {
+    if (path === '/init') return [200, { bid: 'b5', token: `t${++inits}` }]
+    if (body.token === 't1') return [403, { error: 'bid with a missing, wrong or expired token (call /init)' }]
+    return 202
+  })
+  const client = createNaboria(options({ fetch: server.fetch }))
+  await client.setConsent({ analytics: true, ads: false })
+  const id = await client.pageview('home')
+  await settle(client)
+  const batches = server.sent('/collect').map((call) => [call.body.token, call.body.events[0].id])
+  assert.deepEqual(batches, [['t1', id], ['t2', id]])
+  assert.match(server.sent('/init')[1].url, /bid=b5/)
+})
+
+test('a 403 for another reason is not retried', async () => {
+  const server = scripted((path) =>
+    path === '/init' ? [200, { bid: 'b6', token: 't' }] : [403, { error: 'analytics is disabled for this site' }]
+  )
+  const client = createNaboria(options({ fetch: server.fetch }))
+  await client.setConsent({ analytics: true, ads: false })
+  await client.pageview('home')
+  await settle(client)
+  assert.equal(server.sent('/collect').length, 1)
+  assert.equal(client.pages.items.length, 0)
+})
