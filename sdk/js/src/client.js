@@ -26,6 +26,7 @@ const NO_CONSENT = Object.freeze({ analytics: false, ads: false })
  * @property {number} [flushIntervalMs]  how long an event waits for others (default 2000)
  * @property {number} [maxQueue]  events kept while offline (default 1000; the oldest go first)
  * @property {{baseMs?: number, maxMs?: number}} [retry]  backoff (default 1 s doubling to 60 s, jittered)
+ * @property {number} [timeoutMs]  a request without an answer after this long is retried (default 10000)
  * @property {{warn: (...args: any[]) => void}} [logger]  default: console
  * @property {() => number} [random]  for tests
  */
@@ -41,6 +42,7 @@ export class Naboria {
     this.fetch = options.fetch || globalThis.fetch.bind(globalThis)
     this.userAgent = options.userAgent || null
     this.logger = options.logger || console
+    this.timeoutMs = options.timeoutMs || 10000
     this.requireConsentOption = options.requireConsent
     /** @type {any} */
     this.config = null
@@ -405,15 +407,24 @@ export class Naboria {
 
   // ---- HTTP --------------------------------------------------------------------------------
 
+  /** One request, given up after `timeoutMs` (a network that never answers is a network
+   * error: retried like one). */
   async request(method, path, body, headers = {}) {
     const all = { ...headers }
     if (this.userAgent) all['User-Agent'] = this.userAgent
     if (body !== undefined) all['Content-Type'] = 'application/json'
-    return this.fetch(this.host + path, {
-      method,
-      headers: all,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
+    const controller = typeof AbortController === 'function' ? new AbortController() : null
+    const timer = controller && setTimeout(() => controller.abort(), this.timeoutMs)
+    try {
+      return await this.fetch(this.host + path, {
+        method,
+        headers: all,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: controller ? controller.signal : undefined,
+      })
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** The protocol's answer as an attempt: logged when dropped. */

@@ -163,3 +163,22 @@ test('a 403 for another reason is not retried', async () => {
   assert.equal(server.sent('/collect').length, 1)
   assert.equal(client.pages.items.length, 0)
 })
+
+test('a server that never answers does not hold the app: the request times out and is retried', async () => {
+  let hung = 0
+  const server = scripted(() => 202)
+  const fetch = (url, init) => {
+    if (hung++ === 0)
+      return new Promise((_, reject) => init.signal.addEventListener('abort', () => reject(new Error('aborted'))))
+    return server.fetch(url, init)
+  }
+  const client = createNaboria(options({ fetch, timeoutMs: 50 }))
+  await client.start() // the config request timed out: retried later
+  assert.equal(client.config, null)
+  const id = await client.pageview('home')
+  await new Promise((resolve) => setTimeout(resolve, 2500)) // the config's second attempt (2 s)
+  assert.ok(client.config)
+  await settle(client)
+  assert.deepEqual(server.sent('/collect')[0].body.events.map((event) => event.id), [id])
+  await client.shutdown({ timeoutMs: 100 })
+})
