@@ -77,8 +77,8 @@ export class Placement {
       return
     }
     this.fetching = false
-    if (this.index < 0) this.rotate()
-    else this.arm()
+    // The first item of a new listing, or the next one of a listing found unchanged (304).
+    this.rotate()
   }
 
   /** Show the next item and report its display. */

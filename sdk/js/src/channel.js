@@ -125,8 +125,11 @@ export class Channel {
     }
   }
 
-  /** Send now, without waiting for a pending retry's backoff; resolves when the loop stops. */
-  async flush() {
+  /** Send now; resolves when the loop stops, true when the queue is empty. A batch waiting
+   * for its retry (backoff, Retry-After) keeps waiting unless `force` (the last attempt at
+   * shutdown), so an app that flushes often does not hammer a server that asked for time. */
+  async flush(force = false) {
+    if (!force && this.attempts > 0 && this.timer) return false
     if (this.timer) {
       clearTimeout(this.timer)
       this.timer = null

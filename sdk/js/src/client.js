@@ -444,11 +444,12 @@ export class Naboria {
 
   // ---- flushing and shutdown -------------------------------------------------------------
 
-  /** Send what is queued now (not waiting for a retry's backoff); true when all was sent. */
-  async flush() {
+  /** Send what is queued now (a batch waiting for its retry keeps waiting, unless `force`);
+   * true when everything was sent. */
+  async flush({ force = false } = {}) {
     await this.start()
     const results = []
-    for (const channel of this.channels) results.push(await channel.flush())
+    for (const channel of this.channels) results.push(await channel.flush(force))
     return results.every(Boolean)
   }
 
@@ -459,7 +460,7 @@ export class Naboria {
     if (this.configTimer) clearTimeout(this.configTimer)
     let timer
     const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))
-    const sent = await Promise.race([this.flush(), timeout])
+    const sent = await Promise.race([this.flush({ force: true }), timeout])
     clearTimeout(timer)
     for (const channel of this.channels) {
       channel.stop()

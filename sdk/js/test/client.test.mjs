@@ -182,3 +182,16 @@ test('a server that never answers does not hold the app: the request times out a
   assert.deepEqual(server.sent('/collect')[0].body.events.map((event) => event.id), [id])
   await client.shutdown({ timeoutMs: 100 })
 })
+
+test('flushing again and again does not hurry a retry the server asked to wait for', async () => {
+  const server = scripted(() => [503, { error: 'buffer full' }, { 'Retry-After': '1' }])
+  const client = createNaboria(options({ fetch: server.fetch }))
+  await client.pageview('home')
+  for (let i = 0; i < 20; i++) {
+    await client.flush()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.equal(server.sent('/collect').length, 1)
+  assert.equal(await client.shutdown({ timeoutMs: 200 }), false) // one last, forced attempt
+  assert.equal(server.sent('/collect').length, 2)
+})
