@@ -38,8 +38,11 @@ $(TRACKER_STAMP): $(TRACKER_SOURCES) tracker/node_modules/.package-lock.json
 
 tracker: $(TRACKER_STAMP)
 
+# The tracker's unit tests and the JS SDK's (sdk/js: no dependencies; its tests against a
+# running server are in pytest, tests/integration/test_sdks.py).
 test-js: tracker/node_modules/.package-lock.json
 	cd tracker && node --test test/
+	cd sdk/js && node --test test/
 
 run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
 	$(BIN)/python manage.py prepare --demo
