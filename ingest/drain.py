@@ -314,18 +314,25 @@ class Drain:
         """Whether the topic has another id than when this drain last looked (it was deleted
         and created again, e.g. by a broker that lost its state): its offsets start anew, so it
         is read from its start (what was stored already is skipped by deduplication)."""
+        return self._topic_check() == "anew"
+
+    def _topic_check(self) -> str:
+        """ "anew" (see _topic_created_anew), "same", or "unknown" when the broker could not
+        tell (no answer in time, or no such topic right now)."""
         if self.admin is None:
             self.admin = kafka_client.admin_client()
         found = kafka_client.topic_id(self.topic, admin=self.admin)
-        anew = self.topic_id is not None and found is not None and found != self.topic_id
+        if found is None:
+            return "unknown"
+        anew = self.topic_id is not None and found != self.topic_id
         if anew:
             logger.warning(
                 "drain %s: topic %s was created anew; reading it from its start",
                 self.spec.name,
                 self.topic,
             )
-        self.topic_id = found or self.topic_id
-        return anew
+        self.topic_id = found
+        return "anew" if anew else "same"
 
     def _prepare(self, messages: list[Any]) -> PreparedBatch | None:
         """Check the rows of these messages and take their keys (in the consumer thread);
@@ -387,12 +394,16 @@ class Drain:
             return
         # A topic made anew since the last look (a broker that lost its state) is caught before
         # its positions are committed, not up to TOPIC_CHECK_SECONDS later: a drain stopped in
-        # between would otherwise have committed past the new topic's first messages.
-        if self._topic_created_anew():
+        # between would otherwise have committed past the new topic's first messages. When the
+        # broker cannot tell (a restarted broker under load may not answer in time), nothing is
+        # committed this time: a later commit covers these positions, and a drain stopped
+        # before that reads them again (deduplicated).
+        check = self._topic_check()
+        if check == "anew":
             self._read_from_start(self.consumer.assignment())
         for prepared in written:
             self.in_flight.discard(prepared)
-            if prepared.reading == self.reading:
+            if check != "unknown" and prepared.reading == self.reading:
                 self._commit(prepared.messages)
 
     def _insert(self, prepared: PreparedBatch) -> None:
