@@ -162,10 +162,11 @@ def topic_id(name: str, *, timeout: float = 5.0, admin: Any = None) -> str | Non
     (admin_client()) for callers that ask often; otherwise one is made for the call."""
     from confluent_kafka import KafkaException, TopicCollection
 
+    # "admin or ...": an admin client with nothing queued is falsy (it has a length), and a
+    # client made inline is destroyed before its answer comes. Held here until then.
+    client = admin if admin is not None else admin_client()
     try:
-        futures = (admin or admin_client()).describe_topics(
-            TopicCollection([name]), request_timeout=timeout
-        )
+        futures = client.describe_topics(TopicCollection([name]), request_timeout=timeout)
         description = futures[name].result(timeout=timeout)
     except (KafkaException, TimeoutError):
         return None

@@ -422,3 +422,14 @@ def test_the_sink_creates_topics_off_the_request_thread(monkeypatch):
     assert (
         kafka_client.ensure_topics([f"{prefix}page", f"{prefix}ad", f"{prefix}dead-letter"]) == []
     )
+
+
+def test_a_topic_id_is_told_with_or_without_an_admin_client_of_ones_own():
+    """The drain's guard against a topic made anew (a broker that lost its state) rests on it:
+    an id always None would let old positions be committed on a new topic."""
+    page = kafka_client.topic_name("page")
+    admin = kafka_client.admin_client()
+    found = kafka_client.topic_id(page, admin=admin)
+    assert found is not None
+    assert kafka_client.topic_id(page) == found
+    assert kafka_client.topic_id(f"missing-{uuid.uuid4().hex}", admin=admin) is None
