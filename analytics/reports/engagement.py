@@ -55,21 +55,24 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
     (%: the average of its engagement reports; ``None`` without any). Both are ratios over
     whole visitors, so a sample leaves them unbiased."""
     visit_source = visit_rows(query)
-    # One pass over the visits: each page a visit viewed or reported engagement for, with what
-    # the visit's per-page arrays hold for it (an index of 0, a page absent from an array,
-    # reads 0). Pages only reported, never viewed in the period, are left out.
+    # Pages by their pageviews (with their visitors: the costly part), and by
+    # their engagement reports, aggregated apart (half the work of one pass over both) and
+    # joined by page. (Aliases differ from the visit rows' columns, which ClickHouse prefers.)
     sql = f"""
-        SELECT page AS pathname, sum(viewed) AS views,
-               {visit_source.distinct("visitor_hash", where="viewed > 0")},
-               sum(visible), sum(reported), sum(scrolled)
+        SELECT pathname, sum(viewed) AS views, sum(viewers), sum(visible), sum(reported),
+               sum(scrolled)
         FROM (
-            SELECT visitor_hash, page,
-                   page_views[indexOf(pages, page)] AS viewed,
-                   engaged_ms[indexOf(engaged_pages, page)] AS visible,
-                   engagement_reports[indexOf(engaged_pages, page)] AS reported,
-                   scroll_depths[indexOf(engaged_pages, page)] AS scrolled
+            SELECT page AS pathname, sum(times) AS viewed,
+                   {visit_source.distinct("visitor_hash")} AS viewers,
+                   toUInt64(0) AS visible, toUInt64(0) AS reported, toUInt64(0) AS scrolled
+            FROM ({visit_source.sql}) ARRAY JOIN pages AS page, page_views AS times
+            GROUP BY pathname
+            UNION ALL
+            SELECT page, 0, 0, sum(milliseconds), sum(reports), sum(depth)
             FROM ({visit_source.sql})
-            ARRAY JOIN arrayDistinct(arrayConcat(pages, engaged_pages)) AS page
+            ARRAY JOIN engaged_pages AS page, engaged_ms AS milliseconds,
+                       engagement_reports AS reports, scroll_depths AS depth
+            GROUP BY page
         )
         GROUP BY pathname HAVING views > 0
         ORDER BY views DESC, pathname

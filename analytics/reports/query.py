@@ -364,11 +364,9 @@ class VisitRows:
     def sample_rate(self) -> float:
         return self.per_mille / 1000
 
-    def distinct(self, column: str, *, where: str = "") -> str:
-        """The SQL that counts the distinct values of ``column`` (in the rows where ``where``
-        holds, when given)."""
-        function = "uniqExact" if self.exact else "uniq"
-        return f"{function}If({column}, {where})" if where else f"{function}({column})"
+    def distinct(self, column: str) -> str:
+        """The SQL that counts the distinct values of ``column``."""
+        return f"{'uniqExact' if self.exact else 'uniq'}({column})"
 
     def scaled(self, count: Any) -> int:
         return round(int(count or 0) * 1000 / self.per_mille)
