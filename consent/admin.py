@@ -195,8 +195,21 @@ class ConsentBannerAdmin(OrganizationScopedAdmin):
         )
 
 
+class EvidenceAdmin(OrganizationScopedAdmin):
+    """Evidence (snapshots, decision records): shown, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(ConsentBannerSnapshot)
-class ConsentBannerSnapshotAdmin(OrganizationScopedAdmin):
+class ConsentBannerSnapshotAdmin(EvidenceAdmin):
     """What each banner version showed. Evidence: nobody adds, edits or deletes one."""
 
     organization_path = "banner__site__organization"
@@ -214,18 +227,9 @@ class ConsentBannerSnapshotAdmin(OrganizationScopedAdmin):
             "<pre>{}</pre>", json.dumps(snapshot.content, indent=2, ensure_ascii=False)
         )
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(OrganizationScopedAdmin):
+class ConsentRecordAdmin(EvidenceAdmin):
     """Records are evidence: nobody edits or adds them by hand."""
 
     organization_path = "site__organization"
@@ -244,12 +248,3 @@ class ConsentRecordAdmin(OrganizationScopedAdmin):
     list_filter = ["site", "visitor_id_kind", "banner_version"]
     search_fields = ["visitor_id"]
     date_hierarchy = "recorded_at"
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
