@@ -131,8 +131,9 @@ def test_the_command_flags_what_the_page_sets_before_consent_and_not_after(demo,
 
     after = found[("cookie", "after_consent_ads")]
     assert (after.phase, after.flagged) == ("after", False)
-    # Accepting made the banner store its decision: found, and only after consent.
-    decision = found[("local_storage", f"naboria:{shop.public_id}:consent")]
+    # Accepting made the banner store its decision (a cookie every subdomain shares): found,
+    # and only after consent.
+    decision = found[("cookie", f"naboria_{shop.public_id}")]
     assert decision.phase == "after"
     # Nothing the banner stores or sends exists before a decision (Naboria's own behaviour).
     assert not [name for kind, name in found if "naboria" in name and found[(kind, name)].flagged]
