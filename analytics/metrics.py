@@ -38,15 +38,17 @@ class RealtimeVisitorsCollector(Collector):
         self._read_at = -CACHE_SECONDS
         self._visitors: dict[str, int] | None = None
         self._reading: threading.Event | None = None  # set once the read under way is done
+        self._generation = 0  # a read started before forget() keeps nothing
 
-    def _read(self, done: threading.Event) -> None:
+    def _read(self, done: threading.Event, generation: int) -> None:
         try:
             visitors: dict[str, int] | None = realtime_visitors_by_site()
         except Exception as error:  # scraping must not fail for a report's sake
             logger.warning("realtime visitors not read: %s", error)
             visitors = None
         with self._lock:
-            self._visitors, self._read_at, self._reading = visitors, time.monotonic(), None
+            if generation == self._generation:
+                self._visitors, self._read_at, self._reading = visitors, time.monotonic(), None
         done.set()
 
     def _current(self) -> dict[str, int] | None:
@@ -55,7 +57,10 @@ class RealtimeVisitorsCollector(Collector):
             if reading is None and time.monotonic() - self._read_at >= CACHE_SECONDS:
                 reading = self._reading = threading.Event()
                 threading.Thread(
-                    target=self._read, args=(reading,), name="realtime-visitors", daemon=True
+                    target=self._read,
+                    args=(reading, self._generation),
+                    name="realtime-visitors",
+                    daemon=True,
                 ).start()
         if reading is not None:
             reading.wait(WAIT_SECONDS)
@@ -63,9 +68,10 @@ class RealtimeVisitorsCollector(Collector):
             return self._visitors
 
     def forget(self) -> None:
-        """Read anew at the next scrape (tests)."""
+        """Start afresh: no numbers, read anew at the next scrape (tests)."""
         with self._lock:
-            self._read_at = -CACHE_SECONDS
+            self._generation += 1
+            self._read_at, self._visitors, self._reading = -CACHE_SECONDS, None, None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         visitors = self._current()

@@ -8,6 +8,7 @@ SSE. NABORIA_UPDATE_SCREENSHOTS=1 copies its screenshots into docs/."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -113,7 +114,8 @@ def shows(text: str, value: Any) -> bool:
     if text.endswith(" s"):  # a duration: "1 min 5 s" or "42 s"
         minutes = re.match(r"(\d+) min (\d+) s$", text)
         shown = int(minutes[1]) * 60 + int(minutes[2]) if minutes else int(text[:-2])
-        return shown == round(value)
+        # Rounded half up, as JavaScript's Math.round does (Python's round(92.5) is 92).
+        return shown == math.floor(value + 0.5)
     return float(text.replace(",", "").rstrip("%")) == value
 
 
