@@ -127,9 +127,8 @@ class Acceptance:
 
     @classmethod
     def settled_now(cls) -> Acceptance:
-        acceptance = cls()
-        acceptance._settled = True
-        return acceptance
+        """Settled already (rows kept without anything to wait for): shared, it never changes."""
+        return _SETTLED
 
     def expect_messages(self, messages: int) -> None:
         with self._lock:
@@ -167,6 +166,10 @@ class Acceptance:
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.setdefault(loop, []).append(future)
         await asyncio.wait_for(future, timeout)
+
+
+_SETTLED = Acceptance()
+_SETTLED._settled = True
 
 
 def _resolve_all(futures: list[asyncio.Future[None]], error: SinkUnavailable | None) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +17,6 @@ from django.test import override_settings
 from prometheus_client import REGISTRY
 
 from analytics import session_facts
-from events.ids import new_event_id
 from events.rows import PageRow, encoder
 from ingest import sinks, topics
 from ingest.drain import CONSUMERS, Drain, DrainRunner
@@ -27,6 +25,7 @@ from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
 from naboria import clickhouse, kafka_client
 from scripts.test_services import free_port
+from tests.integration.test_drain_errors import page_row
 from tests.tracking_client import TrackingClient, delivered_ad_event
 
 pytestmark = [
@@ -59,23 +58,6 @@ def collect(site, n: int) -> None:
     sink = get_sink()
     assert isinstance(sink, KafkaSink)
     sink.flush(10)
-
-
-def page_row(site: Any, url: str) -> bytes:
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    row = PageRow(
-        event_id=new_event_id(),
-        site_id=site.public_id,
-        timestamp=now,
-        received_at=now,
-        event_type="pageview",
-        visitor_id="coalesced",
-        consent_state="none",
-        pathname=url.split("example.com", 1)[1],
-        url=url,
-        retention_days=30,
-    )
-    return encoder.encode(row)
 
 
 def run_drain_until(drain: Drain, done, timeout: float = 30.0) -> None:
@@ -132,7 +114,10 @@ def test_batches_accepted_together_travel_in_one_message_per_site(site, monkeypa
         produce_pending(self)
 
     monkeypatch.setattr(KafkaSink, "_produce_pending", held)
-    rows = [page_row(site, f"https://example.com/{n}") for n in range(6)]
+    rows = [
+        encoder.encode(page_row(site.public_id, url=f"https://example.com/{n}", pathname=f"/{n}"))
+        for n in range(6)
+    ]
     acceptances = [sink.submit_page_rows(rows[n : n + 2], key=site.public_id) for n in (0, 2, 4)]
     assert len({id(acceptance) for acceptance in acceptances}) == 1
 
