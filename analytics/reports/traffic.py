@@ -1,6 +1,6 @@
 """Traffic reports: overview, timeseries, breakdowns (pages, entry and exit pages, sources,
-UTM source / medium / campaign / term / content, countries, regions, devices, browsers,
-operating systems) and realtime.
+UTM source / medium / campaign / term / content, countries, regions, cities, devices,
+browsers, operating systems) and realtime.
 
 Definitions (the dashboards and docs/analytics.md use the same words):
 - a **visit** is a session (30 minutes without activity ends it); it belongs to the period in
@@ -46,6 +46,7 @@ BREAKDOWNS = {
     "utm_contents": "utm_content",
     "countries": "country",
     "regions": "region",
+    "cities": "city",
     "devices": "device_type",
     "browsers": "browser",
     "operating_systems": "os",

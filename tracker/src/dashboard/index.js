@@ -1,7 +1,7 @@
 // The analytics dashboard of one site (templates/analytics/dashboard.html): every report of
 // the REST API in tabs. Overview: cards with the change against any comparison period, the
 // graph and the top lists (pages, entry and exit pages, sources, mediums, UTM tags,
-// countries, devices, browsers, operating systems); goals, properties, outbound links,
+// countries, regions, cities, devices, browsers, operating systems); goals, properties, outbound links,
 // downloads, time on page and scroll depth; retention cohorts; funnels; ads; consent; and
 // the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
 // it; the filter bar turns a filter into "is not", "contains", several values, or adds one;
@@ -75,7 +75,11 @@ var LISTS = [
   breakdown('utm_campaigns', 'UTM campaigns', 'utm_campaign'),
   breakdown('utm_terms', 'UTM terms', 'utm_term'),
   breakdown('utm_contents', 'UTM contents', 'utm_content'),
+  // A click on a country filters by it, so Regions lists that country's regions; a region's
+  // click, Cities its cities.
   Object.assign(breakdown('countries', 'Countries', 'country'), { inDashboard: true }),
+  breakdown('regions', 'Regions', 'region'),
+  breakdown('cities', 'Cities', 'city'),
   Object.assign(breakdown('devices', 'Devices', 'device'), { inDashboard: true }),
   Object.assign(breakdown('browsers', 'Browsers', 'browser'), { inDashboard: true }),
   breakdown('operating_systems', 'Operating systems', 'os'),
