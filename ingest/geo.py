@@ -75,7 +75,7 @@ def locate(ip: str) -> Location:
     if ip[:7].lower() == "::ffff:" and "." in ip:
         # An IPv4 client as a dual-stack socket reports it (IPv4-mapped IPv6).
         ip = ip[7:]
-    database = _database(settings.GEO_CITY_DATABASE)
+    database = _database(settings.GEO_CITY_DATABASE, settings.GEO_SHIPPED_DIR)
     if database is not None:
         try:
             record = (database.ipv6 if ":" in ip else database.ipv4).get(ip)
@@ -90,7 +90,7 @@ def locate(ip: str) -> Location:
 
 def attribution() -> Attribution | None:
     """What the licence of the database in use asks to show where its results are shown."""
-    database = _database(settings.GEO_CITY_DATABASE)
+    database = _database(settings.GEO_CITY_DATABASE, settings.GEO_SHIPPED_DIR)
     return None if database is None else database.attribution
 
 
@@ -120,7 +120,7 @@ def _text(value: Any) -> str:
 
 
 @lru_cache(maxsize=2)
-def _database(operator_file: str) -> _Database | None:
+def _database(operator_file: str, shipped_dir: Path) -> _Database | None:
     """The readers of the operator's file, or of the shipped pair; None (country only, from
     iptocc) when the shipped files were never installed, said once in the log."""
     if operator_file:
@@ -128,11 +128,10 @@ def _database(operator_file: str) -> _Database | None:
         kind = reader.metadata().database_type
         notice = MAXMIND if "GeoLite2" in kind else DB_IP if kind.startswith("DBIP") else None
         return _Database(reader, reader, nested=True, attribution=notice)
-    paths = [Path(settings.GEO_SHIPPED_DIR) / name for name in SHIPPED_FILES]
+    paths = [shipped_dir / name for name in SHIPPED_FILES]
     if not all(path.is_file() for path in paths):
         logger.warning(
-            "geo: %s is not installed (make geodata): region and city stay empty",
-            settings.GEO_SHIPPED_DIR,
+            "geo: %s is not installed (make geodata): region and city stay empty", shipped_dir
         )
         return None
     ipv4, ipv6 = (maxminddb.open_database(path) for path in paths)
