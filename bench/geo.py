@@ -23,19 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
-
-import django
-
-django.setup()
-
 import maxminddb
-from django.conf import settings
-from iptocc import country_code
 
-from ingest import geo
-from ingest.services import RequestFacts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -43,10 +33,11 @@ CHROME = (
 )
 
 
-def addresses(count: int, rng: random.Random) -> list[str]:
+def addresses(count: int, rng: random.Random, files: list[Path]) -> list[str]:
+    """Half from the networks of ``files`` (IPv4, IPv6), half random (see the docstring)."""
     known: list[str] = []
-    for name in geo.SHIPPED_FILES:
-        with maxminddb.open_database(Path(settings.GEO_SHIPPED_DIR) / name) as reader:
+    for path in files:
+        with maxminddb.open_database(path) as reader:
             networks = [network for network, _ in itertools.islice(reader, 200_000)]
         for network in rng.sample(networks, count // 4):
             known.append(str(network[rng.randrange(network.num_addresses)]))
@@ -64,19 +55,30 @@ def per_call_ns(function: Callable[[str], object], inputs: list[str]) -> float:
     return (time.perf_counter_ns() - start) / len(inputs)
 
 
-def request_facts(ip: str) -> object:
-    # The user agent is cached after its first parse, as in production.
-    return RequestFacts.from_headers(
-        headers={"user-agent": CHROME}, remote_addr=ip, trusted_proxies=0
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addresses", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    inputs = addresses(options.addresses, random.Random(7))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "naboria.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from iptocc import country_code
+
+    from ingest import geo
+    from ingest.services import RequestFacts
+
+    def request_facts(ip: str) -> object:
+        # The user agent is cached after its first parse, as in production.
+        return RequestFacts.from_headers(
+            headers={"user-agent": CHROME}, remote_addr=ip, trusted_proxies=0
+        )
+
+    rng = random.Random(7)  # noqa: S311 (simulated addresses)
+    shipped = Path(settings.GEO_SHIPPED_DIR)
+    inputs = addresses(options.addresses, rng, [shipped / name for name in geo.SHIPPED_FILES])
     located = sum(bool(geo.locate(ip).city) for ip in inputs)
     print(
         f"{len(inputs)} addresses, {located / len(inputs):.0%} located to a city; "

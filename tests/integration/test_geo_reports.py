@@ -62,7 +62,7 @@ def visited(request: pytest.FixtureRequest) -> tuple[Any, list[tuple[str, Locati
         (*found.other_region, 2),
         (*found.ipv6, 1),
     ]
-    site = SiteFactory()
+    site: Any = SiteFactory()
     for index, (ip, _, pageviews) in enumerate(visits):
         now = int(time.time() * 1000)
         events = [  # a second apart, in order
@@ -180,7 +180,7 @@ def test_region_and_city_filters_keep_whole_visits_in_every_report(visited):
 
 def test_rest_api_answers_and_lists_the_new_breakdowns_and_filters(visited):
     site, visits = visited
-    other = SiteFactory(organization=OrganizationFactory())
+    other: Any = SiteFactory(organization=OrganizationFactory())
     _, token = api_token_create(organization=site.organization, name="geo")
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     first = visits[0][1]
