@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -87,10 +87,10 @@ def visited(request: pytest.FixtureRequest) -> tuple[Any, list[tuple[str, Locati
 
 
 def query(site: Any, **params: str) -> ReportQuery:
-    today = datetime.now(UTC).date()
+    today = datetime.now(UTC).date()  # and yesterday: the events are sent a few seconds back
     return ReportQuery(
         site_id=site.public_id,
-        period=Period(today, today, "UTC"),
+        period=Period(today - timedelta(days=1), today, "UTC"),
         filters=filters_from(params),
         exact=True,
     )
