@@ -191,6 +191,10 @@ def test_rest_api_answers_and_lists_the_new_breakdowns_and_filters(visited):
         place.city for _, place, _ in visits if place.region == first.region
     }
     assert client.get(base, {"dimension": "towns"}).status_code == 400
+    exported = client.get(base, {"dimension": "cities", "format": "csv"})
+    assert exported.content.decode().splitlines()[0] == (
+        "value,visitors,visits,pageviews,country,region"
+    )
     # Another organization's site is not the token's to read.
     theirs = f"/api/v1/sites/{other.public_id}/reports/breakdown"
     assert client.get(theirs, {"dimension": "cities"}).status_code == 404
