@@ -205,6 +205,10 @@ class BreakdownRowSerializer(serializers.Serializer[Any]):
     visitors = serializers.IntegerField(min_value=0)
     visits = serializers.IntegerField(min_value=0)
     pageviews = serializers.IntegerField(min_value=0)
+    country = serializers.CharField(
+        required=False, help_text="regions and cities: the place's country (ISO 3166-1 alpha-2)"
+    )
+    region = serializers.CharField(required=False, help_text="cities: the city's region")
 
 
 class BreakdownSerializer(serializers.Serializer[Any]):

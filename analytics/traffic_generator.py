@@ -1,7 +1,7 @@
-"""Realistic generated traffic for a site: visitors with devices, countries and sources, visits
-that walk through the site's pages, custom events with properties, engagement, outbound links,
-file downloads, and ad impressions, viewable impressions and clicks drawn from the documented
-click model (analytics.click_model).
+"""Realistic generated traffic for a site: visitors with devices, places (country, region,
+city) and sources, visits that walk through the site's pages, custom events with properties,
+engagement, outbound links, file downloads, and ad impressions, viewable impressions and clicks
+drawn from the documented click model (analytics.click_model).
 
 Two ways in, used by ``python manage.py generate_traffic``:
 - ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history),
@@ -130,6 +130,32 @@ COUNTRIES = {
     "BE": 0.05,
     "CA": 0.05,
 }
+# Where in each country visitors are: (region, city, share). A region's cities are several so
+# that the dashboard's drill-down from country to region to city has something to show.
+PLACES = {
+    "FR": [
+        ("Île-de-France", "Paris", 0.45),
+        ("Île-de-France", "Versailles", 0.1),
+        ("Auvergne-Rhône-Alpes", "Lyon", 0.25),
+        ("Occitanie", "Toulouse", 0.2),
+    ],
+    "DE": [("Berlin", "Berlin", 0.4), ("Bavaria", "Munich", 0.35), ("Bavaria", "Nuremberg", 0.25)],
+    "GB": [
+        ("England", "London", 0.6),
+        ("England", "Manchester", 0.25),
+        ("Scotland", "Edinburgh", 0.15),
+    ],
+    "US": [
+        ("California", "San Francisco", 0.3),
+        ("California", "Los Angeles", 0.3),
+        ("New York", "New York", 0.3),
+        ("Texas", "Paris", 0.1),
+    ],
+    "ES": [("Madrid", "Madrid", 0.6), ("Catalonia", "Barcelona", 0.4)],
+    "IT": [("Lombardy", "Milan", 0.6), ("Lazio", "Rome", 0.4)],
+    "BE": [("Brussels Capital", "Brussels", 0.7), ("Flanders", "Antwerp", 0.3)],
+    "CA": [("Ontario", "Toronto", 0.6), ("Quebec", "Montreal", 0.4)],
+}
 HOST = "shop.example"
 # Source and medium are ingestion's reading of these (ingest.enrichment.classify_referrer):
 # direct, Google / search, Bing / search, Facebook / social, Twitter / social,
@@ -209,6 +235,8 @@ class Visit:
     ip: str
     events: list[Event]
     ads: list[AdView]
+    region: str = ""
+    city: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,12 +289,17 @@ def generate_visits(
     one until ``end`` only: a visitor's first visit falls on any of the days, returning visits
     on later days, and a visit that would come after ``end`` is not made."""
     rng = random.Random(seed)  # noqa: S311 (simulated traffic)
+    # Places from a generator of their own: the rest of the traffic of a seed stays as it was.
+    places = random.Random(f"places-{seed}")  # noqa: S311 (simulated traffic)
     zone = ZoneInfo(timezone)
     finish = end or datetime.now(UTC)
     campaigns = inventory.campaigns
     for number in range(visitors):
         device = rng.choices(DEVICES, weights=[option.share for option in DEVICES])[0]
         country = rng.choices(list(COUNTRIES), weights=list(COUNTRIES.values()))[0]
+        region, city, _ = places.choices(PLACES[country], [place[2] for place in PLACES[country]])[
+            0
+        ]
         visitor = f"gen-{seed}-{number}"
         ip = ".".join(str(rng.randint(low, high)) for low, high in IP_OCTETS)
         visit_count = min(1 + int(rng.expovariate(1.4)), 6)
@@ -304,6 +337,7 @@ def generate_visits(
                 campaigns,
                 zone,
             )
+            visit.region, visit.city = region, city
             # A visit that began just before the end has not gone further yet.
             visit.events = [event for event in visit.events if event.at <= finish]
             visit.ads = [view for view in visit.ads if view.at <= finish]
@@ -472,6 +506,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                     utm_medium=utm.get("utm_medium", ""),
                     utm_campaign=utm.get("utm_campaign", ""),
                     country=visit.country,
+                    region=visit.region,
+                    city=visit.city,
                     browser=browser,
                     os=os,
                     device_type=device,
@@ -509,6 +545,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                         placement_id=view.placement,
                         retention_days=retention_days,
                         country=visit.country,
+                        region=visit.region,
+                        city=visit.city,
                         device_type=device,
                     )
                 )

@@ -79,6 +79,7 @@ class RequestFacts:
     agent: UserAgentInfo
     country: str
     region: str
+    city: str
     received_ms: int
     do_not_track: bool
 
@@ -92,13 +93,14 @@ class RequestFacts:
             trusted_proxies=trusted_proxies,
         )
         user_agent = headers.get("user-agent", "")[:512]
-        country, region = geo.locate(ip)
+        location = geo.locate(ip)
         return cls(
             ip=ip,
             user_agent=user_agent,
             agent=describe_user_agent(user_agent),
-            country=country,
-            region=region,
+            country=location.country,
+            region=location.region,
+            city=location.city,
             received_ms=int(time.time() * 1000),
             do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
         )
@@ -139,10 +141,11 @@ def request_facts(*, request: TrackingRequest) -> RequestFacts:
         trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
     )
     # TEST ONLY (settings.GEO_TEST_COUNTRY_HEADER, never set from the environment): browser
-    # tests on 127.0.0.1 choose the visitor's country, which loopback does not have.
+    # tests on 127.0.0.1 choose the visitor's country, which loopback does not have (and so no
+    # region or city either).
     test_header = settings.GEO_TEST_COUNTRY_HEADER
     if test_header and request.headers.get(test_header):
-        facts = replace(facts, country=request.headers[test_header][:2].upper())
+        facts = replace(facts, country=request.headers[test_header][:2].upper(), region="", city="")
     return facts
 
 
@@ -257,6 +260,7 @@ def page_rows_from_batch(
             utm_content=utm.get("utm_content", ""),
             country=facts.country,
             region=facts.region,
+            city=facts.city,
             browser=agent.browser,
             browser_version=agent.browser_version,
             os=agent.os,
@@ -303,6 +307,7 @@ def ad_row_from_event(
         pathname=(urlsplit(event.url).path or "/")[:1024] if event.url else "",
         country=facts.country,
         region=facts.region,
+        city=facts.city,
         device_type=facts.agent.device_type,
         is_bot=int(facts.agent.is_bot),
         bot_reason=facts.agent.bot_reason,

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+import maxminddb
 
 from naboria.config import ConfigurationError
 
@@ -242,6 +243,16 @@ INGEST_TRUSTED_PROXIES = _read_int("INGEST_TRUSTED_PROXIES", 0)
 # on loopback set it through pytest-django's settings fixture). Left None in every deployment:
 # any client could choose its country with it.
 GEO_TEST_COUNTRY_HEADER: str | None = None
+# The IP geolocation database for region and city (ingest/geo.py, docs/geo.md): an MMDB file the
+# operator supplies (MaxMind GeoLite2-City / GeoIP2-City, or DB-IP's City mmdb) instead of the
+# DB-IP City Lite files that `make geodata` installs under GEO_SHIPPED_DIR.
+GEO_SHIPPED_DIR = BASE_DIR / "geodata" / "node_modules" / "@ip-location-db" / "dbip-city-mmdb"
+GEO_CITY_DATABASE = _read("GEO_CITY_DATABASE")
+if GEO_CITY_DATABASE:
+    try:  # checked now, so that a wrong file stops the process rather than every request
+        maxminddb.open_database(GEO_CITY_DATABASE).close()
+    except (OSError, maxminddb.InvalidDatabaseError) as error:
+        raise ConfigurationError("GEO_CITY_DATABASE", f"not an MMDB file: {error}") from None
 # Events wait in memory at most this long / this many before one ClickHouse insert (drain and
 # the direct path alike).
 INGEST_BATCH_SIZE = _read_int("INGEST_BATCH_SIZE", 1000, minimum=1)

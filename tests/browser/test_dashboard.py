@@ -347,7 +347,7 @@ def url_filters(page: Any) -> dict[str, list[str]]:
     return {
         name: values
         for name, values in parse_qs(urlsplit(page.url).query, keep_blank_values=True).items()
-        if name in {"country", "path", "source", "utm_term", "utm_content"}
+        if name in {"country", "region", "city", "path", "source", "utm_term", "utm_content"}
     }
 
 
@@ -598,3 +598,61 @@ def test_usable_on_a_phone(open_context, server, site_with_traffic, tmp_path):
         settled(page, page.get_by_role("tab", name=tab).click)
         assert page.evaluate(overflow) <= 0, tab
         assert_accessible(page, f"phone {tab}")
+
+
+def test_places_drill_down_from_country_to_region_to_city(open_context, server, api, site):
+    """Four visitors: p1 Paris and p2 Versailles (FR, Île-de-France), p3 Toulouse (FR,
+    Occitanie), p4 Paris (US, Texas). The two Parises are rows of their own; a click on FR
+    shows France's regions and cities only, a click on its Paris filters by country, region
+    and city, so Paris (Texas) stays out. The footer credits the shipped database."""
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    places = [
+        ("p1", "FR", "Île-de-France", "Paris"),
+        ("p2", "FR", "Île-de-France", "Versailles"),
+        ("p3", "FR", "Occitanie", "Toulouse"),
+        ("p4", "US", "Texas", "Paris"),
+    ]
+    insert_rows(
+        "page_events",
+        [
+            pageview(site, hour_ago, visitor, "/", country=country, region=region, city=city)
+            for visitor, country, region, city in places
+        ],
+    )
+    today = site_days(site, 1)[1]
+    page = open_context().new_page()
+    settled(
+        page, lambda: page.goto(f"{server}/dashboard/{site.public_id}/?from={today}&to={today}")
+    )
+    credit = page.get_by_role("link", name="IP Geolocation by DB-IP")
+    assert credit.get_attribute("href") == "https://db-ip.com"
+    panels = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+
+    def where(panel: dict[str, Any], *keys: str) -> set[tuple[str, ...]]:
+        return {tuple(row[key]["value"] for key in keys) for row in panel["rows"]}
+
+    assert where(panels["cities"], "value", "country", "region") == {
+        (city, country, region) for _, country, region, city in places
+    }
+    assert where(panels["regions"], "value", "country") == {
+        ("Île-de-France", "FR"),
+        ("Occitanie", "FR"),
+        ("Texas", "US"),
+    }
+
+    france = page.locator("[data-panel=countries] tr.nd-clickable", has_text="FR")
+    settled(page, lambda: france.click())
+    assert url_filters(page) == {"country": ["FR"]}
+    panels = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+    assert where(panels["regions"], "value") == {("Île-de-France",), ("Occitanie",)}
+    assert where(panels["cities"], "value") == {("Paris",), ("Versailles",), ("Toulouse",)}
+
+    paris = page.locator("[data-panel=cities] tr.nd-clickable", has_text="Paris")
+    settled(page, lambda: paris.click())
+    assert url_filters(page) == {
+        "country": ["FR"],
+        "region": ["Île-de-France"],
+        "city": ["Paris"],
+    }
+    assert card_values(page)["visitors"] == 1
+    assert_panels_match_the_api(page, api, site, country="FR", region="Île-de-France", city="Paris")

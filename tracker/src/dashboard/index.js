@@ -1,7 +1,7 @@
 // The analytics dashboard of one site (templates/analytics/dashboard.html): every report of
 // the REST API in tabs. Overview: cards with the change against any comparison period, the
 // graph and the top lists (pages, entry and exit pages, sources, mediums, UTM tags,
-// countries, devices, browsers, operating systems); goals, properties, outbound links,
+// countries, regions, cities, devices, browsers, operating systems); goals, properties, outbound links,
 // downloads, time on page and scroll depth; retention cohorts; funnels; ads; consent; and
 // the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
 // it; the filter bar turns a filter into "is not", "contains", several values, or adds one;
@@ -51,15 +51,19 @@ var LINKS = [
   { key: 'clicks', label: 'Clicks', format: number },
 ]
 
-// A breakdown list: its dimension, title and the filter a click on a row adds.
-function breakdown(dimension, title, filter) {
+// A breakdown list: its dimension, title and the filter a click on a row adds; `places`, the
+// fields that say where a region or city lies (its row's country, region), add theirs too, so a
+// click on Paris (Texas) leaves out Paris (France).
+function breakdown(dimension, title, filter, places) {
+  var where = (places || []).map(function (name) { return { key: name, label: name === 'country' ? 'Country' : 'Region' } })
   return {
     id: dimension,
     title: title,
     report: 'breakdown',
     extra: { dimension: dimension, page_size: 8 },
-    columns: [{ key: 'value', label: title }].concat(TRAFFIC),
+    columns: [{ key: 'value', label: title }].concat(where, TRAFFIC),
     filter: filter,
+    places: places || [],
   }
 }
 // The overview's top lists, in page order; those the dashboard report answers in its single
@@ -75,23 +79,34 @@ var LISTS = [
   breakdown('utm_campaigns', 'UTM campaigns', 'utm_campaign'),
   breakdown('utm_terms', 'UTM terms', 'utm_term'),
   breakdown('utm_contents', 'UTM contents', 'utm_content'),
+  // A click on a country filters by it, so Regions lists that country's regions; a region's
+  // click, Cities its cities.
   Object.assign(breakdown('countries', 'Countries', 'country'), { inDashboard: true }),
+  breakdown('regions', 'Regions', 'region', ['country']),
+  breakdown('cities', 'Cities', 'city', ['country', 'region']),
   Object.assign(breakdown('devices', 'Devices', 'device'), { inDashboard: true }),
   Object.assign(breakdown('browsers', 'Browsers', 'browser'), { inDashboard: true }),
   breakdown('operating_systems', 'Operating systems', 'os'),
 ]
 
-// Sets a filter (in place of the one of the same name) and shows everything under it.
-function setFilter(filter) {
+// Sets a filter (in place of the one of the same name).
+function putFilter(filter) {
   var index = state.filters.findIndex(function (other) { return other.name === filter.name })
   if (index < 0) state.filters.push(filter)
   else state.filters[index] = filter
+}
+
+// Sets a filter and shows everything under it.
+function setFilter(filter) {
+  putFilter(filter)
   render()
 }
 
-// A click on a row filters by its value (a property: by its key's value).
+// A click on a row filters by its value (a property: by its key's value), a place by where it
+// lies as well.
 function filterByRow(spec, row) {
   var value = literal(row[spec.columns[0].key])
+  ;(spec.places || []).forEach(function (name) { putFilter(filterFromParam(name, literal(row[name]))) })
   setFilter(filterFromParam(spec.filter, spec.filter === 'property' ? state.propertyKey + ':' + value : value))
 }
 
