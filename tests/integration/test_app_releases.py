@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -429,3 +431,10 @@ def test_the_schema_lists_the_reports(tenants):
         operation = schema["paths"][f"/api/v1/sites/{{public_id}}/reports/{name}"]["get"]
         assert "app" in {parameter["name"] for parameter in operation["parameters"]}
     assert "/api/v1/sites/{public_id}/reports/app-performance" in schema["paths"]
+
+
+def test_the_javascript_sdk_knows_the_same_update_events():
+    source = (settings.BASE_DIR / "sdk" / "js" / "src" / "client.js").read_text()
+    declared = re.search(r"UPDATE_EVENTS = Object\.freeze\(\[(.*?)\]\)", source, re.S)
+    assert declared is not None
+    assert tuple(re.findall(r"'(\w+)'", declared[1])) == UPDATE_EVENT_TYPES
