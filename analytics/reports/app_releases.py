@@ -20,7 +20,6 @@ Numbers are exact (no sampling).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,12 +248,13 @@ def failures(query: ReportQuery, *, app: str = "", limit: int = 10) -> dict[str,
     return {"app": app, "failures": int(total), "devices": int(devices), **breakdowns}
 
 
-def _percentiles(values: Mapping[str, Any]) -> dict[str, Any]:
+def _percentiles(samples: int, levels: list[float]) -> dict[str, Any]:
+    """How many values were measured and their percentiles (None without any)."""
     return {
-        "samples": int(values["samples"]),
+        "samples": samples,
         **{
-            f"p{round(level * 100)}": (round(float(value), 2) if int(values["samples"]) else None)
-            for level, value in zip(PERCENTILES, values["levels"], strict=True)
+            f"p{round(level * 100)}": round(float(value), 2) if samples else None
+            for level, value in zip(PERCENTILES, levels, strict=True)
         },
     }
 
@@ -296,7 +296,7 @@ def performance(query: ReportQuery, *, app: str = "") -> dict[str, Any]:
 
     def described(row: tuple[Any, ...]) -> dict[str, Any]:
         return {
-            name: _percentiles({"samples": row[1 + 2 * index], "levels": row[2 + 2 * index]})
+            name: _percentiles(int(row[1 + 2 * index]), row[2 + 2 * index])
             for index, name in enumerate(measures)
         }
 

@@ -213,7 +213,7 @@ def test_app_updates_through_ingestion_are_what_bulk_loading_stores(site):
     answered = dict(re.findall(r"(/[a-z-]+ \d{3}): ([\d,]+)", out.getvalue()))
     assert set(answered) <= {"/collect 202", "/ad-event 200"}, out.getvalue()
     reset_sink()  # flushes what the direct writer still holds
-    loaded = SiteFactory(organization=site.organization, timezone=site.timezone)
+    loaded = cast(Site, SiteFactory(organization=site.organization, timezone=site.timezone))
     devices = list(generate_app_updates(days=4, devices=25, seed=5))
     kinds = Counter(event["type"] for device in devices for event in device.events)
     assert kinds["update_installed"] > kinds["update_failed"] > 0
