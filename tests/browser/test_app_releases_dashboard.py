@@ -1,7 +1,8 @@
 """The dashboard's "App releases" tab in headless Chromium: its totals and every table show
 what the app release reports of the REST API answer for the same parameters (read back from
 the page, asked again of the API), an app id typed in narrows every panel to that app, and
-the tab has no axe-core violation."""
+the tab has no axe-core violation. NABORIA_UPDATE_SCREENSHOTS=1 copies its screenshot into
+docs/."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from tests.browser.test_dashboard import PANELS, assert_accessible, settled, shows, site_days
-from tests.integration.test_app_releases import APP, EXPECTED_ADOPTION, send_all
+from analytics.traffic_generator import DEVICES as BROWSERS
+from analytics.traffic_generator import AppDevice, bulk_load
+from tests.browser.test_dashboard import (
+    PANELS,
+    assert_accessible,
+    screenshot,
+    settled,
+    shows,
+    site_days,
+)
+from tests.integration.test_app_releases import APP, DEVICES, EXPECTED_ADOPTION
 
 pytestmark = [
     pytest.mark.browser,
@@ -66,8 +76,16 @@ def assert_release_panels_match_the_api(page: Any, api: Client, site: Any) -> di
     return shown
 
 
-def test_the_app_releases_tab_shows_the_apis_numbers(open_context, server, api, site):
-    send_all(site)
+def load_updates(site: Any) -> None:
+    """The integration tests' hand-made devices, stored as ingestion stores them (Playwright's
+    event loop holds this thread: no in-process /collect here)."""
+    phone = next(device for device in BROWSERS if device.os == "Android")
+    devices = [AppDevice(f"device-{ip}", phone, "FR", ip, events) for ip, events in DEVICES.items()]
+    bulk_load(site_id=site.public_id, retention_days=30, visits=iter(()), app_devices=devices)
+
+
+def test_the_app_releases_tab_shows_the_apis_numbers(open_context, server, api, site, tmp_path):
+    load_updates(site)
     start, end = site_days(site, 2)
     page = open_context().new_page()
     settled(
@@ -90,6 +108,7 @@ def test_the_app_releases_tab_shows_the_apis_numbers(open_context, server, api, 
     } <= set(shown)
     assert len(shown["app-versions"]["rows"]) == 2
     assert_accessible(page, "app releases")
+    screenshot(page, tmp_path, "dashboard-app-releases.png")
 
     # Another app id: every panel asks for it, and shows nothing of this app.
     page.locator("#nd-app").fill("com.example.other")
