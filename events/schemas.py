@@ -215,8 +215,8 @@ class Download(_Event, tag="download"):
 
 # The update lifecycle of an app (over-the-air releases, docs/app-releases.md): page events of
 # their own types whose payload is typed and bounded here, stored in ``page_events.properties``
-# under the field names (ingest.services.update_properties). Unknown fields are refused, as
-# a misspelt metric would otherwise be dropped without a word.
+# under the field names (``update_payload``). Unknown fields are refused, as a misspelt metric
+# would otherwise be dropped without a word.
 Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._+-]+$")]
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 DurationMs = Annotated[int, msgspec.Meta(ge=0, le=86_400_000)]

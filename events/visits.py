@@ -30,8 +30,8 @@ Readers look at events within ``VISIT_SPAN`` of the range they want, so a visito
 without a pause of ``VISIT_GAP`` for longer than that (no person; some bots) has the start of
 that run cut at the edge of the window.
 
-Entry points: VISIT_GAP, VISIT_SPAN, NOT_AN_UPDATE, numbered_events_sql, visit_events_sql, VISIT_ID,
-PAGE_EVENT_VISITS_VIEW_SQL.
+Entry points: VISIT_GAP, VISIT_SPAN, NOT_AN_UPDATE, numbered_events_sql, visit_events_sql,
+VISIT_ID, PAGE_EVENT_VISITS_VIEW_SQL.
 """
 
 from __future__ import annotations
