@@ -35,9 +35,11 @@ from events.schemas import (
     Engagement,
     Envelope,
     Outbound,
+    UpdateEvent,
     VastError,
     event_type,
     page_event_decoder,
+    update_payload,
 )
 from events.tables import DEDUP_WINDOW_DAYS
 from ingest import geo, identity
@@ -56,6 +58,8 @@ from ingest.selectors import SiteConfig
 # are remembered for deduplication.
 MAX_EVENT_AGE_MS = DEDUP_WINDOW_DAYS * 24 * 3600 * 1000
 TOO_OLD = f"older than {DEDUP_WINDOW_DAYS} days: not accepted"
+# Release reports are per app: an update event of no app could be counted in none.
+UPDATE_WITHOUT_APP = "update events need the batch's `app` (the app id) - at `$.app`"
 
 
 class EventTooOld(Exception):
@@ -224,7 +228,13 @@ def page_rows_from_batch(
         except msgspec.DecodeError as error:
             rejections.append(Rejection(index, str(error)))
             continue
-        page = page_url(event.url)
+        url = event.url
+        if isinstance(event, UpdateEvent):
+            if not envelope.app:
+                rejections.append(Rejection(index, UPDATE_WITHOUT_APP))
+                continue
+            url = url or f"app://{envelope.app}/"
+        page = page_url(url)
         if page is None:
             rejections.append(Rejection(index, "Expected an absolute URL - at `$.url`"))
             continue
@@ -246,7 +256,7 @@ def page_rows_from_batch(
             visitor_id=visitor_id,
             consent_state=consent,
             pathname=pathname,
-            url=event.url,
+            url=url,
             retention_days=site.retention_days,
             app_id=envelope.app or "",
             hostname=hostname,
@@ -276,6 +286,10 @@ def page_rows_from_batch(
             row.visible_ms, row.scroll_depth = event.visible_ms, event.scroll_depth
         elif isinstance(event, Outbound | Download):
             row.target = event.target
+        elif isinstance(event, UpdateEvent):
+            row.properties = update_payload(event)
+            row.os = event.os or row.os
+            row.os_version = event.os_version or row.os_version
         rows.append(encoder.encode(row))
     return rows, rejections
 

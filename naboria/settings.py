@@ -429,6 +429,12 @@ SPECTACULAR_SETTINGS = {
         "sites.api.nullable_as_json_schema",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two choice sets of fields named "interval": the traffic reports' and the app release
+    # reports' (hour or day).
+    "ENUM_NAME_OVERRIDES": {
+        "IntervalEnum": "analytics.api_schema.INTERVALS",
+        "AppReleaseIntervalEnum": "analytics.reports.app_releases.INTERVALS",
+    },
     # The interactive docs are served from this installation, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -32,6 +32,7 @@ from analytics.reports.query import (
     rows,
     visit_rows,
 )
+from events.visits import NOT_AN_UPDATE
 
 BREAKDOWNS = {
     # name -> column of a visit row (a visit has several pages)
@@ -323,12 +324,14 @@ REALTIME_MINUTES = 5
 
 def _active_visitors_sql(*, where: str, include_bots: bool) -> str:
     """Each visitor with an event in the last minutes ({since:DateTime64}) and the page of
-    their latest one: the realtime report's definition of "on the site now"."""
+    their latest one: the realtime report's definition of "on the site now" (an app updating
+    itself is not a visitor on it)."""
     bots = "" if include_bots else "AND is_bot = 0"
     return f"""
         SELECT site_id, visitor_id, argMax(pathname, timestamp) AS current_page
         FROM page_events
-        WHERE {where} AND timestamp >= {{since:DateTime64(3, 'UTC')}} {bots}
+        WHERE {where} AND timestamp >= {{since:DateTime64(3, 'UTC')}} AND {NOT_AN_UPDATE}
+            {bots}
         GROUP BY site_id, visitor_id
     """  # noqa: S608 (where and bots are fixed strings of this module)
 

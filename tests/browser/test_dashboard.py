@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
@@ -58,32 +57,6 @@ PANELS = """() => Array.from(document.querySelectorAll('#nd-tab [data-report]'))
     .map(tr => Object.fromEntries(Array.from(tr.querySelectorAll('td[data-key]'))
       .map(td => [td.dataset.key, {value: JSON.parse(td.dataset.value), text: td.textContent}]))),
 }))"""
-
-
-@pytest.fixture
-def admin_user(transactional_db: None) -> Any:
-    return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
-
-
-@pytest.fixture
-def api(admin_user: Any) -> Client:
-    """The REST API as the signed-in admin (session authentication, like the page)."""
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def open_context(browser: Any, server: str, api: Client) -> Callable[..., Any]:
-    """A browser context signed in as the admin, with the given viewport and timezone."""
-
-    def make(width: int = 1280, height: int = 900, **options: Any) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height}, **options)
-        cookie = api.cookies[settings.SESSION_COOKIE_NAME]
-        context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": server}])
-        return context
-
-    return make
 
 
 @pytest.fixture

@@ -17,6 +17,12 @@ var APPLIED = {
   ads: ['path', 'country', 'region', 'city', 'device'],
   consent: ['country', 'browser'],
   'ad-revenue': [],
+  // App release reports test their filters on the update events themselves.
+  'app-adoption': ['country', 'os', 'device'],
+  'app-versions': ['country', 'os', 'device'],
+  'app-active-devices': ['country', 'os', 'device'],
+  'app-failures': ['country', 'os', 'device'],
+  'app-performance': ['country', 'os', 'device'],
 }
 
 // The one place that turns a filter into query parameters and back, in the API's syntax:
