@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -111,7 +111,11 @@ class SegmentListView(APIView):
     )
     def post(self, request: Request, public_id: str) -> Response:
         site = _site(request, public_id)
-        body: Any = request.data if isinstance(request.data, dict) else {}
+        try:
+            data = request.data
+        except ParseError as error:  # a 400 says what is wrong in the shape the schema gives
+            raise ValidationError({"error": str(error.detail)}) from None
+        body: Any = data if isinstance(data, dict) else {}
         try:
             segment = segment_create(
                 site=site, name=body.get("name", ""), filters=body.get("filters")

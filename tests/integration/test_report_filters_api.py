@@ -152,6 +152,15 @@ def test_a_wrong_segment_is_a_400_with_the_reason(tenants, body, message):
     assert not Segment.objects.filter(site=mine).exists()
 
 
+@pytest.mark.parametrize("raw", [b'{"name": "x",', b"\xff\xfe not utf-8"])
+def test_a_body_that_is_not_json_is_a_400_with_the_reason(tenants, raw):
+    mine, _, client, _ = tenants
+    answer = client.post(segments_url(mine), raw, content_type="application/json")
+    assert answer.status_code == 400
+    assert "JSON parse error" in answer.json()["error"]
+    assert not Segment.objects.filter(site=mine).exists()
+
+
 def test_segment_names_are_unique_per_site(tenants):
     mine, _, client, _ = tenants
     body = {"name": "Blog", "filters": {"path": "/blog/*"}}
