@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "sites",
     "ingest",
     "ads",
+    "recs",
     "consent",
     "tags",
     "analytics",
