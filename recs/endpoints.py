@@ -35,7 +35,7 @@ from ingest.identity import token_is_valid
 from ingest.selectors import SiteConfig, consent_verified, site_config_for_request
 from ingest.services import RequestFacts, request_facts
 from naboria.redis_client import RedisError
-from recs.selectors import recommended_items, visited_paths
+from recs.selectors import recommended_items
 from recs.services import visit_record
 
 DEFAULT_ITEMS = 5
@@ -130,17 +130,17 @@ async def items(request: TrackingRequest) -> TrackingResponse:
     claimed = _claimed_consent(query.get("consent", ""))
     bid, token = query.get("bid"), query.get("token", "")
     personal = False
-    leave_out = {current}
+    if bid is not None:
+        bid = identifier_param(bid, "bid")
+        facts = request_facts(request=request)
+        personal = await _personal(site=site, bid=bid, token=token, claimed=claimed, facts=facts)
     try:
-        if bid is not None:
-            bid = identifier_param(bid, "bid")
-            facts = request_facts(request=request)
-            personal = await _personal(
-                site=site, bid=bid, token=token, claimed=claimed, facts=facts
-            )
-            if personal:
-                leave_out |= await visited_paths(site_id=site.public_id, bid=bid)
-        found = await recommended_items(site_id=site.public_id, leave_out=leave_out, limit=limit)
+        found = await recommended_items(
+            site_id=site.public_id,
+            current_path=current,
+            visitor=bid if personal else None,
+            limit=limit,
+        )
     except RedisError:
         raise Refusal(503, "recommendations unavailable, retry later") from None
     response = json_response(200, {"items": found, "personal": personal})

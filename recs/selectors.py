@@ -1,17 +1,16 @@
 """Reads of recommendations: a site's most visited pages (ClickHouse, for the periodic job), the
 popular list the job stored (Redis, kept in process for a few seconds: it is read by every
-request), a visitor's visited paths, and the items recommended to them.
+request), and the items recommended to a visitor (leaving out the pages they visited).
 
 An item is a page of the site: its path, the URL it is most often visited at (without query
 or fragment) and its title as pages reported it (the path when none did).
 
-Entry points: top_pages, popular_items, visited_paths, recommended_items, forget_popular (tests).
+Entry points: top_pages, popular_items, recommended_items, forget_popular (tests).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
 from typing import Any, TypedDict
 
 import msgspec
@@ -74,14 +73,28 @@ def forget_popular() -> None:
     _popular.clear()
 
 
-async def visited_paths(*, site_id: str, bid: str) -> set[str]:
-    """The paths the visitor visited on the site in the last 7 days (with consent)."""
-    members = await redis_client.async_client().zrange(keys.visits(site_id, bid), 0, -1)
-    return {member.decode() for member in members}
-
-
-async def recommended_items(*, site_id: str, leave_out: Collection[str], limit: int) -> list[Item]:
-    """The site's most popular pages but those whose path is in ``leave_out``, at most
-    ``limit``."""
-    items = await popular_items(site_id=site_id)
-    return [item for item in items if item["path"] not in leave_out][:limit]
+async def recommended_items(
+    *, site_id: str, current_path: str, visitor: str | None, limit: int
+) -> list[Item]:
+    """The site's most popular pages but the one at ``current_path`` and, for ``visitor`` (a
+    browser id the caller verified, with consent), those they visited in the last 7 days; at
+    most ``limit``. The visits are looked up for the candidates only, a few at a time, most
+    popular first: one Redis round trip with a short answer unless the visitor saw most of
+    them, whatever their number of visits."""
+    candidates = [
+        item for item in await popular_items(site_id=site_id) if item["path"] != current_path
+    ]
+    if visitor is None:
+        return candidates[:limit]
+    client = redis_client.async_client()
+    found: list[Item] = []
+    step = max(2 * limit, 10)
+    for start in range(0, len(candidates), step):
+        chunk = candidates[start : start + step]
+        visited = await client.zmscore(
+            keys.visits(site_id, visitor), [item["path"] for item in chunk]
+        )
+        found += [item for item, seen in zip(chunk, visited, strict=True) if seen is None]
+        if len(found) >= limit:
+            break
+    return found[:limit]

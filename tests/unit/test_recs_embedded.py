@@ -3,6 +3,7 @@ them with the same expiry and bounds as a server, and the endpoints' reads see t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from django.test import override_settings
 
 from naboria import redis_client
 from recs import keys
-from recs.selectors import visited_paths
+from recs.selectors import forget_popular, recommended_items
 from recs.services import ad_signal_record, visit_record
 
 
@@ -32,10 +33,24 @@ def test_signals_expire_and_are_read_back_without_a_redis_server():
     async_to_sync(ad_signal_record)(
         site_id="s1", bid="b1", kind="click", campaign=1, ad=2, impression="i", at_ms=5
     )
-    visited = async_to_sync(visited_paths)(site_id="s1", bid="b1")
-    assert len(visited) == keys.MAX_VISITS
-    assert "/p0" not in visited
-    assert async_to_sync(visited_paths)(site_id="s2", bid="b1") == set()
     client = redis_client.sync_client()  # jobs see what the endpoints wrote
+    visited = client.zrange(keys.visits("s1", "b1"), 0, -1)
+    assert len(visited) == keys.MAX_VISITS
+    assert b"/p0" not in visited
+    popular = [
+        {"path": path, "url": f"https://s.example{path}", "title": path}
+        for path in ("/p0", "/p1", "/p2", "/new")
+    ]
+    client.set(keys.popular("s1"), json.dumps(popular))
+    forget_popular()
+
+    def recommended(visitor: str | None) -> list[str]:
+        found = async_to_sync(recommended_items)(
+            site_id="s1", current_path="/p2", visitor=visitor, limit=5
+        )
+        return [item["path"] for item in found]
+
+    assert recommended("b1") == ["/p0", "/new"]  # /p0's visit went with the oldest
+    assert recommended(None) == ["/p0", "/p1", "/new"]
     assert 0 < client.ttl(keys.visits("s1", "b1")) <= keys.VISITS_TTL_SECONDS
     assert 0 < client.ttl(keys.ad_signals("s1", "b1", "click")) <= keys.AD_SIGNALS_TTL_SECONDS
