@@ -44,7 +44,7 @@ MAX_TITLE_LENGTH = 200
 PURPOSES = frozenset({"analytics", "ads"})
 
 
-class Signal(msgspec.Struct, forbid_unknown_fields=True):
+class VisitSignal(msgspec.Struct, forbid_unknown_fields=True):
     """A POST /recs/signal body."""
 
     site: Identifier
@@ -56,7 +56,7 @@ class Signal(msgspec.Struct, forbid_unknown_fields=True):
     consent: Consent = Consent()
 
 
-signal_decoder = JsonDecoder[Signal](Signal, url_fields=("url",))
+signal_decoder = JsonDecoder[VisitSignal](VisitSignal, url_fields=("url",))
 
 
 async def _site(request: TrackingRequest, public_id: str) -> SiteConfig:
