@@ -27,22 +27,11 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.clickhouse,
     pytest.mark.django_db,
-    pytest.mark.usefixtures("clickhouse_schema", "direct_path", "clean_recs"),
+    pytest.mark.usefixtures("clickhouse_schema", "direct_path", "recs_redis"),
 ]
 SHOP = "https://shop.example"
 NEWS = "https://news.example"
 DAY = 86_400
-
-
-@pytest.fixture
-def clean_recs() -> Any:
-    client = redis_client.sync_client()
-    for key in client.scan_iter(f"{keys.PREFIX}*"):
-        client.delete(key)
-    forget_popular()
-    forget_site_configs()
-    yield
-    forget_popular()
 
 
 def recs_site(domain: str, **fields: Any) -> Site:
