@@ -7,8 +7,8 @@ expires (visits after 7 days, ad signals after 30, counted from the latest signa
 trimmed to its newest entries, so no visitor's keys grow without bound. Writing a signal twice
 changes nothing: a visit is its path (with the latest time), an ad signal its impression.
 
-Entry points: visit_record, ad_signal_record, popular_pages_refresh,
-popular_pages_refresh_all.
+Entry points: visit_record, ad_signal_record, visitor_signals_forget (a decision that takes
+consent back: recs.receivers), popular_pages_refresh, popular_pages_refresh_all.
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ async def ad_signal_record(
     pipe.zremrangebyrank(signals, 0, -keys.MAX_AD_SIGNALS - 1)
     pipe.expire(signals, keys.AD_SIGNALS_TTL_SECONDS)
     await pipe.execute()
+
+
+def visitor_signals_forget(*, site_id: str, bid: str, visits: bool, ad_signals: bool) -> None:
+    """Delete the visitor's visited paths (``visits``) and ad signals (``ad_signals``)."""
+    doomed = [keys.visits(site_id, bid)] if visits else []
+    if ad_signals:
+        doomed += [keys.ad_signals(site_id, bid, kind) for kind in ("impression", "click")]
+    if doomed:
+        redis_client.sync_client().delete(*doomed)
 
 
 def popular_pages_refresh(*, site_id: str) -> int:

@@ -304,3 +304,40 @@ def test_bad_signals_and_disabled_sites_are_refused_with_a_message(shop):
     assert client().get("/recs/items", {"site": off.public_id, "url": f"{SHOP}/"}).json() == {
         "error": "recommendations are disabled for this site"
     }
+
+
+def test_a_decision_taking_consent_back_deletes_the_signals_it_allowed(
+    site_with_banner, django_capture_on_commit_callbacks
+):
+    site_with_banner.allowed_domains = ["shop.example"]
+    site_with_banner.recommendations_enabled = True
+    site_with_banner.save()
+    forget_site_configs()
+    decide = {"site": site_with_banner.public_id, "version": 1}
+    everything = {**decide, "granted": ["necessary", "analytics", "ads"], "denied": []}
+    grant = client().post("/consent", json.dumps(everything)).json()
+    who = {"bid": grant["bid"], "token": grant["token"]}
+    assert signal(site_with_banner, who, f"{SHOP}/boots").json() == {"stored": True}
+    body = delivered_ad_event(
+        site=site_with_banner.public_id,
+        impression="imp-w",
+        campaign=990_008,
+        consent={"analytics": True, "ads": True},
+        **who,
+    )
+    assert client().post("/ad-event", json.dumps(body)).status_code == 200
+    redis = redis_client.sync_client()
+    visits = keys.visits(site_with_banner.public_id, who["bid"])
+    impressions = keys.ad_signals(site_with_banner.public_id, who["bid"], "impression")
+    assert (redis.exists(visits), redis.exists(impressions)) == (1, 1)
+
+    # Withdrawing ads keeps the visits, which rest on analytics; then analytics goes too.
+    ads_back = {**decide, "granted": ["necessary", "analytics"], "denied": ["ads"], **who}
+    # (Once the decision is committed: the test's transaction never is.)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client().post("/consent", json.dumps(ads_back)).status_code == 201
+    assert (redis.exists(visits), redis.exists(impressions)) == (1, 0)
+    nothing = {**decide, "granted": ["necessary"], "denied": ["analytics", "ads"], **who}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client().post("/consent", json.dumps(nothing)).status_code == 201
+    assert redis.exists(visits) == 0
