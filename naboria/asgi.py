@@ -60,6 +60,13 @@ with exit_on_configuration_error():
 
         _at_start(republish_all)
 
+    if not settings.REDIS_URL:
+        # The embedded Redis lives in memory too: the popular pages come back from ClickHouse
+        # now rather than at the job's next run.
+        from recs.services import popular_pages_refresh_all
+
+        _at_start(popular_pages_refresh_all)
+
     if settings.EMBEDDED_BEAT:
         from naboria import embedded_beat
 
