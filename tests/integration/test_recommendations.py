@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -36,11 +36,14 @@ DAY = 86_400
 
 def recs_site(domain: str, **fields: Any) -> Site:
     """A site of an organization of its own, with recommendations on."""
-    site = SiteFactory(
-        organization=OrganizationFactory(),
-        allowed_domains=[domain],
-        recommendations_enabled=True,
-        **fields,
+    site = cast(
+        Site,
+        SiteFactory(
+            organization=OrganizationFactory(),
+            allowed_domains=[domain],
+            recommendations_enabled=True,
+            **fields,
+        ),
     )
     forget_site_configs()
     return site
@@ -294,7 +297,7 @@ def test_bad_signals_and_disabled_sites_are_refused_with_a_message(shop):
             "origin 'evil.example' is not an allowed domain",
         ),
     ]
-    off = SiteFactory(allowed_domains=["shop.example"])
+    off = cast(Site, SiteFactory(allowed_domains=["shop.example"]))
     refusals.append(
         (client().get("/recs/items", {"site": off.public_id, "url": f"{SHOP}/"}), 403, "")
     )
