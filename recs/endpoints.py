@@ -97,13 +97,13 @@ def _claimed_consent(value: str) -> Consent:
     return Consent(analytics="analytics" in purposes, ads="ads" in purposes)
 
 
-async def _personal(
-    *, site: SiteConfig, bid: str, token: str, claimed: Consent, facts: RequestFacts
-) -> bool:
-    """Whether the visitor's own signals may be used: analytics consent the server accepts
-    (and no privacy signal the site honours) and a token that verifies."""
+async def _not_allowed(
+    *, site: SiteConfig, bid: str, claimed: Consent, facts: RequestFacts
+) -> str | None:
+    """Why the visitor's own signals may be neither kept nor used, or None: they may with
+    analytics consent the server accepts and no privacy signal the site honours."""
     if site.respect_do_not_track and facts.do_not_track:
-        return False
+        return "do-not-track"
     consent = await consent_verified(
         site=site,
         bid=bid,
@@ -111,7 +111,7 @@ async def _personal(
         country=facts.country,
         privacy_signal=facts.do_not_track,
     )
-    return consent.analytics and _token_verifies(site=site, bid=bid, token=token)
+    return None if consent.analytics else "no analytics consent"
 
 
 def _token_verifies(*, site: SiteConfig, bid: str, token: str) -> bool:
@@ -133,7 +133,8 @@ async def items(request: TrackingRequest) -> TrackingResponse:
     if bid is not None:
         bid = identifier_param(bid, "bid")
         facts = request_facts(request=request)
-        personal = await _personal(site=site, bid=bid, token=token, claimed=claimed, facts=facts)
+        refused = await _not_allowed(site=site, bid=bid, claimed=claimed, facts=facts)
+        personal = refused is None and _token_verifies(site=site, bid=bid, token=token)
     try:
         found = await recommended_items(
             site_id=site.public_id,
@@ -160,17 +161,9 @@ async def signal(request: TrackingRequest) -> TrackingResponse:
         raise Refusal(400, "type must be visit")
     path = _page_path(site, body.url)
     facts = request_facts(request=request)
-    if site.respect_do_not_track and facts.do_not_track:
-        return json_response(200, {"stored": False, "reason": "do-not-track"})
-    consent = await consent_verified(
-        site=site,
-        bid=body.bid,
-        claimed=body.consent,
-        country=facts.country,
-        privacy_signal=facts.do_not_track,
-    )
-    if not consent.analytics:
-        return json_response(200, {"stored": False, "reason": "no analytics consent"})
+    refused = await _not_allowed(site=site, bid=body.bid, claimed=body.consent, facts=facts)
+    if refused:
+        return json_response(200, {"stored": False, "reason": refused})
     if not _token_verifies(site=site, bid=body.bid, token=body.token):
         raise Refusal(403, "invalid or expired token: call /init for a new one")
     title = " ".join(body.title.split())[:MAX_TITLE_LENGTH]
