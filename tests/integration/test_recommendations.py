@@ -344,3 +344,21 @@ def test_a_decision_taking_consent_back_deletes_the_signals_it_allowed(
     with django_capture_on_commit_callbacks(execute=True):
         assert client().post("/consent", json.dumps(nothing)).status_code == 201
     assert redis.exists(visits) == 0
+
+
+def test_titles_are_bounded_to_the_popular_pages_beyond_their_limit(
+    shop, news, traffic, monkeypatch
+):
+    someone = traffic["people"][0]
+    for path in ("/boots", "/gloves", "/scarves"):
+        answer = signal(shop, someone, f"{SHOP}{path}", title=path[1:].title())
+        assert answer.json() == {"stored": True}
+    redis = redis_client.sync_client()
+    popular_pages_refresh(site_id=shop.public_id)
+    assert redis.hlen(keys.titles(shop.public_id)) == 3  # within the limit: all kept
+    monkeypatch.setattr(keys, "MAX_TITLES", 2)
+    popular_pages_refresh(site_id=shop.public_id)
+    # Over it: only the titles of popular pages stay (/gloves and /scarves were never viewed).
+    assert redis.hgetall(keys.titles(shop.public_id)) == {b"/boots": b"Boots"}
+    forget_popular()
+    assert items(shop, f"{SHOP}/")["items"][0]["title"] == "Boots"
