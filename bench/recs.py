@@ -12,8 +12,11 @@ role) with the product and one with bench/noop_asgi.py, then runs hey at ``--rat
 against each:
 
 1. the baseline (trivial ASGI app);
-2. /recs/items for an anonymous visitor (popular pages but the current one);
-3. /recs/items for a visitor with a browser id, a valid token and analytics consent (popular
+2. a reference on the product's server: GET /region, an existing lean endpoint that touches no
+   store either (the site's config, the country of the IP), which shows what the server
+   process itself adds;
+3. /recs/items for an anonymous visitor (popular pages but the current one);
+4. /recs/items for a visitor with a browser id, a valid token and analytics consent (popular
    pages but the 100 they visited: the token is checked and their visits read from Redis).
 
 Prints requests/s, p50 and p99 of each and the ratio of each p99 to the baseline's.
@@ -177,6 +180,15 @@ def main() -> None:
         results.append(
             f"baseline (trivial ASGI on uvicorn): {baseline['rps']:,.0f} req/s, "
             f"p50 {baseline['p50']:.2f} ms, p99 {baseline['p99']:.2f} ms"
+        )
+        print(results[-1], flush=True)
+        region = hey(
+            f"http://127.0.0.1:{port}/region?site={site_id}", options.seconds, options.rate
+        )
+        results.append(
+            f"reference GET /region on the product's server: {region['rps']:,.0f} req/s, "
+            f"p50 {region['p50']:.2f} ms, p99 {region['p99']:.2f} ms "
+            f"(ratio to the baseline's p99 {region['p99'] / baseline['p99']:.2f})"
         )
         print(results[-1], flush=True)
         for name, query in queries.items():
