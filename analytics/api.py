@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,14 @@ from rest_framework.views import APIView
 
 from analytics import api_schema
 from analytics.api_schema import MAX_PAGE, MAX_PAGE_SIZE
-from analytics.reports import ad_revenue, ads_and_consent, conversions, engagement, traffic
+from analytics.reports import (
+    ad_revenue,
+    ads_and_consent,
+    app_releases,
+    conversions,
+    engagement,
+    traffic,
+)
 from analytics.reports.query import InvalidReportQuery, ReportQuery
 from analytics.selectors import segment_filters
 from sites.selectors import sites_readable_by
@@ -59,6 +67,13 @@ def _page(params: dict[str, str]) -> dict[str, int]:
 def _realtime(query: ReportQuery) -> dict[str, Any]:
     query.refuse_filters("realtime")
     return traffic.realtime(site_id=query.site_id, include_bots=query.include_bots)
+
+
+def _app(params: dict[str, str]) -> str:
+    app = params.get("app", "")
+    if app and not re.fullmatch(api_schema.APP_PATTERN, app):
+        raise InvalidReportQuery("app: an app id (letters, digits, . _ : -; at most 64)")
+    return app
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,62 @@ REPORTS = {
             "results",
             "Share of recorded consent decisions granting each purpose.",
             api_schema.ConsentSerializer,
+        ),
+        Report(
+            "app-adoption",
+            lambda query, params: app_releases.adoption(
+                query, app=_app(params), interval=params.get("interval", "hour")
+            ),
+            "points",
+            "App updates: started, installed, failed, cancelled, rolled back, devices updated "
+            "and success rate, with installs, failures and success rate per hour (or day).",
+            api_schema.AdoptionSerializer,
+            (
+                api_schema.app_parameter(),
+                api_schema.query_parameter(
+                    "interval",
+                    "length of a point, site time",
+                    enum=app_releases.INTERVALS,
+                    default="hour",
+                ),
+            ),
+        ),
+        Report(
+            "app-versions",
+            lambda query, params: app_releases.versions(query, app=_app(params)),
+            "results",
+            "The version each device that sent update events in the period runs after its "
+            "latest one (the target of an install, else its current version), with devices.",
+            api_schema.VersionsSerializer,
+            (api_schema.app_parameter(),),
+        ),
+        Report(
+            "app-active-devices",
+            lambda query, params: app_releases.active_devices(query, app=_app(params)),
+            "points",
+            "Devices that sent any event of an app, per day and over the period.",
+            api_schema.ActiveDevicesSerializer,
+            (api_schema.app_parameter(),),
+        ),
+        Report(
+            "app-failures",
+            lambda query, params: app_releases.failures(
+                query, app=_app(params), limit=_page(params)["limit"]
+            ),
+            "target_version",
+            "Failed updates by error code, failure stage, target version (with its failure "
+            "rate) and device model.",
+            api_schema.FailuresSerializer,
+            (api_schema.app_parameter(), api_schema.page_size_parameter("rows per breakdown")),
+        ),
+        Report(
+            "app-performance",
+            lambda query, params: app_releases.performance(query, app=_app(params)),
+            "versions",
+            "p50, p90 and p99 of download speed (Mbps), download duration and install "
+            "duration (ms), overall and per target version.",
+            api_schema.PerformanceSerializer,
+            (api_schema.app_parameter(),),
         ),
         Report(
             "realtime",

@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from ads.models import PricingModel
-from analytics.reports import ads_and_consent, conversions, traffic
+from analytics.reports import ads_and_consent, app_releases, conversions, traffic
 from analytics.reports.query import (
     EVENT_FILTERS,
     FIRST_DAY,
@@ -205,6 +205,10 @@ class BreakdownRowSerializer(serializers.Serializer[Any]):
     visitors = serializers.IntegerField(min_value=0)
     visits = serializers.IntegerField(min_value=0)
     pageviews = serializers.IntegerField(min_value=0)
+    country = serializers.CharField(
+        required=False, help_text="regions and cities: the place's country (ISO 3166-1 alpha-2)"
+    )
+    region = serializers.CharField(required=False, help_text="cities: the city's region")
 
 
 class BreakdownSerializer(serializers.Serializer[Any]):
@@ -413,6 +417,113 @@ class RealtimeSerializer(serializers.Serializer[Any]):
     minutes = serializers.IntegerField(min_value=1)
     visitors = serializers.IntegerField(min_value=0)
     pages = RealtimePageSerializer(many=True, help_text="the 20 with most visitors")
+
+
+# App release reports (analytics.reports.app_releases): numbers are exact, never sampled.
+APP_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+def app_parameter() -> OpenApiParameter:
+    return query_parameter(
+        "app",
+        "only this app's events (its app id, the batch's `app`); default: every app of the site",
+        pattern=APP_PATTERN,
+    )
+
+
+def _app() -> serializers.CharField:
+    return serializers.CharField(allow_blank=True, help_text="the `app` asked for ('' for all)")
+
+
+def _percent_or_null(what: str) -> serializers.FloatField:
+    return serializers.FloatField(
+        min_value=0, max_value=100, allow_null=True, help_text=f"percent {what}; null without any"
+    )
+
+
+class AdoptionPointSerializer(serializers.Serializer[Any]):
+    date = serializers.CharField(help_text="YYYY-MM-DD HH:00 by hour, YYYY-MM-DD by day")
+    installs = serializers.IntegerField(min_value=0)
+    failures = serializers.IntegerField(min_value=0)
+    success_rate = _percent_or_null("of installs and failures that were installs")
+
+
+class AdoptionSerializer(serializers.Serializer[Any]):
+    app = _app()
+    interval = serializers.ChoiceField(choices=app_releases.INTERVALS)
+    updates_started = serializers.IntegerField(min_value=0)
+    installs = serializers.IntegerField(min_value=0)
+    failures = serializers.IntegerField(min_value=0)
+    cancellations = serializers.IntegerField(min_value=0)
+    rollbacks = serializers.IntegerField(min_value=0, help_text="rollbacks completed")
+    devices_updated = serializers.IntegerField(min_value=0, help_text="devices with an install")
+    success_rate = _percent_or_null("of installs and failures that were installs")
+    points = AdoptionPointSerializer(many=True)
+
+
+class VersionRowSerializer(serializers.Serializer[Any]):
+    version = serializers.CharField()
+    devices = serializers.IntegerField(min_value=0)
+    percentage = _percent_or_null("of the devices")
+
+
+class VersionsSerializer(serializers.Serializer[Any]):
+    app = _app()
+    total_devices = serializers.IntegerField(min_value=0)
+    results = VersionRowSerializer(many=True)
+
+
+class ActiveDevicesPointSerializer(serializers.Serializer[Any]):
+    date = serializers.DateField()
+    devices = serializers.IntegerField(min_value=0)
+
+
+class ActiveDevicesSerializer(serializers.Serializer[Any]):
+    app = _app()
+    devices = serializers.IntegerField(min_value=0, help_text="over the whole period")
+    points = ActiveDevicesPointSerializer(many=True)
+
+
+class FailureRowSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    failures = serializers.IntegerField(min_value=0)
+    devices = serializers.IntegerField(min_value=0)
+
+
+class VersionFailureRowSerializer(FailureRowSerializer):
+    failure_rate = _percent_or_null("of installs and failures that were failures")
+
+
+class FailuresSerializer(serializers.Serializer[Any]):
+    app = _app()
+    failures = serializers.IntegerField(min_value=0)
+    devices = serializers.IntegerField(min_value=0)
+    error_code = FailureRowSerializer(many=True)
+    failure_stage = FailureRowSerializer(many=True)
+    target_version = VersionFailureRowSerializer(many=True)
+    device_model = FailureRowSerializer(many=True)
+
+
+class PercentilesSerializer(serializers.Serializer[Any]):
+    samples = serializers.IntegerField(min_value=0, help_text="events that measured it")
+    p50 = serializers.FloatField(min_value=0, allow_null=True)
+    p90 = serializers.FloatField(min_value=0, allow_null=True)
+    p99 = serializers.FloatField(min_value=0, allow_null=True)
+
+
+class PerformanceMeasuresSerializer(serializers.Serializer[Any]):
+    download_speed_mbps = PercentilesSerializer()
+    download_duration_ms = PercentilesSerializer()
+    install_duration_ms = PercentilesSerializer()
+
+
+class VersionPerformanceSerializer(PerformanceMeasuresSerializer):
+    version = serializers.CharField(help_text="target version")
+
+
+class PerformanceSerializer(PerformanceMeasuresSerializer):
+    app = _app()
+    versions = VersionPerformanceSerializer(many=True)
 
 
 # The error body of a report's 400 (DRF's 401 and 404 bodies are sites.api's).

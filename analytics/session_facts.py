@@ -62,7 +62,7 @@ def _clicks(kind: str) -> str:
 # site, visitor and visit number): the columns of session_facts, in their order. Where the visit
 # came from (source, UTM, hostname, entry page) is its first pageview's (no source at all, as
 # rows written straight to ClickHouse may have: DIRECT_SOURCE); what it ran on, its first
-# event's.
+# event's. A column added later goes last, as its migration appends it to the table.
 SESSION_COLUMNS = f"""
     site_id,
     {VISIT_ID} AS session_id,
@@ -121,7 +121,8 @@ SESSION_COLUMNS = f"""
     {_ENGAGEMENT}.1 AS engaged_pages,
     {_ENGAGEMENT}.2 AS engaged_ms,
     {_ENGAGEMENT}.3 AS engagement_reports,
-    {_ENGAGEMENT}.4 AS scroll_depths
+    {_ENGAGEMENT}.4 AS scroll_depths,
+    argMin(city, timestamp) AS city
 """
 
 

@@ -1,7 +1,7 @@
-"""Realistic generated traffic for a site: visitors with devices, countries and sources, visits
-that walk through the site's pages, custom events with properties, engagement, outbound links,
-file downloads, and ad impressions, viewable impressions and clicks drawn from the documented
-click model (analytics.click_model).
+"""Realistic generated traffic for a site: visitors with devices, places (country, region,
+city) and sources, visits that walk through the site's pages, custom events with properties,
+engagement, outbound links, file downloads, and ad impressions, viewable impressions and clicks
+drawn from the documented click model (analytics.click_model).
 
 Two ways in, used by ``python manage.py generate_traffic``:
 - ``bulk_load``: rows straight into ClickHouse (what the analytics benchmarks use; any history),
@@ -11,7 +11,10 @@ Two ways in, used by ``python manage.py generate_traffic``:
   server clamps event times to the last 7 days, so history is limited to that).
 
 Both send the events a tracker would (``tracker_events``): the landing page's URL carries the
-campaign's UTM tags and pageviews carry the external referrer.
+campaign's UTM tags and pageviews carry the external referrer. Both also take the shop's
+mobile app updating itself over the air (``generate_app_updates``): devices that install each
+release some hours after it ships, sometimes fail, cancel, retry or roll back, sending the
+update events of docs/app-releases.md.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import json
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -34,6 +37,7 @@ from ads.signing import Delivery, sign_delivery
 from analytics.click_model import ImpressionFeatures, click_probability
 from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
+from events.schemas import UpdateEvent, page_event_decoder, update_payload
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
 from ingest.enrichment import classify_referrer
 from ingest.http import TrackingRequest, dispatch
@@ -130,6 +134,32 @@ COUNTRIES = {
     "BE": 0.05,
     "CA": 0.05,
 }
+# Where in each country visitors are: (region, city, share). A region's cities are several so
+# that the dashboard's drill-down from country to region to city has something to show.
+PLACES = {
+    "FR": [
+        ("Île-de-France", "Paris", 0.45),
+        ("Île-de-France", "Versailles", 0.1),
+        ("Auvergne-Rhône-Alpes", "Lyon", 0.25),
+        ("Occitanie", "Toulouse", 0.2),
+    ],
+    "DE": [("Berlin", "Berlin", 0.4), ("Bavaria", "Munich", 0.35), ("Bavaria", "Nuremberg", 0.25)],
+    "GB": [
+        ("England", "London", 0.6),
+        ("England", "Manchester", 0.25),
+        ("Scotland", "Edinburgh", 0.15),
+    ],
+    "US": [
+        ("California", "San Francisco", 0.3),
+        ("California", "Los Angeles", 0.3),
+        ("New York", "New York", 0.3),
+        ("Texas", "Paris", 0.1),
+    ],
+    "ES": [("Madrid", "Madrid", 0.6), ("Catalonia", "Barcelona", 0.4)],
+    "IT": [("Lombardy", "Milan", 0.6), ("Lazio", "Rome", 0.4)],
+    "BE": [("Brussels Capital", "Brussels", 0.7), ("Flanders", "Antwerp", 0.3)],
+    "CA": [("Ontario", "Toronto", 0.6), ("Quebec", "Montreal", 0.4)],
+}
 HOST = "shop.example"
 # Source and medium are ingestion's reading of these (ingest.enrichment.classify_referrer):
 # direct, Google / search, Bing / search, Facebook / social, Twitter / social,
@@ -209,6 +239,8 @@ class Visit:
     ip: str
     events: list[Event]
     ads: list[AdView]
+    region: str = ""
+    city: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,12 +293,17 @@ def generate_visits(
     one until ``end`` only: a visitor's first visit falls on any of the days, returning visits
     on later days, and a visit that would come after ``end`` is not made."""
     rng = random.Random(seed)  # noqa: S311 (simulated traffic)
+    # Places from a generator of their own: the rest of the traffic of a seed stays as it was.
+    places = random.Random(f"places-{seed}")  # noqa: S311 (simulated traffic)
     zone = ZoneInfo(timezone)
     finish = end or datetime.now(UTC)
     campaigns = inventory.campaigns
     for number in range(visitors):
         device = rng.choices(DEVICES, weights=[option.share for option in DEVICES])[0]
         country = rng.choices(list(COUNTRIES), weights=list(COUNTRIES.values()))[0]
+        region, city, _ = places.choices(PLACES[country], [place[2] for place in PLACES[country]])[
+            0
+        ]
         visitor = f"gen-{seed}-{number}"
         ip = ".".join(str(rng.randint(low, high)) for low, high in IP_OCTETS)
         visit_count = min(1 + int(rng.expovariate(1.4)), 6)
@@ -304,6 +341,7 @@ def generate_visits(
                 campaigns,
                 zone,
             )
+            visit.region, visit.city = region, city
             # A visit that began just before the end has not gone further yet.
             visit.events = [event for event in visit.events if event.at <= finish]
             visit.ads = [view for view in visit.ads if view.at <= finish]
@@ -407,6 +445,155 @@ def _visit(
     return Visit(visitor, device, country, source, ip, events, ads)
 
 
+APP = "com.example.shop"
+# The app's releases: the first is installed everywhere at the start, each next one ships at
+# an equal share of the period and reaches a device some hours later.
+RELEASES = ("3.1.0", "3.2.0", "3.3.0")
+DEVICE_MODELS = {
+    "iOS": (("Apple", "iPhone 15"), ("Apple", "iPhone 13"), ("Apple", "iPhone SE")),
+    "Android": (("Google", "Pixel 8"), ("Samsung", "Galaxy S23"), ("Xiaomi", "Redmi Note 12")),
+}
+# (stage, error code, message): how an attempt fails, by stage.
+FAILURES = {
+    "download": (("E_NETWORK_TIMEOUT", "download timed out"), ("E_DISK_FULL", "no space left")),
+    "verify": (("E_SIGNATURE", "package signature mismatch"),),
+    "install": (("E_INSTALL_INTERRUPTED", "app killed during install"),),
+}
+
+
+@dataclass
+class AppDevice:
+    """A device of the app and its update events, as the app sends them to /collect."""
+
+    visitor: str
+    device: Device
+    country: str
+    ip: str
+    events: list[dict[str, Any]]
+
+
+def generate_app_updates(
+    *, days: int, devices: int, seed: int = 7, end: datetime | None = None
+) -> Iterator[AppDevice]:
+    """Update events of ``devices`` phones over the ``days`` days up to ``end`` (now): each
+    tries every release after it ships (up to three attempts, hours apart); an attempt is
+    installed, or cancelled (3 %), or fails at download (4 %), verification (2 %) or install
+    (2 %); 2 % of installs are rolled back. Events after ``end`` are not made."""
+    rng = random.Random(seed)  # noqa: S311 (simulated traffic)
+    finish = end or datetime.now(UTC)
+    first = finish - timedelta(days=days)
+    phones = [device for device in DEVICES if device.os in DEVICE_MODELS]
+    for number in range(devices):
+        device = rng.choices(phones, weights=[option.share for option in phones])[0]
+        country = rng.choices(list(COUNTRIES), weights=list(COUNTRIES.values()))[0]
+        ip = ".".join(str(rng.randint(low, high)) for low, high in IP_OCTETS)
+        maker, model = rng.choice(DEVICE_MODELS[device.os])
+        context = {"device_model": model, "device_manufacturer": maker, "os": device.os}
+        running, events = RELEASES[0], []
+        for index, release in enumerate(RELEASES[1:], start=1):
+            moment = first + (finish - first) * index / len(RELEASES)
+            for _ in range(3):
+                moment += timedelta(hours=rng.expovariate(1 / 12))
+                attempt, running = _update_attempt(rng, running, release, moment, context)
+                events += [event for event in attempt if event["ts"] <= finish.timestamp() * 1000]
+                if running == release or moment >= finish:
+                    break
+        if events:
+            yield AppDevice(f"app-{seed}-{number}", device, country, ip, events)
+
+
+def _update_attempt(
+    rng: random.Random, current: str, target: str, start: datetime, context: dict[str, str]
+) -> tuple[list[dict[str, Any]], str]:
+    """One attempt to update from ``current`` to ``target``: its events and the version the
+    device runs afterwards."""
+    common = {
+        "current_version": current,
+        "target_version": target,
+        **context,
+        "battery_level": rng.randint(15, 100),
+        "storage_available_mb": rng.randint(200, 60_000),
+    }
+    events: list[dict[str, Any]] = []
+    moment = start
+
+    def step(kind: str, after_ms: float, **fields: Any) -> None:
+        nonlocal moment
+        moment += timedelta(milliseconds=after_ms)
+        at = int(moment.timestamp() * 1000)
+        event_id = str(new_event_id(at_millis=at))
+        events.append({"type": kind, "id": event_id, "ts": at, **common, **fields})
+
+    def failed(stage: str) -> tuple[list[dict[str, Any]], str]:
+        code, message = rng.choice(FAILURES[stage])
+        step("update_failed", 500, error_code=code, failure_stage=stage, error_message=message)
+        return events, current
+
+    outcome = rng.random()
+    step("update_started", 0)
+    if outcome < 0.03:
+        step("update_cancelled", 2000, cancellation_reason="user")
+        return events, current
+    size = rng.randint(8, 60) * 1_000_000
+    speed = round(rng.lognormvariate(2.8, 0.7), 2)  # megabits per second, median ~16
+    download_ms = int(size * 8 / 1000 / speed)
+    step("update_downloading", download_ms / 2, progress=50, download_speed_mbps=speed)
+    if outcome < 0.07:
+        return failed("download")
+    step(
+        "update_downloaded",
+        download_ms / 2,
+        package_size_bytes=size,
+        download_duration_ms=download_ms,
+        download_speed_mbps=speed,
+    )
+    if outcome < 0.09:
+        return failed("verify")
+    install_ms = int(rng.lognormvariate(8.3, 0.5))  # median ~4 s
+    step("update_installing", 300, progress=50)
+    if outcome < 0.11:
+        return failed("install")
+    step("update_installed", install_ms, install_duration_ms=install_ms)
+    if rng.random() < 0.02:
+        step("rollback_started", 60_000, current_version=target, rollback_reason="crash loop")
+        step("rollback_completed", 1500, rollback_duration_ms=1500)
+        return events, current
+    return events, target
+
+
+def app_update_rows(site_id: str, retention_days: int, device: AppDevice) -> list[bytes]:
+    """The rows ingestion would store for the device's update events (payload by ingestion's
+    own function, so the reports read them as they read sent ones)."""
+    rows = []
+    for sent in device.events:
+        event = cast(UpdateEvent, page_event_decoder.decode(encoder.encode(sent)))
+        moment = clickhouse_time(sent["ts"])
+        rows.append(
+            encoder.encode(
+                PageRow(
+                    event_id=sent["id"],
+                    site_id=site_id,
+                    timestamp=moment,
+                    received_at=moment,
+                    event_type=sent["type"],
+                    visitor_id=device.visitor,
+                    consent_state="none",
+                    pathname="/",
+                    url=f"app://{APP}/",
+                    retention_days=retention_days,
+                    app_id=APP,
+                    hostname=APP,
+                    country=device.country,
+                    browser=device.device.browser,
+                    os=device.device.os,
+                    device_type=device.device.kind,
+                    properties=update_payload(event),
+                )
+            )
+        )
+    return rows
+
+
 def _ms(moment: datetime) -> str:
     return clickhouse_time(int(moment.timestamp() * 1000))
 
@@ -472,6 +659,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                     utm_medium=utm.get("utm_medium", ""),
                     utm_campaign=utm.get("utm_campaign", ""),
                     country=visit.country,
+                    region=visit.region,
+                    city=visit.city,
                     browser=browser,
                     os=os,
                     device_type=device,
@@ -509,6 +698,8 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
                         placement_id=view.placement,
                         retention_days=retention_days,
                         country=visit.country,
+                        region=visit.region,
+                        city=visit.city,
                         device_type=device,
                     )
                 )
@@ -521,11 +712,15 @@ def bulk_load(
     site_id: str,
     retention_days: int,
     visits: Iterator[Visit],
+    app_devices: Iterable[AppDevice] = (),
     batch_rows: int = 50_000,
     progress: Callable[[int], None] = lambda visits: None,
 ) -> tuple[int, int]:
-    """Insert the visits' rows in large batches; (page rows, ad rows)."""
-    pages: list[bytes] = []
+    """Insert the visits' rows and the app devices' update events in large batches; (page
+    rows, ad rows)."""
+    pages = [
+        row for device in app_devices for row in app_update_rows(site_id, retention_days, device)
+    ]
     ads: list[bytes] = []
     totals = [0, 0]
     for visit in visits:
@@ -547,13 +742,18 @@ def bulk_load(
 
 
 def send_through_ingest(
-    *, site_id: str, visits: Iterator[Visit], progress: Callable[[int], None] = lambda visits: None
+    *,
+    site_id: str,
+    visits: Iterator[Visit],
+    app_devices: Iterable[AppDevice] = (),
+    progress: Callable[[int], None] = lambda visits: None,
 ) -> dict[str, int]:
     """Every visit as the tracker would send it: a /collect batch (cookieless visitor from its
-    IP and user agent), and each ad event as a confirmed /ad-event. Statuses are counted."""
+    IP and user agent), and each ad event as a confirmed /ad-event; then each app device's
+    update events as the app's /collect batches. Statuses are counted."""
     statuses: dict[str, int] = {}
 
-    async def send(path: str, body: dict[str, object], visit: Visit) -> None:
+    async def send(path: str, body: dict[str, object], visit: Visit | AppDevice) -> None:
         request = TrackingRequest(
             method="POST",
             path=path,
@@ -605,6 +805,12 @@ def send_through_ingest(
                         visit,
                     )
             progress(1)
+        for device in app_devices:
+            now_ms = int(datetime.now(UTC).timestamp() * 1000)
+            for start in range(0, len(device.events), 100):
+                batch = device.events[start : start + 100]
+                body = {"site": site_id, "app": APP, "sent_at": now_ms, "events": batch}
+                await send("/collect", body, device)
 
     # async_to_sync: database calls of the endpoints run in this thread, on its connection.
     async_to_sync(run)()

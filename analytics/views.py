@@ -8,6 +8,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from ingest import geo
 from ingest.tracker_script import built_bundles
 from sites.selectors import sites_readable_by
 
@@ -26,5 +27,7 @@ def dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
             "script": f"naboria/{manifest['dashboard']}",
             "stylesheet": f"naboria/{manifest['dashboard_css']}",
             "sites": sites_readable_by(principal=request.user).order_by("name"),
+            # The notice the geolocation database's licence asks for where its results show.
+            "geo_attribution": geo.attribution(),
         },
     )

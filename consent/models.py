@@ -121,8 +121,10 @@ class ConsentBanner(models.Model):
     google_consent_mode = models.BooleanField(
         default=True, help_text="Send gtag('consent', 'default'/'update', …) signals."
     )
+    # Basic by default: advanced mode lets Google's tags send cookieless pings (with the
+    # visitor's IP address) before any consent, which a privacy-first default should not do.
     consent_mode_type = models.CharField(
-        max_length=8, choices=ConsentModeType.choices, default=ConsentModeType.ADVANCED
+        max_length=8, choices=ConsentModeType.choices, default=ConsentModeType.BASIC
     )
     tcf_enabled = models.BooleanField(
         default=False, help_text="Expose __tcfapi with an IAB TCF v2.2 TC string."

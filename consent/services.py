@@ -11,17 +11,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import urllib3
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from consent import selectors, vendor_list
+from consent import selectors
 from consent.decisions import decision_refusal, optional_purposes_granted
 from consent.models import (
     BannerText,
@@ -29,7 +23,6 @@ from consent.models import (
     ConsentBannerSnapshot,
     ConsentPurpose,
     ConsentRecord,
-    GlobalVendorList,
 )
 from consent.signals import consent_recorded
 from consent.tasks import mirror_consent_records
@@ -267,87 +260,3 @@ def _mirror_soon() -> None:
     except Exception:
         # The record is safe in the database; the periodic job mirrors it later.
         logger.warning("consent record not mirrored yet", exc_info=True)
-
-
-VENDOR_LIST_FETCH_TIMEOUT_SECONDS = 30.0
-_VENDOR_LIST_SECTIONS = ("purposes", "specialPurposes", "features", "specialFeatures", "vendors")
-
-
-class VendorListInvalid(ValueError):
-    """The source is not a GVL v3 vendor list (or cannot be read)."""
-
-
-def _vendor_list_read(source: str) -> dict[str, Any]:
-    try:
-        if source.startswith(("http://", "https://")):
-            answer = urllib3.request(
-                "GET", source, timeout=VENDOR_LIST_FETCH_TIMEOUT_SECONDS, retries=2
-            )
-            if answer.status != 200:
-                raise VendorListInvalid(f"{source} answered {answer.status}")
-            raw = answer.data
-        else:
-            raw = Path(source).read_bytes()
-        data = json.loads(raw)
-    except (OSError, urllib3.exceptions.HTTPError, ValueError) as error:
-        if isinstance(error, VendorListInvalid):
-            raise
-        raise VendorListInvalid(f"cannot read a vendor list from {source}: {error}") from None
-    if not isinstance(data, dict):
-        raise VendorListInvalid("not a JSON object")
-    return data
-
-
-def _vendor_list_checked(data: dict[str, Any]) -> datetime:
-    """The list's lastUpdated, once its shape is that of a GVL v3 (what the banner reads)."""
-    if data.get("gvlSpecificationVersion") != 3:
-        raise VendorListInvalid("not a GVL v3 list (gvlSpecificationVersion must be 3)")
-    for field in ("vendorListVersion", "tcfPolicyVersion"):
-        if not isinstance(data.get(field), int) or data[field] < 1:
-            raise VendorListInvalid(f"{field} must be a positive integer")
-    if data["tcfPolicyVersion"] < 4:
-        raise VendorListInvalid("TCF 2.2 needs policy version 4 or later")
-    updated = parse_datetime(str(data.get("lastUpdated", "")))
-    if updated is None:
-        raise VendorListInvalid("lastUpdated must be a date and time")
-    if not all(isinstance(data.get(section), dict) for section in _VENDOR_LIST_SECTIONS):
-        raise VendorListInvalid(f"{', '.join(_VENDOR_LIST_SECTIONS)} must be objects")
-    for key, vendor in data["vendors"].items():
-        if not (
-            isinstance(vendor, dict)
-            and str(vendor.get("id")) == key
-            and isinstance(vendor.get("name"), str)
-            and all(
-                isinstance(vendor.get(field), list)
-                for field in ("purposes", "legIntPurposes", "specialPurposes", "specialFeatures")
-            )
-        ):
-            raise VendorListInvalid(f"vendor {key} lacks its id, name or declarations")
-    return updated
-
-
-def vendor_list_refresh(*, source: str = "") -> tuple[GlobalVendorList, bool]:
-    """Fetch the vendor list from a URL (default settings.TCF_VENDOR_LIST_URL, the IAB's,
-    republished every week) or read it from a file, and store it when it is newer than the
-    stored one. Returns the list now in use and whether it is new."""
-    source = source or settings.TCF_VENDOR_LIST_URL
-    data = _vendor_list_read(source)
-    updated = _vendor_list_checked(data)
-    version = data["vendorListVersion"]
-    newest = GlobalVendorList.objects.order_by("-version").first()
-    if newest is not None and newest.version >= version:
-        newest.fetched_at = timezone.now()
-        newest.save(update_fields=["fetched_at"])
-        return newest, False
-    # get_or_create: two refreshes at once store the version once.
-    stored, new = GlobalVendorList.objects.get_or_create(
-        version=version,
-        defaults={
-            "tcf_policy_version": data["tcfPolicyVersion"],
-            "last_updated": updated,
-            "source": source[:500],
-            "data": data,
-        },
-    )
-    vendor_list.forget_current()
-    return stored, new

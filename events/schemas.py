@@ -213,7 +213,103 @@ class Download(_Event, tag="download"):
     target: Url = ""
 
 
-PageEvent = Pageview | CustomEvent | Engagement | Outbound | Download
+# The update lifecycle of an app (over-the-air releases, docs/app-releases.md): page events of
+# their own types whose payload is typed and bounded here, stored in ``page_events.properties``
+# under the field names (``update_payload``). Unknown fields are refused, as a misspelt metric
+# would otherwise be dropped without a word.
+Version = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._+-]+$")]
+Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
+DurationMs = Annotated[int, msgspec.Meta(ge=0, le=86_400_000)]
+Mbps = Annotated[float, msgspec.Meta(ge=0, le=100_000)]
+Megabytes = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
+DeviceText = Annotated[str, msgspec.Meta(max_length=100)]
+ErrorCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+FailureStage = Literal["check", "download", "verify", "install", "rollback"]
+
+
+class _UpdateEvent(_Event, kw_only=True, forbid_unknown_fields=True):
+    """What every update event tells: the release it is about, and the device."""
+
+    # An app's event names no page; the row's URL is then the app's root (app://<app>/).
+    url: Url = ""
+    current_version: Version
+    target_version: Version
+    device_model: DeviceText = ""
+    device_manufacturer: DeviceText = ""
+    # The OS as the device reports it; replaces what the user agent said, when given.
+    os: DeviceText = ""
+    os_version: DeviceText = ""
+    battery_level: Percent | None = None
+    storage_available_mb: Megabytes | None = None
+
+
+class UpdateStarted(_UpdateEvent, tag="update_started", kw_only=True):
+    pass
+
+
+class UpdateDownloading(_UpdateEvent, tag="update_downloading", kw_only=True):
+    progress: Percent
+    download_speed_mbps: Mbps | None = None
+
+
+class UpdateDownloaded(_UpdateEvent, tag="update_downloaded", kw_only=True):
+    package_size_bytes: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    download_duration_ms: DurationMs | None = None
+    download_speed_mbps: Mbps | None = None
+
+
+class UpdateInstalling(_UpdateEvent, tag="update_installing", kw_only=True):
+    progress: Percent
+
+
+class UpdateInstalled(_UpdateEvent, tag="update_installed", kw_only=True):
+    install_duration_ms: DurationMs | None = None
+
+
+class UpdateFailed(_UpdateEvent, tag="update_failed", kw_only=True):
+    error_code: ErrorCode
+    failure_stage: FailureStage
+    error_message: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+class UpdateCancelled(_UpdateEvent, tag="update_cancelled", kw_only=True):
+    cancellation_reason: DeviceText = ""
+
+
+class RollbackStarted(_UpdateEvent, tag="rollback_started", kw_only=True):
+    rollback_reason: DeviceText = ""
+
+
+class RollbackCompleted(_UpdateEvent, tag="rollback_completed", kw_only=True):
+    rollback_duration_ms: DurationMs | None = None
+
+
+UpdateEvent = (
+    UpdateStarted
+    | UpdateDownloading
+    | UpdateDownloaded
+    | UpdateInstalling
+    | UpdateInstalled
+    | UpdateFailed
+    | UpdateCancelled
+    | RollbackStarted
+    | RollbackCompleted
+)
+UPDATE_EVENT_TYPES = tuple(str(kind.__struct_config__.tag) for kind in typing.get_args(UpdateEvent))
+# The payload fields every update event has from the page-event protocol, not the update.
+_PAGE_EVENT_FIELDS = frozenset({"type", "url", "id", "ts", "referrer", "os", "os_version"})
+
+
+def update_payload(event: _UpdateEvent) -> dict[str, str]:
+    """An update event's own fields that were given, as the text of ``properties``."""
+    return {
+        name: str(value)
+        for name, value in msgspec.structs.asdict(event).items()
+        if name not in _PAGE_EVENT_FIELDS and value is not None and value != ""
+    }
+
+
+PageEvent = Pageview | CustomEvent | Engagement | Outbound | Download | UpdateEvent
 
 
 class AdEvent(msgspec.Struct, tag_field="type"):

@@ -16,6 +16,10 @@ first, then by event id, so every reader orders them alike):
   A visit with one pageview and no other activity is a **bounce**; an outbound click, a
   download or a custom event is an interaction, so such a visit is not one.
 
+App update events (``events.schemas.UPDATE_EVENT_TYPES``: an app downloading or installing a
+release, often in the background) are a device's doings, not the visitor's: they belong to no
+visit and neither open, lengthen nor interact with one. The release reports read them apart.
+
 The same events in any order of arrival give the same visits, and a late or offline event
 joins, extends, splits or merges visits as it would have on time: readers compute visits from
 the stored events when they read them (the session facts by day, reports for what the facts do
@@ -26,19 +30,23 @@ Readers look at events within ``VISIT_SPAN`` of the range they want, so a visito
 without a pause of ``VISIT_GAP`` for longer than that (no person; some bots) has the start of
 that run cut at the edge of the window.
 
-Entry points: VISIT_GAP, VISIT_SPAN, numbered_events_sql, visit_events_sql, VISIT_ID,
-PAGE_EVENT_VISITS_VIEW_SQL.
+Entry points: VISIT_GAP, VISIT_SPAN, NOT_AN_UPDATE, numbered_events_sql, visit_events_sql,
+VISIT_ID, PAGE_EVENT_VISITS_VIEW_SQL.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from events.schemas import UPDATE_EVENT_TYPES
+
 VISIT_GAP = timedelta(minutes=30)
 VISIT_SPAN = timedelta(days=1)
 _GAP_MS = int(VISIT_GAP.total_seconds() * 1000)
 
 IS_ACTIVITY = "event_type != 'engagement'"
+# The events the visit rule (and "on the site now") reads: all page events but app updates.
+NOT_AN_UPDATE = f"event_type NOT IN ({', '.join(repr(kind) for kind in UPDATE_EVENT_TYPES)})"
 # The order of a visitor's events, shared by every window over them.
 _TIMELINE = (
     "PARTITION BY site_id, visitor_id ORDER BY timestamp, event_type != 'pageview', event_id"
@@ -47,8 +55,9 @@ _TIMELINE = (
 
 def numbered_events_sql(source: str) -> str:
     """The rows of ``source`` (page events with at least site_id, visitor_id, timestamp,
-    event_type and event_id) with ``visit_number``: the visitor's run of activity they belong
-    to, counted from 1 in time order (0 for engagement before any activity)."""
+    event_type and event_id) but app updates, with ``visit_number``: the visitor's run of
+    activity they belong to, counted from 1 in time order (0 for engagement before any
+    activity)."""
     return f"""
         SELECT *, sum(opens_run) OVER (
             {_TIMELINE} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
@@ -62,7 +71,7 @@ def numbered_events_sql(source: str) -> str:
                 SELECT *, max(if({IS_ACTIVITY}, toUnixTimestamp64Milli(timestamp), 0)) OVER (
                     {_TIMELINE} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
                 ) AS previous_activity_ms
-                FROM ({source})
+                FROM ({source}) WHERE {NOT_AN_UPDATE}
             )
         )
     """  # noqa: S608 (source is SQL made by the callers; values are parameters)

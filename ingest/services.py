@@ -35,9 +35,11 @@ from events.schemas import (
     Engagement,
     Envelope,
     Outbound,
+    UpdateEvent,
     VastError,
     event_type,
     page_event_decoder,
+    update_payload,
 )
 from events.tables import DEDUP_WINDOW_DAYS
 from ingest import geo, identity
@@ -56,6 +58,8 @@ from ingest.selectors import SiteConfig
 # are remembered for deduplication.
 MAX_EVENT_AGE_MS = DEDUP_WINDOW_DAYS * 24 * 3600 * 1000
 TOO_OLD = f"older than {DEDUP_WINDOW_DAYS} days: not accepted"
+# Release reports are per app: an update event of no app could be counted in none.
+UPDATE_WITHOUT_APP = "update events need the batch's `app` (the app id) - at `$.app`"
 
 
 class EventTooOld(Exception):
@@ -79,6 +83,7 @@ class RequestFacts:
     agent: UserAgentInfo
     country: str
     region: str
+    city: str
     received_ms: int
     do_not_track: bool
 
@@ -92,13 +97,14 @@ class RequestFacts:
             trusted_proxies=trusted_proxies,
         )
         user_agent = headers.get("user-agent", "")[:512]
-        country, region = geo.locate(ip)
+        location = geo.locate(ip)
         return cls(
             ip=ip,
             user_agent=user_agent,
             agent=describe_user_agent(user_agent),
-            country=country,
-            region=region,
+            country=location.country,
+            region=location.region,
+            city=location.city,
             received_ms=int(time.time() * 1000),
             do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
         )
@@ -139,10 +145,11 @@ def request_facts(*, request: TrackingRequest) -> RequestFacts:
         trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
     )
     # TEST ONLY (settings.GEO_TEST_COUNTRY_HEADER, never set from the environment): browser
-    # tests on 127.0.0.1 choose the visitor's country, which loopback does not have.
+    # tests on 127.0.0.1 choose the visitor's country, which loopback does not have (and so no
+    # region or city either).
     test_header = settings.GEO_TEST_COUNTRY_HEADER
     if test_header and request.headers.get(test_header):
-        facts = replace(facts, country=request.headers[test_header][:2].upper())
+        facts = replace(facts, country=request.headers[test_header][:2].upper(), region="", city="")
     return facts
 
 
@@ -221,7 +228,13 @@ def page_rows_from_batch(
         except msgspec.DecodeError as error:
             rejections.append(Rejection(index, str(error)))
             continue
-        page = page_url(event.url)
+        url = event.url
+        if isinstance(event, UpdateEvent):
+            if not envelope.app:
+                rejections.append(Rejection(index, UPDATE_WITHOUT_APP))
+                continue
+            url = url or f"app://{envelope.app}/"
+        page = page_url(url)
         if page is None:
             rejections.append(Rejection(index, "Expected an absolute URL - at `$.url`"))
             continue
@@ -243,7 +256,7 @@ def page_rows_from_batch(
             visitor_id=visitor_id,
             consent_state=consent,
             pathname=pathname,
-            url=event.url,
+            url=url,
             retention_days=site.retention_days,
             app_id=envelope.app or "",
             hostname=hostname,
@@ -257,6 +270,7 @@ def page_rows_from_batch(
             utm_content=utm.get("utm_content", ""),
             country=facts.country,
             region=facts.region,
+            city=facts.city,
             browser=agent.browser,
             browser_version=agent.browser_version,
             os=agent.os,
@@ -272,6 +286,10 @@ def page_rows_from_batch(
             row.visible_ms, row.scroll_depth = event.visible_ms, event.scroll_depth
         elif isinstance(event, Outbound | Download):
             row.target = event.target
+        elif isinstance(event, UpdateEvent):
+            row.properties = update_payload(event)
+            row.os = event.os or row.os
+            row.os_version = event.os_version or row.os_version
         rows.append(encoder.encode(row))
     return rows, rejections
 
@@ -303,6 +321,7 @@ def ad_row_from_event(
         pathname=(urlsplit(event.url).path or "/")[:1024] if event.url else "",
         country=facts.country,
         region=facts.region,
+        city=facts.city,
         device_type=facts.agent.device_type,
         is_bot=int(facts.agent.is_bot),
         bot_reason=facts.agent.bot_reason,

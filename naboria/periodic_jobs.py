@@ -29,6 +29,13 @@ PERIODIC_JOBS = {
         "task": "consent.tasks.purge_consent_records",
         "schedule": crontab(hour=2, minute=40),
     },
+    # The IAB republishes its Global Vendor List weekly and TCF banners must show a current
+    # one; daily, so a failed fetch is retried long before the list counts as stale
+    # (TCF_VENDOR_LIST_MAX_AGE_DAYS).
+    "refresh-vendor-list": {
+        "task": "consent.tasks.refresh_vendor_list",
+        "schedule": crontab(hour=4, minute=20),
+    },
     # Session reports scan one row per visit; visits that changed since the last refresh are
     # computed from raw events on every query, so refreshing often keeps that share small.
     "refresh-session-facts": {

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+import maxminddb
 
 from naboria.config import ConfigurationError
 
@@ -243,6 +244,16 @@ INGEST_TRUSTED_PROXIES = _read_int("INGEST_TRUSTED_PROXIES", 0)
 # on loopback set it through pytest-django's settings fixture). Left None in every deployment:
 # any client could choose its country with it.
 GEO_TEST_COUNTRY_HEADER: str | None = None
+# The IP geolocation database for region and city (ingest/geo.py, docs/geo.md): an MMDB file the
+# operator supplies (MaxMind GeoLite2-City / GeoIP2-City, or DB-IP's City mmdb) instead of the
+# DB-IP City Lite files that `make geodata` installs under GEO_SHIPPED_DIR.
+GEO_SHIPPED_DIR = BASE_DIR / "geodata" / "node_modules" / "@ip-location-db" / "dbip-city-mmdb"
+GEO_CITY_DATABASE = _read("GEO_CITY_DATABASE")
+if GEO_CITY_DATABASE:
+    try:  # checked now, so that a wrong file stops the process rather than every request
+        maxminddb.open_database(GEO_CITY_DATABASE).close()
+    except (OSError, maxminddb.InvalidDatabaseError) as error:
+        raise ConfigurationError("GEO_CITY_DATABASE", f"not an MMDB file: {error}") from None
 # Events wait in memory at most this long / this many before one ClickHouse insert (drain and
 # the direct path alike).
 INGEST_BATCH_SIZE = _read_int("INGEST_BATCH_SIZE", 1000, minimum=1)
@@ -419,6 +430,12 @@ SPECTACULAR_SETTINGS = {
         "sites.api.nullable_as_json_schema",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two choice sets of fields named "interval": the traffic reports' and the app release
+    # reports' (hour or day).
+    "ENUM_NAME_OVERRIDES": {
+        "IntervalEnum": "analytics.api_schema.INTERVALS",
+        "AppReleaseIntervalEnum": "analytics.reports.app_releases.INTERVALS",
+    },
     # The interactive docs are served from this installation, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

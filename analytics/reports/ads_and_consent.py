@@ -21,9 +21,15 @@ AD_GROUPINGS = {
     "day": "toString(toDate(timestamp, {tz:String}))",
 }
 
-# Filter name -> column of ad_events: the page the ad was shown on, and the viewer's country
-# and device.
-AD_FILTERS = {"path": "pathname", "country": "country", "device": "device_type"}
+# Filter name -> column of ad_events: the page the ad was shown on, and the viewer's country,
+# region, city and device.
+AD_FILTERS = {
+    "path": "pathname",
+    "country": "country",
+    "region": "region",
+    "city": "city",
+    "device": "device_type",
+}
 # Filter name -> column of consent_events.
 CONSENT_FILTERS = {"country": "country", "browser": "user_agent_family"}
 

@@ -4,10 +4,10 @@ conditions: values always travel as query parameters, never formatted into the S
 column names fixed here (VISIT_FILTERS) appear in it.
 
 Filter semantics, defined here once (docs/analytics.md, Filters): every filter keeps or leaves
-out whole visits. A visit-level filter (source, medium, UTM, country, device, browser, OS,
-entry and exit page) keeps the visits whose own value matches; an event-level one (path,
-hostname, goal, property) keeps the visits that contain a matching event, with all their
-events and whole-visit metrics. Every report reads the same visit set (``visit_rows``), so
+out whole visits. A visit-level filter (source, medium, UTM, country, region, city, device,
+browser, OS, entry and exit page) keeps the visits whose own value matches; an event-level
+one (path, hostname, goal, property) keeps the visits that contain a matching event, with all
+their events and whole-visit metrics. Every report reads the same visit set (``visit_rows``), so
 cards, graph and breakdowns agree.
 
 Used by the report modules of this package; the REST API and the dashboards build a
@@ -44,6 +44,8 @@ VISIT_FILTERS = {
     "utm_term": "utm_term",
     "utm_content": "utm_content",
     "country": "country",
+    "region": "region",
+    "city": "city",
     "device": "device_type",
     "browser": "browser",
     "os": "os",

@@ -1,6 +1,6 @@
 """Traffic reports: overview, timeseries, breakdowns (pages, entry and exit pages, sources,
-UTM source / medium / campaign / term / content, countries, regions, devices, browsers,
-operating systems) and realtime.
+UTM source / medium / campaign / term / content, countries, regions, cities, devices,
+browsers, operating systems) and realtime.
 
 Definitions (the dashboards and docs/analytics.md use the same words):
 - a **visit** is a session (30 minutes without activity ends it); it belongs to the period in
@@ -32,6 +32,7 @@ from analytics.reports.query import (
     rows,
     visit_rows,
 )
+from events.visits import NOT_AN_UPDATE
 
 BREAKDOWNS = {
     # name -> column of a visit row (a visit has several pages)
@@ -46,10 +47,14 @@ BREAKDOWNS = {
     "utm_contents": "utm_content",
     "countries": "country",
     "regions": "region",
+    "cities": "city",
     "devices": "device_type",
     "browsers": "browser",
     "operating_systems": "os",
 }
+# Names of places repeat (a Georgia in the US and in the Caucasus, a Paris in Texas): a region
+# is listed with its country and a city with its country and region, each a row of its own.
+PLACE_COLUMNS = {"regions": ("country",), "cities": ("country", "region")}
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ def breakdown(
 def _breakdown(
     query: ReportQuery, *, dimension: str, limit: int, offset: int, visit_source: VisitRows
 ) -> dict[str, Any]:
+    places = "".join(f", {column}" for column in PLACE_COLUMNS.get(dimension, ()))
     if dimension == "pages":
         # Each page a visit viewed, with how many times.
         value = "page"
@@ -195,11 +201,15 @@ def _breakdown(
         """  # noqa: S608
     else:
         value = BREAKDOWNS[dimension]
-        source = f"SELECT visitor_hash, {value}, pageviews AS views FROM ({visit_source.sql})"  # noqa: S608
+        source = (
+            f"SELECT visitor_hash, {value}{places}, pageviews AS views FROM ({visit_source.sql})"  # noqa: S608
+        )
     sql = f"""
         SELECT {value} AS value, {visit_source.distinct("visitor_hash")} AS v, count(), sum(views)
+               {places}
         FROM ({source})
-        GROUP BY value ORDER BY v DESC, value LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+        GROUP BY value {places}
+        ORDER BY v DESC, value {places} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
     """  # noqa: S608
     found = rows(sql, {**visit_source.parameters, "limit": limit, "offset": offset})
     return _breakdown_answer(query, dimension=dimension, found=found, visit_source=visit_source)
@@ -208,7 +218,9 @@ def _breakdown(
 def _breakdown_answer(
     query: ReportQuery, *, dimension: str, found: list[Any], visit_source: VisitRows
 ) -> dict[str, Any]:
-    """The breakdown answer from (value, visitors, visits, pageviews) rows of visit_source."""
+    """The breakdown answer from (value, visitors, visits, pageviews, *PLACE_COLUMNS) rows of
+    visit_source."""
+    places = PLACE_COLUMNS.get(dimension, ())
     return {
         "dimension": dimension,
         "source": visit_source.origin,
@@ -219,8 +231,9 @@ def _breakdown_answer(
                 "visitors": visit_source.scaled(visitors),
                 "visits": visit_source.scaled(visits),
                 "pageviews": visit_source.scaled(views),
+                **dict(zip(places, where, strict=True)),
             }
-            for value, visitors, visits, views in found
+            for value, visitors, visits, views, *where in found
         ],
     }
 
@@ -311,12 +324,14 @@ REALTIME_MINUTES = 5
 
 def _active_visitors_sql(*, where: str, include_bots: bool) -> str:
     """Each visitor with an event in the last minutes ({since:DateTime64}) and the page of
-    their latest one: the realtime report's definition of "on the site now"."""
+    their latest one: the realtime report's definition of "on the site now" (an app updating
+    itself is not a visitor on it)."""
     bots = "" if include_bots else "AND is_bot = 0"
     return f"""
         SELECT site_id, visitor_id, argMax(pathname, timestamp) AS current_page
         FROM page_events
-        WHERE {where} AND timestamp >= {{since:DateTime64(3, 'UTC')}} {bots}
+        WHERE {where} AND timestamp >= {{since:DateTime64(3, 'UTC')}} AND {NOT_AN_UPDATE}
+            {bots}
         GROUP BY site_id, visitor_id
     """  # noqa: S608 (where and bots are fixed strings of this module)
 

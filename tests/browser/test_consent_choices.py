@@ -444,16 +444,17 @@ def test_location_rules_come_from_the_server_and_set_consent_mode_region_default
 
 def test_consent_mode_basic_and_advanced(browser, server, shop):
     url = f"{server}/demo/?site={shop.public_id}"
-    advanced = consent_mode_calls(visit(browser, url))[0][1]
-    assert advanced["wait_for_update"] == 500
-    shop.consent_banner.consent_mode_type = "basic"
-    shop.consent_banner.save()
-    forget_configs()
     page = visit(browser, url)
-    basic = consent_mode_calls(page)[0][1]
+    basic = consent_mode_calls(page)[0][1]  # the default
     assert "wait_for_update" not in basic
     assert basic["ad_storage"] == "denied"
     assert page.evaluate("() => naboriaConfig.banner.consentMode") == "basic"
+    shop.consent_banner.consent_mode_type = "advanced"
+    shop.consent_banner.save()
+    forget_configs()
+    advanced = consent_mode_calls(visit(browser, url))[0][1]
+    assert advanced["wait_for_update"] == 500
+    assert advanced["ad_storage"] == "denied"
 
 
 def test_a_decision_stored_by_an_earlier_release_counts_and_moves_to_the_cookie(

@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
@@ -58,32 +57,6 @@ PANELS = """() => Array.from(document.querySelectorAll('#nd-tab [data-report]'))
     .map(tr => Object.fromEntries(Array.from(tr.querySelectorAll('td[data-key]'))
       .map(td => [td.dataset.key, {value: JSON.parse(td.dataset.value), text: td.textContent}]))),
 }))"""
-
-
-@pytest.fixture
-def admin_user(transactional_db: None) -> Any:
-    return get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
-
-
-@pytest.fixture
-def api(admin_user: Any) -> Client:
-    """The REST API as the signed-in admin (session authentication, like the page)."""
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def open_context(browser: Any, server: str, api: Client) -> Callable[..., Any]:
-    """A browser context signed in as the admin, with the given viewport and timezone."""
-
-    def make(width: int = 1280, height: int = 900, **options: Any) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height}, **options)
-        cookie = api.cookies[settings.SESSION_COOKIE_NAME]
-        context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": server}])
-        return context
-
-    return make
 
 
 @pytest.fixture
@@ -347,7 +320,7 @@ def url_filters(page: Any) -> dict[str, list[str]]:
     return {
         name: values
         for name, values in parse_qs(urlsplit(page.url).query, keep_blank_values=True).items()
-        if name in {"country", "path", "source", "utm_term", "utm_content"}
+        if name in {"country", "region", "city", "path", "source", "utm_term", "utm_content"}
     }
 
 
@@ -598,3 +571,61 @@ def test_usable_on_a_phone(open_context, server, site_with_traffic, tmp_path):
         settled(page, page.get_by_role("tab", name=tab).click)
         assert page.evaluate(overflow) <= 0, tab
         assert_accessible(page, f"phone {tab}")
+
+
+def test_places_drill_down_from_country_to_region_to_city(open_context, server, api, site):
+    """Four visitors: p1 Paris and p2 Versailles (FR, Île-de-France), p3 Toulouse (FR,
+    Occitanie), p4 Paris (US, Texas). The two Parises are rows of their own; a click on FR
+    shows France's regions and cities only, a click on its Paris filters by country, region
+    and city, so Paris (Texas) stays out. The footer credits the shipped database."""
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    places = [
+        ("p1", "FR", "Île-de-France", "Paris"),
+        ("p2", "FR", "Île-de-France", "Versailles"),
+        ("p3", "FR", "Occitanie", "Toulouse"),
+        ("p4", "US", "Texas", "Paris"),
+    ]
+    insert_rows(
+        "page_events",
+        [
+            pageview(site, hour_ago, visitor, "/", country=country, region=region, city=city)
+            for visitor, country, region, city in places
+        ],
+    )
+    today = site_days(site, 1)[1]
+    page = open_context().new_page()
+    settled(
+        page, lambda: page.goto(f"{server}/dashboard/{site.public_id}/?from={today}&to={today}")
+    )
+    credit = page.get_by_role("link", name="IP Geolocation by DB-IP")
+    assert credit.get_attribute("href") == "https://db-ip.com"
+    panels = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+
+    def where(panel: dict[str, Any], *keys: str) -> set[tuple[str, ...]]:
+        return {tuple(row[key]["value"] for key in keys) for row in panel["rows"]}
+
+    assert where(panels["cities"], "value", "country", "region") == {
+        (city, country, region) for _, country, region, city in places
+    }
+    assert where(panels["regions"], "value", "country") == {
+        ("Île-de-France", "FR"),
+        ("Occitanie", "FR"),
+        ("Texas", "US"),
+    }
+
+    france = page.locator("[data-panel=countries] tr.nd-clickable", has_text="FR")
+    settled(page, lambda: france.click())
+    assert url_filters(page) == {"country": ["FR"]}
+    panels = {panel["id"]: panel for panel in assert_panels_match_the_api(page, api, site)}
+    assert where(panels["regions"], "value") == {("Île-de-France",), ("Occitanie",)}
+    assert where(panels["cities"], "value") == {("Paris",), ("Versailles",), ("Toulouse",)}
+
+    paris = page.locator("[data-panel=cities] tr.nd-clickable", has_text="Paris")
+    settled(page, lambda: paris.click())
+    assert url_filters(page) == {
+        "country": ["FR"],
+        "region": ["Île-de-France"],
+        "city": ["Paris"],
+    }
+    assert card_values(page)["visitors"] == 1
+    assert_panels_match_the_api(page, api, site, country="FR", region="Île-de-France", city="Paris")

@@ -247,6 +247,42 @@ def test_each_template_runs_after_its_own_purposes_and_stops_on_withdrawal(conte
     assert page_state(page)["pixels"] == ["https://pixel.example/p.gif"]
 
 
+def test_advanced_consent_mode_runs_google_tags_before_consent_and_holds_the_others(
+    context, server, shop
+):
+    shop.consent_banner.consent_mode_type = "advanced"
+    shop.consent_banner.save()
+    make_tags(shop)
+    page = context.new_page()
+    page.goto(f"{server}/demo/?site={shop.public_id}")
+    page.get_by_role("dialog").wait_for()
+    page.wait_for_function("(window.ran || []).length === 2")
+    page.wait_for_load_state("networkidle")
+    # Before a decision: the two Google tags run, configured after the denied defaults;
+    # nobody else's script, frame or pixel is requested.
+    state = page_state(page)
+    assert sorted(state["ran"]) == sorted([f"gtag:{GA4}", f"gtag:{ADS}"])
+    assert hosts(context) == {"www.googletagmanager.com"}
+    assert (state["frames"], state["pixels"]) == ([], [])
+    layer = page.evaluate("dataLayer.map(a => [a[0], a[1], a[2] && a[2].ad_storage])")
+    assert layer.index(["consent", "default", "denied"]) < layer.index(["config", GA4, None])
+    assert state["gaDisabled"] == [False, False]
+
+    # Everything granted, then ads withdrawn: the Google tags stay (Consent Mode denies their
+    # signals again), Google Ads' cookie goes; the others are stopped as in basic mode.
+    choose(page, "Audience measurement", "Personalised advertising")
+    page.wait_for_function("(window.ran || []).includes('meta')")
+    choose(page, "Audience measurement")
+    state = page_state(page)
+    assert state["scripts"] == ["www.googletagmanager.com", "www.googletagmanager.com"]
+    assert state["gaDisabled"] == [False, False]
+    assert state["consentUpdates"][-1]["ad_storage"] == "denied"
+    assert "_gcl_au" not in cookies(page)
+    assert "_fbp" not in cookies(page)
+    # Each Google tag was configured once: a grant does not start it again.
+    assert sorted(state["configs"]) == sorted([GA4, ADS])
+
+
 def test_a_tag_can_make_the_page_reload_on_withdrawal(context, server, shop):
     tag_create(
         site=shop,

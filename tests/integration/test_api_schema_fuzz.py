@@ -31,7 +31,12 @@ from django.test import Client
 from ads.models import Ad, Advertiser, Campaign, CampaignStatus, PricingModel
 from analytics.api import REPORTS
 from analytics.services import segment_create
-from analytics.traffic_generator import AdInventory, bulk_load, generate_visits
+from analytics.traffic_generator import (
+    AdInventory,
+    bulk_load,
+    generate_app_updates,
+    generate_visits,
+)
 from consent.mirroring import CONSENT_EVENT_COLUMNS
 from events.rows import PageRow, clickhouse_time, encoder
 from ingest.storage import insert_rows
@@ -50,9 +55,9 @@ FUZZ_CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture
 def api(server: str) -> dict[str, Any]:
-    """A site (New York time) with two weeks of generated traffic, a visitor on it now, ads of
-    a priced campaign and consent decisions; its organization's token; and another
-    organization's site."""
+    """A site (New York time) with two weeks of generated traffic (its app's updates too), a
+    visitor on it now, ads of a priced campaign and consent decisions; its organization's
+    token; and another organization's site."""
     organization: Any = OrganizationFactory()
     site: Any = SiteFactory(organization=organization, timezone="America/New_York")
     theirs: Any = SiteFactory(organization=OrganizationFactory())
@@ -72,7 +77,12 @@ def api(server: str) -> dict[str, Any]:
         inventory=AdInventory(((campaign.pk, ad.pk, 1),)),
         seed=17,
     )
-    bulk_load(site_id=site.public_id, retention_days=site.retention_days, visits=visits)
+    bulk_load(
+        site_id=site.public_id,
+        retention_days=site.retention_days,
+        visits=visits,
+        app_devices=generate_app_updates(days=14, devices=40, seed=17),
+    )
     _consent_decisions(site.public_id)
     _someone_on_the_site_now(site)
     _, token = api_token_create(organization=organization, name="fuzz")

@@ -10,6 +10,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.schemas import UPDATE_EVENT_TYPES
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from sites.models import Site
@@ -30,8 +31,21 @@ json_values = st.recursive(
     max_leaves=20,
 )
 event_like = st.fixed_dictionaries(
-    {"type": st.sampled_from(["pageview", "event", "engagement", "outbound", "download", "x"])},
+    {
+        "type": st.sampled_from(
+            ["pageview", "event", "engagement", "outbound", "download", "x", *UPDATE_EVENT_TYPES]
+        )
+    },
     optional={
+        # update events' fields (versions well-formed often enough to reach the others)
+        "current_version": st.just("1.0.0") | json_values,
+        "target_version": st.just("1.1.0") | json_values,
+        "progress": st.integers() | json_values,
+        "install_duration_ms": st.integers(),
+        "download_speed_mbps": st.floats(allow_nan=False) | json_values,
+        "error_code": json_values,
+        "failure_stage": st.sampled_from(["download", "reboot"]),
+        "battery_level": st.integers(),
         "url": st.text(max_size=80) | st.just("https://shop.example/a"),
         "ts": st.integers(min_value=-(2**70), max_value=2**70),
         "props": st.dictionaries(st.text(max_size=8), json_values, max_size=40),
@@ -76,9 +90,10 @@ def test_arbitrary_bytes_never_give_a_500(site_id, body):
     extra=st.dictionaries(
         st.sampled_from(["bid", "token", "consent", "app", "sent_at"]), json_values
     ),
+    app=st.sampled_from([{}, {"app": "com.example.shop"}]),  # update events need one
 )
-def test_arbitrary_batches_never_give_a_500(site_id, events, extra):
-    body = {"site": site_id, "events": events, **extra}
+def test_arbitrary_batches_never_give_a_500(site_id, events, extra, app):
+    body = {"site": site_id, "events": events, **app, **extra}
     response = TrackingClient().post(
         "/collect", data=json.dumps(body), content_type="application/json"
     )

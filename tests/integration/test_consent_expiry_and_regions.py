@@ -145,7 +145,8 @@ def test_the_loader_config_carries_expiry_scope_and_rules(shop):
     config = banner_config(banner=shop.consent_banner)
     assert (config["expiryMonths"], config["reprompt"]) == (12, 1)
     assert config["domains"] == ["example.com", "example.co.uk"]
-    assert (config["elsewhere"], config["consentMode"]) == ("opt_in", "advanced")
+    # Basic Consent Mode by default: no Google tag runs before consent.
+    assert (config["elsewhere"], config["consentMode"]) == ("opt_in", "basic")
     assert "optInRegions" not in config  # the same rule everywhere: no region defaults
     shop.consent_banner.outside_regulated_regions = "opt_out"
     shop.consent_banner.google_consent_mode = False

@@ -17,6 +17,8 @@ from django.test import override_settings
 from prometheus_client import REGISTRY
 
 from analytics import session_facts
+from analytics.reports import app_releases
+from analytics.reports.query import ReportQuery
 from events.rows import PageRow, encoder
 from ingest import sinks, topics
 from ingest.drain import CONSUMERS, Drain, DrainRunner
@@ -25,6 +27,8 @@ from ingest.sinks import KafkaSink, get_sink, reset_sink
 from ingest.topics import DEAD_LETTER
 from naboria import clickhouse, kafka_client
 from scripts.test_services import free_port
+from tests.integration.test_app_releases import APP, DEVICES, EXPECTED_ADOPTION
+from tests.integration.test_app_releases import post as post_updates
 from tests.integration.test_drain_errors import page_row
 from tests.tracking_client import TrackingClient, delivered_ad_event
 
@@ -418,3 +422,21 @@ def test_a_topic_id_is_told_with_or_without_an_admin_client_of_ones_own():
     assert found is not None
     assert kafka_client.topic_id(page) == found
     assert kafka_client.topic_id(f"missing-{uuid.uuid4().hex}", admin=admin) is None
+
+
+def test_app_update_events_retried_through_kafka_are_counted_once(site):
+    for _ in range(2):  # every batch twice, as apps retrying after a lost answer would
+        for ip, events in DEVICES.items():
+            response = post_updates({"site": site.public_id, "app": APP, "events": events}, ip=ip)
+            assert response.status_code == 202, response.content
+    sink = get_sink()
+    assert isinstance(sink, KafkaSink)
+    sink.flush(10)
+    sent = sum(len(events) for events in DEVICES.values())
+    updates = "SELECT count() FROM page_events WHERE site_id = {s:String} AND app_id != ''"
+    drain = Drain(CONSUMERS["page-events"], stop=threading.Event())
+    run_drain_until(drain, lambda: count(updates, site.public_id) >= sent)
+    assert count(updates, site.public_id) == sent
+    query = ReportQuery.parse(site_id=site.public_id, timezone="UTC", params={})
+    adoption = app_releases.adoption(query, app=APP)
+    assert {key: adoption[key] for key in EXPECTED_ADOPTION} == EXPECTED_ADOPTION

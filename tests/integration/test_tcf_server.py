@@ -36,7 +36,10 @@ from consent.models import (
     TcfPublisherRestriction,
 )
 from consent.services import consent_banner_ensure
+from consent.tasks import refresh_vendor_list
 from ingest.tracker_script import built_bundles
+from naboria.celery import app
+from naboria.periodic_jobs import PERIODIC_JOBS
 from sites.services import membership_set
 from tests.factories import OrganizationFactory, SiteFactory, UserFactory
 
@@ -369,3 +372,26 @@ def test_sizes_the_banner_with_both_layers_and_the_loader_within_budget(client, 
     # The TCF config (IAB texts of 8 purposes, 5 vendors): 15.6 KB plain, 5.5 KB gzipped.
     assert len(served) * 2 < len(plain), (len(served), len(plain))
     assert len(served) <= BUNDLE_BUDGET_BYTES, f"loader {len(served)} B gzipped"
+
+
+def test_beat_refreshes_the_list_daily_only_where_a_banner_uses_tcf(
+    tcf_site, gvl_server, settings, caplog
+):
+    job = PERIODIC_JOBS["refresh-vendor-list"]
+    assert job["task"] in app.tasks
+    assert job["schedule"].hour == {4}
+    settings.TCF_VENDOR_LIST_URL = gvl_server["url"]
+    gvl_server["body"] = json.dumps(gvl(124)).encode()
+    assert refresh_vendor_list() == 124
+    assert GlobalVendorList.objects.get().version == 124
+    # The IAB unreachable: the stored list stays, a warning says why.
+    gvl_server["status"] = 503
+    gvl_server["body"] = b"unavailable"
+    assert refresh_vendor_list() is None
+    assert "vendor list not refreshed" in caplog.text
+    assert GlobalVendorList.objects.get().version == 124
+    # No TCF banner: the IAB is never asked.
+    ConsentBanner.objects.update(tcf_enabled=False)
+    asked = gvl_server["requests"]
+    assert refresh_vendor_list() is None
+    assert gvl_server["requests"] == asked

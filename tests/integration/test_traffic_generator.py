@@ -15,17 +15,20 @@ import pytest
 from django.core.management import call_command
 
 from analytics.click_model import ImpressionFeatures, click_probability
-from analytics.reports import traffic
+from analytics.reports import app_releases, traffic
 from analytics.reports.query import ReportQuery
 from analytics.traffic_generator import (
+    APP,
     HOUR_WEIGHTS,
     AdInventory,
     bulk_load,
     expected_ctr,
+    generate_app_updates,
     generate_visits,
     send_through_ingest,
 )
 from ingest.referrers import DIRECT_SOURCE
+from ingest.sinks import reset_sink
 from naboria import clickhouse
 from sites.models import Site
 from tests.factories import SiteFactory
@@ -192,3 +195,39 @@ def test_bulk_rows_are_what_ingestion_stores(site):
     assert newsletter > 0
     assert _by_value(other, "utm_campaigns")["winter-sale"] == newsletter
     assert _by_value(other, "utm_mediums")["email"] >= newsletter
+
+
+def test_app_updates_through_ingestion_are_what_bulk_loading_stores(site):
+    """The generated update events pass /collect's validation (every batch accepted whole) and
+    give the app release reports the same numbers as the same devices bulk-loaded."""
+    out = io.StringIO()
+    call_command(
+        "generate_traffic",
+        site=site.public_id,
+        visitors=1,
+        days=4,
+        app_devices=25,
+        seed=5,
+        stdout=out,
+    )
+    answered = dict(re.findall(r"(/[a-z-]+ \d{3}): ([\d,]+)", out.getvalue()))
+    assert set(answered) <= {"/collect 202", "/ad-event 200"}, out.getvalue()
+    reset_sink()  # flushes what the direct writer still holds
+    loaded = cast(Site, SiteFactory(organization=site.organization, timezone=site.timezone))
+    devices = list(generate_app_updates(days=4, devices=25, seed=5))
+    kinds = Counter(event["type"] for device in devices for event in device.events)
+    assert kinds["update_installed"] > kinds["update_failed"] > 0
+    bulk_load(site_id=loaded.public_id, retention_days=30, visits=iter(()), app_devices=devices)
+    answers = []
+    for which in (site, loaded):
+        query = ReportQuery.parse(site_id=which.public_id, timezone=which.timezone, params={})
+        adoption = app_releases.adoption(query, app=APP, interval="day")
+        answers.append(
+            (
+                {key: value for key, value in adoption.items() if key != "points"},
+                app_releases.versions(query, app=APP)["results"],
+                app_releases.failures(query, app=APP)["error_code"],
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0]["installs"] == kinds["update_installed"]

@@ -35,6 +35,8 @@ def _assert_one_clear_line(result: subprocess.CompletedProcess[str], variable: s
         ("KAFKA_TOPIC_PARTITIONS", "many"),
         ("LOG_FORMAT", "xml"),
         ("DEBUG", "perhaps"),
+        ("GEO_CITY_DATABASE", "/nonexistent/GeoLite2-City.mmdb"),
+        ("GEO_CITY_DATABASE", "README.md"),  # a file, not an MMDB database
     ],
 )
 def test_malformed_variable_is_named_on_one_line(tmp_path, variable, value):

@@ -46,6 +46,7 @@ FACTS = RequestFacts(
     agent=UserAgentInfo("Chrome", "120", "Windows", "10", "desktop", False),
     country="GB",
     region="",
+    city="",
     received_ms=NOW,
     do_not_track=False,
 )

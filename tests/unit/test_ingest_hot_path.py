@@ -19,6 +19,7 @@ FACTS = RequestFacts(
     agent=UserAgentInfo("Chrome", "120", "Windows", "10", "desktop", False),
     country="GB",
     region="",
+    city="",
     received_ms=0,
     do_not_track=False,
 )

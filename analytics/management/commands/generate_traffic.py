@@ -1,6 +1,7 @@
 """``python manage.py generate_traffic --site <public id> --days 30 --visitors 100000``:
 realistic generated traffic for a site (analytics.traffic_generator), through the real
-ingestion path (default) or bulk-loaded into ClickHouse (``--bulk``, for benchmarks)."""
+ingestion path (default) or bulk-loaded into ClickHouse (``--bulk``, for benchmarks);
+``--app-devices N`` adds N phones of the site's app updating it over the air."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from analytics.traffic_generator import (
     AdInventory,
     Visit,
     bulk_load,
+    generate_app_updates,
     generate_visits,
     send_through_ingest,
 )
@@ -60,6 +62,12 @@ class Command(BaseCommand):
             "--bulk", action="store_true", help="insert rows into ClickHouse directly"
         )
         parser.add_argument("--seed", type=int, default=7, help="same seed, same traffic")
+        parser.add_argument(
+            "--app-devices",
+            type=int,
+            default=0,
+            help="phones of the site's app sending over-the-air update events",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         site = Site.objects.filter(public_id=options["site"]).first()
@@ -81,17 +89,25 @@ class Command(BaseCommand):
             inventory=ad_inventory(site),
             seed=options["seed"],
         )
+        app_devices = generate_app_updates(
+            days=days, devices=max(0, options["app_devices"]), seed=options["seed"]
+        )
         with tqdm(total=visitors, unit="visitor", disable=None) as bar:
             if options["bulk"]:
                 pages, ads = bulk_load(
                     site_id=site.public_id,
                     retention_days=site.retention_days,
                     visits=counted(visits, bar),
+                    app_devices=app_devices,
                 )
                 # Bulk loads are large: build their visits' facts now rather than on every query.
                 session_facts.refresh()
                 summary = f"{pages:,} page events and {ads:,} ad events loaded"
             else:
-                statuses = send_through_ingest(site_id=site.public_id, visits=counted(visits, bar))
+                statuses = send_through_ingest(
+                    site_id=site.public_id,
+                    visits=counted(visits, bar),
+                    app_devices=app_devices,
+                )
                 summary = ", ".join(f"{key}: {count:,}" for key, count in sorted(statuses.items()))
         self.stdout.write(f"{site.name}: {summary}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from consent.services import VendorListInvalid, vendor_list_refresh
+from consent.vendor_list import VendorListInvalid, vendor_list_refresh
 
 
 class Command(BaseCommand):

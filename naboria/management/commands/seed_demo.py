@@ -23,7 +23,7 @@ from django.db import transaction
 
 from ads.services import demo_ads_ensure
 from analytics.management.commands.generate_traffic import ad_inventory
-from analytics.traffic_generator import bulk_load, generate_visits
+from analytics.traffic_generator import bulk_load, generate_app_updates, generate_visits
 from consent.services import consent_banner_ensure
 from naboria import clickhouse
 from sites.models import Organization, Role, Site
@@ -45,6 +45,7 @@ def _credentials(path: Path) -> dict[str, str]:
 
 
 DEMO_VISITORS = 1500
+DEMO_APP_DEVICES = 400  # phones of the shop's app updating over the air (App releases tab)
 
 
 def demo_traffic_ensure(*, site: Site) -> str:
@@ -59,7 +60,10 @@ def demo_traffic_ensure(*, site: Site) -> str:
         days=30, visitors=DEMO_VISITORS, timezone=site.timezone, inventory=ad_inventory(site)
     )
     pages, ads = bulk_load(
-        site_id=site.public_id, retention_days=site.retention_days, visits=visits
+        site_id=site.public_id,
+        retention_days=site.retention_days,
+        visits=visits,
+        app_devices=generate_app_updates(days=30, devices=DEMO_APP_DEVICES),
     )
     return f"{pages:,} page events, {ads:,} ad events"
 

@@ -31,6 +31,19 @@ const NO_CONSENT = Object.freeze({ analytics: false, ads: false })
  * @property {() => number} [random]  for tests
  */
 
+/** The update lifecycle's event types (events/schemas.py UPDATE_EVENT_TYPES). */
+export const UPDATE_EVENTS = Object.freeze([
+  'update_started',
+  'update_downloading',
+  'update_downloaded',
+  'update_installing',
+  'update_installed',
+  'update_failed',
+  'update_cancelled',
+  'rollback_started',
+  'rollback_completed',
+])
+
 export class Naboria {
   /** @param {Options} options */
   constructor(options) {
@@ -342,6 +355,21 @@ export class Naboria {
       visible_ms: Math.round(visibleMs),
       scroll_depth: Math.round(scrollDepth),
     })
+  }
+
+  /**
+   * A step of an over-the-air update of the app (docs/app-releases.md): `type` is one of
+   * UPDATE_EVENTS, `fields` its payload (`current_version` and `target_version` always; e.g.
+   * `progress`, `download_speed_mbps`, `install_duration_ms`, `error_code` and `failure_stage`,
+   * `device_model`, `battery_level`). The server checks the fields and refuses, with the
+   * reason in the log, an event with a wrong or unknown one. Needs the `app` option.
+   */
+  update(type, fields) {
+    if (!UPDATE_EVENTS.includes(type)) {
+      throw new TypeError(`update: type is one of ${UPDATE_EVENTS.join(', ')}, not ${type}`)
+    }
+    if (!this.app) throw new TypeError('update: update events need the `app` option')
+    return this.enqueue({ ...fields, type })
   }
 
   renewedFor(events) {

@@ -1,5 +1,5 @@
 // @naboria/sdk: Naboria's JavaScript SDK for apps and servers without a DOM (docs/sdks.md).
-export { createNaboria, Naboria } from './client.js'
+export { createNaboria, Naboria, UPDATE_EVENTS } from './client.js'
 export { Placement } from './ads.js'
 export { memoryStorage } from './storage.js'
 export { backoffMs, outcomeOf, retryAfterMs } from './retry.js'

@@ -195,3 +195,19 @@ test('flushing again and again does not hurry a retry the server asked to wait f
   assert.equal(await client.shutdown({ timeoutMs: 200 }), false) // one last, forced attempt
   assert.equal(server.sent('/collect').length, 2)
 })
+
+test('update events go in the batch with their payload and the app; a wrong type is refused at once', async () => {
+  const server = scripted(() => 202)
+  const client = createNaboria(options({ fetch: server.fetch }))
+  const id = await client.update('update_downloading', { current_version: '1.0.0', target_version: '1.1.0', progress: 40 })
+  await settle(client)
+  const [batch] = server.sent('/collect')
+  assert.equal(batch.body.app, 'com.example.shop')
+  const [event] = batch.body.events
+  assert.equal(event.id, id)
+  assert.equal(event.type, 'update_downloading')
+  assert.deepEqual([event.current_version, event.target_version, event.progress], ['1.0.0', '1.1.0', 40])
+  assert.throws(() => client.update('update_exploded', {}), /type is one of update_started/)
+  const appless = createNaboria(options({ fetch: server.fetch, app: undefined }))
+  assert.throws(() => appless.update('update_started', {}), /need the `app` option/)
+})

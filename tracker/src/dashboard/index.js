@@ -1,9 +1,10 @@
 // The analytics dashboard of one site (templates/analytics/dashboard.html): every report of
 // the REST API in tabs. Overview: cards with the change against any comparison period, the
 // graph and the top lists (pages, entry and exit pages, sources, mediums, UTM tags,
-// countries, devices, browsers, operating systems); goals, properties, outbound links,
-// downloads, time on page and scroll depth; retention cohorts; funnels; ads; consent; and
-// the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
+// countries, regions, cities, devices, browsers, operating systems); goals, properties,
+// outbound links, downloads, time on page and scroll depth; retention cohorts; funnels; ads;
+// consent; app releases (over-the-air updates: adoption, versions, active devices, failures,
+// performance); and the realtime panel pushed over SSE every 5 seconds. A click on a row filters everything by
 // it; the filter bar turns a filter into "is not", "contains", several values, or adds one;
 // saved segments of the site apply, save and delete sets of filters. Each table exports its
 // report as CSV; the open tab reloads itself every minute. The state lives in the URL
@@ -51,15 +52,19 @@ var LINKS = [
   { key: 'clicks', label: 'Clicks', format: number },
 ]
 
-// A breakdown list: its dimension, title and the filter a click on a row adds.
-function breakdown(dimension, title, filter) {
+// A breakdown list: its dimension, title and the filter a click on a row adds; `places`, the
+// fields that say where a region or city lies (its row's country, region), add theirs too, so a
+// click on Paris (Texas) leaves out Paris (France).
+function breakdown(dimension, title, filter, places) {
+  var where = (places || []).map(function (name) { return { key: name, label: name === 'country' ? 'Country' : 'Region' } })
   return {
     id: dimension,
     title: title,
     report: 'breakdown',
     extra: { dimension: dimension, page_size: 8 },
-    columns: [{ key: 'value', label: title }].concat(TRAFFIC),
+    columns: [{ key: 'value', label: title }].concat(where, TRAFFIC),
     filter: filter,
+    places: places || [],
   }
 }
 // The overview's top lists, in page order; those the dashboard report answers in its single
@@ -75,23 +80,34 @@ var LISTS = [
   breakdown('utm_campaigns', 'UTM campaigns', 'utm_campaign'),
   breakdown('utm_terms', 'UTM terms', 'utm_term'),
   breakdown('utm_contents', 'UTM contents', 'utm_content'),
+  // A click on a country filters by it, so Regions lists that country's regions; a region's
+  // click, Cities its cities.
   Object.assign(breakdown('countries', 'Countries', 'country'), { inDashboard: true }),
+  breakdown('regions', 'Regions', 'region', ['country']),
+  breakdown('cities', 'Cities', 'city', ['country', 'region']),
   Object.assign(breakdown('devices', 'Devices', 'device'), { inDashboard: true }),
   Object.assign(breakdown('browsers', 'Browsers', 'browser'), { inDashboard: true }),
   breakdown('operating_systems', 'Operating systems', 'os'),
 ]
 
-// Sets a filter (in place of the one of the same name) and shows everything under it.
-function setFilter(filter) {
+// Sets a filter (in place of the one of the same name).
+function putFilter(filter) {
   var index = state.filters.findIndex(function (other) { return other.name === filter.name })
   if (index < 0) state.filters.push(filter)
   else state.filters[index] = filter
+}
+
+// Sets a filter and shows everything under it.
+function setFilter(filter) {
+  putFilter(filter)
   render()
 }
 
-// A click on a row filters by its value (a property: by its key's value).
+// A click on a row filters by its value (a property: by its key's value), a place by where it
+// lies as well.
 function filterByRow(spec, row) {
   var value = literal(row[spec.columns[0].key])
+  ;(spec.places || []).forEach(function (name) { putFilter(filterFromParam(name, literal(row[name]))) })
   setFilter(filterFromParam(spec.filter, spec.filter === 'property' ? state.propertyKey + ':' + value : value))
 }
 
@@ -118,7 +134,7 @@ function panel(spec, rows, params) {
 function loadPanel(spec) {
   var params = reportParams(state, spec.extra, spec.report)
   return report(site, spec.report, params).then(
-    function (answer) { return panel(spec, answer[spec.rows || 'results'], params) },
+    function (answer) { return panel(spec, spec.rowsOf ? spec.rowsOf(answer) : answer[spec.rows || 'results'], params) },
     function (error) {
       return h('section', { class: 'nd-list', 'data-panel': spec.id }, [
         h('h2', { text: spec.title }),
@@ -425,7 +441,82 @@ function consentTab() {
   }).then(function (node) { return { nodes: [node] } })
 }
 
-var TABS = { overview: overviewTab, goals: goalsTab, retention: retentionTab, funnel: funnelTab, ads: adsTab, consent: consentTab }
+var ADOPTION = [
+  { key: 'installs', label: 'Installs', format: number },
+  { key: 'failures', label: 'Failures', format: number },
+  { key: 'success_rate', label: 'Success rate', format: percent },
+]
+var FAILURES = [
+  { key: 'failures', label: 'Failures', format: number },
+  { key: 'devices', label: 'Devices', format: number },
+]
+var PERFORMANCE = [
+  ['download_speed_mbps', 'Download speed (Mbps)'],
+  ['download_duration_ms', 'Download duration (ms)'],
+  ['install_duration_ms', 'Install duration (ms)'],
+]
+var RELEASE_TOTALS = [
+  { key: 'installs', label: 'Installs', format: number },
+  { key: 'failures', label: 'Failures', format: number },
+  { key: 'success_rate', label: 'Success rate', format: percent },
+  { key: 'devices_updated', label: 'Devices updated', format: number },
+  { key: 'updates_started', label: 'Updates started', format: number },
+  { key: 'cancellations', label: 'Cancellations', format: number },
+  { key: 'rollbacks', label: 'Rollbacks', format: number },
+]
+
+// The app release reports of one app (an app id typed in the tab's form; none: every app).
+var releaseApp = ''
+function releasesTab() {
+  var app = releaseApp
+  function withApp(extra) { return Object.assign(app ? { app: app } : {}, extra) }
+  var adoption = { id: 'app-adoption', title: 'Installs and failures per hour (hours with updates)', report: 'app-adoption', extra: withApp({ interval: 'hour' }),
+    columns: [{ key: 'date', label: 'Hour' }].concat(ADOPTION),
+    rowsOf: function (answer) { return answer.points.filter(function (point) { return point.installs || point.failures }) } }
+  var specs = [
+    adoption,
+    { id: 'app-versions', title: 'Versions on active devices', report: 'app-versions', extra: withApp(),
+      columns: [{ key: 'version', label: 'Version' }, { key: 'devices', label: 'Devices', format: number }, { key: 'percentage', label: 'Share', format: percent }] },
+    { id: 'app-active-devices', title: 'Active devices per day', report: 'app-active-devices', extra: withApp(), rows: 'points',
+      columns: [{ key: 'date', label: 'Day' }, { key: 'devices', label: 'Devices', format: number }] },
+  ].concat(
+    [['error_code', 'Error code'], ['failure_stage', 'Failure stage'], ['target_version', 'Target version'], ['device_model', 'Device model']].map(function (by) {
+      var columns = [{ key: 'value', label: by[1] }].concat(FAILURES)
+      if (by[0] === 'target_version') columns.push({ key: 'failure_rate', label: 'Failure rate', format: percent })
+      return { id: 'app-failures-' + by[0], title: 'Failures by ' + by[1].toLowerCase(), report: 'app-failures', extra: withApp({ page_size: 10 }), rows: by[0], columns: columns }
+    }),
+    { id: 'app-performance', title: 'Performance', report: 'app-performance', extra: withApp(),
+      columns: [{ key: 'measure', label: 'Measure' }, { key: 'samples', label: 'Samples', format: number },
+        { key: 'p50', label: 'p50', format: number }, { key: 'p90', label: 'p90', format: number }, { key: 'p99', label: 'p99', format: number }],
+      rowsOf: function (answer) {
+        return PERFORMANCE.map(function (measure) { return Object.assign({ measure: measure[1] }, answer[measure[0]]) })
+      } }
+  )
+  var params = reportParams(state, adoption.extra, 'app-adoption')
+  var totals = report(site, 'app-adoption', params).then(function (answer) {
+    return h('section', { class: 'nd-cards', 'aria-label': 'Update totals', 'data-report': 'app-adoption', 'data-query': params.toString() },
+      RELEASE_TOTALS.map(function (metric) {
+        return h('div', { class: 'nd-card' }, [
+          h('span', { class: 'nd-card-label', text: metric.label }),
+          h('strong', { class: 'nd-card-value', 'data-metric': metric.key, 'data-value': JSON.stringify(answer[metric.key]), text: metric.format(answer[metric.key]) }),
+        ])
+      }))
+  }, function (error) { return h('p', { class: 'nd-error', role: 'alert', text: String(error.message || error) }) })
+  var form = h('form', { class: 'nd-form', 'aria-label': 'App', onsubmit: function (event) {
+    event.preventDefault()
+    releaseApp = event.target.elements.app.value.trim()
+    render()
+  } }, [
+    h('label', { for: 'nd-app', text: 'App id' }),
+    h('input', { id: 'nd-app', name: 'app', type: 'text', value: app, placeholder: 'every app of the site', pattern: '[A-Za-z0-9._:\\-]{1,64}' }),
+    h('button', { type: 'submit', text: 'Show' }),
+  ])
+  return Promise.all([totals].concat(specs.map(loadPanel))).then(function (nodes) {
+    return { nodes: [form, h('div', { class: 'nd-stack' }, nodes)] }
+  })
+}
+
+var TABS = { overview: overviewTab, goals: goalsTab, retention: retentionTab, funnel: funnelTab, ads: adsTab, consent: consentTab, releases: releasesTab }
 
 function save() {
   history.replaceState(null, '', '?' + stateQuery(state))

@@ -6,16 +6,23 @@
 // offers them.
 export var FILTERS = [
   'path', 'hostname', 'entry_page', 'exit_page', 'source', 'medium', 'utm_source', 'utm_medium',
-  'utm_campaign', 'utm_term', 'utm_content', 'country', 'device', 'browser', 'os', 'goal', 'property',
+  'utm_campaign', 'utm_term', 'utm_content', 'country', 'region', 'city', 'device', 'browser', 'os', 'goal',
+  'property',
 ]
 
 // The filters of the reports that do not read visits (docs/analytics.md, Filters): any other
 // is a 400, so the dashboard leaves it out of their requests and says so. (The realtime panel
 // is pushed by a stream that takes no parameters: never filtered.)
 var APPLIED = {
-  ads: ['path', 'country', 'device'],
+  ads: ['path', 'country', 'region', 'city', 'device'],
   consent: ['country', 'browser'],
   'ad-revenue': [],
+  // App release reports test their filters on the update events themselves.
+  'app-adoption': ['country', 'os', 'device'],
+  'app-versions': ['country', 'os', 'device'],
+  'app-active-devices': ['country', 'os', 'device'],
+  'app-failures': ['country', 'os', 'device'],
+  'app-performance': ['country', 'os', 'device'],
 }
 
 // The one place that turns a filter into query parameters and back, in the API's syntax:

@@ -5,7 +5,9 @@
 // added to the page is removed, the template's stop runs (Google opt-out flag and Consent Mode
 // 'denied', Meta's consent revoke), its first-party cookies are deleted and, if the site asked
 // for it, the page reloads (code that already ran cannot be un-run). It follows the decision
-// the banner stored and announces (core/consent.js).
+// the banner stored and announces (core/consent.js). In advanced Consent Mode the Google
+// templates are the exception (docs/tracker.md): they run at once, under the denied defaults
+// the loader declared, and Consent Mode alone governs them.
 import { SIGNALS } from '../cmp/consent-mode.js'
 import { CONSENT_EVENT } from '../core/consent.js'
 import { deleteCookies } from './dom.js'
@@ -64,6 +66,8 @@ function tagItem(tag) {
   tag.signals = signals(tag)
   return {
     purposes: tag.purposes,
+    cookies: tag.cookies,
+    governed: template.consentMode && banner.consentMode === 'advanced',
     start: function (after) {
       tag.on = true
       this.added = template.start(tag, !ran)
@@ -89,6 +93,15 @@ function apply() {
   var starting = []
   items.forEach(function (item) {
     var ok = allowed(item.purposes)
+    if (item.governed) {
+      // Runs from the first page view; a withdrawal leaves it to the banner's Consent Mode
+      // update (cookieless pings again) and deletes what it stored under the grant.
+      if (!item.on) starting.push(item)
+      else if (item.granted && !ok) deleteCookies(item.cookies)
+      item.granted = ok
+      item.on = true
+      return
+    }
     if (ok && !item.on) starting.push(item)
     else if (!ok && item.on) reload = item.stop() || reload
     item.on = ok

@@ -9,8 +9,10 @@ function script(src) {
 }
 
 // GA4 and Google Ads: gtag.js. Stopping sets Google's documented opt-out flag
-// (window['ga-disable-<id>']) and sends Consent Mode 'denied' for the tag's signals.
+// (window['ga-disable-<id>']) and sends Consent Mode 'denied' for the tag's signals. With
+// `consentMode`, advanced Consent Mode runs them before consent (tags/index.js).
 var google = {
+  consentMode: true,
   start: function (tag, first) {
     window['ga-disable-' + tag.trackingId] = false
     gtag('js', new Date())
