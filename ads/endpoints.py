@@ -29,7 +29,7 @@ from typing import Any
 
 from ads import serving
 from ads.assets import ASSET_ENDPOINTS
-from ads.services import ImpressionNotRecorded, ad_event_store
+from ads.services import ImpressionNotRecorded, ad_event_store, ad_signal_remember
 from ads.signing import (
     TOKEN_MAX_AGE_SECONDS,
     Delivery,
@@ -143,6 +143,8 @@ async def ad_event(request: TrackingRequest) -> TrackingResponse:
         ) from None
     except (SinkUnavailable, TimeoutError) as error:
         return error_response(503, f"event not stored, retry later ({error or 'timed out'})")
+    if consent.ads:  # visitor_identify verified the token of a bid resting on it
+        await ad_signal_remember(event=event, site=site, bid=body.bid, facts=facts)
     return json_response(200, {"stored": True, "event_id": event_id})
 
 

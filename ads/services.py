@@ -7,6 +7,7 @@ creatives are sanitised on every save (ads.sanitising)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -36,7 +37,11 @@ from events.tables import DEDUP_WINDOW_DAYS
 from ingest.selectors import SiteConfig
 from ingest.services import RequestFacts, ad_row_from_event
 from ingest.sinks import get_sink
+from naboria.redis_client import RedisError
+from recs.services import ad_signal_record
 from sites.models import Site
+
+logger = logging.getLogger(__name__)
 
 
 class ImpressionNotRecorded(Exception):
@@ -88,6 +93,32 @@ async def ad_event_store(
         if price and await counters.claim(f"{site.public_id}:{event_id}"):
             await counters.record_spend(campaign_id=event.campaign, micros=price)
     return event_id
+
+
+async def ad_signal_remember(
+    *, event: AdEventPayload, site: SiteConfig, bid: str | None, facts: RequestFacts
+) -> None:
+    """Keep a stored impression or click among the visitor's recommendation signals (recs):
+    only on a site with recommendations on, for a browser id whose token verified and whose ads
+    consent the server accepted (the caller's to check: /ad-event), never for a bot. The event
+    is stored already, so a Redis failure is logged, not raised: a signal is worth less than
+    an answer that would make the tracker send the event again."""
+    if bid is None or not site.recommendations_enabled or facts.agent.is_bot:
+        return
+    if not isinstance(event, Impression | Click):
+        return
+    try:
+        await ad_signal_record(
+            site_id=site.public_id,
+            bid=bid,
+            kind="click" if isinstance(event, Click) else "impression",
+            campaign=event.campaign,
+            ad=event.ad,
+            impression=event.impression,
+            at_ms=facts.received_ms,
+        )
+    except RedisError:
+        logger.warning("ad signal of site %s not kept for recommendations", site.public_id)
 
 
 # Every run looks at the conversions stored this recently (one already charged is not charged

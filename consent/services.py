@@ -24,6 +24,7 @@ from consent.models import (
     ConsentPurpose,
     ConsentRecord,
 )
+from consent.signals import consent_recorded
 from consent.tasks import mirror_consent_records
 from sites.models import Site
 
@@ -242,6 +243,14 @@ def consent_record_create(
     )
     selectors.forget_recorded_purposes(site_public_id=site_public_id, visitor_id=visitor_id)
     transaction.on_commit(_mirror_soon)
+    transaction.on_commit(
+        lambda: consent_recorded.send(
+            sender=ConsentRecord,
+            site_public_id=site_public_id,
+            visitor_id=visitor_id,
+            granted=granted,
+        )
+    )
     return record
 
 

@@ -46,7 +46,9 @@ _identifier_decoder = msgspec.json.Decoder(Identifier)
 _json = msgspec.json.Encoder()
 
 
-def _identifier(value: str, name: str) -> str:
+def identifier_param(value: str, name: str) -> str:
+    """A query parameter that must be an id (site, bid); 400 naming it otherwise. Used by the
+    recommendations endpoints (recs.endpoints) too."""
     try:
         return _identifier_decoder.decode(_json.encode(value))
     except msgspec.ValidationError:
@@ -56,9 +58,9 @@ def _identifier(value: str, name: str) -> str:
 
 async def init(request: TrackingRequest) -> TrackingResponse:
     site = await site_config_for_request(
-        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
+        public_id=identifier_param(request.query.get("site", ""), "site"), headers=request.headers
     )
-    bid = _identifier(request.query.get("bid") or identity.issue_browser_id(), "bid")
+    bid = identifier_param(request.query.get("bid") or identity.issue_browser_id(), "bid")
     token = identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id)
     response = json_response(
         200, {"bid": bid, "token": token, "window_seconds": identity.TOKEN_WINDOW_SECONDS}
@@ -204,7 +206,7 @@ async def region(request: TrackingRequest) -> TrackingResponse:
     per-site loader stays the same for everyone (and cacheable). Cached privately: the answer
     is the visitor's."""
     site = await site_config_for_request(
-        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
+        public_id=identifier_param(request.query.get("site", ""), "site"), headers=request.headers
     )
     country = request_facts(request=request).country
     response = json_response(

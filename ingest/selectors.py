@@ -40,6 +40,8 @@ class SiteConfig:
     consent_banner_enabled: bool = False
     # The banner's rule outside the EEA, UK and Switzerland (consent.regions, GET /region).
     consent_elsewhere: str = "opt_in"
+    # The recommendations endpoints answer (recs.endpoints, docs/recommendations.md).
+    recommendations_enabled: bool = False
 
     def allows_origin_host(self, host: str, port: int | None = None) -> bool:
         return host_allowed(host=host, port=port, domains=self.allowed_domains)
@@ -74,6 +76,7 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             .values_list("outside_regulated_regions", flat=True)
             .first()
             or "opt_in",
+            recommendations_enabled=site.recommendations_enabled,
         )
     if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
         _cache.clear()

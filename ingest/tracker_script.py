@@ -69,6 +69,7 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
             "downloads": site.track_file_downloads,
             "engagement": site.track_engagement,
             "dnt": site.respect_do_not_track,
+            "recs": site.recommendations_enabled,
         },
         "scripts": [origin + static(f"naboria/{manifest[name]}") for name in bundles],
         "banner": banner_config(banner=banner) if banner else None,
@@ -76,6 +77,11 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
         # Sites without tags: the loader loads the tags module only on a page that holds
         # blocking markup (data-naboria-purpose).
         "tagsScript": tags_script if banner and not tags else None,
+        # The recommendations module (docs/recommendations.md): the loader loads it only in
+        # browsers that have what it needs (ES modules era: fetch, promises, CustomEvent).
+        "recsScript": (
+            origin + static(f"naboria/{manifest['recs']}") if site.recommendations_enabled else None
+        ),
     }
 
 

@@ -2,7 +2,8 @@
 of the ingest role (uvicorn, with ``--lifespan on``).
 
 Serves the tracking endpoints (ingest.asgi, outside Django's request cycle because they are the
-hot path) and, for every other path, Django: views, the REST API and the admin. Before it
+hot path; the ad server's and the recommendations' request/response endpoints the same way)
+and, for every other path, Django: views, the REST API and the admin. Before it
 serves, it checks every configured backend (NABORIA_STARTUP_CHECKS) so a wrong URL fails at
 start with one line.
 
@@ -59,6 +60,13 @@ with exit_on_configuration_error():
 
         _at_start(republish_all)
 
+    if not settings.REDIS_URL:
+        # The embedded Redis lives in memory too: the popular pages come back from ClickHouse
+        # now rather than at the job's next run.
+        from recs.services import popular_pages_refresh_all
+
+        _at_start(popular_pages_refresh_all)
+
     if settings.EMBEDDED_BEAT:
         from naboria import embedded_beat
 
@@ -72,6 +80,7 @@ with exit_on_configuration_error():
     from analytics.streams import RealtimeStream
     from ingest.asgi import TRACKING_PATHS, lean_application, tracking_application
     from ingest.sinks import get_sink, reset_sink
+    from recs.endpoints import ENDPOINTS as RECS_ENDPOINTS
 
     ad_stream = BodyLimitMiddleware(AdStream.as_asgi(), settings.WEB_MAX_BODY_BYTES)
     # The dashboard's realtime stream needs the admin session's user.
@@ -79,6 +88,7 @@ with exit_on_configuration_error():
         AuthMiddlewareStack(RealtimeStream.as_asgi()), settings.WEB_MAX_BODY_BYTES
     )
     ad_application = lean_application(AD_ENDPOINTS)
+    recs_application = lean_application(RECS_ENDPOINTS)
 
 # Everything loaded so far (Django, apps, URL patterns) lives as long as the process: keep it
 # out of the garbage collector's full passes, which otherwise show up as request-latency spikes.
@@ -99,6 +109,8 @@ async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await ad_stream(scope, receive, send)
     elif scope["path"] in AD_ENDPOINTS:
         await ad_application(scope, receive, send)
+    elif scope["path"] in RECS_ENDPOINTS:
+        await recs_application(scope, receive, send)
     elif REALTIME_PATH.match(scope["path"]):
         await realtime_stream(scope, receive, send)
     else:

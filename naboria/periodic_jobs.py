@@ -48,6 +48,13 @@ PERIODIC_JOBS = {
         "task": "ads.tasks.count_conversions_spend",
         "schedule": crontab(minute="*"),
     },
+    # Recommendations serve each site's most visited pages of the last 7 days from a list in
+    # Redis (a ClickHouse query per request would be far too slow for a widget on every page);
+    # rebuilt every 5 minutes, so a page that becomes popular is recommended within minutes.
+    "refresh-popular-pages": {
+        "task": "recs.tasks.refresh_popular_pages",
+        "schedule": crontab(minute="*/5"),
+    },
     # Tells site owners which cookies and trackers their pages set before consent. Hourly, it
     # queues a scan of each scheduled site whose last one is older than SCAN_INTERVAL_HOURS
     # (weekly by default), so the interval is a setting and a missed hour loses nothing.

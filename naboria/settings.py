@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "sites",
     "ingest",
     "ads",
+    "recs",
     "consent",
     "tags",
     "analytics",

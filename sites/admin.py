@@ -105,6 +105,7 @@ class SiteAdmin(OrganizationScopedAdmin):
                     "track_file_downloads",
                     "track_engagement",
                     "respect_do_not_track",
+                    "recommendations_enabled",
                 ]
             },
         ),

@@ -37,6 +37,7 @@ class SiteSerializer(serializers.ModelSerializer[Site]):
             "analytics_enabled",
             "ads_enabled",
             "consent_banner_enabled",
+            "recommendations_enabled",
         ]
         read_only_fields = fields  # the API reads sites; the admin edits them
 

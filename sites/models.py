@@ -138,6 +138,11 @@ class Site(models.Model):
     respect_do_not_track = models.BooleanField(
         default=True, help_text="Honour Global Privacy Control and Do-Not-Track signals."
     )
+    recommendations_enabled = models.BooleanField(
+        default=False,
+        help_text="Serve the recommendations module: popular pages the visitor has not seen "
+        "(docs/recommendations.md).",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:

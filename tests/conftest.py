@@ -157,6 +157,22 @@ def _close_server_connections() -> None:
 
 
 @pytest.fixture
+def recs_redis() -> Iterator[None]:
+    """No recommendation keys in Redis (or the embedded store) before the test, and no popular
+    list kept in this process before or after it."""
+    from naboria import redis_client
+    from recs import keys
+    from recs.selectors import forget_popular
+
+    client = redis_client.sync_client()
+    for key in client.scan_iter(f"{keys.PREFIX}*"):
+        client.delete(key)
+    forget_popular()
+    yield
+    forget_popular()
+
+
+@pytest.fixture
 def ads_client() -> Any:
     """The ad server's request/response endpoints, called in process by a desktop browser (a
     request without a User-Agent is a bot's, and bots never count)."""

@@ -1,6 +1,7 @@
 """An in-process client for the lean endpoints, which live outside Django's URLconf: by
-default the tracking endpoints and the ad server's request/response endpoints (/ad-event,
-/ads/...), as naboria.asgi mounts them; or another lean application.
+default the tracking endpoints, the ad server's request/response endpoints (/ad-event,
+/ads/...) and the recommendations' (/recs/...), as naboria.asgi mounts them; or another lean
+application.
 
 Calls the application with a real ASGI scope and answers with the parts of Django's test
 response the tests use (status_code, json(), content, headers by name), taking Django-style
@@ -19,8 +20,9 @@ from ads.endpoints import ENDPOINTS as AD_ENDPOINTS
 from ads.signing import Delivery, sign_delivery
 from ingest.asgi import lean_application
 from ingest.endpoints import ENDPOINTS as TRACKING_ENDPOINTS
+from recs.endpoints import ENDPOINTS as RECS_ENDPOINTS
 
-lean_endpoints = lean_application({**TRACKING_ENDPOINTS, **AD_ENDPOINTS})
+lean_endpoints = lean_application({**TRACKING_ENDPOINTS, **AD_ENDPOINTS, **RECS_ENDPOINTS})
 
 
 class TrackingResponse:

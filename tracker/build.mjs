@@ -7,6 +7,7 @@
 //   dist/banner.<hash>.js       consent banner (sites with one)   budget 8 KB
 //   dist/tags.<hash>.js         tag manager (sites with tags or pages with blocking markup)
 //                                                                  budget 2.5 KB
+//   dist/recs.<hash>.js         recommendations (sites with them, modern browsers) budget 1 KB
 //   dist/dashboard.<hash>.js    analytics dashboard + .css        budget 40 KB
 //   dist/manifest.json          {"tracker": "tracker.<hash>.js", ...} read by Django
 import { createHash } from 'node:crypto'
@@ -20,6 +21,7 @@ const BUNDLES = [
   { name: 'ads', entry: 'src/ads/index.js', budget: 1536, hashed: true },
   { name: 'banner', entry: 'src/cmp/index.js', budget: 8192, hashed: true },
   { name: 'tags', entry: 'src/tags/index.js', budget: 2560, hashed: true },
+  { name: 'recs', entry: 'src/recs/index.js', budget: 1024, hashed: true },
   // The analytics dashboard (admin side, not embedded in sites): uPlot for the graph.
   { name: 'dashboard', entry: 'src/dashboard/index.js', budget: 40960, hashed: true },
   { name: 'dashboard_css', entry: 'src/dashboard/dashboard.css', budget: 8192, hashed: true, extension: 'css' },

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -165,3 +166,23 @@ def test_demo_page_loader_and_bundles_are_served_as_make_run_serves_them(embedde
             assert response.status == 200
             assert "immutable" in response.headers["Cache-Control"]
             assert len(response.read()) > 500
+    # The demo site has recommendations on: the module is served too (modern browsers only).
+    with urllib.request.urlopen(config["recsScript"], timeout=10) as response:
+        assert "immutable" in response.headers["Cache-Control"]
+
+
+@pytest.mark.clickhouse
+def test_demo_site_recommends_its_popular_pages_from_the_start(embedded):
+    """Without Redis the popular lists live in the web process: it builds them when it starts
+    (from the demo's generated traffic), not only at the job's next run."""
+    query = urllib.parse.urlencode({"site": embedded["site"], "url": "http://127.0.0.1/"})
+    request = urllib.request.Request(
+        f"{embedded['base']}/recs/items?{query}", headers={"User-Agent": BROWSER_USER_AGENT}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.load(response)
+    assert answer["personal"] is False
+    assert len(answer["items"]) == 5
+    # The URLs the generated traffic visited the pages at.
+    assert all(item["url"].endswith(item["path"]) for item in answer["items"])
+    assert "/" not in [item["path"] for item in answer["items"]]

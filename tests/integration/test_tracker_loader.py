@@ -47,7 +47,9 @@ def test_loader_embeds_the_config_and_loads_versioned_bundles(client, site):
         "downloads": True,
         "engagement": True,
         "dnt": True,
+        "recs": False,
     }
+    assert config["recsScript"] is None
     names = [url.rsplit("/", 1)[1] for url in config["scripts"]]
     assert [name.split(".")[0] for name in names] == ["tracker", "ads", "banner"]
     assert all(re.fullmatch(r"[a-z]+\.[0-9a-f]{10}\.js", name) for name in names)
@@ -64,6 +66,18 @@ def test_sites_without_ads_or_banner_load_only_the_core(client, site):
     config = embedded_config(client.get(f"/t/{site.public_id}.js").content.decode())
     assert [url.rsplit("/", 1)[1].split(".")[0] for url in config["scripts"]] == ["tracker"]
     assert config["banner"] is None
+
+
+def test_recommendations_module_is_served_only_to_sites_with_recommendations_on(client, site):
+    site.recommendations_enabled = True
+    site.save()
+    config = embedded_config(client.get(f"/t/{site.public_id}.js").content.decode())
+    assert config["features"]["recs"] is True
+    # Not among the scripts every browser loads: the loader loads it in modern browsers only.
+    assert "recs" not in [url.rsplit("/", 1)[1].split(".")[0] for url in config["scripts"]]
+    assert re.fullmatch(
+        r"http://testserver/static/naboria/recs\.[0-9a-f]{10}\.js", config["recsScript"]
+    )
 
 
 def test_tcf_config_carries_the_chosen_vendors_from_the_vendor_list(client, site):

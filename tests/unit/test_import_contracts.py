@@ -23,6 +23,7 @@ FIRST_PARTY = (
     "tags",
     "ingest",
     "ads",
+    "recs",
     "analytics",
     "scans",
     "events",
@@ -43,6 +44,7 @@ ALLOWED = {
     # when ready() runs, not when apps.py is imported.
     ("consent/apps.py", "ConsentConfig.ready", "consent.receivers"): "AppConfig.ready",
     ("consent/apps.py", "ConsentConfig.ready", "consent.checks"): "AppConfig.ready",
+    ("recs/apps.py", "RecsConfig.ready", "recs.receivers"): "AppConfig.ready",
     # Lazy loading of the ML stack (XGBoost, pandas, pyarrow, MLflow), as for a heavy
     # third-party library: every process that registers the Celery tasks imports this module.
     ("analytics/tasks.py", "build_feature_marts", "analytics.ml"): "lazy ML stack",

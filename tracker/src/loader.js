@@ -1,7 +1,8 @@
 // The per-site loader served at /t/<site>.js. Django puts the site's config in place of
 // NABORIA_CONFIG, so no second request is needed. Before any other tag can run it declares
 // Consent Mode defaults and the __tcfapi stub (when the site's banner uses them), then loads
-// the long-cacheable bundles in order: tracker core, ads module, consent banner, tags module.
+// the long-cacheable bundles in order: tracker core, ads module, consent banner, tags module,
+// recommendations module.
 import { consentModeState, gtag } from './cmp/consent-mode.js'
 import { installStub } from './cmp/tcf.js'
 import { allowed, consentDefaults, readDecision } from './cmp/choices.js'
@@ -39,3 +40,5 @@ function markup() {
   if (document.querySelector('[data-naboria-purpose]')) load(config.tagsScript)
 }
 if (config.tagsScript) document.readyState === 'loading' ? addEventListener('DOMContentLoaded', markup) : markup()
+// Recommendations only in browsers of the ES-modules era (fetch, promises, CustomEvent).
+if (config.recsScript && 'noModule' in document.createElement('script')) load(config.recsScript)

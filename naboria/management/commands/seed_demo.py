@@ -85,6 +85,7 @@ class Command(BaseCommand):
                     name=DEMO_SITE_NAME,
                     allowed_domains=["127.0.0.1", "localhost"],
                     timezone="Europe/Paris",
+                    recommendations_enabled=True,  # the demo page shows them
                 )
             consent_banner_ensure(site=site)
             tags = demo_tags_ensure(site=site)
