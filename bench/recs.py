@@ -4,7 +4,7 @@ measured in the same run. Run under the test services, which provide Redis:
 
     .venv/bin/python scripts/test_services.py .venv/bin/python bench/recs.py [--rate 1000] [--seconds 15]
 
-Needs hey (apt-get install hey). Prepares a throw-away installation (SQLite, the demo site with
+Needs hey (installed with apt-get when missing, as bench/ingest_pipeline.py does). Prepares a throw-away installation (SQLite, the demo site with
 recommendations switched on), stores a popular list of 50 pages for it in Redis as the periodic
 job would (the job's ClickHouse query is not what is measured: it runs every 5 minutes, not
 per request) and 100 visited paths for one visitor, starts one uvicorn process (the ingest
@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ingest_pipeline import ensure_load_tools
 from scripts.test_services import ROOT, free_port, prepare_demo, wait_for_port
 
 USER_AGENT = (
@@ -149,8 +150,7 @@ def main() -> None:
     options = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit("run under scripts/test_services.py (Redis is needed)")
-    if not shutil.which("hey"):
-        sys.exit("hey is missing: apt-get install hey")
+    ensure_load_tools()
     work = Path(tempfile.mkdtemp(prefix="naboria-recs-bench-"))
     env = {
         **os.environ,
