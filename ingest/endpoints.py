@@ -38,7 +38,12 @@ from ingest.http import (
     in_database,
     json_response,
 )
-from ingest.selectors import NO_CONSENT, consent_verified, site_config_for_request
+from ingest.selectors import (
+    NO_CONSENT,
+    SiteConfig,
+    consent_verified,
+    site_config_for_request,
+)
 from ingest.services import page_rows_from_batch, request_facts, visitor_identify
 from ingest.sinks import SinkFull, SinkUnavailable, get_sink
 
@@ -54,15 +59,46 @@ def _identifier(value: str, name: str) -> str:
         raise Refusal(400, message) from None
 
 
+def _identity_answer(*, site: SiteConfig, bid: str) -> dict[str, Any]:
+    """A browser id with a fresh token and a link token (docs/tracking-protocol.md)."""
+    secret, site_id = site.secrets[0], site.public_id
+    return {
+        "bid": bid,
+        "token": identity.issue_token(secret=secret, bid=bid, site_id=site_id),
+        "link": identity.issue_link_token(secret=secret, bid=bid, site_id=site_id),
+        "window_seconds": identity.TOKEN_WINDOW_SECONDS,
+    }
+
+
+def _proven_bid(*, site: SiteConfig, query: dict[str, str]) -> str | None:
+    """The ``bid`` asked for, if the request proves the server gave it to this browser: a token
+    it was issued (of any age up to identity.RENEWAL_MAX_SECONDS), or a link token another
+    domain of the site made for it (up to identity.LINK_MAX_SECONDS)."""
+    asked = query.get("bid")
+    if not asked:
+        return None
+    bid = _identifier(asked, "bid")
+    proof = {
+        "secrets_in_force": list(site.secrets),
+        "bid": bid,
+        "site_id": site.public_id,
+    }
+    token, link = query.get("token"), query.get("link")
+    if (token and identity.token_renews(**proof, token=token)) or (
+        link and identity.link_token_valid(**proof, token=link)
+    ):
+        return bid
+    return None
+
+
 async def init(request: TrackingRequest) -> TrackingResponse:
+    """A browser id and its token. ``bid`` with its ``token`` (or ``link``) renews that id;
+    any other ``bid`` is ignored and a new random one issued: nobody claims someone else's."""
     site = await site_config_for_request(
         public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
     )
-    bid = _identifier(request.query.get("bid") or identity.issue_browser_id(), "bid")
-    token = identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id)
-    response = json_response(
-        200, {"bid": bid, "token": token, "window_seconds": identity.TOKEN_WINDOW_SECONDS}
-    )
+    bid = _proven_bid(site=site, query=request.query) or identity.issue_browser_id()
+    response = json_response(200, _identity_answer(site=site, bid=bid))
     response.headers["cache-control"] = "no-store"
     return response
 
@@ -168,11 +204,7 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             site=site, bid=None, token=None, consent=NO_CONSENT, facts=facts
         )
     if identifying:
-        answer.update(
-            bid=bid,
-            token=identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id),
-            window_seconds=identity.TOKEN_WINDOW_SECONDS,
-        )
+        answer.update(_identity_answer(site=site, bid=bid))
     try:
         await in_database(consent_record_create)(
             site_public_id=site.public_id,

@@ -7,7 +7,7 @@
 // and to IAB TCF vendors (__tcfapi, TC string). A floating link, or naboria.consent.open(),
 // reopens it to change or withdraw the decision.
 import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
-import { identityKey } from '../core/identity.js'
+import { identityKey, initQuery } from '../core/identity.js'
 import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
 import { allowed, gpc, readDecision, regionRule, storedDecision, withdrawAtOnce, writeDecision } from './choices.js'
@@ -125,12 +125,13 @@ function announce(answer) {
 function currentId() {
   var id = read(localStorage, identityKey(site))
   if (!id || Date.now() - id.at < 240000) return Promise.resolve(id)
-  return fetch(config.host + '/init?site=' + site + '&bid=' + encodeURIComponent(id.bid))
+  return fetch(config.host + '/init' + initQuery(site, id))
     .then(function (response) {
       return response.json()
     })
     .then(
       function (answer) {
+        // A new id if the server did not renew this one (the /consent answer hands it on).
         return answer.token ? { bid: answer.bid, token: answer.token } : id
       },
       function () {
@@ -167,8 +168,10 @@ function send(id) {
     })
     .then(function (answer) {
       decision.recorded = true
-      // Kept for the other subdomains (the loader hands it to their tracker).
+      // Kept for the other subdomains (the loader hands it to their tracker, which renews it
+      // with this token: /init keeps an id only for a token issued for it).
       decision.bid = answer.bid
+      decision.token = answer.token
       writeDecision(config, decision)
       return answer
     })
