@@ -1,5 +1,5 @@
-"""The tracking endpoints: /init, /collect, the /p.gif pixel and /consent (/ad-event is the ad
-server's, ads.endpoints).
+"""The tracking endpoints: /init, /collect, the /p.gif pixel, /consent and /decision (/ad-event
+is the ad server's, ads.endpoints).
 
 They are the hot path of the product, so they do not go through Django's request cycle (its
 middleware stack costs an order of magnitude in throughput, see bench/RESULTS.md): ingest.asgi
@@ -19,6 +19,7 @@ import msgspec
 from django.conf import settings
 
 from consent.regions import region_rule
+from consent.selectors import recorded_decision
 from consent.services import ConsentDecisionRefused, consent_record_create
 from events.schemas import (
     Envelope,
@@ -78,17 +79,43 @@ def _proven_bid(*, site: SiteConfig, query: dict[str, str]) -> str | None:
     if not asked:
         return None
     bid = _identifier(asked, "bid")
-    proof = {
-        "secrets_in_force": list(site.secrets),
-        "bid": bid,
-        "site_id": site.public_id,
-    }
+    in_force, site_id = list(site.secrets), site.public_id
     token, link = query.get("token"), query.get("link")
-    if (token and identity.token_renews(**proof, token=token)) or (
-        link and identity.link_token_valid(**proof, token=link)
+    if (
+        token
+        and identity.token_renews(secrets_in_force=in_force, bid=bid, site_id=site_id, token=token)
+    ) or (
+        link
+        and identity.link_token_valid(
+            secrets_in_force=in_force, bid=bid, site_id=site_id, token=link
+        )
     ):
         return bid
     return None
+
+
+async def decision(request: TrackingRequest) -> TrackingResponse:
+    """The decision recorded for a browser id, for the banner on another domain of the site
+    the visitor came from by a decorated link (docs/cross-domain.md): ``bid`` with its ``link``
+    token. Only a recorded decision that still counts is handed over (``decision`` is null
+    otherwise, and the banner asks); with analytics or ads granted the answer carries the id's
+    fresh token too, so the destination continues with the same id."""
+    site = await site_config_for_request(
+        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
+    )
+    # Proven by a link token only: the banner here has no other.
+    bid = _proven_bid(site=site, query={**request.query, "token": ""})
+    recorded = None
+    if bid is not None:
+        recorded = await in_database(recorded_decision)(
+            site_public_id=site.public_id, visitor_id=bid
+        )
+    answer: dict[str, Any] = {"decision": recorded}
+    if bid is not None and recorded and IDENTIFYING_PURPOSES & set(recorded["granted"]):
+        answer.update(_identity_answer(site=site, bid=bid))
+    response = json_response(200, answer)
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 async def init(request: TrackingRequest) -> TrackingResponse:
@@ -255,5 +282,6 @@ ENDPOINTS: EndpointTable = {
     "/collect": (collect, frozenset({"POST"})),
     "/p.gif": (pixel, frozenset({"GET"})),
     "/consent": (consent, frozenset({"POST"})),
+    "/decision": (decision, frozenset({"GET"})),
     "/region": (region, frozenset({"GET"})),
 }

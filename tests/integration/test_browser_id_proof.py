@@ -6,12 +6,14 @@ genuine token renews, yet is refused where a fresh one is needed (/collect, /con
 from __future__ import annotations
 
 import time
+from typing import cast
 from urllib.parse import urlencode
 
 import pytest
 
 from ingest import identity
 from ingest.selectors import forget_site_configs
+from sites.models import Site
 from sites.selectors import site_secrets_valid
 from sites.services import site_secret_rotate
 from tests.factories import SiteFactory
@@ -159,7 +161,7 @@ def test_a_token_of_a_rotated_secret_renews_during_the_grace_period(shop):
 )
 def test_collect_and_consent_refuse_a_token_that_is_not_fresh(shop, organization, bad):
     # /collect on a site with its own CMP: the consent claim stands, so the bid is judged.
-    own_cmp = SiteFactory(organization=organization, allowed_domains=["shop.example"])
+    own_cmp = cast(Site, SiteFactory(organization=organization, allowed_domains=["shop.example"]))
     bid = init(own_cmp)["bid"]
     batch = {
         "site": own_cmp.public_id,

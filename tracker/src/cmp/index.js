@@ -364,6 +364,19 @@ function start() {
   addEventListener(OPEN_EVENT, function () {
     open(true)
   })
+  // A visitor from another domain of the site: the linker adopts the decision recorded for the
+  // id they carried, if any, first.
+  config.ready ? config.ready.then(adopt) : begin()
+}
+
+function adopt() {
+  decision = readDecision(config)
+  if (decision) effective = allowed(config, decision.granted)
+  // The id it was recorded with and its fresh token, for the tracker.
+  begin(decision && decision.bid && read(localStorage, identityKey(site)))
+}
+
+function begin(carried) {
   if (!decision)
     return regionRule(config).then(function (rule) {
       // Asked first here: an id kept for an opt-out region (the visitor travelled) goes.
@@ -382,8 +395,9 @@ function start() {
   // GPC came after the decision: it is narrowed (and recorded) now.
   if (effective.length < decision.granted.length) decide(effective, decision.tcf)
   else if (!decision.recorded) record().then(announce, function () {})
-  // For a tracker that started without the loader (naboria.init in an app).
-  else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective } }))
+  // For a tracker that started without the loader (naboria.init in an app), or before a
+  // carried decision was adopted.
+  else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective, answer: carried } }))
 }
 
 document.body ? start() : addEventListener('DOMContentLoaded', start)
