@@ -109,6 +109,26 @@ def test_with_consent_the_visitor_and_the_decision_cross_to_the_other_domain(pag
     assert page.url == url_on(HOSTS[1], extra="&from=a#top")  # stayed
 
 
+def test_a_visitor_who_consented_on_both_domains_continues_with_the_carried_id(page, url_on, shops):
+    ids = {}
+    for host in reversed(HOSTS):  # the second domain first: its own id and decision
+        page.goto(url_on(host))
+        banner(page).get_by_role("button", name="Accept all").click()
+        ids[host] = eventually(
+            lambda: (identity_of(page, shops) or {}).get("link") and identity_of(page, shops)
+        )["bid"]
+    assert ids[HOSTS[0]] != ids[HOSTS[1]]
+    link_to(page, url_on(HOSTS[1], extra="&from=a"))
+    page.click("#other")
+    page.wait_for_url(url_on(HOSTS[1], extra="&from=a"))
+    # The decision here grants analytics: the carried id replaces this domain's own.
+    eventually(lambda: (identity_of(page, shops) or {}).get("bid") == ids[HOSTS[0]])
+    assert (identity_of(page, shops) or {}).get("bid") == ids[HOSTS[0]]
+    landed = "event_type = 'pageview' AND position(url, 'from=a') > 0"
+    (visitor,) = eventually(lambda: page_rows(shops, "visitor_id", landed))[0]
+    assert visitor == ids[HOSTS[0]]
+
+
 def test_without_consent_no_identifier_crosses(page, url_on, shops):
     page.goto(url_on(HOSTS[0]))
     banner(page).get_by_role("button", name="Reject all").click()

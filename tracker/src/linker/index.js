@@ -26,12 +26,12 @@ function domainOf(host) {
 }
 
 var search = location.search.replace(RegExp('([?&])' + PARAM + '=([^&]*)&?'), function (all, separator, value) {
-  carried = decodeURIComponent(value).split('.')
+  carried = value.split('.')
   return separator
 })
 if (carried) {
   history.replaceState(history.state, '', location.pathname + search.replace(/[?&]$/, '') + location.hash)
-  // <bid>.<window>.<mac>
+  // <bid>.<window>.<mac> (hex and digits: nothing to decode)
   var handoff = { bid: carried[0], link: carried.slice(1).join('.') }
   if (config.granted.indexOf('analytics') >= 0) write(localStorage, key, { bid: handoff.bid, link: handoff.link, at: 0 })
   else if (!readDecision(config) && !config.banner.tcf)
@@ -63,7 +63,7 @@ function decorate(event) {
   var original = link.getAttribute('href')
   var hash = link.hash
   var base = link.href.slice(0, link.href.length - hash.length)
-  link.href = base + (link.search ? '&' : '?') + PARAM + '=' + encodeURIComponent(id.bid + '.' + id.link) + hash
+  link.href = base + (link.search ? '&' : '?') + PARAM + '=' + id.bid + '.' + id.link + hash
   // Only this navigation carries it: a link copied or shared afterwards holds nothing.
   setTimeout(function () {
     link.setAttribute('href', original)
