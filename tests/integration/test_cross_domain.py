@@ -12,6 +12,7 @@ import pytest
 
 from analytics.reports import traffic
 from analytics.reports.query import ReportQuery
+from events.visits import VISIT_GAP
 from ingest import identity
 from ingest.selectors import forget_site_configs
 from ingest.tracker_script import tracker_config
@@ -95,13 +96,26 @@ def test_two_domains_of_a_site_are_one_visitor_and_one_visit(shops):
     pageview(shops, f"{PARIS}/panier", origin=PARIS, bid=bid, token=renewed["token"])
     pageview(shops, f"{PARIS}/caisse", origin=PARIS, bid=bid, token=answer["token"])
 
-    # Plain SQL on the stored events: one visitor id on both hosts.
+    # Plain SQL on the stored events: one visitor id on both hosts, and (counted here, with
+    # the visit rule's inactivity gap) one visit.
     stored = rows(
-        "SELECT hostname, visitor_id FROM page_events WHERE site_id = {s:String} ORDER BY hostname",
+        "SELECT hostname, visitor_id, timestamp FROM page_events WHERE site_id = {s:String} "
+        "ORDER BY visitor_id, timestamp",
         s=shops.public_id,
     )
-    assert sorted(set(stored)) == [("shop-paris.fr", bid), ("www.shop.com", bid)]
-    # The reports count them as one visitor with one visit of three pageviews.
+    assert {(host, visitor) for host, visitor, _ in stored} == {
+        ("www.shop.com", bid),
+        ("shop-paris.fr", bid),
+    }
+    visits = sum(
+        1
+        for index, (_, visitor, moment) in enumerate(stored)
+        if index == 0
+        or stored[index - 1][1] != visitor
+        or moment - stored[index - 1][2] > VISIT_GAP
+    )
+    assert (len({visitor for _, visitor, _ in stored}), visits, len(stored)) == (1, 1, 3)
+    # The reports agree: one visitor with one visit of three pageviews.
     query = ReportQuery.parse(site_id=shops.public_id, timezone="UTC", params={})
     period = traffic.overview(query)["period"]
     assert (period["visitors"], period["visits"], period["pageviews"]) == (1, 1, 3)
