@@ -250,6 +250,13 @@ export class Naboria {
   }
 
   async sendDecision(body) {
+    // A grant naming the id needs a fresh token (a withdrawal is recorded without): one held
+    // longer than 4 minutes (a decision sent later, from the offline queue) is renewed first.
+    const id = this.identity
+    if (body.bid && id && id.bid === body.bid && Date.now() - id.at >= RENEW_TOKEN_AFTER_MS) {
+      const renewed = await this.renewIdentity()
+      if (renewed) (body.bid = renewed.bid), (body.token = renewed.token)
+    }
     const response = await this.request('POST', '/consent', body)
     const outcome = this.judge(response, 'consent decision')
     if (outcome.outcome === 'done') {
@@ -277,6 +284,12 @@ export class Naboria {
     if (!this.consentState.analytics) return null
     const id = this.identity
     if (id && Date.now() - id.at < RENEW_TOKEN_AFTER_MS) return id
+    return this.renewIdentity()
+  }
+
+  /** A fresh token from /init: for the id held, with its token, or for a new id. */
+  renewIdentity() {
+    const id = this.identity
     if (!this.identityPending) {
       const query = new URLSearchParams({ site: this.site })
       if (id) query.set('bid', id.bid), query.set('token', id.token)

@@ -137,6 +137,24 @@ test('a withdrawal is recorded against the browser id, which is then forgotten',
   assert.equal(batch.body.bid, undefined)
 })
 
+test('a grant naming the id, sent after its token aged, renews the token first', async () => {
+  const server = scripted(
+    (path) =>
+      path === '/consent' ? [201, { recorded: true, bid: 'b7', token: 'fresh' }] : path === '/init' ? [200, { bid: 'b7', token: 'renewed' }] : 202,
+    { banner: BANNER }
+  )
+  const storage = memoryStorage()
+  const client = createNaboria(options({ fetch: server.fetch, storage }))
+  await client.setConsent({ analytics: true, ads: false })
+  await settle(client)
+  client.identity = { ...client.identity, token: 'aged', at: Date.now() - 300000 } // 5 minutes
+  await client.setConsent({ analytics: true, ads: true })
+  await settle(client)
+  const [, grant] = server.sent('/consent')
+  assert.match(server.sent('/init')[0].url, /bid=b7&token=aged$/)
+  assert.deepEqual([grant.body.bid, grant.body.token], ['b7', 'renewed'])
+})
+
 test('a token refused by /collect is renewed once from /init with the token it had', async () => {
   let inits = 0
   const server = scripted((path, body) => {
