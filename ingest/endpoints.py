@@ -94,6 +94,18 @@ def _proven_bid(*, site: SiteConfig, query: dict[str, str]) -> str | None:
     return None
 
 
+async def init(request: TrackingRequest) -> TrackingResponse:
+    """A browser id and its token. ``bid`` with its ``token`` (or ``link``) renews that id;
+    any other ``bid`` is ignored and a new random one issued: nobody claims someone else's."""
+    site = await site_config_for_request(
+        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
+    )
+    bid = _proven_bid(site=site, query=request.query) or identity.issue_browser_id()
+    response = json_response(200, _identity_answer(site=site, bid=bid))
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
 async def decision(request: TrackingRequest) -> TrackingResponse:
     """The decision recorded for a browser id, for the banner on another domain of the site
     the visitor came from by a decorated link (docs/cross-domain.md): ``bid`` with its ``link``
@@ -114,18 +126,6 @@ async def decision(request: TrackingRequest) -> TrackingResponse:
     if bid is not None and recorded and IDENTIFYING_PURPOSES & set(recorded["granted"]):
         answer.update(_identity_answer(site=site, bid=bid))
     response = json_response(200, answer)
-    response.headers["cache-control"] = "no-store"
-    return response
-
-
-async def init(request: TrackingRequest) -> TrackingResponse:
-    """A browser id and its token. ``bid`` with its ``token`` (or ``link``) renews that id;
-    any other ``bid`` is ignored and a new random one issued: nobody claims someone else's."""
-    site = await site_config_for_request(
-        public_id=_identifier(request.query.get("site", ""), "site"), headers=request.headers
-    )
-    bid = _proven_bid(site=site, query=request.query) or identity.issue_browser_id()
-    response = json_response(200, _identity_answer(site=site, bid=bid))
     response.headers["cache-control"] = "no-store"
     return response
 
