@@ -100,12 +100,24 @@ def test_with_consent_the_visitor_and_the_decision_cross_to_the_other_domain(pag
     consented = page_rows(shops, "DISTINCT visitor_id", "consent_state != 'none'")
     assert consented == [(bid,)]
 
-    # The decorated address lives for one navigation only: the link keeps its own.
-    href = url_on(HOSTS[0], path="/demo/back")
-    link_to(page, href)
-    page.evaluate("() => addEventListener('click', event => event.preventDefault())")
-    page.click("#other")
-    assert eventually(lambda: page.get_attribute("#other", "href") == href)
+    # The address each click leaves with (seen after the linker, then kept from leaving).
+    page.evaluate(
+        """() => addEventListener('click', event => {
+          window.followed = event.target.closest('a').href
+          event.preventDefault()
+        })"""
+    )
+    for href, decorated in [
+        (url_on(HOSTS[0], path="/demo/back"), True),  # the other domain of the site
+        ("https://example.org/partner", False),  # another site
+        (url_on(HOSTS[1], path="/demo/more"), False),  # this domain
+    ]:
+        link_to(page, href)
+        page.click("#other")
+        assert ("_nb=" in page.evaluate("window.followed")) is decorated, href
+        # The decorated address lives for one navigation only: the link keeps its own.
+        assert eventually(lambda href=href: page.get_attribute("#other", "href") == href)
+        page.evaluate("document.getElementById('other').remove()")
     assert page.url == url_on(HOSTS[1], extra="&from=a#top")  # stayed
 
 

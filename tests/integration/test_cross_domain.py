@@ -12,6 +12,7 @@ import pytest
 
 from analytics.reports import traffic
 from analytics.reports.query import ReportQuery
+from consent.scope import link_domains
 from events.visits import VISIT_GAP
 from ingest import identity
 from ingest.selectors import forget_site_configs
@@ -58,6 +59,20 @@ def pageview(site, url, *, origin, bid, token):
         "events": [{"type": "pageview", "url": url, "id": str(uuid.uuid4())}],
     }
     assert post("/collect", body, origin=origin).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("hosts", "domains"),
+    [
+        (["shop.com", "*.shop.com", "shop-paris.fr:8443"], ["shop.com", "shop-paris.fr"]),
+        (["www.shop.co.uk", "blog.shop.co.uk"], []),  # one registrable domain
+        (["a.github.io", "b.github.io"], ["a.github.io", "b.github.io"]),  # private suffix
+        (["127.0.0.1", "localhost", "LOCALHOST"], ["127.0.0.1", "localhost"]),
+        (["shop.com"], []),
+    ],
+)
+def test_link_domains_are_the_registrable_domains_when_several(hosts, domains):
+    assert link_domains(hosts) == domains
 
 
 def test_the_loader_links_the_sites_domains_only_when_they_are_several(shops, organization):
