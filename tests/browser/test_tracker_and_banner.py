@@ -240,6 +240,35 @@ def test_the_browser_id_outlives_its_token_window(page, server, shop):
     assert renewed["token"] != day_old
 
 
+def test_a_new_id_from_the_server_gets_the_decision_recorded_again(page, server, shop):
+    """A token that can no longer renew its id (its secret rotated out, say): /init issues a
+    new id, and the banner records the stored decision again for it, so the server believes
+    the consent the events claim."""
+    banner(page).get_by_role("button", name="Accept all").click()
+    key = f"naboria:{shop.public_id}:id"
+    eventually(lambda: key in stored_state(page)["local"])
+    bid = json.loads(stored_state(page)["local"][key])["bid"]
+    unrenewable = identity.issue_token(secret="rotated out", bid=bid, site_id=shop.public_id)
+    page.evaluate(
+        "([key, id]) => localStorage.setItem(key, JSON.stringify(id))",
+        [key, {"bid": bid, "token": unrenewable, "at": 0}],
+    )
+    with page.expect_response(lambda response: "/init?" in response.url) as renewal:
+        page.goto(f"{server}/demo/?site={shop.public_id}")
+    moved = renewal.value.json()["bid"]
+    assert moved != bid
+    eventually(lambda: json.loads(stored_state(page)["local"][key])["bid"] == moved)
+    page.goto(f"{server}/demo/?site={shop.public_id}")  # the next page
+    record = eventually(lambda: ConsentRecord.objects.filter(site=shop, visitor_id=moved).first())
+    assert record is not None
+    assert sorted(record.granted) == ["ads", "analytics", "necessary"]
+    page.click("#nav-bags")
+    (visitor, consent) = eventually(
+        lambda: page_rows(shop, "visitor_id, consent_state", "pathname = '/demo/bags'")
+    )[0]
+    assert (visitor, consent) == (moved, "analytics+ads")
+
+
 def test_custom_events_links_and_engagement(page, shop):
     banner(page).get_by_role("button", name="Reject all").click()
     page.click("#signup")

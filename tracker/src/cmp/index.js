@@ -369,6 +369,15 @@ function start() {
   config.ready ? config.ready.then(adopt) : begin()
 }
 
+// The server gave this browser a new id since the decision was recorded (the token it held
+// could no longer renew the old one: past the renewal horizon, or its site secret rotated
+// out): the decision is recorded again for the new id, as an unrecorded one would be, so that
+// the server believes the consent its events claim.
+function movedId() {
+  var id = read(localStorage, identityKey(site))
+  return id && decision.bid && id.bid !== decision.bid
+}
+
 function adopt() {
   decision = readDecision(config)
   if (decision) effective = allowed(config, decision.granted)
@@ -394,7 +403,7 @@ function begin(carried) {
   writeDecision(config, decision)
   // GPC came after the decision: it is narrowed (and recorded) now.
   if (effective.length < decision.granted.length) decide(effective, decision.tcf)
-  else if (!decision.recorded) record().then(announce, function () {})
+  else if (!decision.recorded || movedId()) record().then(announce, function () {})
   // For a tracker that started without the loader (naboria.init in an app), or before a
   // carried decision was adopted.
   else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective, answer: carried } }))
