@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +60,10 @@ def link_to(page: Any, href: str) -> None:
         }""",
         href,
     )
+
+
+def restored(page: Any, href: str) -> bool:
+    return page.get_attribute("#other", "href") == href
 
 
 def identity_of(page: Any, site: Any) -> dict[str, Any] | None:
@@ -116,7 +121,7 @@ def test_with_consent_the_visitor_and_the_decision_cross_to_the_other_domain(pag
         page.click("#other")
         assert ("_nb=" in page.evaluate("window.followed")) is decorated, href
         # The decorated address lives for one navigation only: the link keeps its own.
-        assert eventually(lambda href=href: page.get_attribute("#other", "href") == href)
+        assert eventually(partial(restored, page, href))
         page.evaluate("document.getElementById('other').remove()")
     assert page.url == url_on(HOSTS[1], extra="&from=a#top")  # stayed
 
