@@ -33,3 +33,16 @@ def registrable_domains(hosts: Iterable[str]) -> list[str]:
     """The distinct registrable domains of ``hosts``, in their first order."""
     found = (registrable_domain(host) for host in hosts)
     return list(dict.fromkeys(domain for domain in found if domain))
+
+
+def link_domains(hosts: Iterable[str]) -> list[str]:
+    """The domains a visitor crosses between the site's allowed hosts without sharing cookies
+    (docs/cross-domain.md): the registrable domain of each, or the host itself for an IP
+    address or a single label such as localhost. Empty when there is only one: subdomains of
+    one registrable domain share the decision cookie, and need no link decoration."""
+    found = (
+        registrable_domain(host) or host.strip().lower().removeprefix("*.").split(":", 1)[0]
+        for host in hosts
+    )
+    domains = list(dict.fromkeys(domain for domain in found if domain))
+    return domains if len(domains) > 1 else []

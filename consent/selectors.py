@@ -161,31 +161,62 @@ def cached_recorded_purposes(
     return True, entry[1]
 
 
+_VALIDITY_FIELDS = (
+    "recorded_at",
+    "banner_version",
+    "site__consent_banner__consent_expiry_months",
+    "site__consent_banner__reprompt_version",
+)
+
+
+def _latest_valid_record(
+    *, site_public_id: str, visitor_id: str, fields: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The visitor's latest record (``fields`` of it) if it still counts: not older than the
+    banner's expiry, and answering a version at or after its latest material change."""
+    latest = (
+        ConsentRecord.objects.filter(site__public_id=site_public_id, visitor_id=visitor_id)
+        .order_by("-recorded_at", "-id")
+        .values(*fields, *_VALIDITY_FIELDS)
+        .first()
+    )
+    return latest if latest is not None and _still_valid(latest) else None
+
+
 def recorded_purposes(*, site_public_id: str, visitor_id: str) -> frozenset[str] | None:
     """What the visitor's latest recorded decision granted; None when there is no decision
     that still counts: none recorded, or the latest is older than the banner's expiry or
     answered a version before its latest material change (the banner asks again then)."""
-    latest = (
-        ConsentRecord.objects.filter(site__public_id=site_public_id, visitor_id=visitor_id)
-        .order_by("-recorded_at", "-id")
-        .values(
-            "granted",
-            "recorded_at",
-            "banner_version",
-            "site__consent_banner__consent_expiry_months",
-            "site__consent_banner__reprompt_version",
-        )
-        .first()
+    latest = _latest_valid_record(
+        site_public_id=site_public_id, visitor_id=visitor_id, fields=("granted",)
     )
-    granted: frozenset[str] | None = None
-    if latest is not None and _still_valid(latest):
-        granted = frozenset(latest["granted"])
+    granted = None if latest is None else frozenset(latest["granted"])
     key = (site_public_id, visitor_id)
     _recorded[key] = (time.monotonic() + RECORDED_CONSENT_CACHE_SECONDS, granted)
     _recorded.move_to_end(key)
     if len(_recorded) > RECORDED_CONSENT_CACHE_SIZE:
         _recorded.popitem(last=False)
     return granted
+
+
+def recorded_decision(*, site_public_id: str, visitor_id: str) -> dict[str, Any] | None:
+    """The visitor's latest recorded decision that still counts, as the banner stores one
+    (version, granted, denied, TC string, time in ms), for another domain of the site to adopt
+    (docs/cross-domain.md); None when there is none."""
+    latest = _latest_valid_record(
+        site_public_id=site_public_id,
+        visitor_id=visitor_id,
+        fields=("granted", "denied", "tc_string"),
+    )
+    if latest is None:
+        return None
+    return {
+        "version": latest["banner_version"],
+        "granted": latest["granted"],
+        "denied": latest["denied"],
+        "tc": latest["tc_string"],
+        "at": int(latest["recorded_at"].timestamp() * 1000),
+    }
 
 
 def _still_valid(record: Mapping[str, Any]) -> bool:

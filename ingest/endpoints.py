@@ -1,5 +1,5 @@
-"""The tracking endpoints: /init, /collect, the /p.gif pixel and /consent (/ad-event is the ad
-server's, ads.endpoints).
+"""The tracking endpoints: /init, /collect, the /p.gif pixel, /consent and /decision (/ad-event
+is the ad server's, ads.endpoints).
 
 They are the hot path of the product, so they do not go through Django's request cycle (its
 middleware stack costs an order of magnitude in throughput, see bench/RESULTS.md): ingest.asgi
@@ -19,6 +19,7 @@ import msgspec
 from django.conf import settings
 
 from consent.regions import region_rule
+from consent.selectors import recorded_decision
 from consent.services import ConsentDecisionRefused, consent_record_create
 from events.schemas import (
     Envelope,
@@ -38,7 +39,12 @@ from ingest.http import (
     in_database,
     json_response,
 )
-from ingest.selectors import NO_CONSENT, consent_verified, site_config_for_request
+from ingest.selectors import (
+    NO_CONSENT,
+    SiteConfig,
+    consent_verified,
+    site_config_for_request,
+)
 from ingest.services import page_rows_from_batch, request_facts, visitor_identify
 from ingest.sinks import SinkFull, SinkUnavailable, get_sink
 
@@ -56,15 +62,72 @@ def identifier_param(value: str, name: str) -> str:
         raise Refusal(400, message) from None
 
 
+def _identity_answer(*, site: SiteConfig, bid: str) -> dict[str, Any]:
+    """A browser id with a fresh token and a link token (docs/tracking-protocol.md)."""
+    secret, site_id = site.secrets[0], site.public_id
+    return {
+        "bid": bid,
+        "token": identity.issue_token(secret=secret, bid=bid, site_id=site_id),
+        "link": identity.issue_link_token(secret=secret, bid=bid, site_id=site_id),
+        "window_seconds": identity.TOKEN_WINDOW_SECONDS,
+    }
+
+
+def _proven_bid(*, site: SiteConfig, query: dict[str, str]) -> str | None:
+    """The ``bid`` asked for, if the request proves the server gave it to this browser: a token
+    it was issued (of any age up to identity.RENEWAL_MAX_SECONDS), or a link token another
+    domain of the site made for it (up to identity.LINK_MAX_SECONDS)."""
+    asked = query.get("bid")
+    if not asked:
+        return None
+    bid = identifier_param(asked, "bid")
+    in_force, site_id = list(site.secrets), site.public_id
+    token, link = query.get("token"), query.get("link")
+    if (
+        token
+        and identity.token_renews(secrets_in_force=in_force, bid=bid, site_id=site_id, token=token)
+    ) or (
+        link
+        and identity.link_token_valid(
+            secrets_in_force=in_force, bid=bid, site_id=site_id, token=link
+        )
+    ):
+        return bid
+    return None
+
+
 async def init(request: TrackingRequest) -> TrackingResponse:
+    """A browser id and its token. ``bid`` with its ``token`` (or ``link``) renews that id;
+    any other ``bid`` is ignored and a new random one issued: nobody claims someone else's."""
     site = await site_config_for_request(
         public_id=identifier_param(request.query.get("site", ""), "site"), headers=request.headers
     )
-    bid = identifier_param(request.query.get("bid") or identity.issue_browser_id(), "bid")
-    token = identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id)
-    response = json_response(
-        200, {"bid": bid, "token": token, "window_seconds": identity.TOKEN_WINDOW_SECONDS}
+    bid = _proven_bid(site=site, query=request.query) or identity.issue_browser_id()
+    response = json_response(200, _identity_answer(site=site, bid=bid))
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def decision(request: TrackingRequest) -> TrackingResponse:
+    """The decision recorded for a browser id, for the banner on another domain of the site
+    the visitor came from by a decorated link (docs/cross-domain.md): ``bid`` with its ``link``
+    token. Only a recorded decision that still counts is handed over (``decision`` is null
+    otherwise, and the banner asks); with analytics or ads granted the answer carries the id's
+    fresh token too, so the destination continues with the same id."""
+    site = await site_config_for_request(
+        public_id=identifier_param(request.query.get("site", ""), "site"), headers=request.headers
     )
+    # Proven by a link token only: the banner here has no other.
+    bid = _proven_bid(site=site, query={**request.query, "token": ""})
+    recorded = None
+    if bid is not None:
+        recorded = await in_database(recorded_decision)(
+            site_public_id=site.public_id, visitor_id=bid
+        )
+    answer: dict[str, Any] = {"decision": recorded}
+    if bid is not None and recorded and IDENTIFYING_PURPOSES & set(recorded["granted"]):
+        answer.update(_identity_answer(site=site, bid=bid))
+    response = json_response(200, answer)
     response.headers["cache-control"] = "no-store"
     return response
 
@@ -170,11 +233,7 @@ async def consent(request: TrackingRequest) -> TrackingResponse:
             site=site, bid=None, token=None, consent=NO_CONSENT, facts=facts
         )
     if identifying:
-        answer.update(
-            bid=bid,
-            token=identity.issue_token(secret=site.secrets[0], bid=bid, site_id=site.public_id),
-            window_seconds=identity.TOKEN_WINDOW_SECONDS,
-        )
+        answer.update(_identity_answer(site=site, bid=bid))
     try:
         await in_database(consent_record_create)(
             site_public_id=site.public_id,
@@ -225,5 +284,6 @@ ENDPOINTS: EndpointTable = {
     "/collect": (collect, frozenset({"POST"})),
     "/p.gif": (pixel, frozenset({"GET"})),
     "/consent": (consent, frozenset({"POST"})),
+    "/decision": (decision, frozenset({"GET"})),
     "/region": (region, frozenset({"GET"})),
 }

@@ -1,12 +1,21 @@
 """Who a visitor is, without personal data: browser ids, their HMAC tokens, cookieless hashes.
 
-- ``/init`` issues a browser id (bid) and ``token = HMAC-SHA256(site_secret,
-  "<bid>:<site_id>:<floor(ts/300)>")``; a token verifies in its own and the next window, and
-  with every site secret still in its rotation grace period.
+- ``/init`` issues a browser id (bid) and ``token = "<window>.<mac>"`` with ``window =
+  floor(ts/300)`` and ``mac = HMAC-SHA256(site_secret, "<bid>:<site_id>:<window>")``. The token
+  carries its window so the server can judge a token of any age: it is *fresh* (accepted with
+  events and decisions) in its own and the next window, and it *renews* (``/init`` gives the
+  same bid a fresh token) for ``RENEWAL_MAX_SECONDS``. Without a token that renews, ``/init``
+  never hands out a bid the caller names: whoever learns a visitor's bid cannot act as them.
+- A *link token* (``"<window>.<mac>"`` over ``"link:<bid>:<site_id>:<window>"``) carries a bid
+  to another domain of the same site (docs/cross-domain.md); it is accepted by ``/init`` for
+  ``LINK_MAX_SECONDS`` only, and never as a token, so a decorated link that is shared or logged
+  does not give its bid away for long.
+- Every check accepts every site secret still in its rotation grace period.
 - Without analytics consent (or without a valid token) the visitor id is
   ``SHA-256(daily_salt, site_id, ip, user_agent)``, and the IP goes no further than this hash.
 
-Entry points: issue_browser_id, issue_token, token_is_valid, cookieless_visitor_id.
+Entry points: issue_browser_id, issue_token, token_is_valid, token_renews, issue_link_token,
+link_token_valid, cookieless_visitor_id.
 """
 
 from __future__ import annotations
@@ -22,33 +31,95 @@ from django.db import IntegrityError
 from ingest.models import DailySalt
 
 TOKEN_WINDOW_SECONDS = 300
+# The longest a browser id lives without a visit: the longest a consent decision can last
+# (ConsentBanner.consent_expiry_months is at most 24), so no stored decision outlives the id it
+# was recorded with. A token older than this renews nothing: /init issues a new id.
+RENEWAL_MAX_SECONDS = 731 * 86400
+# A link token crosses one click: it is made when the visitor follows a link and used by the
+# next page at once. The tracker's token is renewed whenever it sends events older than 4
+# minutes, so half an hour (a visit's inactivity gap, events.visits) covers a page read at
+# leisure; a link shared or logged later carries nothing.
+LINK_MAX_SECONDS = 1800
+_LINK = "link"
 
 
 def issue_browser_id() -> str:
     return secrets.token_hex(16)
 
 
-def _window(now: float) -> int:
-    return int(now // TOKEN_WINDOW_SECONDS)
+def _window(now: float | None) -> int:
+    return int((time.time() if now is None else now) // TOKEN_WINDOW_SECONDS)
 
 
-def _sign(secret: str, bid: str, site_id: str, window: int) -> str:
-    message = f"{bid}:{site_id}:{window}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def _sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _signed(*, secret: str, parts: tuple[str, ...], window: int) -> str:
+    return f"{window}.{_sign(secret, ':'.join((*parts, str(window))))}"
+
+
+def _verifies(
+    *, secrets_in_force: list[str], parts: tuple[str, ...], token: str, oldest: int, newest: int
+) -> bool:
+    """The token's window lies in [oldest, newest] and its MAC is one of a secret in force."""
+    window_text, _, mac = token.partition(".")
+    # isascii: compare_digest refuses non-ASCII text (a forged token is a refusal, not a 500).
+    if not (window_text.isdigit() and window_text.isascii() and mac.isascii()):
+        return False
+    window = int(window_text[:12])
+    if not oldest <= window <= newest:
+        return False
+    message = ":".join((*parts, str(window)))
+    return any(hmac.compare_digest(_sign(secret, message), mac) for secret in secrets_in_force)
 
 
 def issue_token(*, secret: str, bid: str, site_id: str, now: float | None = None) -> str:
-    return _sign(secret, bid, site_id, _window(time.time() if now is None else now))
+    return _signed(secret=secret, parts=(bid, site_id), window=_window(now))
 
 
 def token_is_valid(
     *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
 ) -> bool:
-    current = _window(time.time() if now is None else now)
-    return any(
-        hmac.compare_digest(_sign(secret, bid, site_id, window), token)
-        for secret in secrets_in_force
-        for window in (current, current - 1)
+    """Fresh: issued in this window or the previous one (for events, decisions, ad requests)."""
+    current = _window(now)
+    return _verifies(
+        secrets_in_force=secrets_in_force,
+        parts=(bid, site_id),
+        token=token,
+        oldest=current - 1,
+        newest=current,
+    )
+
+
+def token_renews(
+    *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
+) -> bool:
+    """Issued by this server for this bid and site, at most RENEWAL_MAX_SECONDS ago."""
+    current = _window(now)
+    return _verifies(
+        secrets_in_force=secrets_in_force,
+        parts=(bid, site_id),
+        token=token,
+        oldest=current - RENEWAL_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
+        newest=current,
+    )
+
+
+def issue_link_token(*, secret: str, bid: str, site_id: str, now: float | None = None) -> str:
+    return _signed(secret=secret, parts=(_LINK, bid, site_id), window=_window(now))
+
+
+def link_token_valid(
+    *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
+) -> bool:
+    current = _window(now)
+    return _verifies(
+        secrets_in_force=secrets_in_force,
+        parts=(_LINK, bid, site_id),
+        token=token,
+        oldest=current - LINK_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
+        newest=current,
     )
 
 

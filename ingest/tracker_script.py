@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.templatetags.static import static
 
+from consent.scope import link_domains
 from consent.selectors import banner_config, banner_for_site
 from sites.models import Site
 from tags.selectors import tags_config
@@ -46,13 +47,20 @@ def built_bundles() -> dict[str, str]:
     return _built()[0]
 
 
-def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
-    """Everything the tracker and the banner need to know about the site (docs/tracker.md)."""
+def tracker_config(*, site: Site, origin: str, bundled: bool) -> dict[str, Any]:
+    """Everything the tracker and the banner need to know about the site (docs/tracker.md).
+    ``bundled``: for an app that bundles the tracker (naboria.init), which loads the bundles
+    after the first (the tracker) itself."""
     manifest, _ = _built()
     banner = banner_for_site(site=site)
     # Tags wait for purposes of Naboria's banner: without it they never run, so none is served.
     tags = tags_config(site=site) if banner else []
+    # Cross-domain links (docs/cross-domain.md) rest on the banner's decisions, and the linker
+    # must run before the tracker (it strips its parameter before the first pageview): only
+    # through the loader, which loads the bundles in order.
+    domains = link_domains(site.allowed_domains) if banner and not bundled else []
     bundles = [
+        *(["linker"] if domains else []),
         "tracker",
         *(["ads"] if site.ads_enabled else []),
         *(["banner"] if banner else []),
@@ -73,6 +81,7 @@ def tracker_config(*, site: Site, origin: str) -> dict[str, Any]:
         },
         "scripts": [origin + static(f"naboria/{manifest[name]}") for name in bundles],
         "banner": banner_config(banner=banner) if banner else None,
+        "linkDomains": domains,
         "tags": tags,
         # Sites without tags: the loader loads the tags module only on a page that holds
         # blocking markup (data-naboria-purpose).

@@ -17,15 +17,15 @@ LOADER_MAX_AGE_SECONDS = 300
 CONFIG_CACHE_SECONDS = 60
 
 
-def _config(request: HttpRequest, public_id: str) -> dict[str, object] | None:
+def _config(request: HttpRequest, public_id: str, *, bundled: bool) -> dict[str, object] | None:
     origin = request.build_absolute_uri("/").rstrip("/")
-    key = f"tracker-config:{public_id}:{origin}"
+    key = f"tracker-config:{public_id}:{origin}:{bundled}"
     config = cache.get(key)
     if config is None:
         site = Site.objects.filter(public_id=public_id).first()
         if site is None:
             return None
-        config = tracker_config(site=site, origin=origin)
+        config = tracker_config(site=site, origin=origin, bundled=bundled)
         cache.set(key, config, CONFIG_CACHE_SECONDS)
     return config
 
@@ -33,7 +33,7 @@ def _config(request: HttpRequest, public_id: str) -> dict[str, object] | None:
 @require_GET
 @compressed
 def tracker_loader(request: HttpRequest, public_id: str) -> HttpResponse:
-    config = _config(request, public_id)
+    config = _config(request, public_id, bundled=False)
     if config is None:
         response = HttpResponse(
             f"/* naboria: unknown site {public_id!r} */", status=404, content_type="text/javascript"
@@ -48,7 +48,7 @@ def tracker_loader(request: HttpRequest, public_id: str) -> HttpResponse:
 @compressed
 def tracker_config_json(request: HttpRequest, public_id: str) -> JsonResponse:
     """The same config for apps that bundle the tracker and call naboria.init({site, host})."""
-    config = _config(request, public_id)
+    config = _config(request, public_id, bundled=True)
     if config is None:
         response = JsonResponse({"error": f"unknown site {public_id!r}"}, status=404)
     else:

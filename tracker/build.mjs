@@ -5,6 +5,8 @@
 //   dist/tracker.<hash>.js      tracker core                      budget 2.5 KB
 //   dist/ads.<hash>.js          ads module (sites with ads)       budget 1.5 KB
 //   dist/banner.<hash>.js       consent banner (sites with one)   budget 8 KB
+//   dist/linker.<hash>.js       cross-domain links (sites on several domains, with a banner)
+//                                                                  budget 1.5 KB
 //   dist/tags.<hash>.js         tag manager (sites with tags or pages with blocking markup)
 //                                                                  budget 2.5 KB
 //   dist/recs.<hash>.js         recommendations (sites with them, modern browsers) budget 1 KB
@@ -22,6 +24,7 @@ const BUNDLES = [
   { name: 'banner', entry: 'src/cmp/index.js', budget: 8192, hashed: true },
   { name: 'tags', entry: 'src/tags/index.js', budget: 2560, hashed: true },
   { name: 'recs', entry: 'src/recs/index.js', budget: 1024, hashed: true },
+  { name: 'linker', entry: 'src/linker/index.js', budget: 1536, hashed: true },
   // The analytics dashboard (admin side, not embedded in sites): uPlot for the graph.
   { name: 'dashboard', entry: 'src/dashboard/index.js', budget: 40960, hashed: true },
   { name: 'dashboard_css', entry: 'src/dashboard/dashboard.css', budget: 8192, hashed: true, extension: 'css' },

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +20,10 @@ import pytest
 
 from consent.models import ConsentRecord
 from events.ids import id_millis
+from ingest import identity
 from naboria import clickhouse
 from scripts.test_services import ROOT
+from sites.selectors import site_secrets_valid
 from tests.factories import published_campaign
 from tests.helpers import eventually
 
@@ -204,6 +207,66 @@ def test_withdrawing_from_the_floating_link_forgets_the_browser_id(page, shop):
         lambda: page_rows(shop, "visitor_id, consent_state", "pathname = '/demo/bags'")
     )[0]
     assert (consent, visitor != bid) == ("none", True)
+
+
+def test_the_browser_id_outlives_its_token_window(page, server, shop):
+    """A visitor back a day later: the stored token is long past its window, /init renews the
+    same id with it (and would have issued a new one for the id alone)."""
+    banner(page).get_by_role("button", name="Accept all").click()
+    key = f"naboria:{shop.public_id}:id"
+    eventually(lambda: key in stored_state(page)["local"])
+    bid = json.loads(stored_state(page)["local"][key])["bid"]
+    day_old = identity.issue_token(
+        secret=site_secrets_valid(site=shop)[0],
+        bid=bid,
+        site_id=shop.public_id,
+        now=time.time() - 86400,
+    )
+    page.evaluate(
+        "([key, id]) => localStorage.setItem(key, JSON.stringify(id))",
+        [key, {"bid": bid, "token": day_old, "at": 0}],
+    )
+    with page.expect_response(lambda response: "/init?" in response.url) as renewal:
+        page.goto(f"{server}/demo/?site={shop.public_id}")
+    assert f"token={day_old}" in renewal.value.url  # the old token proves the id
+    assert renewal.value.json()["bid"] == bid
+    page.click("#nav-bags")
+    (visitor, consent) = eventually(
+        lambda: page_rows(shop, "visitor_id, consent_state", "pathname = '/demo/bags'")
+    )[0]
+    assert (visitor, consent) == (bid, "analytics+ads")
+    renewed = json.loads(stored_state(page)["local"][key])
+    assert renewed["bid"] == bid
+    assert renewed["token"] != day_old
+
+
+def test_a_new_id_from_the_server_gets_the_decision_recorded_again(page, server, shop):
+    """A token that can no longer renew its id (its secret rotated out, say): /init issues a
+    new id, and the banner records the stored decision again for it, so the server believes
+    the consent the events claim."""
+    banner(page).get_by_role("button", name="Accept all").click()
+    key = f"naboria:{shop.public_id}:id"
+    eventually(lambda: key in stored_state(page)["local"])
+    bid = json.loads(stored_state(page)["local"][key])["bid"]
+    unrenewable = identity.issue_token(secret="rotated out", bid=bid, site_id=shop.public_id)
+    page.evaluate(
+        "([key, id]) => localStorage.setItem(key, JSON.stringify(id))",
+        [key, {"bid": bid, "token": unrenewable, "at": 0}],
+    )
+    with page.expect_response(lambda response: "/init?" in response.url) as renewal:
+        page.goto(f"{server}/demo/?site={shop.public_id}")
+    moved = renewal.value.json()["bid"]
+    assert moved != bid
+    eventually(lambda: json.loads(stored_state(page)["local"][key])["bid"] == moved)
+    page.goto(f"{server}/demo/?site={shop.public_id}")  # the next page
+    record = eventually(lambda: ConsentRecord.objects.filter(site=shop, visitor_id=moved).first())
+    assert record is not None
+    assert sorted(record.granted) == ["ads", "analytics", "necessary"]
+    page.click("#nav-bags")
+    (visitor, consent) = eventually(
+        lambda: page_rows(shop, "visitor_id, consent_state", "pathname = '/demo/bags'")
+    )[0]
+    assert (visitor, consent) == (moved, "analytics+ads")
 
 
 def test_custom_events_links_and_engagement(page, shop):

@@ -21,14 +21,16 @@ from typing import Any
 import clickhouse_connect
 import pytest
 from django.db import connection
-from naboria_client import Client, Consent
+from naboria_client import Client, Consent, Visitor
 
 from ads import snapshot
 from ads.models import Placement
 from ads.publishing import placements_publish
 from consent.models import ConsentRecord
+from ingest import identity
 from scripts.clickhouse_http_standin import start_clickhouse_standin
 from scripts.test_services import ROOT
+from sites.selectors import site_secrets_valid
 from tests.chaos.test_producer_faults import WebRole, wait_for
 from tests.factories import published_campaign
 from tests.sdk_server import FaultProxy
@@ -142,9 +144,10 @@ def test_python_client_stores_every_event_once_through_503s_and_lost_answers(sta
         host=proxy.url, site=site.public_id, batch_size=5, flush_interval=0.1, backoff_factor=0.1
     ) as client:
         ids = [client.pageview(f"https://shop.example/p/{n}") for n in range(12)]
+        visitor = client.visitor()  # through the 503 /init answers first
         signup = client.track(
             "Signup", url="https://shop.example/join", props={"plan": "pro"},
-            bid="user-42", consent=consented,
+            visitor=visitor, consent=consented,
         )  # fmt: skip
         (item,) = client.listing(placement.key)["ads"]
         client.ad_event("impression", impression_token=item["impression_token"])
@@ -152,7 +155,8 @@ def test_python_client_stores_every_event_once_through_503s_and_lost_answers(sta
         assert client.flush(timeout=60)
     stored = stored_once(stack, site.public_id, [*ids, signup])
     assert stored == Counter([*ids, signup])  # each once, nothing else
-    assert stack.visitors(site.public_id)[signup] == "user-42"  # the consented id, token-checked
+    # The consented id the server issued, token-checked.
+    assert stack.visitors(site.public_id)[signup] == visitor.bid
     impression = item["impression"]
     assert stack.ad_events(site.public_id) == {
         (impression, "impression"): 1,
@@ -161,6 +165,31 @@ def test_python_client_stores_every_event_once_through_503s_and_lost_answers(sta
     assert proxy.faults_left() == {}, proxy.log  # every fault was met and got over
     assert any(what == "drop after 202" for _, path, what in proxy.log if path == "/collect")
     assert proxy.waited_after("/collect", "503") >= 0.95  # Retry-After: 1
+
+
+def test_python_client_keeps_a_stored_visitor_and_never_a_made_up_one(stack, site):
+    proxy = stack.start()
+    consented = Consent(analytics=True)
+    with Client(host=proxy.url, site=site.public_id, flush_interval=0.1) as client:
+        first = client.visitor()
+        # As an app stores it: restored a day later, its token long past being fresh.
+        stale = identity.issue_token(
+            secret=site_secrets_valid(site=site)[0],
+            bid=first.bid,
+            site_id=site.public_id,
+            now=time.time() - 86400,
+        )
+        restored = Visitor(bid=first.bid, token=stale)
+        kept = client.pageview("https://shop.example/a", visitor=restored, consent=consented)
+        made_up = Visitor(bid="user-42", token="0" * 64)
+        other = client.pageview("https://shop.example/b", visitor=made_up, consent=consented)
+        assert client.flush(timeout=30)
+    stored_once(stack, site.public_id, [kept, other])
+    visitors = stack.visitors(site.public_id)
+    assert visitors[kept] == restored.bid == first.bid
+    assert restored.token != stale  # renewed: the app stores it again
+    # The server issued a new id in place of the one the app named; the client adopted it.
+    assert visitors[other] == made_up.bid != "user-42"
 
 
 def test_python_client_drops_a_refused_batch_and_keeps_going(stack, site, caplog):

@@ -31,6 +31,36 @@ def test_token_verifies_in_its_window_and_the_next_only():
     assert not valid(window_start - 1)  # a token from the future is not accepted either
 
 
+def test_token_carries_its_window_and_renews_up_to_the_horizon_only():
+    issued_at = 1_700_000_000.0
+    token = identity.issue_token(secret="s", bid="b1", site_id="site", now=issued_at)
+    assert token.split(".")[0] == str(int(issued_at // WINDOW))
+
+    def renews(at: float) -> bool:
+        return identity.token_renews(
+            secrets_in_force=["s"], bid="b1", site_id="site", token=token, now=at
+        )
+
+    window_start = issued_at - issued_at % WINDOW
+    assert renews(window_start)
+    assert renews(window_start + identity.RENEWAL_MAX_SECONDS + WINDOW - 1)
+    assert not renews(window_start + identity.RENEWAL_MAX_SECONDS + WINDOW)
+    assert not renews(window_start - 1)
+
+
+def test_link_token_lives_half_an_hour_and_is_no_token():
+    issued_at = 1_700_000_000.0
+    link = identity.issue_link_token(secret="s", bid="b1", site_id="site", now=issued_at)
+    args = {"secrets_in_force": ["s"], "bid": "b1", "site_id": "site"}
+    window_start = issued_at - issued_at % WINDOW
+    assert identity.link_token_valid(**args, token=link, now=window_start)
+    last = window_start + identity.LINK_MAX_SECONDS + WINDOW - 1
+    assert identity.link_token_valid(**args, token=link, now=last)
+    assert not identity.link_token_valid(**args, token=link, now=last + 1)
+    assert not identity.token_renews(**args, token=link, now=issued_at)
+    assert not identity.token_is_valid(**args, token=link, now=issued_at)
+
+
 def test_token_is_bound_to_bid_and_site():
     token = identity.issue_token(secret="s", bid="b1", site_id="site", now=0)
     for bid, site in [("b2", "site"), ("b1", "other")]:

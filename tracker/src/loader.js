@@ -19,10 +19,10 @@ if (banner) {
   var granted = (config.granted = decision ? allowed(config, decision.granted) : [])
   var key = identityKey(config.site)
   // Analytics or ads granted on another subdomain: this host takes the browser id the decision
-  // was recorded with (the tracker asks /init for its token). A decision granting neither keeps
+  // was recorded with and its token (the tracker renews it with /init). A decision granting neither keeps
   // none; without a decision, only a banner that may grant by region (opt-out) keeps one.
   if (decision ? granted.indexOf('analytics') < 0 && granted.indexOf('ads') < 0 : banner.elsewhere === 'opt_in') write(localStorage, key, null)
-  else if (decision && decision.bid && !read(localStorage, key)) write(localStorage, key, { bid: decision.bid, at: 0 })
+  else if (decision && decision.bid && !read(localStorage, key)) write(localStorage, key, { bid: decision.bid, token: decision.token, at: 0 })
   if (banner.consentMode) {
     consentDefaults(config)
     if (decision) gtag('consent', 'update', consentModeState(banner.purposes, granted))

@@ -9,7 +9,9 @@ import { uuidv7 } from './ids.js'
 import { outcomeOf, retryAfterMs } from './retry.js'
 import { memoryStorage, readJSON, writeJSON } from './storage.js'
 
-// A token is accepted in its own 5-minute window and the next: renew it after 4 minutes.
+// A token is accepted with events in its own 5-minute window and the next: renew it after 4
+// minutes. /init keeps the browser id only for a token it issued for it (of any age up to the
+// renewal horizon); asked without one it issues a new id.
 const RENEW_TOKEN_AFTER_MS = 240000
 const NO_CONSENT = Object.freeze({ analytics: false, ads: false })
 
@@ -245,7 +247,7 @@ export class Naboria {
       }
       const body = { site: this.site, version: banner.version, granted, denied }
       // The id the visitor has: kept when granting again, and a withdrawal recorded against it.
-      if (this.identity) body.bid = this.identity.bid
+      if (this.identity) (body.bid = this.identity.bid), (body.token = this.identity.token)
       if (decision.lang) body.lang = decision.lang
       if (decision.tc) body.tc = decision.tc
       this.consentChannel.push(body)
@@ -261,6 +263,13 @@ export class Naboria {
   }
 
   async sendDecision(body) {
+    // A grant naming the id needs a fresh token (a withdrawal is recorded without): one held
+    // longer than 4 minutes (a decision sent later, from the offline queue) is renewed first.
+    const id = this.identity
+    if (body.bid && id && id.bid === body.bid && Date.now() - id.at >= RENEW_TOKEN_AFTER_MS) {
+      const renewed = await this.renewIdentity()
+      if (renewed) (body.bid = renewed.bid), (body.token = renewed.token)
+    }
     const response = await this.request('POST', '/consent', body)
     const outcome = this.judge(response, 'consent decision')
     if (outcome.outcome === 'done') {
@@ -273,7 +282,7 @@ export class Naboria {
   // ---- identity ----------------------------------------------------------------------------
 
   async adopt(answer) {
-    this.identity = { bid: answer.bid, token: answer.token, at: Date.now() }
+    this.identity = { bid: answer.bid, token: answer.token, link: answer.link, at: Date.now() }
     await writeJSON(this.storage, this.keys.identity, this.identity)
     return this.identity
   }
@@ -287,10 +296,17 @@ export class Naboria {
   async currentIdentity() {
     if (!this.consentState.analytics) return null
     const id = this.identity
-    if (id && id.token && Date.now() - id.at < RENEW_TOKEN_AFTER_MS) return id
+    if (id && Date.now() - id.at < RENEW_TOKEN_AFTER_MS) return id
+    return this.renewIdentity()
+  }
+
+  /** A fresh token from /init: for the id held, with its token, or for a new id. */
+  renewIdentity() {
+    const id = this.identity
     if (!this.identityPending) {
-      const bid = id ? `&bid=${encodeURIComponent(id.bid)}` : ''
-      this.identityPending = this.request('GET', `/init?site=${encodeURIComponent(this.site)}${bid}`)
+      const query = new URLSearchParams({ site: this.site })
+      if (id) query.set('bid', id.bid), query.set('token', id.token)
+      this.identityPending = this.request('GET', `/init?${query}`)
         .then(async (response) => {
           if (response.ok) return this.adopt(await response.json())
           if (outcomeOf(response.status) === 'retry') throw new Error(`/init answered ${response.status}`)
@@ -385,8 +401,9 @@ export class Naboria {
       const answer = await response.clone().json().catch(() => ({}))
       if (/token/.test(answer.error || '')) {
         // Refused for its token (expired while offline, or the site's secret rotated): the
-        // next attempt asks /init for a new one for the same browser id; once per batch.
-        this.identity = this.identity && { ...this.identity, token: '' }
+        // next attempt renews it with /init (the same browser id, unless the token is past
+        // the renewal horizon or its secret's grace); once per batch.
+        this.identity = this.identity && { ...this.identity, at: 0 }
         this.renewedBatch = events[0].id
         return { outcome: 'retry', waitMs: 0 }
       }

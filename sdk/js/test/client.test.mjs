@@ -128,6 +128,7 @@ test('a withdrawal is recorded against the browser id, which is then forgotten',
   await settle(client)
   const [, withdrawal] = server.sent('/consent')
   assert.equal(withdrawal.body.bid, 'b9')
+  assert.equal(withdrawal.body.token, 't9') // a grant naming the id would need it
   assert.deepEqual(withdrawal.body.denied, ['analytics', 'ads'])
   assert.equal(client.identity, null)
   await client.pageview('home')
@@ -136,7 +137,25 @@ test('a withdrawal is recorded against the browser id, which is then forgotten',
   assert.equal(batch.body.bid, undefined)
 })
 
-test('a token refused by /collect is renewed once from /init for the same browser id', async () => {
+test('a grant naming the id, sent after its token aged, renews the token first', async () => {
+  const server = scripted(
+    (path) =>
+      path === '/consent' ? [201, { recorded: true, bid: 'b7', token: 'fresh' }] : path === '/init' ? [200, { bid: 'b7', token: 'renewed' }] : 202,
+    { banner: BANNER }
+  )
+  const storage = memoryStorage()
+  const client = createNaboria(options({ fetch: server.fetch, storage }))
+  await client.setConsent({ analytics: true, ads: false })
+  await settle(client)
+  client.identity = { ...client.identity, token: 'aged', at: Date.now() - 300000 } // 5 minutes
+  await client.setConsent({ analytics: true, ads: true })
+  await settle(client)
+  const [, grant] = server.sent('/consent')
+  assert.match(server.sent('/init')[0].url, /bid=b7&token=aged$/)
+  assert.deepEqual([grant.body.bid, grant.body.token], ['b7', 'renewed'])
+})
+
+test('a token refused by /collect is renewed once from /init with the token it had', async () => {
   let inits = 0
   const server = scripted((path, body) => {
     if (path === '/init') return [200, { bid: 'b5', token: `t${++inits}` }]
@@ -149,7 +168,8 @@ test('a token refused by /collect is renewed once from /init for the same browse
   await settle(client)
   const batches = server.sent('/collect').map((call) => [call.body.token, call.body.events[0].id])
   assert.deepEqual(batches, [['t1', id], ['t2', id]])
-  assert.match(server.sent('/init')[1].url, /bid=b5/)
+  // /init keeps an id only for the token it issued for it: the renewal shows it.
+  assert.match(server.sent('/init')[1].url, /bid=b5&token=t1$/)
 })
 
 test('a 403 for another reason is not retried', async () => {

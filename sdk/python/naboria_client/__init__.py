@@ -8,6 +8,10 @@ when the process exits.
     naboria.pageview("https://shop.example/cart", user_agent=request.headers["User-Agent"])
     naboria.track("Signup", url="https://shop.example/join", props={"plan": "pro"})
 
+    # With analytics consent: a browser id the server issued (store visitor.bid and .token).
+    visitor = naboria.visitor()
+    naboria.pageview("https://shop.example/", visitor=visitor, consent=Consent(analytics=True))
+
 It speaks the tracking protocol (docs/tracking-protocol.md): every event gets a UUIDv7 when it
 is made and keeps it through every retry, so a batch sent again after a 503 or a dropped
 connection is stored once. 2xx: stored; 408, 429, 5xx and network errors: retried (honouring
@@ -34,13 +38,15 @@ from urllib.parse import quote
 import urllib3
 from urllib3.exceptions import HTTPError
 
-__all__ = ["Client", "Consent", "uuid7"]
+__all__ = ["Client", "Consent", "Visitor", "uuid7"]
 
 logger = logging.getLogger("naboria_client")
 
 # Statuses worth sending the same body again: the server may take it later.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# A token is accepted in its own 5-minute window and the next: renewed after 4 minutes.
+# A token is accepted with events in its own 5-minute window and the next: renewed after 4
+# minutes. /init keeps the id only for a token it issued for it (of any age up to the renewal
+# horizon, docs/tracking-protocol.md); asked without one it issues a new id.
 RENEW_TOKEN_AFTER_SECONDS = 240
 MAX_BATCH = 100
 
@@ -57,7 +63,7 @@ def uuid7(ms: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class Consent:
-    """What the visitor granted; a ``bid`` (and its token, from /init) is sent only with
+    """What the visitor granted; a :class:`Visitor`'s id (and its token) is sent only with
     ``analytics``."""
 
     analytics: bool = False
@@ -70,12 +76,29 @@ class Consent:
 NO_CONSENT = Consent()
 
 
+class Visitor:
+    """A browser id the server issued (:meth:`Client.visitor`), with the token that proves it:
+    nobody can name an id of their own or someone else's. Store ``bid`` and ``token`` with
+    the visitor (a session, a cookie) and restore them with ``Visitor(bid=..., token=...)``;
+    store them again after use, as the client renews the token (and a token past the renewal
+    horizon gets a new id, which the client adopts here)."""
+
+    def __init__(self, *, bid: str, token: str) -> None:
+        self._lock = threading.Lock()
+        self.bid = bid
+        self.token = token
+        self.renewed_at = 0.0  # monotonic; 0: restored, renewed before its first use
+
+    def __repr__(self) -> str:
+        return f"Visitor(bid={self.bid!r})"
+
+
 @dataclass
 class _Page:
     """A page event waiting for its batch; events of one visitor travel together."""
 
     event: dict[str, Any]
-    bid: str | None
+    visitor: Visitor | None
     consent: Consent
     user_agent: str | None
 
@@ -83,7 +106,7 @@ class _Page:
 @dataclass
 class _Ad:
     body: dict[str, Any]
-    bid: str | None
+    visitor: Visitor | None
     consent: Consent
     user_agent: str | None
 
@@ -139,7 +162,6 @@ class Client:
         )
         self._http = pool or urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout))
         self._queue: queue.Queue[_Page | _Ad | _Flush | None] = queue.Queue(max_queue)
-        self._tokens: dict[str, tuple[str, float]] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="naboria-client", daemon=True)
         self._thread.start()
@@ -153,19 +175,19 @@ class Client:
         url: str,
         *,
         referrer: str | None = None,
-        bid: str | None = None,
+        visitor: Visitor | None = None,
         consent: Consent = NO_CONSENT,
         user_agent: str | None = None,
         ts: int | None = None,
     ) -> str:
-        """Queue a pageview of ``url``; the event's id is returned. ``bid``: the visitor's id
-        (1-64 of ``A-Z a-z 0-9 . _ : -``, e.g. your user id), sent only with analytics consent;
-        without it the server counts the request's IP and user agent (those of this server:
-        pass the visitor's ``user_agent``)."""
+        """Queue a pageview of ``url``; the event's id is returned. ``visitor``: the visitor's
+        browser id (:meth:`visitor`), sent only with analytics consent; without it the server
+        counts the request's IP and user agent (those of this server: pass the visitor's
+        ``user_agent``)."""
         event: dict[str, Any] = {"type": "pageview", "url": url}
         if referrer:
             event["referrer"] = referrer
-        return self._page(event, bid=bid, consent=consent, user_agent=user_agent, ts=ts)
+        return self._page(event, visitor=visitor, consent=consent, user_agent=user_agent, ts=ts)
 
     def track(
         self,
@@ -173,14 +195,14 @@ class Client:
         *,
         url: str,
         props: Mapping[str, str | int | float | bool] | None = None,
-        bid: str | None = None,
+        visitor: Visitor | None = None,
         consent: Consent = NO_CONSENT,
         user_agent: str | None = None,
         ts: int | None = None,
     ) -> str:
         """Queue a custom event (a goal, a purchase...) with up to 30 properties."""
         event = {"type": "event", "name": name, "url": url, "props": dict(props or {})}
-        return self._page(event, bid=bid, consent=consent, user_agent=user_agent, ts=ts)
+        return self._page(event, visitor=visitor, consent=consent, user_agent=user_agent, ts=ts)
 
     def engagement(
         self,
@@ -188,7 +210,7 @@ class Client:
         url: str,
         visible_ms: int,
         scroll_depth: int = 0,
-        bid: str | None = None,
+        visitor: Visitor | None = None,
         consent: Consent = NO_CONSENT,
         user_agent: str | None = None,
     ) -> str:
@@ -199,7 +221,7 @@ class Client:
             "visible_ms": visible_ms,
             "scroll_depth": scroll_depth,
         }
-        return self._page(event, bid=bid, consent=consent, user_agent=user_agent, ts=None)
+        return self._page(event, visitor=visitor, consent=consent, user_agent=user_agent, ts=None)
 
     def ad_event(
         self,
@@ -208,7 +230,7 @@ class Client:
         impression_token: str,
         display: int = 1,
         url: str | None = None,
-        bid: str | None = None,
+        visitor: Visitor | None = None,
         consent: Consent = NO_CONSENT,
         user_agent: str | None = None,
     ) -> None:
@@ -224,17 +246,27 @@ class Client:
         }
         if url:
             body["url"] = url
-        self._put(_Ad(body, bid, consent, user_agent))
+        self._put(_Ad(body, visitor, consent, user_agent))
+
+    def visitor(self) -> Visitor:
+        """A new browser id from the server (``/init``), for a visitor who granted analytics
+        consent and has none stored yet. Raises on failure."""
+        answer = self._init({"site": self.site})
+        if answer is None:
+            raise RuntimeError("/init gave no browser id")
+        made = Visitor(bid=answer["bid"], token=answer["token"])
+        made.renewed_at = time.monotonic()
+        return made
 
     def listing(
-        self, placement: str, *, bid: str | None = None, consent: Consent = NO_CONSENT
+        self, placement: str, *, visitor: Visitor | None = None, consent: Consent = NO_CONSENT
     ) -> dict[str, Any]:
         """A placement's listing (``GET /ads/listing``), for a page this server renders: its
         ``ads`` carry the ``impression_token`` of their events. Raises on failure."""
         query = f"/ads/listing?placement={quote(placement)}"
-        token = self._token(bid) if bid and consent.analytics else None
-        if token and consent.ads:
-            query += f"&bid={quote(bid or '')}&token={token}&ads=1"
+        proof = self._proof(visitor) if visitor and consent.analytics and consent.ads else None
+        if proof:
+            query += f"&bid={quote(proof[0])}&token={quote(proof[1])}&ads=1"
         response = self._request("GET", query, None, self.user_agent)
         if response.status != 200:
             raise RuntimeError(f"listing of {placement!r} answered {response.status}")
@@ -271,14 +303,14 @@ class Client:
         self,
         event: dict[str, Any],
         *,
-        bid: str | None,
+        visitor: Visitor | None,
         consent: Consent,
         user_agent: str | None,
         ts: int | None,
     ) -> str:
         event["ts"] = int(time.time() * 1000) if ts is None else ts
         event["id"] = uuid7(event["ts"])
-        self._put(_Page(event, bid, consent, user_agent))
+        self._put(_Page(event, visitor, consent, user_agent))
         return str(event["id"])
 
     def _put(self, item: _Page | _Ad) -> None:
@@ -318,41 +350,46 @@ class Client:
                 return
 
     def _send_pages(self, pages: list[_Page]) -> None:
-        groups: dict[tuple[str | None, Consent, str | None], list[dict[str, Any]]] = {}
+        groups: dict[tuple[Visitor | None, Consent, str | None], list[dict[str, Any]]] = {}
         for page in pages:
-            bid = page.bid if page.consent.analytics else None
-            groups.setdefault((bid, page.consent, page.user_agent), []).append(page.event)
-        for (bid, consent, user_agent), events in groups.items():
+            visitor = page.visitor if page.consent.analytics else None
+            groups.setdefault((visitor, page.consent, page.user_agent), []).append(page.event)
+        for (visitor, consent, user_agent), events in groups.items():
             for start in range(0, len(events), self.batch_size):
-                self._send_batch(events[start : start + self.batch_size], bid, consent, user_agent)
+                batch = events[start : start + self.batch_size]
+                self._send_batch(batch, visitor, consent, user_agent)
 
-    def _who(self, bid: str | None, consent: Consent) -> dict[str, Any]:
+    def _who(self, visitor: Visitor | None, consent: Consent) -> dict[str, Any]:
         envelope: dict[str, Any] = {"consent": consent.wire()}
-        token = self._token(bid) if bid and consent.analytics else None
-        if token:
-            envelope.update(bid=bid, token=token)
+        proof = self._proof(visitor) if visitor and consent.analytics else None
+        if proof:
+            envelope.update(bid=proof[0], token=proof[1])
         if self.app:
             envelope["app"] = self.app
         return envelope
 
     def _send_batch(
-        self, events: list[dict[str, Any]], bid: str | None, consent: Consent, agent: str | None
+        self,
+        events: list[dict[str, Any]],
+        visitor: Visitor | None,
+        consent: Consent,
+        agent: str | None,
     ) -> None:
         for _ in range(2):  # a second time only with a renewed token
-            envelope = {"site": self.site, **self._who(bid, consent), "events": events}
+            envelope = {"site": self.site, **self._who(visitor, consent), "events": events}
             envelope["sent_at"] = int(time.time() * 1000)
             try:
                 response = self._request("POST", "/collect", envelope, agent)
             except HTTPError as error:
                 logger.warning("naboria: %d events not sent (%s); dropped", len(events), error)
                 return
-            if response.status == 403 and bid in self._tokens:
-                self._tokens.pop(bid or "", None)  # expired or the site's secret rotated
+            if response.status == 403 and visitor is not None and "token" in envelope:
+                visitor.renewed_at = 0.0  # expired meanwhile, or the site's secret rotated
                 continue
             if response.status == 413 and len(events) > 1:
                 half = len(events) // 2
-                self._send_batch(events[:half], bid, consent, agent)
-                self._send_batch(events[half:], bid, consent, agent)
+                self._send_batch(events[:half], visitor, consent, agent)
+                self._send_batch(events[half:], visitor, consent, agent)
                 return
             if response.status == 202:
                 for refused in json.loads(response.data).get("rejected", []):
@@ -366,7 +403,7 @@ class Client:
             return
 
     def _send_ad(self, item: _Ad) -> None:
-        body = {**self._who(item.bid, item.consent), **item.body}
+        body = {**self._who(item.visitor, item.consent), **item.body}
         for attempt in range(self._retry.total or 1):
             try:
                 response = self._request("POST", "/ad-event", body, item.user_agent)
@@ -381,15 +418,22 @@ class Client:
             time.sleep(min(self._retry.backoff_max, 0.5 * 2**attempt))
         logger.warning("naboria: click of an ad whose impression was never recorded; dropped")
 
-    def _token(self, bid: str | None) -> str | None:
-        """The token for ``bid`` from /init, renewed after 4 minutes; None if it cannot be had
+    def _proof(self, visitor: Visitor) -> tuple[str, str] | None:
+        """The visitor's (bid, fresh token), renewed by /init with the token it has after 4
+        minutes (the server may answer with a new id: adopted); None if /init cannot be reached
         (the events then go without an id)."""
-        if not bid:
-            return None
-        held = self._tokens.get(bid)
-        if held and time.monotonic() - held[1] < RENEW_TOKEN_AFTER_SECONDS:
-            return held[0]
-        path = f"/init?site={quote(self.site)}&bid={quote(bid)}"
+        with visitor._lock:
+            if time.monotonic() - visitor.renewed_at >= RENEW_TOKEN_AFTER_SECONDS:
+                query = {"site": self.site, "bid": visitor.bid, "token": visitor.token}
+                answer = self._init(query)
+                if answer is None:
+                    return None
+                visitor.bid, visitor.token = answer["bid"], answer["token"]
+                visitor.renewed_at = time.monotonic()
+            return visitor.bid, visitor.token
+
+    def _init(self, query: dict[str, str]) -> dict[str, str] | None:
+        path = "/init?" + "&".join(f"{name}={quote(value)}" for name, value in query.items())
         try:
             response = self._request("GET", path, None, self.user_agent)
         except HTTPError as error:
@@ -398,9 +442,8 @@ class Client:
         if response.status != 200:
             _log_refusal(response, "/init")
             return None
-        token = str(json.loads(response.data)["token"])
-        self._tokens[bid] = (token, time.monotonic())
-        return token
+        answer = json.loads(response.data)
+        return {"bid": str(answer["bid"]), "token": str(answer["token"])}
 
     def _request(
         self, method: str, path: str, body: dict[str, Any] | None, agent: str | None

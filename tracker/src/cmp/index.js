@@ -7,7 +7,7 @@
 // and to IAB TCF vendors (__tcfapi, TC string). A floating link, or naboria.consent.open(),
 // reopens it to change or withdraw the decision.
 import { CONSENT_EVENT, OPEN_EVENT } from '../core/consent.js'
-import { identityKey } from '../core/identity.js'
+import { identityKey, initQuery } from '../core/identity.js'
 import { read, write } from '../core/storage.js'
 import { consentModeState, gtag } from './consent-mode.js'
 import { allowed, gpc, readDecision, regionRule, storedDecision, withdrawAtOnce, writeDecision } from './choices.js'
@@ -125,12 +125,13 @@ function announce(answer) {
 function currentId() {
   var id = read(localStorage, identityKey(site))
   if (!id || Date.now() - id.at < 240000) return Promise.resolve(id)
-  return fetch(config.host + '/init?site=' + site + '&bid=' + encodeURIComponent(id.bid))
+  return fetch(config.host + '/init' + initQuery(site, id))
     .then(function (response) {
       return response.json()
     })
     .then(
       function (answer) {
+        // A new id if the server did not renew this one (the /consent answer hands it on).
         return answer.token ? { bid: answer.bid, token: answer.token } : id
       },
       function () {
@@ -167,8 +168,10 @@ function send(id) {
     })
     .then(function (answer) {
       decision.recorded = true
-      // Kept for the other subdomains (the loader hands it to their tracker).
+      // Kept for the other subdomains (the loader hands it to their tracker, which renews it
+      // with this token: /init keeps an id only for a token issued for it).
       decision.bid = answer.bid
+      decision.token = answer.token
       writeDecision(config, decision)
       return answer
     })
@@ -361,6 +364,28 @@ function start() {
   addEventListener(OPEN_EVENT, function () {
     open(true)
   })
+  // A visitor from another domain of the site: the linker adopts the decision recorded for the
+  // id they carried, if any, first.
+  config.ready ? config.ready.then(adopt) : begin()
+}
+
+// The server gave this browser a new id since the decision was recorded (the token it held
+// could no longer renew the old one: past the renewal horizon, or its site secret rotated
+// out): the decision is recorded again for the new id, as an unrecorded one would be, so that
+// the server believes the consent its events claim.
+function movedId() {
+  var id = read(localStorage, identityKey(site))
+  return id && decision.bid && id.bid !== decision.bid
+}
+
+function adopt() {
+  decision = readDecision(config)
+  if (decision) effective = allowed(config, decision.granted)
+  // The id it was recorded with and its fresh token, for the tracker.
+  begin(decision && decision.bid && read(localStorage, identityKey(site)))
+}
+
+function begin(carried) {
   if (!decision)
     return regionRule(config).then(function (rule) {
       // Asked first here: an id kept for an opt-out region (the visitor travelled) goes.
@@ -378,9 +403,10 @@ function start() {
   writeDecision(config, decision)
   // GPC came after the decision: it is narrowed (and recorded) now.
   if (effective.length < decision.granted.length) decide(effective, decision.tcf)
-  else if (!decision.recorded) record().then(announce, function () {})
-  // For a tracker that started without the loader (naboria.init in an app).
-  else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective } }))
+  else if (!decision.recorded || movedId()) record().then(announce, function () {})
+  // For a tracker that started without the loader (naboria.init in an app), or before a
+  // carried decision was adopted.
+  else dispatchEvent(new CustomEvent(CONSENT_EVENT, { detail: { granted: effective, answer: carried } }))
 }
 
 document.body ? start() : addEventListener('DOMContentLoaded', start)

@@ -1,5 +1,7 @@
 // The browser id and its HMAC token, only ever held with analytics consent. The token is
-// accepted for its 5-minute window and the next, so it is renewed after 4 minutes.
+// accepted with events for its 5-minute window and the next, so it is renewed after 4 minutes:
+// /init keeps the id only for the token it was issued with (of any age up to the renewal
+// horizon, docs/tracking-protocol.md); asked without it, /init issues a new id.
 import { read, write } from './storage.js'
 
 var RENEW_AFTER_MS = 240000
@@ -8,13 +10,23 @@ export function identityKey(site) {
   return 'naboria:' + site + ':id'
 }
 
+// The /init query renewing `id` (a {bid, token} or a {bid, link}), or asking for a new one.
+export function initQuery(site, id) {
+  var query = '?site=' + site
+  if (id)
+    ['bid', 'token', 'link'].forEach(function (name) {
+      if (id[name]) query += '&' + name + '=' + encodeURIComponent(id[name])
+    })
+  return query
+}
+
 export function createIdentity(site, host) {
   var key = identityKey(site)
   var current = read(localStorage, key)
   var pending = null
 
   function adopt(answer) {
-    current = { bid: answer.bid, token: answer.token, at: Date.now() }
+    current = { bid: answer.bid, token: answer.token, link: answer.link, at: Date.now() }
     write(localStorage, key, current)
     return current
   }
@@ -32,8 +44,7 @@ export function createIdentity(site, host) {
     get: function () {
       if (current && Date.now() - current.at < RENEW_AFTER_MS) return Promise.resolve(current)
       if (!pending) {
-        var query = '?site=' + site + (current ? '&bid=' + encodeURIComponent(current.bid) : '')
-        pending = fetch(host + '/init' + query)
+        pending = fetch(host + '/init' + initQuery(site, current))
           .then(function (response) {
             if (!response.ok) throw Error(response.status)
             return response.json()

@@ -31,8 +31,16 @@ function envelopeNow(forAds) {
   return envelope
 }
 
+// config.ready: a visitor who came from another domain of the site, whose decision is being
+// adopted (linker): the events wait for it.
 function envelope(forAds) {
-  if (!consent.analytics && !(forAds && consent.ads)) return Promise.resolve(envelopeNow())
+  return Promise.resolve(config.ready).then(function () {
+    return identified(forAds)
+  })
+}
+
+function identified(forAds) {
+  if (!consent.analytics && !(forAds && consent.ads)) return envelopeNow()
   return identity.get().then(
     function () {
       return envelopeNow(forAds)
