@@ -46,11 +46,23 @@ _PROPERTIES = """(sumMapIf(
         arrayMap(key -> toUInt32(1), mapKeys(properties)),
         event_type = 'event'
     ))"""
-# Per page, its engagement reports: visible time, how many reports, their scroll depths summed.
-_ENGAGEMENT = """(sumMapIf(
-        [pathname], [toUInt64(visible_ms)], [toUInt32(1)], [toUInt64(scroll_depth)],
-        event_type = 'engagement'
+# Per page: its pageviews, then its engagement reports (visible time, how many, their scroll
+# depths summed). One map, so that the engagement arrays line up with ``pages`` entry by entry
+# (the engagement report reads them in one pass, without joining by page); a page the visit
+# reported engagement for but did not view is left out, as it has no pageview to belong to.
+_PAGES = """(sumMapIf(
+        [pathname],
+        [toUInt32(event_type = 'pageview')],
+        [toUInt64(if(event_type = 'engagement', visible_ms, 0))],
+        [toUInt32(event_type = 'engagement')],
+        [toUInt64(if(event_type = 'engagement', scroll_depth, 0))],
+        event_type IN ('pageview', 'engagement')
     ))"""
+
+
+def _viewed(values: str) -> str:
+    """The entries of ``values`` (an array of _PAGES) for the pages the visit viewed."""
+    return f"arrayFilter((value, views) -> views > 0, {values}, {_PAGES}.2)"
 
 
 def _clicks(kind: str) -> str:
@@ -106,8 +118,8 @@ SESSION_COLUMNS = f"""
         ),
         1, {{max_steps:UInt16}}
     ) AS steps,
-    (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).1 AS pages,
-    (sumMapIf([pathname], [toUInt32(1)], event_type = 'pageview')).2 AS page_views,
+    {_viewed(f"{_PAGES}.1")} AS pages,
+    {_viewed(f"{_PAGES}.2")} AS page_views,
     (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).1 AS goals,
     (sumMapIf([event_name], [toUInt32(1)], event_type = 'event')).2 AS goal_events,
     max(retention_days) AS retention_days,
@@ -118,11 +130,10 @@ SESSION_COLUMNS = f"""
     {_clicks("outbound")}.2 AS outbound_clicks,
     {_clicks("download")}.1 AS download_targets,
     {_clicks("download")}.2 AS download_clicks,
-    {_ENGAGEMENT}.1 AS engaged_pages,
-    {_ENGAGEMENT}.2 AS engaged_ms,
-    {_ENGAGEMENT}.3 AS engagement_reports,
-    {_ENGAGEMENT}.4 AS scroll_depths,
-    argMin(city, timestamp) AS city
+    argMin(city, timestamp) AS city,
+    {_viewed(f"{_PAGES}.3")} AS page_engaged_ms,
+    {_viewed(f"{_PAGES}.4")} AS page_engagement_reports,
+    {_viewed(f"{_PAGES}.5")} AS page_scroll_depths
 """
 
 

@@ -53,28 +53,18 @@ def page_engagement(query: ReportQuery, *, limit: int = 10, offset: int = 0) -> 
     all the visible time reported for the page divided by its pageviews, so a pageview that
     never reported, e.g. with engagement switched off, counts as no time) and the scroll depth
     (%: the average of its engagement reports; ``None`` without any). Both are ratios over
-    whole visitors, so a sample leaves them unbiased."""
+    whole visitors, so a sample leaves them unbiased. Engagement a visit reported for a page it
+    did not view (none of the tracker's) has no pageview to belong to and is left out."""
     visit_source = visit_rows(query)
-    # Pages by their pageviews (with their visitors: the costly part), and by
-    # their engagement reports, aggregated apart (half the work of one pass over both) and
-    # joined by page. (Aliases differ from the visit rows' columns, which ClickHouse prefers.)
+    # One pass: each visit's engagement arrays line up with its pages (analytics.session_facts).
+    # (Aliases differ from the visit rows' columns, which ClickHouse prefers.)
     sql = f"""
-        SELECT pathname, sum(viewed) AS views, sum(viewers), sum(visible), sum(reported),
-               sum(scrolled)
-        FROM (
-            SELECT page AS pathname, sum(times) AS viewed,
-                   {visit_source.distinct("visitor_hash")} AS viewers,
-                   toUInt64(0) AS visible, toUInt64(0) AS reported, toUInt64(0) AS scrolled
-            FROM ({visit_source.sql}) ARRAY JOIN pages AS page, page_views AS times
-            GROUP BY pathname
-            UNION ALL
-            SELECT page, 0, 0, sum(milliseconds), sum(reports), sum(depth)
-            FROM ({visit_source.sql})
-            ARRAY JOIN engaged_pages AS page, engaged_ms AS milliseconds,
-                       engagement_reports AS reports, scroll_depths AS depth
-            GROUP BY page
-        )
-        GROUP BY pathname HAVING views > 0
+        SELECT page AS pathname, sum(times) AS views, {visit_source.distinct("visitor_hash")},
+               sum(milliseconds), sum(reports), sum(depth)
+        FROM ({visit_source.sql})
+        ARRAY JOIN pages AS page, page_views AS times, page_engaged_ms AS milliseconds,
+                   page_engagement_reports AS reports, page_scroll_depths AS depth
+        GROUP BY pathname
         ORDER BY views DESC, pathname
         LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
     """  # noqa: S608 (values are parameters)
