@@ -31,7 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.test_services import ROOT, free_port, prepare_demo, wait_for_port
+from bench.ingest_pipeline import ensure_load_tools
+from scripts.test_services import (
+    ROOT,
+    free_port,
+    prepare_demo,
+    throwaway_environment,
+    wait_for_port,
+)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -236,19 +243,9 @@ def main() -> None:
     options = parser.parse_args()
     if not os.environ.get("MONGODB_URL") or not os.environ.get("REDIS_URL"):
         sys.exit("run under scripts/test_services.py (Redis and MongoDB are needed)")
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: apt-get install wrk")
+    ensure_load_tools()
     work = Path(tempfile.mkdtemp(prefix="naboria-ads-bench-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{work / 'naboria.sqlite3'}",
-        "NABORIA_VAR_DIR": str(work / "web"),
-        "CLICKHOUSE_URL": f"chdb:///{work / 'web' / 'clickhouse'}",
-        "NABORIA_STARTUP_CHECKS": "false",
-        "DJANGO_SETTINGS_MODULE": "naboria.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env = throwaway_environment(work)
     output, _ = prepare_demo(env)
     placement = next(
         line.split("key ")[1].rstrip(")")

@@ -38,7 +38,13 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest_pipeline import ensure_load_tools
-from scripts.test_services import ROOT, free_port, prepare_demo, wait_for_port
+from scripts.test_services import (
+    ROOT,
+    free_port,
+    prepare_demo,
+    throwaway_environment,
+    wait_for_port,
+)
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -152,16 +158,7 @@ def main() -> None:
         sys.exit("run under scripts/test_services.py (Redis is needed)")
     ensure_load_tools()
     work = Path(tempfile.mkdtemp(prefix="naboria-recs-bench-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{work / 'naboria.sqlite3'}",
-        "NABORIA_VAR_DIR": str(work / "web"),
-        "CLICKHOUSE_URL": f"chdb:///{work / 'web' / 'clickhouse'}",
-        "NABORIA_STARTUP_CHECKS": "false",
-        "DJANGO_SETTINGS_MODULE": "naboria.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env = throwaway_environment(work)
     _, site_id = prepare_demo(env)
     # This process writes the fixtures; it never opens the server's chdb folder.
     os.environ.update({**env, "NABORIA_VAR_DIR": str(work / "bench")})

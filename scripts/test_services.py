@@ -137,6 +137,22 @@ def tansu_binary() -> Path:
     return binary
 
 
+def throwaway_environment(work: Path) -> dict[str, str]:
+    """This process's environment for a throw-away installation in ``work`` (SQLite, embedded
+    ClickHouse, the direct path without Kafka), as the benchmarks' servers run."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{work / 'naboria.sqlite3'}",
+        "NABORIA_VAR_DIR": str(work / "web"),
+        "CLICKHOUSE_URL": f"chdb:///{work / 'web' / 'clickhouse'}",
+        "NABORIA_STARTUP_CHECKS": "false",
+        "DJANGO_SETTINGS_MODULE": "naboria.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    return env
+
+
 def prepare_demo(env: dict[str, str]) -> tuple[str, str]:
     """Run ``manage.py prepare --demo`` as ``make run`` does; (its output, the demo site id)."""
     output = subprocess.run(
