@@ -75,11 +75,47 @@ class Stack:
         return Counter((row[0], row[1]) for row in rows)
 
 
+@pytest.fixture(scope="module")
+def clickhouse_of_the_module(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, Path]]:
+    """A ClickHouse stand-in with the schema, and the collected static files (/t/<id>.json names
+    the bundles by them), made once for this module's tests (each reads only its own site's
+    rows): their URL and folder."""
+    folder = tmp_path_factory.mktemp("sdks")
+    standin, url = start_clickhouse_standin(folder / "clickhouse", folder / "ch.log")
+    env = {
+        **os.environ,
+        "CLICKHOUSE_URL": url,
+        "CLICKHOUSE_DATABASE": "naboria",
+        "NABORIA_VAR_DIR": str(folder),
+        "NABORIA_STARTUP_CHECKS": "false",
+        "DJANGO_SETTINGS_MODULE": "naboria.settings",
+    }
+    try:
+        for command in (["migrate_clickhouse"], ["collectstatic", "--noinput"]):
+            subprocess.run(
+                [sys.executable, "manage.py", *command, "--verbosity=0"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+        yield url, folder / "static"
+    finally:
+        standin.kill()
+        standin.wait(timeout=10)
+
+
 @pytest.fixture
-def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
-    """The web role on the direct path (an ad event's 200 waits for its ClickHouse insert) with
-    a ClickHouse stand-in of its own, which this process reads; started by the test."""
-    standin, url = start_clickhouse_standin(tmp_path / "clickhouse", tmp_path / "ch.log")
+def stack(
+    transactional_db: None, tmp_path: Path, clickhouse_of_the_module: tuple[str, Path]
+) -> Iterator[Stack]:
+    """The web role on the direct path (an ad event's 200 waits for its ClickHouse insert),
+    writing to the module's ClickHouse stand-in, which this process reads; started by the
+    test. Its var folder is its own (spool, state), but for the collected static files."""
+    url, static = clickhouse_of_the_module
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "static").symlink_to(static)
     database = connection.settings_dict
     env = {
         **{key: value for key, value in os.environ.items() if key != "KAFKA_BOOTSTRAP_SERVERS"},
@@ -94,14 +130,6 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
     }
     stack = Stack(WebRole(env, tmp_path / "web.log", site=""), None)
     try:
-        # The ClickHouse schema, and the static files /t/<id>.json names the bundles by.
-        for command in (["migrate_clickhouse"], ["collectstatic", "--noinput"]):
-            subprocess.run(
-                [sys.executable, "manage.py", *command, "--verbosity=0"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-            )
         stack.clickhouse = clickhouse_connect.get_client(dsn=url, database="naboria")
         yield stack
         assert "Traceback" not in stack.web.output(), stack.web.output()
@@ -111,8 +139,6 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
         if stack.web.process is not None:
             stack.web.process.kill()
             stack.web.process.wait(timeout=10)
-        standin.kill()
-        standin.wait(timeout=10)
 
 
 def stored_once(stack: Stack, site: str, ids: list[str]) -> Counter[str]:
