@@ -52,6 +52,8 @@ USER_AGENT = (
 )
 POPULAR = 50
 VISITED = 100
+# The server's core (the last); hey runs on the others (bench/RESULTS.md run 6).
+SERVER_CORE = (os.cpu_count() or 2) - 1
 WORKERS = 20  # hey's concurrent clients, each at rate / WORKERS requests/s
 
 
@@ -73,6 +75,9 @@ def start_uvicorn(env: dict[str, str], application: str) -> tuple[subprocess.Pop
         ],
         cwd=ROOT,
         env=env,
+        # The server on the last core, the load generator on the others: on a 2-core machine
+        # they would otherwise take turns, and the tail would be the scheduler's.
+        preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CORE}),
     )
     wait_for_port(port, application)
     return process, port
@@ -93,6 +98,7 @@ def hey(url: str, seconds: int, rate: int) -> dict[str, float]:
             url,
         ],
         capture_output=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, set(range(SERVER_CORE)) or {0}),
         text=True,
         check=True,
     ).stdout
