@@ -60,9 +60,17 @@ def _signed(*, secret: str, parts: tuple[str, ...], window: int) -> str:
 
 
 def _verifies(
-    *, secrets_in_force: list[str], parts: tuple[str, ...], token: str, oldest: int, newest: int
+    *,
+    secrets_in_force: list[str],
+    parts: tuple[str, ...],
+    token: str,
+    max_age_windows: int,
+    now: float | None,
 ) -> bool:
-    """The token's window lies in [oldest, newest] and its MAC is one of a secret in force."""
+    """The token was issued at most ``max_age_windows`` windows before the current one (never
+    after it) and its MAC is one of a secret in force."""
+    newest = _window(now)
+    oldest = newest - max_age_windows
     window_text, _, mac = token.partition(".")
     # isascii: compare_digest refuses non-ASCII text (a forged token is a refusal, not a 500).
     if not (window_text.isdigit() and window_text.isascii() and mac.isascii()):
@@ -82,13 +90,12 @@ def token_is_valid(
     *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
 ) -> bool:
     """Fresh: issued in this window or the previous one (for events, decisions, ad requests)."""
-    current = _window(now)
     return _verifies(
         secrets_in_force=secrets_in_force,
         parts=(bid, site_id),
         token=token,
-        oldest=current - 1,
-        newest=current,
+        max_age_windows=1,
+        now=now,
     )
 
 
@@ -96,13 +103,12 @@ def token_renews(
     *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
 ) -> bool:
     """Issued by this server for this bid and site, at most RENEWAL_MAX_SECONDS ago."""
-    current = _window(now)
     return _verifies(
         secrets_in_force=secrets_in_force,
         parts=(bid, site_id),
         token=token,
-        oldest=current - RENEWAL_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
-        newest=current,
+        max_age_windows=RENEWAL_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
+        now=now,
     )
 
 
@@ -113,13 +119,12 @@ def issue_link_token(*, secret: str, bid: str, site_id: str, now: float | None =
 def link_token_valid(
     *, secrets_in_force: list[str], bid: str, site_id: str, token: str, now: float | None = None
 ) -> bool:
-    current = _window(now)
     return _verifies(
         secrets_in_force=secrets_in_force,
         parts=(_LINK, bid, site_id),
         token=token,
-        oldest=current - LINK_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
-        newest=current,
+        max_age_windows=LINK_MAX_SECONDS // TOKEN_WINDOW_SECONDS,
+        now=now,
     )
 
 
