@@ -10,7 +10,9 @@ Entry points: top_pages, popular_items, recommended_items, forget_popular (tests
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from typing import Any, TypedDict
 
 import msgspec
@@ -73,28 +75,66 @@ def forget_popular() -> None:
     _popular.clear()
 
 
+class _VisitedLookups:
+    """Whether a visitor visited each of some paths (ZMSCORE), for the requests of one event
+    loop: the lookups that requests make in the same turn of the loop go to Redis as one
+    pipeline (the "auto-pipelining" of ioredis). Most of a lookup's cost is the client's, not
+    Redis's (about 0.13 ms of CPU for one command against 0.05 ms each in a pipeline on the
+    benchmark machine), and requests arrive together under load; a lone lookup is sent alone."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, list[str], asyncio.Future[list[float | None]]]] = []
+
+    async def scores(self, *, key: str, members: list[str]) -> list[float | None]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[float | None]] = loop.create_future()
+        self._pending.append((key, members, answer))
+        if len(self._pending) == 1:
+            # After the requests already scheduled in this turn have made their lookups.
+            loop.call_soon(lambda: loop.create_task(self._send()))
+        return await answer
+
+    async def _send(self) -> None:
+        batch, self._pending = self._pending, []
+        client = redis_client.async_client()
+        try:
+            if len(batch) == 1:
+                key, members, _ = batch[0]
+                results = [await client.zmscore(key, members)]
+            else:
+                async with client.pipeline(transaction=False) as pipeline:
+                    for key, members, _ in batch:
+                        pipeline.zmscore(key, members)
+                    results = await pipeline.execute()
+        except Exception as error:  # RedisError for each waiting request (503), whatever it is
+            for *_, answer in batch:
+                if not answer.done():
+                    answer.set_exception(error)
+            return
+        for (*_, answer), result in zip(batch, results, strict=True):
+            if not answer.done():  # its request may have been cancelled
+                answer.set_result(result)
+
+
+_lookups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _VisitedLookups] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def recommended_items(
     *, site_id: str, current_path: str, visitor: str | None, limit: int
 ) -> list[Item]:
     """The site's most popular pages but the one at ``current_path`` and, for ``visitor`` (a
     browser id the caller verified, with consent), those they visited in the last 7 days; at
-    most ``limit``. The visits are looked up for the candidates only, a few at a time, most
-    popular first: one Redis round trip with a short answer unless the visitor saw most of
-    them, whatever their number of visits."""
+    most ``limit``. One Redis lookup whatever the visitor's number of visits: whether each
+    candidate (at most POPULAR_SIZE) was visited, not the visits themselves."""
     candidates = [
         item for item in await popular_items(site_id=site_id) if item["path"] != current_path
     ]
-    if visitor is None:
+    if visitor is None or not candidates:
         return candidates[:limit]
-    client = redis_client.async_client()
-    found: list[Item] = []
-    step = max(2 * limit, 10)
-    for start in range(0, len(candidates), step):
-        chunk = candidates[start : start + step]
-        visited = await client.zmscore(
-            keys.visits(site_id, visitor), [item["path"] for item in chunk]
-        )
-        found += [item for item, seen in zip(chunk, visited, strict=True) if seen is None]
-        if len(found) >= limit:
-            break
-    return found[:limit]
+    lookups = _lookups.setdefault(asyncio.get_running_loop(), _VisitedLookups())
+    visited = await lookups.scores(
+        key=keys.visits(site_id, visitor), members=[item["path"] for item in candidates]
+    )
+    return [item for item, seen in zip(candidates, visited, strict=True) if seen is None][:limit]

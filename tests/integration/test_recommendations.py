@@ -5,16 +5,19 @@ with and without consent, for two sites of two organizations."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any, cast
 
 import pytest
+import redis
+import redis.asyncio.client
 
 from ingest.selectors import forget_site_configs
 from naboria import redis_client
 from recs import keys
-from recs.selectors import forget_popular
+from recs.selectors import forget_popular, recommended_items
 from recs.services import popular_pages_refresh, popular_pages_refresh_all
 from sites.models import Site
 from tests.factories import OrganizationFactory, SiteFactory
@@ -362,3 +365,65 @@ def test_titles_are_bounded_to_the_popular_pages_beyond_their_limit(
     assert redis.hgetall(keys.titles(shop.public_id)) == {b"/boots": b"Boots"}
     forget_popular()
     assert items(shop, f"{SHOP}/")["items"][0]["title"] == "Boots"
+
+
+def test_lookups_made_together_share_one_pipeline_and_keep_each_visitors_answer(monkeypatch):
+    """Requests that look up their visitors' visits in the same turn of the event loop send
+    them to Redis as one pipeline; each request still gets its own visitor's answer, a lone
+    lookup goes alone, and a Redis failure reaches every request waiting on it."""
+    site = "lookup-site"
+    pages = [f"/p{number}" for number in range(12)]
+    popular = [{"path": path, "url": f"{SHOP}{path}", "title": path} for path in pages]
+    sync = redis_client.sync_client()
+    sync.set(keys.popular(site), json.dumps(popular))
+    # Visitor n saw the first n pages: their answer starts at page n.
+    for number in range(1, 10):
+        sync.zadd(keys.visits(site, f"v{number}"), dict.fromkeys(pages[:number], 1))
+
+    async def lookups(visitors: list[str]) -> tuple[list[Any], int]:
+        client = redis_client.async_client()
+        pipelines = 0
+        make_pipeline = client.pipeline
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal pipelines
+            pipelines += 1
+            return make_pipeline(*args, **kwargs)
+
+        monkeypatch.setattr(client, "pipeline", counted)
+        answers = await asyncio.gather(
+            *(
+                recommended_items(site_id=site, current_path="/p11", visitor=who, limit=2)
+                for who in visitors
+            ),
+            return_exceptions=True,
+        )
+        return answers, pipelines
+
+    visitors = [f"v{number}" for number in range(1, 10)]
+    answers, pipelines = asyncio.run(lookups(visitors))
+    assert pipelines == 1
+    assert [[item["path"] for item in answer] for answer in answers] == [
+        [f"/p{number}", f"/p{number + 1}"] for number in range(1, 10)
+    ]
+    answers, pipelines = asyncio.run(lookups(["v3"]))
+    assert (pipelines, [item["path"] for item in answers[0]]) == (0, ["/p3", "/p4"])
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    async def failing_lookups() -> list[Any]:
+        monkeypatch.setattr(redis_client.async_client(), "zmscore", broken)
+        monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", broken)
+        return await asyncio.gather(
+            *(
+                recommended_items(site_id=site, current_path="/p11", visitor=who, limit=2)
+                for who in visitors[:3]
+            ),
+            return_exceptions=True,
+        )
+
+    assert all(
+        isinstance(answer, redis.exceptions.ConnectionError)
+        for answer in asyncio.run(failing_lookups())
+    )
