@@ -89,17 +89,31 @@ def funnel(query: ReportQuery, *, steps: list[str]) -> dict[str, Any]:
     ]
     visit_source = visit_rows(query)
     # The furthest step each visit reached, taking its steps in order with anything between.
+    # Each of its steps first becomes the set of funnel steps it matches (bit k: step k), one
+    # LIKE per funnel step with a constant pattern (compiled once; a pattern taken from
+    # an array by index is compiled row by row: this took the report from 76 to 56 ms p50 at
+    # 11M events, bench/RESULTS.md).
+    matches = " + ".join(
+        f"bitShiftLeft(toUInt16(step LIKE {{step_{index}:String}}), {index})"
+        for index in range(len(patterns))
+    )
     sql = f"""
         SELECT arrayFold(
-                   (level, step) -> if(level < length({{funnel:Array(String)}})
-                       AND step LIKE {{funnel:Array(String)}}[level + 1], level + 1, level),
-                   steps, toUInt64(0)) AS level,
+                   (level, matched) -> if(level < {len(patterns)} AND bitTest(matched, level),
+                                          level + 1, level),
+                   arrayMap(step -> {matches}, steps), toUInt64(0)) AS level,
                count()
         FROM ({visit_source.sql}) GROUP BY level
-    """  # noqa: S608
+    """  # noqa: S608 (the expression is made here; patterns are parameters)
     by_level = {
         level: visit_source.scaled(count)
-        for level, count in rows(sql, {**visit_source.parameters, "funnel": patterns})
+        for level, count in rows(
+            sql,
+            {
+                **visit_source.parameters,
+                **{f"step_{index}": pattern for index, pattern in enumerate(patterns)},
+            },
+        )
     }
     reached = [
         sum(int(count) for level, count in by_level.items() if level >= index + 1)
