@@ -84,15 +84,23 @@ class _VisitedLookups:
 
     def __init__(self) -> None:
         self._pending: list[tuple[str, list[str], asyncio.Future[list[float | None]]]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def scores(self, *, key: str, members: list[str]) -> list[float | None]:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[float | None]] = loop.create_future()
         self._pending.append((key, members, answer))
         if len(self._pending) == 1:
-            # After the requests already scheduled in this turn have made their lookups.
-            loop.call_soon(lambda: loop.create_task(self._send()))
+            # Sent two turns of the loop later (a callback, then the task's first step), so the
+            # requests read in this turn and the next have made their lookups: a burst's
+            # requests are often read over more than one turn.
+            loop.call_soon(self._start_sending, loop)
         return await answer
+
+    def _start_sending(self, loop: asyncio.AbstractEventLoop) -> None:
+        sending = loop.create_task(self._send())
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
 
     async def _send(self) -> None:
         batch, self._pending = self._pending, []
