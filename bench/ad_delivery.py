@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import percentile
 from bench.ingest_pipeline import ensure_load_tools
 from scripts.test_services import (
     ROOT,
@@ -39,11 +40,6 @@ from scripts.test_services import (
     throwaway_environment,
     wait_for_port,
 )
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def decision_benchmark() -> list[str]:

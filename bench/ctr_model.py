@@ -35,17 +35,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import percentile
 from scripts.test_services import embedded_environment
 
 TIMEZONE = "Europe/Paris"
 CAMPAIGNS = 12
 ADS_PER_CAMPAIGN = 4
 LIVE_ADS = 200
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main() -> None:

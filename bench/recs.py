@@ -32,7 +32,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ from urllib.request import urlopen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import percentile
 from bench.ingest_pipeline import ensure_load_tools
 from scripts.test_services import (
     ROOT,
@@ -99,9 +99,12 @@ def hey(url: str, seconds: int, rate: int, *, in_step: bool) -> dict[str, float]
     s apart, so requests arrive spread over time as independent visitors' do."""
     command = ["hey", "-z", f"{seconds}s", "-q", f"{rate / WORKERS:.1f}", "-o", "csv"]
     command += ["-H", f"User-Agent: {USER_AGENT}"]
-    clients = [[*command, "-c", str(WORKERS), url]] if in_step else [[*command, "-c", "1", url]]
+    if in_step:
+        clients = [[*command, "-c", str(WORKERS), url]]
+    else:
+        clients = [[*command, "-c", "1", url]] * WORKERS
     processes = []
-    for arguments in clients * (1 if in_step else WORKERS):
+    for arguments in clients:
         processes.append(
             subprocess.Popen(
                 arguments,
@@ -120,17 +123,17 @@ def hey(url: str, seconds: int, rate: int, *, in_step: bool) -> dict[str, float]
                 failed.append(row["status-code"])
     if failed or not times:
         raise RuntimeError(f"{len(failed)} failed answers from {url}: {sorted(set(failed))}")
-    times.sort()
-
-    def percentile(p: int) -> float:
-        return times[max(0, math.ceil(p / 100 * len(times)) - 1)]
-
-    return {"rps": len(times) / seconds, "p50": percentile(50), "p99": percentile(99)}
+    return {
+        "rps": len(times) / seconds,
+        "p50": percentile(times, 0.5),
+        "p99": percentile(times, 0.99),
+    }
 
 
 def prepare(site_id: str) -> dict[str, str]:
-    """Switch recommendations on for the demo site, store its popular list and one visitor's
-    visits; the query strings of the two requests measured."""
+    """Switch recommendations on for the demo site, store its popular list, one visitor's
+    visits and that visitor's consent decision; the query strings of the two requests
+    measured."""
     import django
 
     django.setup()
