@@ -191,11 +191,24 @@ class _Visit:
                 *self.third_party_requests(),
             ]
         finally:
+            # A handler may still be fetching the page that timed out: closing under it
+            # disposes its fetch, and Playwright hands the handler's error to whichever call
+            # runs next (the next page's) or, seen under load, never finishes the close. Its
+            # fetch is bounded by the page's budget, so waiting for it is short.
+            context.unroute_all(behavior="wait")
             context.close()
 
     # --- guards -------------------------------------------------------------------------
 
     def route(self, route: Any, request: Any) -> None:
+        try:
+            self.decide(route, request)
+        except PlaywrightError as error:
+            # The request went away under the handler (its page navigated or closed): there
+            # is nothing left to decide, and an error raised here would surface in another call.
+            logger.debug("route of %s: %s", request.url, error)
+
+    def decide(self, route: Any, request: Any) -> None:
         host = urlsplit(request.url).hostname or ""
         if request.url.startswith(("http:", "https:")) and not self.host_is_public(host):
             self.visit.blocked_hosts.add(host)

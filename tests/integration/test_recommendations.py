@@ -17,7 +17,7 @@ import redis.asyncio.client
 from ingest.selectors import forget_site_configs
 from naboria import redis_client
 from recs import keys
-from recs.selectors import forget_popular, recommended_items
+from recs.selectors import forget_popular, popular_items, recommended_items
 from recs.services import popular_pages_refresh, popular_pages_refresh_all
 from sites.models import Site
 from tests.factories import OrganizationFactory, SiteFactory
@@ -391,6 +391,10 @@ def test_lookups_made_together_share_one_pipeline_and_keep_each_visitors_answer(
             return make_pipeline(*args, **kwargs)
 
         monkeypatch.setattr(client, "pipeline", counted)
+        # The site's popular list read first (then cached in process), so that every request
+        # reaches its lookup in the same turn of the loop: with the list still to read, each
+        # would wait for its own GET's answer, and those may arrive in different turns.
+        await popular_items(site_id=site)
         answers = await asyncio.gather(
             *(
                 recommended_items(site_id=site, current_path="/p11", visitor=who, limit=2)
