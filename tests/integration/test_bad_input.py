@@ -34,7 +34,7 @@ from events.schemas import MAX_BODY_BYTES, MAX_DEPTH
 from naboria.request_limits import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 from scripts.test_services import ROOT, embedded_environment, free_port, prepare_demo
 from tests.integration.test_collect_direct import VISITOR_IP, rows
-from tests.tracking_client import delivered_ad_event
+from tests.tracking_client import UNKNOWN_CAMPAIGN, delivered_ad_event
 from tests.unit.test_enrichment import WINDOWS_CHROME
 
 pytestmark = [
@@ -140,7 +140,9 @@ def batch(site: Any, *events: bytes, **fields: bytes) -> bytes:
 def shown(site: Any, impression: str, **facts: int) -> bytes:
     """An impression of an ad delivered with these facts."""
     body = delivered_ad_event(
-        site=site.public_id, impression=impression, **{"campaign": 1, "ad": 2, **facts}
+        site=site.public_id,
+        impression=impression,
+        **{"campaign": UNKNOWN_CAMPAIGN, "ad": 2, **facts},
     )
     return json.dumps(body).encode()
 
@@ -278,11 +280,11 @@ def ad_rows(impression: str) -> list[tuple[Any, ...]]:
 
 
 def test_an_ad_events_facts_come_from_its_token_whatever_the_body_says(application, shop):
-    body = json.loads(shown(shop, "told", campaign=7, ad=70, placement=3))
+    body = json.loads(shown(shop, "told", campaign=UNKNOWN_CAMPAIGN, ad=70, placement=3))
     body.update(campaign=2**64, ad=-1, placement="x", impression="other", site="elsewhere")
     answer = post(application, "/ad-event", json.dumps(body).encode())
     assert answer.status == 200, answer.body
-    assert ad_rows("told") == [(7, 70, 3)]
+    assert ad_rows("told") == [(UNKNOWN_CAMPAIGN, 70, 3)]
     assert ad_rows("other") == []
 
 

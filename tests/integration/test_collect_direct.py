@@ -15,7 +15,7 @@ from ingest import selectors
 from ingest.selectors import forget_site_configs
 from ingest.sinks import reset_sink
 from naboria import clickhouse
-from tests.tracking_client import TrackingClient, delivered_ad_event
+from tests.tracking_client import UNKNOWN_CAMPAIGN, TrackingClient, delivered_ad_event
 from tests.unit.test_enrichment import IPHONE, WINDOWS_CHROME
 
 pytestmark = [
@@ -312,7 +312,7 @@ def test_ad_event_answers_after_the_insert_and_counts_once(shop):
     body = delivered_ad_event(
         site=shop.public_id,
         impression=f"imp-{uuid.uuid4().hex[:8]}",
-        campaign=7,
+        campaign=UNKNOWN_CAMPAIGN,
         ad=70,
         placement=3,
     )
@@ -340,7 +340,9 @@ def test_bot_events_are_stored_flagged_with_the_reason(shop):
     }
     assert post("/collect", page, user_agent=GOOGLEBOT).status_code == 202
     assert post("/collect", page).status_code == 202
-    ad = delivered_ad_event(site=shop.public_id, impression="i-bot", campaign=7, ad=70)
+    ad = delivered_ad_event(
+        site=shop.public_id, impression="i-bot", campaign=UNKNOWN_CAMPAIGN, ad=70
+    )
     assert post("/ad-event", ad, user_agent=GOOGLEBOT).status_code == 200
 
     flags = (
