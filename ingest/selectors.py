@@ -3,7 +3,11 @@ in process), whether a request's origin may use it, and the consent the server a
 
 Endpoints must not query the database per request; a site's settings and secrets are kept for
 ``SITE_CACHE_SECONDS`` so a change in the admin (a new allowed domain, a rotated secret) takes
-effect within that time in every web process.
+effect within that time in every web process. A site in use is read again in the background
+once its entry is ``SITE_REFRESH_SECONDS`` old, so under steady traffic no request waits for the
+database; and a site's reads are made one at a time: the requests that need it meanwhile wait
+for that one read (hundreds of requests in flight at once would otherwise each query the
+database when an entry expires).
 
 Used by the tracking endpoints (ingest.endpoints) and the ad server (ads.serving,
 ads.endpoints). Entry points: site_config_get, site_origin_check, site_config_for_request,
@@ -12,6 +16,8 @@ consent_verified; forget_site_configs (tests).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,7 +30,10 @@ from ingest.http import Refusal, in_database
 from sites.models import Site, host_allowed
 from sites.selectors import site_secrets_valid
 
+logger = logging.getLogger(__name__)
+
 SITE_CACHE_SECONDS = 10.0
+SITE_REFRESH_SECONDS = SITE_CACHE_SECONDS / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +56,26 @@ class SiteConfig:
         return host_allowed(host=host, port=port, domains=self.allowed_domains)
 
 
-_cache: dict[str, tuple[float, SiteConfig | None]] = {}
+class _Cached:
+    """A site's config (None: no such site) and when it is read again and when dropped."""
+
+    __slots__ = ("config", "expires", "refresh")
+
+    def __init__(self, config: SiteConfig | None) -> None:
+        now = time.monotonic()
+        self.config = config
+        self.refresh = now + SITE_REFRESH_SECONDS
+        self.expires = now + SITE_CACHE_SECONDS
 
 
-def cached_site_config(public_id: str) -> tuple[bool, SiteConfig | None]:
-    """(found in cache, config) without touching the database."""
-    entry = _cache.get(public_id)
-    if entry is None or entry[0] < time.monotonic():
-        return False, None
-    return True, entry[1]
+_cache: dict[str, _Cached] = {}
+# The read under way per event loop and site: the requests of that loop that need the site
+# meanwhile await it rather than query the database each.
+_reads: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[SiteConfig | None]] = {}
 
 
 def load_site_config(public_id: str) -> SiteConfig | None:
-    """Read a site from the database and cache the answer, including "no such site"."""
+    """Read a site from the database (None: no such site)."""
     site = Site.objects.filter(public_id=public_id).first()
     config = None
     if site is not None:
@@ -78,9 +94,6 @@ def load_site_config(public_id: str) -> SiteConfig | None:
             or "opt_in",
             recommendations_enabled=site.recommendations_enabled,
         )
-    if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
-        _cache.clear()
-    _cache[public_id] = (time.monotonic() + SITE_CACHE_SECONDS, config)
     return config
 
 
@@ -88,11 +101,45 @@ def forget_site_configs() -> None:
     _cache.clear()
 
 
+async def _read_and_cache(public_id: str) -> SiteConfig | None:
+    """The site read from the database and cached, "no such site" included."""
+    config = await in_database(load_site_config)(public_id)
+    if len(_cache) > 10_000:  # unknown ids sent by scanners must not grow it without bound
+        _cache.clear()
+    _cache[public_id] = _Cached(config)
+    return config
+
+
+def _read(public_id: str) -> asyncio.Task[SiteConfig | None]:
+    """This loop's read of the site under way, started if there is none."""
+    loop = asyncio.get_running_loop()
+    key = (loop, public_id)
+    read = _reads.get(key)
+    if read is None:
+        read = _reads[key] = loop.create_task(_read_and_cache(public_id))
+        read.add_done_callback(lambda _: _reads.pop(key, None))
+    return read
+
+
+def _refreshed(read: asyncio.Task[SiteConfig | None]) -> None:
+    # A background read that failed leaves the entry as it was until it expires; then a
+    # request reads the site itself and answers 503 if the database is still away.
+    if not read.cancelled() and read.exception() is not None:
+        logger.warning("site settings not read again: %s", read.exception())
+
+
 async def site_config_get(*, public_id: str) -> SiteConfig:
     """The site's settings (cached in process); 404 when there is no such site."""
-    found, config = cached_site_config(public_id)
-    if not found:
-        config = await in_database(load_site_config)(public_id)
+    entry = _cache.get(public_id)
+    now = time.monotonic()
+    if entry is not None and now < entry.expires:
+        config = entry.config
+        if now >= entry.refresh:
+            entry.refresh = entry.expires  # one background read per entry
+            _read(public_id).add_done_callback(_refreshed)
+    else:
+        # Shielded: a request that goes away must not cancel the read the others await.
+        config = await asyncio.shield(_read(public_id))
     if config is None:
         raise Refusal(404, f"unknown site {public_id!r}")
     return config
