@@ -84,3 +84,36 @@ def test_rows_neither_delivered_nor_spooled_fail_their_requests() -> None:
     asyncio.run(scenario())
     # A late acknowledgement changes nothing once settled.
     acceptance.message_acknowledged()
+
+
+def test_requests_of_one_loop_share_one_timer_and_keep_their_own_deadlines() -> None:
+    acceptance = Acceptance()
+    acceptance.expect_messages(1)
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        timers_before = sum(not timer.cancelled() for timer in loop._scheduled)  # type: ignore[attr-defined]
+        started = loop.time()
+        later = asyncio.ensure_future(acceptance.wait(timeout=0.3))
+        sooner = asyncio.ensure_future(acceptance.wait(timeout=0.05))
+        patient = [asyncio.ensure_future(acceptance.wait(timeout=5)) for _ in range(50)]
+        await asyncio.sleep(0)
+        timers = sum(not timer.cancelled() for timer in loop._scheduled)  # type: ignore[attr-defined]
+        assert timers - timers_before == 1  # not one per request
+        outcomes = []
+        with pytest.raises(TimeoutError):
+            await sooner
+        outcomes.append(f"sooner after {loop.time() - started >= 0.05}, later {later.done()}")
+        with pytest.raises(TimeoutError):
+            await later
+        outcomes.append(f"later after {loop.time() - started >= 0.3}")
+        outcomes.append(f"patient waiting {not any(request.done() for request in patient)}")
+        acceptance.message_acknowledged()
+        await asyncio.gather(*patient)
+        return outcomes
+
+    assert asyncio.run(scenario()) == [
+        "sooner after True, later False",
+        "later after True",
+        "patient waiting True",
+    ]
