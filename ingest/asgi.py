@@ -10,16 +10,13 @@ middleware, sessions or URL resolving: that is what makes the hot path fast.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
-
-from prometheus_client import Counter, Histogram
 
 from events.schemas import MAX_BODY_BYTES
 from ingest.endpoints import ENDPOINTS
 from ingest.http import TrackingRequest, TrackingResponse, dispatch, error_response
-from naboria.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from naboria.metrics import LEAN_REQUESTS
 
 TRACKING_PATHS = frozenset(ENDPOINTS)
 
@@ -84,18 +81,6 @@ async def _read_body(receive: Any, declared: str) -> bytes | None:
             return b"".join(chunks)
 
 
-# The labelled series of the request metrics, looked up once per (route, method, status):
-# prometheus_client's labels() costs several µs a call. Bounded, since clients choose methods.
-@lru_cache(maxsize=512)
-def _requests_counted(route: str, method: str, status: int) -> Counter:
-    return HTTP_REQUESTS.labels(route, method, str(status))
-
-
-@lru_cache(maxsize=64)
-def _latency_of(route: str) -> Histogram:
-    return HTTP_LATENCY.labels(route)
-
-
 def lean_application(endpoints: dict[str, Any]) -> Any:
     """An ASGI application answering ``endpoints`` (path -> (handler, methods)) this way."""
 
@@ -127,9 +112,12 @@ def lean_application(endpoints: dict[str, Any]) -> Any:
             # would, to reuse the connection), so it closes the connection instead.
             response.headers["connection"] = "close"
         await _send(send, response)
-        route = scope["path"].lstrip("/")
-        _requests_counted(route, scope["method"], response.status).inc()
-        _latency_of(route).observe(time.perf_counter() - started)
+        LEAN_REQUESTS.record(
+            route=scope["path"].lstrip("/"),
+            method=scope["method"],
+            status=response.status,
+            seconds=time.perf_counter() - started,
+        )
 
     return application
 
