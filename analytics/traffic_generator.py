@@ -521,7 +521,7 @@ def _update_attempt(
         nonlocal moment
         moment += timedelta(milliseconds=after_ms)
         at = int(moment.timestamp() * 1000)
-        event_id = str(new_event_id(at_millis=at))
+        event_id = new_event_id(at_millis=at)
         events.append({"type": kind, "id": event_id, "ts": at, **common, **fields})
 
     def failed(stage: str) -> tuple[list[dict[str, Any]], str]:
@@ -640,7 +640,7 @@ def bulk_rows(site_id: str, retention_days: int, visit: Visit) -> tuple[list[byt
             encoder.encode(
                 PageRow(
                     # Made when the event happened, as a client makes it.
-                    event_id=str(new_event_id(at_millis=int(event.at.timestamp() * 1000))),
+                    event_id=new_event_id(at_millis=int(event.at.timestamp() * 1000)),
                     site_id=site_id,
                     timestamp=_ms(event.at),
                     received_at=_ms(event.at),

@@ -444,7 +444,7 @@ def drain_benchmark(rows: int, batch_size: int) -> list[str]:
         return [
             encoder.encode(
                 PageRow(
-                    event_id=str(new_event_id()),
+                    event_id=new_event_id(),
                     site_id=site,
                     timestamp=clickhouse_time(now - i),
                     received_at=clickhouse_time(now),
@@ -571,7 +571,7 @@ def tracer_delays(
     try:
         time.sleep(8)  # consumer group joined, load running
         for _ in range(tracers):
-            event_id = str(new_event_id())
+            event_id = new_event_id()
             event = {"type": "pageview", "url": "https://localhost/tracer", "id": event_id}
             assert post(json.dumps({"site": site, "events": [event]}).encode()) == 202
             accepted = time.perf_counter()

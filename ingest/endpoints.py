@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from django.conf import settings
 
 from consent.regions import region_rule
 from consent.selectors import recorded_decision
@@ -28,6 +27,7 @@ from events.schemas import (
     envelope_decoder,
 )
 from ingest import identity
+from ingest.hot_settings import HOT
 from ingest.http import (
     TRANSPARENT_GIF,
     EndpointTable,
@@ -161,7 +161,7 @@ async def _accept_page_batch(request: TrackingRequest, envelope: Envelope) -> Tr
         return error_response(503, f"temporarily unable to accept events ({full})")
     # 202 promises the events are durable (docs/durability.md): on Kafka, acknowledged.
     try:
-        await acceptance.wait(timeout=settings.INGEST_ACK_TIMEOUT_SECONDS)
+        await acceptance.wait(timeout=HOT.INGEST_ACK_TIMEOUT_SECONDS)
     except (SinkUnavailable, TimeoutError) as error:
         reason = str(error) or "not acknowledged in time"
         return error_response(

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
-from django.conf import settings
 from iptocc import country_code
+
+from ingest.hot_settings import HOT
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def locate(ip: str) -> Location:
     if ip[:7].lower() == "::ffff:" and "." in ip:
         # An IPv4 client as a dual-stack socket reports it (IPv4-mapped IPv6).
         ip = ip[7:]
-    database = _database(settings.GEO_CITY_DATABASE, settings.GEO_SHIPPED_DIR)
+    database = _database_in_use()
     if database is not None:
         try:
             record = (database.ipv6 if ":" in ip else database.ipv4).get(ip)
@@ -90,7 +91,7 @@ def locate(ip: str) -> Location:
 
 def attribution() -> Attribution | None:
     """What the licence of the database in use asks to show where its results are shown."""
-    database = _database(settings.GEO_CITY_DATABASE, settings.GEO_SHIPPED_DIR)
+    database = _database_in_use()
     return None if database is None else database.attribution
 
 
@@ -117,6 +118,20 @@ def _field(record: Any, *path: str) -> Any:
 
 def _text(value: Any) -> str:
     return value[:MAX_NAME_LENGTH] if isinstance(value, str) else ""
+
+
+# (GEO_CITY_DATABASE, GEO_SHIPPED_DIR, their database): told apart by identity, which is
+# cheaper per lookup than hashing the Path for an lru_cache key.
+_in_use: tuple[str, Path, _Database | None] | None = None
+
+
+def _database_in_use() -> _Database | None:
+    global _in_use
+    operator_file, shipped_dir = HOT.GEO_CITY_DATABASE, HOT.GEO_SHIPPED_DIR
+    in_use = _in_use
+    if in_use is None or in_use[0] is not operator_file or in_use[1] is not shipped_dir:
+        in_use = _in_use = (operator_file, shipped_dir, _database(operator_file, shipped_dir))
+    return in_use[2]
 
 
 @lru_cache(maxsize=2)

@@ -23,7 +23,6 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 import msgspec
-from django.conf import settings
 
 from events.ids import ad_event_id, new_event_id
 from events.rows import AdRow, PageRow, clickhouse_time, encoder
@@ -50,6 +49,7 @@ from ingest.enrichment import (
     describe_user_agent,
     utm_parameters,
 )
+from ingest.hot_settings import HOT
 from ingest.http import Refusal, TrackingRequest, in_database
 from ingest.identity import cookieless_visitor_id, token_is_valid
 from ingest.selectors import SiteConfig
@@ -142,12 +142,12 @@ def request_facts(*, request: TrackingRequest) -> RequestFacts:
     facts = RequestFacts.from_headers(
         headers=request.headers,
         remote_addr=request.remote_addr,
-        trusted_proxies=settings.INGEST_TRUSTED_PROXIES,
+        trusted_proxies=HOT.INGEST_TRUSTED_PROXIES,
     )
     # TEST ONLY (settings.GEO_TEST_COUNTRY_HEADER, never set from the environment): browser
     # tests on 127.0.0.1 choose the visitor's country, which loopback does not have (and so no
     # region or city either).
-    test_header = settings.GEO_TEST_COUNTRY_HEADER
+    test_header = HOT.GEO_TEST_COUNTRY_HEADER
     if test_header and request.headers.get(test_header):
         facts = replace(facts, country=request.headers[test_header][:2].upper(), region="", city="")
     return facts
@@ -248,7 +248,7 @@ def page_rows_from_batch(
             rejections.append(Rejection(index, TOO_OLD))
             continue
         row = PageRow(
-            event_id=str(event.id or new_event_id()),
+            event_id=new_event_id() if event.id is None else str(event.id),
             site_id=site.public_id,
             timestamp=received if moment == facts.received_ms else clickhouse_time(moment),
             received_at=received,

@@ -135,7 +135,7 @@ class Load:
         while not self.stop.is_set():
             if not self.running.wait(0.1):
                 continue
-            ids = [str(new_event_id()) for _ in range(EVENTS_PER_BATCH)]
+            ids = [new_event_id() for _ in range(EVENTS_PER_BATCH)]
             body = json.dumps(
                 {
                     "site": self.site,

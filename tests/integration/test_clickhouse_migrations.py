@@ -93,7 +93,7 @@ def test_an_installation_with_the_first_window_gets_the_time_ordered_one(clickho
         "event_table, site_id, event_id, toDateTime(timestamp) AS timestamp FROM page_events"
     )
     site_id = f"upgrade-{uuid.uuid4().hex[:8]}"
-    before, after = (str(uuid.uuid4()), str(new_event_id()))
+    before, after = (str(uuid.uuid4()), new_event_id())
 
     def insert(event_id: str) -> None:
         client.command(

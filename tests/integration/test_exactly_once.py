@@ -114,7 +114,7 @@ def test_an_event_id_counts_per_site(site, organization):
 
 
 def encoded_rows(
-    site_id: str, count: int, *, event_ids: list[uuid.UUID] | None = None
+    site_id: str, count: int, *, event_ids: list[uuid.UUID | str] | None = None
 ) -> list[bytes]:
     now = int(time.time() * 1000)
     event_ids = event_ids or [uuid.uuid4() for _ in range(count)]
@@ -215,7 +215,7 @@ def test_time_ordered_ids_are_found_whatever_their_time_or_version():
     and among fresh ids; ClickHouse reads the same time in each id as events.ids."""
     site_id = f"v7-{uuid.uuid4().hex[:8]}"
     now = int(time.time() * 1000)
-    odd = [
+    odd: list[uuid.UUID | str] = [
         new_event_id(at_millis=now - 3 * DAY_MS),
         new_event_id(at_millis=now + 3_600_000),
         new_event_id(at_millis=now + 400 * DAY_MS),
@@ -255,7 +255,7 @@ def test_a_lookup_of_fresh_ids_reads_only_the_recent_end_of_the_window():
         "FROM numbers(200000))"
     )
     client.command("OPTIMIZE TABLE event_id_window FINAL")
-    fresh = sorted(str(new_event_id()) for _ in range(100))
+    fresh = sorted(new_event_id() for _ in range(100))
     plan = "\n".join(
         row[0]
         for row in client.query(
