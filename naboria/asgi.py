@@ -41,7 +41,6 @@ def _at_start(work: Callable[[], object]) -> None:
 
 
 with exit_on_configuration_error():
-    from channels.routing import ProtocolTypeRouter
     from django.conf import settings
     from django.core.asgi import get_asgi_application
 
@@ -102,22 +101,30 @@ gc.freeze()
 gc.set_threshold(50_000, 20, 10)
 
 
-async def http_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["path"] in TRACKING_PATHS:
-        await tracking_application(scope, receive, send)
-    elif scope["path"] == "/ads/stream":
-        await ad_stream(scope, receive, send)
-    elif scope["path"] in AD_ENDPOINTS:
-        await ad_application(scope, receive, send)
-    elif scope["path"] in RECS_ENDPOINTS:
-        await recs_application(scope, receive, send)
-    elif REALTIME_PATH.match(scope["path"]):
-        await realtime_stream(scope, receive, send)
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """HTTP by path (the tracking endpoints first: the hot path, one call away from the
+    server), and the ASGI lifespan."""
+    if scope["type"] == "http":
+        path = scope["path"]
+        if path in TRACKING_PATHS:
+            await tracking_application(scope, receive, send)
+        elif path == "/ads/stream":
+            await ad_stream(scope, receive, send)
+        elif path in AD_ENDPOINTS:
+            await ad_application(scope, receive, send)
+        elif path in RECS_ENDPOINTS:
+            await recs_application(scope, receive, send)
+        elif REALTIME_PATH.match(path):
+            await realtime_stream(scope, receive, send)
+        else:
+            await django_application(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
     else:
-        await django_application(scope, receive, send)
+        raise ValueError(f"no application for ASGI scope type {scope['type']!r}")
 
 
-async def lifespan_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _lifespan(receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -127,6 +134,3 @@ async def lifespan_application(scope: dict[str, Any], receive: Any, send: Any) -
             await asyncio.to_thread(reset_sink)
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-application = ProtocolTypeRouter({"http": http_application, "lifespan": lifespan_application})
