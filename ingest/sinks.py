@@ -457,7 +457,8 @@ class KafkaSink:
                     self._retry.append((time.monotonic() + RETRY_SECONDS, message))
 
     def submit_page_rows(self, rows: Sequence[bytes], *, key: str) -> Acceptance:
-        # Only counted and queued here: the produce thread makes the Kafka messages.
+        # Only queued here: the produce thread counts them (once per round rather than per
+        # request, in naboria_ingest_events_total) and makes the Kafka messages.
         with self._lock:
             if self._in_flight + len(rows) > self.capacity:
                 SINK_REJECTIONS.inc()
@@ -469,7 +470,6 @@ class KafkaSink:
             if waiting is None:
                 waiting = self._pending[key_bytes] = ([], Acceptance())
             waiting[0].extend(rows)
-        PAGE_EVENTS_ACCEPTED.inc(len(rows))
         return waiting[1]
 
     def _produce_forever(self) -> None:
@@ -492,6 +492,7 @@ class KafkaSink:
             pending, self._pending = self._pending, {}
             self._wake.clear()
         for key, (rows, acceptance) in pending.items():
+            PAGE_EVENTS_ACCEPTED.inc(len(rows))
             chunks = _message_chunks(rows)
             acceptance.expect_messages(len(chunks))
             for chunk in chunks:
