@@ -19,6 +19,10 @@ from ingest import selectors
 from ingest.http import Refusal
 from ingest.selectors import SiteConfig, forget_site_configs, site_config_get
 
+# in_database checks the connections of its thread before the (stand-in) read: the database
+# thread may hold one left open by an earlier test, which pytest-django would refuse to check.
+pytestmark = pytest.mark.django_db
+
 SITE = SiteConfig(
     public_id="cachesite",
     allowed_domains=("shop.example",),
