@@ -10,6 +10,7 @@ import pytest
 
 from events.schemas import Consent
 from ingest.enrichment import UserAgentInfo, classify_referrer
+from ingest.http import TrackingResponse, json_response
 from ingest.referrers import DIRECT_SOURCE
 from ingest.services import RequestFacts, consent_state, page_url
 
@@ -71,3 +72,14 @@ def test_the_day_of_a_request_is_its_utc_date(moment):
 )
 def test_consent_states(analytics, ads, state):
     assert consent_state(Consent(analytics=analytics, ads=ads)) == state
+
+
+def test_each_response_has_headers_of_its_own():
+    """A response's headers (CORS, Retry-After, Connection: close) must never reach another:
+    TrackingResponse's default headers are a new dict per response."""
+    refused = json_response(503, {"error": "full"})
+    accepted = json_response(202, {"accepted": 1})
+    refused.headers["connection"] = "close"
+    assert accepted.headers == {}
+    assert TrackingResponse(204).headers == {}
+    assert refused.headers == {"retry-after": "5", "connection": "close"}
